@@ -1,0 +1,19 @@
+"""Helpers for testing code built on trine (and trine itself) on Trio's fake clock.
+
+Run tests under ``trio.testing.MockClock(autojump_threshold=0)`` (pytest-trio's
+``autojump_clock`` fixture) and every sleep finishes at once while
+:func:`trio.current_time` advances exactly, so these helpers can assert exact
+times and exact concurrency.
+"""
+
+from __future__ import annotations
+
+from ._probe import ConcurrencyProbe as ConcurrencyProbe
+from ._probe import ProbeEvent as ProbeEvent
+from ._probe import assert_takes as assert_takes
+
+__all__ = [
+    "ConcurrencyProbe",
+    "ProbeEvent",
+    "assert_takes",
+]
