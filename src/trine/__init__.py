@@ -7,9 +7,25 @@ Everything public is importable from ``trine`` itself; the private modules
 from __future__ import annotations
 
 from ._errors import TrineError as TrineError
+from ._hooks import AttemptTimedOut as AttemptTimedOut
+from ._hooks import CallRejected as CallRejected
+from ._hooks import CircuitStateChanged as CircuitStateChanged
+from ._hooks import FallbackUsed as FallbackUsed
+from ._hooks import GuardEvent as GuardEvent
+from ._hooks import Hook as Hook
+from ._hooks import RetryGaveUp as RetryGaveUp
+from ._hooks import RetryScheduled as RetryScheduled
 from ._version import __version__ as __version__
 
 __all__ = [
+    "AttemptTimedOut",
+    "CallRejected",
+    "CircuitStateChanged",
+    "FallbackUsed",
+    "GuardEvent",
+    "Hook",
+    "RetryGaveUp",
+    "RetryScheduled",
     "TrineError",
 ]
 

@@ -1,0 +1,34 @@
+"""Hooks: validation and delivery of guard events."""
+
+from __future__ import annotations
+
+import pytest
+
+from trine import GuardEvent, RetryScheduled
+from trine._hooks import call_hooks, check_hooks
+
+
+def test_check_hooks_accepts_none_and_sequences() -> None:
+    """``None`` means no hooks; any iterable of callables becomes a tuple."""
+    assert check_hooks(None) == ()
+    assert check_hooks([print]) == (print,)
+
+
+def test_check_hooks_refuses_a_single_callable() -> None:
+    """Passing one function instead of a list is the common slip; the message says so."""
+    with pytest.raises(TypeError, match=r"^hooks must be a sequence of callables, got the single"):
+        check_hooks(print)  # type: ignore[arg-type]
+
+
+def test_check_hooks_refuses_non_callables() -> None:
+    """Every element must be callable."""
+    with pytest.raises(TypeError, match=r"^hooks must contain only callables, got 3$"):
+        check_hooks([3])  # type: ignore[list-item]
+
+
+def test_call_hooks_delivers_in_order() -> None:
+    """Each hook receives the same event, in the order given."""
+    seen: list[tuple[str, GuardEvent]] = []
+    event = RetryScheduled(name="api", attempt=1, delay=0.5, error=OSError("down"))
+    call_hooks((lambda e: seen.append(("a", e)), lambda e: seen.append(("b", e))), event)
+    assert seen == [("a", event), ("b", event)]
