@@ -15,6 +15,8 @@ from ._hooks import GuardEvent as GuardEvent
 from ._hooks import Hook as Hook
 from ._hooks import RetryGaveUp as RetryGaveUp
 from ._hooks import RetryScheduled as RetryScheduled
+from ._stats import LatencyHistogram as LatencyHistogram
+from ._stats import LatencySummary as LatencySummary
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -24,6 +26,8 @@ __all__ = [
     "FallbackUsed",
     "GuardEvent",
     "Hook",
+    "LatencyHistogram",
+    "LatencySummary",
     "RetryGaveUp",
     "RetryScheduled",
     "TrineError",

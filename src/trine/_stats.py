@@ -1,0 +1,145 @@
+"""Statistics types shared by every module: latency histograms and their summaries.
+
+:class:`LatencyHistogram` records durations in logarithmic buckets, as
+DDSketch does: each bucket covers values within a fixed *relative* accuracy,
+so one histogram holds a microsecond and an hour equally well, memory is
+bounded by the number of buckets (never by the number of samples), and a
+quantile is returned within 1 % of the true value.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import final
+
+import attrs
+
+from ._util import check_number
+
+__all__ = ["LatencyHistogram", "LatencySummary"]
+
+# Relative accuracy 1 %: every value is reported within 1 % of itself.
+_ACCURACY = 0.01
+_GAMMA = (1 + _ACCURACY) / (1 - _ACCURACY)
+_LOG_GAMMA = math.log(_GAMMA)
+# Durations below a nanosecond are recorded as zero: no clock resolves them,
+# and the cut-off bounds the number of buckets (about 1,600 from 1 ns to 1 day).
+_SMALLEST = 1e-9
+
+
+@attrs.frozen
+class LatencySummary:
+    """A snapshot of a :class:`LatencyHistogram`, as ``statistics()`` objects carry it."""
+
+    count: int
+    """How many durations were recorded."""
+    mean: float | None
+    """Their exact mean in seconds, or ``None`` if there are none."""
+    minimum: float | None
+    """The exact smallest duration, or ``None``."""
+    maximum: float | None
+    """The exact largest duration, or ``None``."""
+    p50: float | None
+    """The median, within 1 %."""
+    p95: float | None
+    """The 95th percentile, within 1 %."""
+    p99: float | None
+    """The 99th percentile, within 1 %."""
+
+
+@final
+@attrs.define(eq=False)
+class LatencyHistogram:
+    """Durations in log-spaced buckets: exact count, mean, min and max; quantiles within 1 %.
+
+    Memory is O(1) in the number of samples: one counter per occupied bucket,
+    and there are at most about 1,600 buckets between a nanosecond and a day.
+
+    Example::
+
+        histogram = LatencyHistogram()
+        for seconds in (0.010, 0.012, 0.250):
+            histogram.record(seconds)
+        histogram.quantile(0.5)   # about 0.012
+        histogram.summary().p99   # about 0.250
+    """
+
+    count: int = attrs.field(default=0, init=False)
+    """How many durations were recorded."""
+    total: float = attrs.field(default=0.0, init=False)
+    """Their sum, in seconds."""
+    minimum: float | None = attrs.field(default=None, init=False)
+    """The smallest recorded duration."""
+    maximum: float | None = attrs.field(default=None, init=False)
+    """The largest recorded duration."""
+    _zero: int = attrs.field(default=0, init=False)
+    _buckets: dict[int, int] = attrs.field(factory=dict, init=False)
+
+    def record(self, seconds: float) -> None:
+        """Add one duration (in seconds, ``>= 0``)."""
+        if not seconds >= 0:  # also refuses NaN
+            check_number("seconds", seconds)
+        self.count += 1
+        self.total += seconds
+        if self.minimum is None or seconds < self.minimum:
+            self.minimum = seconds
+        if self.maximum is None or seconds > self.maximum:
+            self.maximum = seconds
+        if seconds < _SMALLEST:
+            self._zero += 1
+        else:
+            index = math.ceil(math.log(seconds) / _LOG_GAMMA)
+            self._buckets[index] = self._buckets.get(index, 0) + 1
+
+    def quantile(self, q: float) -> float | None:
+        """The duration below which a fraction *q* of the samples lie, within 1 %.
+
+        Returns ``None`` if nothing was recorded. ``quantile(0)`` and
+        ``quantile(1)`` are the exact minimum and maximum.
+
+        Raises:
+          ValueError: if *q* is not between 0 and 1.
+        """
+        check_number("q", q)
+        if q > 1:
+            raise ValueError(f"q must be <= 1, got {q!r}")
+        if self.count == 0:
+            return None
+        assert self.minimum is not None
+        assert self.maximum is not None
+        if q == 0:
+            return self.minimum
+        if q == 1:
+            return self.maximum
+        rank = q * (self.count - 1)
+        seen = self._zero
+        if seen > rank:
+            return 0.0
+        for index in sorted(self._buckets):
+            seen += self._buckets[index]
+            if seen > rank:
+                estimate = 2 * _GAMMA**index / (_GAMMA + 1)
+                # Clamp to what was really seen: never report beyond the extremes.
+                return min(max(estimate, self.minimum), self.maximum)
+        return self.maximum  # pragma: no cover  (seen == count > rank above)
+
+    def summary(self) -> LatencySummary:
+        """A frozen snapshot: count, mean, min, max, p50, p95, p99."""
+        return LatencySummary(
+            count=self.count,
+            mean=self.total / self.count if self.count else None,
+            minimum=self.minimum,
+            maximum=self.maximum,
+            p50=self.quantile(0.5),
+            p95=self.quantile(0.95),
+            p99=self.quantile(0.99),
+        )
+
+    def __repr__(self) -> str:
+        summary = self.summary()
+        if not summary.count:
+            return "<trine.LatencyHistogram empty>"
+        return (
+            f"<trine.LatencyHistogram count={summary.count} p50={summary.p50:.6g}s "
+            f"p99={summary.p99:.6g}s max={summary.maximum:.6g}s>"
+        )
