@@ -267,7 +267,7 @@ async def test_rate_burst_cannot_drop_below_a_waiting_cost(autojump_clock: objec
         nursery.start_soon(limiter.acquire, 3)
         await trio.testing.wait_all_tasks_blocked()
         with pytest.raises(
-            ValueError, match=r"^burst must be >= 3.0, the cost of a waiting acquire, got 2$"
+            ValueError, match=r"^burst must be >= 3, the cost of a waiting acquire, got 2$"
         ):
             limiter.burst = 2
         assert limiter.burst == 3

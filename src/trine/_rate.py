@@ -104,6 +104,10 @@ class _Admissions(Generic[_State]):
     def _admit(self, state: _State, cost: float, now: float) -> None:
         raise NotImplementedError
 
+    def _admit_if_ready(self, state: _State, cost: float, now: float) -> bool:
+        """Admit *cost* if the rule allows it at *now* (the fast path, in one call)."""
+        raise NotImplementedError
+
     def _is_idle(self, state: _State, now: float) -> bool:
         """Whether *state* says nothing a fresh state would not (waiters aside)."""
         raise NotImplementedError
@@ -136,8 +140,7 @@ class _Admissions(Generic[_State]):
     def _try_acquire(self, cost: float, key: Hashable) -> bool:
         now = trio.current_time()
         state = self._state_for(key, now)
-        if not state.waiters and self._ready_at(state, cost, now) <= now:
-            self._admit(state, cost, now)
+        if not state.waiters and self._admit_if_ready(state, cost, now):
             self._record_admission(cost)
             return True
         self._rejected += 1
@@ -158,15 +161,8 @@ class _Admissions(Generic[_State]):
             self._admit(scratch, queued, admitted_at)
         return admitted_at - now
 
-    async def _acquire(self, cost: float, key: Hashable) -> None:
-        await trio.lowlevel.checkpoint_if_cancelled()
-        now = trio.current_time()
-        state = self._state_for(key, now)
-        if not state.waiters and self._ready_at(state, cost, now) <= now:
-            self._admit(state, cost, now)
-            self._record_admission(cost)
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            return
+    async def _wait_in_line(self, state: _State, cost: float) -> None:
+        """The slow path of ``acquire``: queue behind the waiters of *state*'s key."""
         waiter = _Waiter(cost)
         state.waiters.append(waiter)
         self._tasks_waiting += 1
@@ -373,6 +369,17 @@ class RateLimiter(_Admissions[_GcraState]):
         else:
             state.units += cost
 
+    def _admit_if_ready(self, state: _GcraState, cost: float, now: float) -> bool:
+        tat = state.anchor + state.units * self._per / self._rate
+        if state.anchor + (state.units - (self._burst - cost)) * self._per / self._rate > now:
+            return False
+        if now > tat:
+            state.anchor = now
+            state.units = cost
+        else:
+            state.units += cost
+        return True
+
     def _is_idle(self, state: _GcraState, now: float) -> bool:
         return self._tat(state) <= now
 
@@ -399,7 +406,19 @@ class RateLimiter(_Admissions[_GcraState]):
           ValueError: if *cost* is not > 0 or is larger than :attr:`burst`
             (it could never be admitted).
         """
-        await self._acquire(self._check_cost(cost), key)
+        if type(cost) is not int or not 0 < cost <= self._burst:  # a quick test first
+            cost = self._check_cost(cost)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        now = trio.current_time()
+        state = self._states.get(key)
+        if state is None:
+            state = self._state_for(key, now)
+        if not state.waiters and self._admit_if_ready(state, cost, now):
+            self._admitted += 1
+            self._admitted_cost += cost
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        await self._wait_in_line(state, cost)
 
     def try_acquire(self, cost: float = 1, *, key: Hashable = None) -> bool:
         """Take *cost* for *key* if that is possible right now; never waits.
@@ -573,6 +592,14 @@ class SlidingWindowLimiter(_Admissions[_WindowState]):
         state.log.append((now, int(cost)))
         state.used += int(cost)
 
+    def _admit_if_ready(self, state: _WindowState, cost: float, now: float) -> bool:
+        self._expire(state, now)
+        if state.used + cost > self._limit:
+            return False
+        state.log.append((now, int(cost)))
+        state.used += int(cost)
+        return True
+
     def _is_idle(self, state: _WindowState, now: float) -> bool:
         self._expire(state, now)
         return not state.log
@@ -598,7 +625,19 @@ class SlidingWindowLimiter(_Admissions[_WindowState]):
         Raises:
           ValueError: if *cost* is below 1 or above :attr:`limit`.
         """
-        await self._acquire(self._check_cost(cost), key)
+        if type(cost) is not int or not 0 < cost <= self._limit:  # a quick test first
+            cost = self._check_cost(cost)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        now = trio.current_time()
+        state = self._states.get(key)
+        if state is None:
+            state = self._state_for(key, now)
+        if not state.waiters and self._admit_if_ready(state, cost, now):
+            self._admitted += 1
+            self._admitted_cost += cost
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        await self._wait_in_line(state, cost)
 
     def try_acquire(self, cost: int = 1, *, key: Hashable = None) -> bool:
         """Take *cost* for *key* if it fits right now and nobody is queued; never waits.
