@@ -455,7 +455,7 @@ class RateLimiter(_Admissions[_GcraState]):
             per=self._per,
             burst=self._burst,
             admitted=self._admitted,
-            admitted_cost=self._admitted_cost,
+            admitted_cost=float(self._admitted_cost),
             rejected=self._rejected,
             tasks_waiting=self._tasks_waiting,
             keys=len(self._states),
