@@ -541,6 +541,42 @@ async def test_window_try_and_nowait(autojump_clock: object) -> None:
     )
 
 
+async def test_window_retry_after_counts_the_queue(autojump_clock: object) -> None:
+    """The sliding window's retry_after includes the waiters ahead, in FIFO order."""
+    limiter = SlidingWindowLimiter(2, 1.0)
+    await limiter.acquire(2)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(limiter.acquire, 2)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(RateLimitExceeded) as info:
+            limiter.acquire_nowait(1)
+        # The queued cost 2 goes at 1.0 and fills the window until 2.0.
+        assert info.value.retry_after == 2.0
+        with assert_takes(2.0):
+            await limiter.acquire(1)
+
+
+def test_window_validates_settings_changes() -> None:
+    """The sliding window's setters validate as the constructor does and keep the old value."""
+    limiter = SlidingWindowLimiter(3, 1.0)
+    with pytest.raises(ValueError, match=r"^limit must be >= 1, got 0$"):
+        limiter.limit = 0
+    with pytest.raises(ValueError, match=r"^window must be > 0, got -2$"):
+        limiter.window = -2
+    assert (limiter.limit, limiter.window) == (3, 1.0)
+
+
+async def test_statistics_are_fresh_frozen_snapshots(autojump_clock: object) -> None:
+    """statistics() returns a new frozen object that later activity does not change."""
+    limiter = RateLimiter(1)
+    before = limiter.statistics()
+    await limiter.acquire()
+    assert before.admitted == 0
+    assert limiter.statistics().admitted == 1
+    with pytest.raises(AttributeError):
+        before.admitted = 5  # type: ignore[misc]
+
+
 async def test_window_settings_change_at_run_time(autojump_clock: object) -> None:
     """A larger limit or a shorter window lets queued waiters go at once."""
     recorder = Recorder(SlidingWindowLimiter(1, 10.0))
@@ -627,7 +663,7 @@ arrivals = st.lists(
         st.one_of(st.none(), st.integers(0, 40).map(lambda n: n / 16)),  # cancel after
         st.sampled_from(["a", "b"]),  # key
     ),
-    max_size=30,
+    max_size=60,
 )
 
 
