@@ -6,6 +6,7 @@ Everything public is importable from ``trine`` itself; the private modules
 
 from __future__ import annotations
 
+from ._errors import RateLimitExceeded as RateLimitExceeded
 from ._errors import TrineError as TrineError
 from ._hooks import AttemptTimedOut as AttemptTimedOut
 from ._hooks import CallRejected as CallRejected
@@ -15,6 +16,10 @@ from ._hooks import GuardEvent as GuardEvent
 from ._hooks import Hook as Hook
 from ._hooks import RetryGaveUp as RetryGaveUp
 from ._hooks import RetryScheduled as RetryScheduled
+from ._rate import RateLimiter as RateLimiter
+from ._rate import RateLimiterStatistics as RateLimiterStatistics
+from ._rate import SlidingWindowLimiter as SlidingWindowLimiter
+from ._rate import SlidingWindowLimiterStatistics as SlidingWindowLimiterStatistics
 from ._stats import LatencyHistogram as LatencyHistogram
 from ._stats import LatencySummary as LatencySummary
 from ._version import __version__ as __version__
@@ -28,8 +33,13 @@ __all__ = [
     "Hook",
     "LatencyHistogram",
     "LatencySummary",
+    "RateLimitExceeded",
+    "RateLimiter",
+    "RateLimiterStatistics",
     "RetryGaveUp",
     "RetryScheduled",
+    "SlidingWindowLimiter",
+    "SlidingWindowLimiterStatistics",
     "TrineError",
 ]
 

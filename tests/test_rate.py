@@ -1,0 +1,822 @@
+"""Rate limiters: GCRA and sliding window, exact on the autojump clock."""
+
+from __future__ import annotations
+
+import math
+import pickle
+from collections.abc import Callable, Hashable
+from functools import partial
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
+
+import trine
+from trine import RateLimiter, RateLimitExceeded, SlidingWindowLimiter
+from trine.testing import assert_takes
+
+Limiter = RateLimiter | SlidingWindowLimiter
+
+
+def approx(values: list[float]) -> Any:
+    return pytest.approx(values, abs=1e-9, rel=0)
+
+
+async def sequential_times(limiter: Limiter, count: int, cost: int = 1) -> list[float]:
+    times = []
+    for _ in range(count):
+        await limiter.acquire(cost)
+        times.append(trio.current_time())
+    return times
+
+
+class Recorder:
+    """Starts waiters in a known order and records when each was admitted."""
+
+    def __init__(self, limiter: Limiter) -> None:
+        self.limiter = limiter
+        self.admitted: dict[object, float] = {}
+        self.order: list[object] = []
+
+    async def waiter(
+        self,
+        name: object,
+        cost: int,
+        key: Hashable,
+        task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        with trio.CancelScope() as scope:
+            task_status.started(scope)
+            await self.limiter.acquire(cost, key=key)
+            self.admitted[name] = trio.current_time()
+            self.order.append(name)
+
+    async def start(
+        self, nursery: trio.Nursery, name: object, cost: int = 1, *, key: Hashable = None
+    ) -> trio.CancelScope:
+        scope: trio.CancelScope = await nursery.start(self.waiter, name, cost, key)
+        return scope
+
+
+# -- RateLimiter: exact times -------------------------------------------------------
+
+
+async def test_rate_spaces_admissions_evenly_from_the_start(autojump_clock: object) -> None:
+    """``RateLimiter(2)`` admits at exactly 0.0, 0.5, 1.0, ... -- no start-up burst."""
+    limiter = RateLimiter(2)
+    assert await sequential_times(limiter, 5) == [0.0, 0.5, 1.0, 1.5, 2.0]
+
+
+async def test_rate_does_not_burst_rate_at_start_up(autojump_clock: object) -> None:
+    """Ten concurrent tasks at ``rate=10`` are admitted a tenth of a second apart, not at once."""
+    recorder = Recorder(RateLimiter(10))
+    async with trio.open_nursery() as nursery:
+        for i in range(10):
+            await recorder.start(nursery, i)
+    assert recorder.order == list(range(10))
+    assert [recorder.admitted[i] for i in range(10)] == approx([i / 10 for i in range(10)])
+
+
+async def test_rate_thirds_are_exact_without_drift(autojump_clock: object) -> None:
+    """Admission times are computed as anchor + n * per / rate, so ``rate=3`` does not drift."""
+    limiter = RateLimiter(3)
+    times = await sequential_times(limiter, 301)
+    assert times == [n / 3 for n in range(301)]
+    assert times[-1] == 100.0
+
+
+async def test_rate_per_scales_the_interval(autojump_clock: object) -> None:
+    """``RateLimiter(3, per=60)`` admits every 20 seconds."""
+    assert await sequential_times(RateLimiter(3, per=60), 4) == [0.0, 20.0, 40.0, 60.0]
+
+
+async def test_rate_burst_then_steady_pace(autojump_clock: object) -> None:
+    """``burst=3`` lets three through at once after a quiet spell, then one per interval."""
+    limiter = RateLimiter(1, burst=3)
+    assert await sequential_times(limiter, 5) == [0.0, 0.0, 0.0, 1.0, 2.0]
+    await trio.sleep_until(10.0)
+    assert await sequential_times(limiter, 5) == [10.0, 10.0, 10.0, 11.0, 12.0]
+
+
+async def test_rate_burst_refills_gradually(autojump_clock: object) -> None:
+    """After using the burst, waiting 1.5 intervals buys one admission at once, not two."""
+    limiter = RateLimiter(1, burst=3)
+    await sequential_times(limiter, 3)
+    await trio.sleep_until(1.5)
+    assert await sequential_times(limiter, 3) == [1.5, 2.0, 3.0]
+
+
+@pytest.mark.parametrize(("rate", "per", "burst", "count"), [(2, 1.0, 1, 9), (3, 2.0, 4, 12)])
+async def test_rate_saturated_long_run(
+    autojump_clock: object, rate: float, per: float, burst: int, count: int
+) -> None:
+    """Under saturating demand, n admissions take exactly (n - burst) * per / rate."""
+    recorder = Recorder(RateLimiter(rate, per, burst=burst))
+    with assert_takes((count - burst) * per / rate):
+        async with trio.open_nursery() as nursery:
+            for i in range(count):
+                await recorder.start(nursery, i)
+
+
+async def test_rate_costs_take_several_slots(autojump_clock: object) -> None:
+    """A cost of 2 uses two intervals' worth of the schedule."""
+    limiter = RateLimiter(1, burst=2)
+    times = []
+    for cost in (2, 2, 1, 2):
+        await limiter.acquire(cost)
+        times.append(trio.current_time())
+    assert times == [0.0, 2.0, 3.0, 5.0]
+
+
+async def test_rate_fractional_cost(autojump_clock: object) -> None:
+    """Fractional costs are allowed and use a fraction of an interval."""
+    limiter = RateLimiter(1)
+    times = []
+    for cost in (0.5, 0.5, 0.5, 1):
+        await limiter.acquire(cost)
+        times.append(trio.current_time())
+    assert times == [0.0, 0.0, 0.5, 1.5]
+
+
+async def test_rate_infinite_admits_everything_at_once(autojump_clock: object) -> None:
+    """``rate=math.inf`` is unlimited: everything is admitted at once (still a checkpoint)."""
+    limiter = RateLimiter(math.inf)
+    assert await sequential_times(limiter, 100) == [0.0] * 100
+    assert limiter.try_acquire()
+    assert limiter.statistics().admitted == 101
+
+
+async def test_rate_fifo_mixed_costs(autojump_clock: object) -> None:
+    """A cheap later waiter does not overtake an expensive earlier one."""
+    recorder = Recorder(RateLimiter(1, burst=3))
+    await recorder.limiter.acquire(3)
+    async with trio.open_nursery() as nursery:
+        await recorder.start(nursery, "expensive", 3)
+        await recorder.start(nursery, "cheap", 1)
+    assert recorder.order == ["expensive", "cheap"]
+    # On its own, "cheap" could have gone at 1.0; behind "expensive" it goes at 4.0.
+    assert recorder.admitted == {"expensive": 3.0, "cheap": 4.0}
+
+
+async def test_rate_cancelled_head_does_not_delay_the_next(autojump_clock: object) -> None:
+    """When the head waiter is cancelled, the one behind goes exactly when it could alone."""
+    recorder = Recorder(RateLimiter(1, burst=3))
+    await recorder.limiter.acquire(3)
+    async with trio.open_nursery() as nursery:
+        expensive = await recorder.start(nursery, "expensive", 3)
+        await recorder.start(nursery, "cheap", 1)
+        await recorder.start(nursery, "next", 1)
+        await trio.sleep_until(0.5)
+        expensive.cancel()
+    assert recorder.order == ["cheap", "next"]
+    assert recorder.admitted == {"cheap": 1.0, "next": 2.0}
+    assert recorder.limiter.statistics().admitted == 3
+
+
+async def test_rate_cancelled_head_frees_the_next_at_once(autojump_clock: object) -> None:
+    """If the next waiter was already due, it is admitted at the moment of the cancellation."""
+    recorder = Recorder(RateLimiter(1, burst=3))
+    await recorder.limiter.acquire(3)
+    async with trio.open_nursery() as nursery:
+        expensive = await recorder.start(nursery, "expensive", 3)
+        await recorder.start(nursery, "cheap", 1)
+        await trio.sleep_until(2.25)
+        expensive.cancel()
+    assert recorder.admitted == {"cheap": 2.25}
+
+
+async def test_rate_cancelled_middle_waiter_does_not_delay(autojump_clock: object) -> None:
+    """A waiter cancelled mid-queue leaves the others' times as if it never came."""
+    recorder = Recorder(RateLimiter(1))
+    async with trio.open_nursery() as nursery:
+        await recorder.start(nursery, 0)
+        await recorder.start(nursery, 1)
+        middle = await recorder.start(nursery, 2)
+        await recorder.start(nursery, 3)
+        await trio.sleep_until(0.5)
+        middle.cancel()
+    assert recorder.admitted == {0: 0.0, 1: 1.0, 3: 2.0}
+
+
+async def test_rate_acquire_cancelled_before_it_starts_takes_nothing(
+    autojump_clock: object,
+) -> None:
+    """An acquire in an already cancelled scope raises Cancelled and admits nothing."""
+    limiter = RateLimiter(1)
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await limiter.acquire()
+    assert scope.cancelled_caught
+    assert limiter.statistics().admitted == 0
+    assert limiter.try_acquire()
+
+
+async def test_rate_acquire_is_always_a_checkpoint(autojump_clock: object) -> None:
+    """Both the fast path and the waiting path are checkpoints."""
+    limiter = RateLimiter(1)
+    with trio.testing.assert_checkpoints():
+        await limiter.acquire()
+    with trio.testing.assert_checkpoints():
+        await limiter.acquire()
+    with trio.testing.assert_no_checkpoints():
+        limiter.try_acquire()
+
+
+async def test_rate_change_at_run_time_moves_waiters(autojump_clock: object) -> None:
+    """Raising the rate makes queued waiters follow it at once; the debt is kept in cost units."""
+    recorder = Recorder(RateLimiter(1))
+    async with trio.open_nursery() as nursery:
+        for i in range(4):
+            await recorder.start(nursery, i)
+        await trio.sleep_until(0.5)
+        recorder.limiter.rate = 10
+    # At 0.5 half a slot is owed; at 10/s that is 0.05 s, then every 0.1 s.
+    assert [recorder.admitted[i] for i in range(4)] == approx([0.0, 0.55, 0.65, 0.75])
+
+
+async def test_rate_lowering_at_run_time_slows_waiters(autojump_clock: object) -> None:
+    """Lowering the rate (or raising ``per``) stretches the schedule of queued waiters."""
+    recorder = Recorder(RateLimiter(2))
+    async with trio.open_nursery() as nursery:
+        for i in range(3):
+            await recorder.start(nursery, i)
+        recorder.limiter.per = 2.0
+    assert [recorder.admitted[i] for i in range(3)] == [0.0, 1.0, 2.0]
+
+
+async def test_rate_burst_change_at_run_time(autojump_clock: object) -> None:
+    """Raising ``burst`` lets queued waiters use the new headroom at once."""
+    recorder = Recorder(RateLimiter(1))
+    async with trio.open_nursery() as nursery:
+        for i in range(4):
+            await recorder.start(nursery, i)
+        await trio.sleep_until(0.25)
+        recorder.limiter.burst = 3
+    # At 0.25 one slot is owed; burst 3 leaves room for two more at once.
+    assert [recorder.admitted[i] for i in range(4)] == [0.0, 0.25, 0.25, 1.0]
+
+
+async def test_rate_burst_cannot_drop_below_a_waiting_cost(autojump_clock: object) -> None:
+    """Setting ``burst`` below a queued cost would strand that waiter, so it is refused."""
+    limiter = RateLimiter(1, burst=3)
+    await limiter.acquire(3)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(limiter.acquire, 3)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(
+            ValueError, match=r"^burst must be >= 3, the cost of a waiting acquire, got 2$"
+        ):
+            limiter.burst = 2
+        assert limiter.burst == 3
+
+
+async def test_rate_try_acquire(autojump_clock: object) -> None:
+    """``try_acquire`` takes a free slot, refuses a busy one, and counts refusals."""
+    limiter = RateLimiter(1, burst=2)
+    assert limiter.try_acquire()
+    assert limiter.try_acquire()
+    assert not limiter.try_acquire()
+    await trio.sleep(1)
+    assert limiter.try_acquire()
+    assert not limiter.try_acquire(2)
+    statistics = limiter.statistics()
+    assert (statistics.admitted, statistics.admitted_cost, statistics.rejected) == (3, 3.0, 2)
+
+
+async def test_rate_try_acquire_does_not_overtake_waiters(autojump_clock: object) -> None:
+    """While anyone is queued, ``try_acquire`` refuses even if the schedule alone would allow it."""
+    limiter = RateLimiter(1, burst=2)
+    await limiter.acquire(2)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(limiter.acquire, 2)
+        await trio.sleep_until(1.0)
+        assert not limiter.try_acquire(1)
+    assert trio.current_time() == 2.0
+    assert not limiter.try_acquire(1)
+    await trio.sleep_until(3.0)
+    assert limiter.try_acquire(1)
+
+
+async def test_rate_acquire_nowait_raises_with_retry_after(autojump_clock: object) -> None:
+    """``acquire_nowait`` raises RateLimitExceeded; retry_after is exactly the wait of acquire."""
+    limiter = RateLimiter(1, burst=3)
+    limiter.acquire_nowait(3)
+    with pytest.raises(RateLimitExceeded) as info:
+        limiter.acquire_nowait(2)
+    # Three slots are owed until 3.0; cost 2 fits under burst 3 one slot earlier.
+    assert info.value.retry_after == 2.0
+    assert str(info.value) == "rate limit of 1 per 1s exceeded for key None, retry after 2s"
+    assert isinstance(info.value, trine.TrineError)
+    assert isinstance(info.value, trio.WouldBlock)
+    with assert_takes(2.0):
+        await limiter.acquire(2)
+
+
+async def test_rate_retry_after_counts_the_queue(autojump_clock: object) -> None:
+    """retry_after includes the waiters ahead, in FIFO order."""
+    limiter = RateLimiter(1, burst=3)
+    await limiter.acquire(3)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(limiter.acquire, 3)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(RateLimitExceeded) as info:
+            limiter.acquire_nowait(1)
+        # The queued cost 3 goes at 3.0; then cost 1 may go at 6 - 2 = 4.0.
+        assert info.value.retry_after == 4.0
+        with assert_takes(4.0):
+            await limiter.acquire(1)
+
+
+def test_rate_limit_exceeded_pickles() -> None:
+    """RateLimitExceeded keeps its message and retry_after through pickling."""
+    error = pickle.loads(pickle.dumps(RateLimitExceeded("slow down", retry_after=2.5)))
+    assert (str(error), error.retry_after) == ("slow down", 2.5)
+
+
+# -- keys ---------------------------------------------------------------------------
+
+
+async def test_rate_keys_are_independent(autojump_clock: object) -> None:
+    """Each key has its own schedule; the default key is ``None``."""
+    recorder = Recorder(RateLimiter(1))
+    async with trio.open_nursery() as nursery:
+        for i in range(2):
+            for key in ("a", "b", None):
+                await recorder.start(nursery, (key, i), key=key)
+    assert recorder.admitted == {
+        ("a", 0): 0.0,
+        ("b", 0): 0.0,
+        (None, 0): 0.0,
+        ("a", 1): 1.0,
+        ("b", 1): 1.0,
+        (None, 1): 1.0,
+    }
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: RateLimiter(100, burst=2), lambda: SlidingWindowLimiter(2, 0.01)]
+)
+async def test_idle_keys_are_forgotten(autojump_clock: object, make: Callable[[], Limiter]) -> None:
+    """Memory does not grow with the number of keys ever seen, only with recently busy ones."""
+    limiter = make()
+    most = 0
+    for key in range(5000):
+        await limiter.acquire(key=key)
+        assert limiter.try_acquire(key=key)
+        most = max(most, limiter.statistics().keys)
+        await trio.sleep(0.001)
+    # About ten keys are busy at any moment; the table is swept once it passes 64.
+    assert most <= 64
+    await trio.sleep(1)
+    limiter.try_acquire(key="last")
+    assert limiter.statistics().keys <= 64
+    assert limiter.statistics().admitted == 10001
+
+
+async def test_rate_change_applies_to_every_key(autojump_clock: object) -> None:
+    """A new rate reschedules the waiters of every key."""
+    recorder = Recorder(RateLimiter(1))
+    async with trio.open_nursery() as nursery:
+        for key in ("a", "b"):
+            for i in range(2):
+                await recorder.start(nursery, (key, i), key=key)
+        recorder.limiter.rate = 4
+    assert recorder.admitted == {("a", 0): 0.0, ("a", 1): 0.25, ("b", 0): 0.0, ("b", 1): 0.25}
+
+
+# -- statistics and repr --------------------------------------------------------------
+
+
+async def test_rate_statistics_and_repr(autojump_clock: object) -> None:
+    """statistics() counts admissions, cost, refusals, waiters and keys; the repr shows them."""
+    limiter = RateLimiter(2, per=3.0, burst=2)
+    await limiter.acquire(2, key="a")
+    assert not limiter.try_acquire(key="a")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(limiter.acquire)
+        nursery.start_soon(partial(limiter.acquire, 1.5, key="a"))
+        nursery.start_soon(partial(limiter.acquire, 1, key="a"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert limiter.statistics() == trine.RateLimiterStatistics(
+            rate=2.0,
+            per=3.0,
+            burst=2,
+            admitted=2,
+            admitted_cost=3.0,
+            rejected=1,
+            tasks_waiting=2,
+            keys=2,
+        )
+        assert repr(limiter) == "<trine.RateLimiter rate=2 per=3s burst=2: 2 waiting, 2 keys>"
+    statistics = limiter.statistics()
+    assert (statistics.admitted, statistics.admitted_cost, statistics.tasks_waiting) == (4, 5.5, 0)
+
+
+# -- validation ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"rate": 0}, ValueError, r"^rate must be > 0, got 0$"),
+        ({"rate": -1.5}, ValueError, r"^rate must be > 0, got -1.5$"),
+        ({"rate": math.nan}, ValueError, r"^rate must not be NaN, got nan$"),
+        ({"rate": "5"}, TypeError, r"^rate must be a number, got '5'$"),
+        ({"rate": True}, TypeError, r"^rate must be a number, got True$"),
+        ({"rate": 1, "per": 0}, ValueError, r"^per must be > 0, got 0$"),
+        ({"rate": 1, "per": math.inf}, ValueError, r"^per must be finite, got inf$"),
+        ({"rate": 1, "per": None}, TypeError, r"^per must be a number, got None$"),
+        ({"rate": 1, "burst": 0}, ValueError, r"^burst must be >= 1, got 0$"),
+        ({"rate": 1, "burst": 2.0}, TypeError, r"^burst must be an int, got 2.0$"),
+    ],
+)
+def test_rate_limiter_validates_arguments(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    """Bad constructor arguments are refused with a message naming the parameter and value."""
+    with pytest.raises(error, match=message):
+        RateLimiter(**kwargs)
+
+
+def test_rate_limiter_validates_settings_changes() -> None:
+    """The property setters validate as the constructor does and keep the old value."""
+    limiter = RateLimiter(5, burst=2)
+    with pytest.raises(ValueError, match=r"^rate must be > 0, got -1$"):
+        limiter.rate = -1
+    with pytest.raises(ValueError, match=r"^per must be finite, got inf$"):
+        limiter.per = math.inf
+    with pytest.raises(TypeError, match=r"^burst must be an int, got 'x'$"):
+        limiter.burst = "x"  # type: ignore[assignment]
+    assert (limiter.rate, limiter.per, limiter.burst) == (5.0, 1.0, 2)
+    limiter.rate = math.inf
+    assert limiter.rate == math.inf
+
+
+@pytest.mark.parametrize(
+    ("cost", "error", "message"),
+    [
+        (0, ValueError, r"^cost must be > 0, got 0$"),
+        (-1, ValueError, r"^cost must be > 0, got -1$"),
+        (math.inf, ValueError, r"^cost must be finite, got inf$"),
+        ("1", TypeError, r"^cost must be a number, got '1'$"),
+        (3, ValueError, r"^cost must be <= burst, got cost=3 and burst=2$"),
+        (2.5, ValueError, r"^cost must be <= burst, got cost=2.5 and burst=2$"),
+    ],
+)
+async def test_rate_limiter_validates_cost(cost: Any, error: type[Exception], message: str) -> None:
+    """A bad cost is refused by every method at the call, never a hang."""
+    limiter = RateLimiter(1, burst=2)
+    with pytest.raises(error, match=message):
+        await limiter.acquire(cost)
+    with pytest.raises(error, match=message):
+        limiter.try_acquire(cost)
+    with pytest.raises(error, match=message):
+        limiter.acquire_nowait(cost)
+    assert limiter.statistics().rejected == 0
+
+
+# -- SlidingWindowLimiter -----------------------------------------------------------
+
+
+async def test_window_admits_limit_then_waits_for_the_oldest(autojump_clock: object) -> None:
+    """Up to ``limit`` go at once; each later one goes when the oldest leaves the window."""
+    limiter = SlidingWindowLimiter(3, 1.0)
+    assert await sequential_times(limiter, 7) == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0]
+
+
+async def test_window_slides_with_the_admissions(autojump_clock: object) -> None:
+    """A slot frees exactly ``window`` after the admission that used it."""
+    limiter = SlidingWindowLimiter(2, 10.0)
+    await limiter.acquire()
+    await trio.sleep_until(4.0)
+    await limiter.acquire()
+    assert await sequential_times(limiter, 3) == [10.0, 14.0, 20.0]
+
+
+async def test_window_costs_and_fifo(autojump_clock: object) -> None:
+    """A cost needs that many slots; a cheap later waiter does not overtake an expensive one."""
+    recorder = Recorder(SlidingWindowLimiter(3, 1.0))
+    await recorder.limiter.acquire(1)
+    await trio.sleep_until(0.5)
+    await recorder.limiter.acquire(2)
+    async with trio.open_nursery() as nursery:
+        await recorder.start(nursery, "expensive", 3)
+        await recorder.start(nursery, "cheap", 1)
+    # "cheap" alone could have gone at 1.0; behind "expensive" (at 1.5) it waits until 2.5.
+    assert recorder.admitted == {"expensive": 1.5, "cheap": 2.5}
+
+
+async def test_window_cancelled_waiter_does_not_delay(autojump_clock: object) -> None:
+    """A cancelled head frees the next waiter at once if the window allows it."""
+    recorder = Recorder(SlidingWindowLimiter(3, 1.0))
+    await recorder.limiter.acquire(1)
+    await trio.sleep_until(0.5)
+    await recorder.limiter.acquire(2)
+    async with trio.open_nursery() as nursery:
+        expensive = await recorder.start(nursery, "expensive", 3)
+        await recorder.start(nursery, "cheap", 1)
+        await trio.sleep_until(1.25)
+        expensive.cancel()
+    assert recorder.admitted == {"cheap": 1.25}
+
+
+async def test_window_try_and_nowait(autojump_clock: object) -> None:
+    """``try_acquire``/``acquire_nowait`` never wait; retry_after is the exact wait."""
+    limiter = SlidingWindowLimiter(2, 5.0)
+    assert limiter.try_acquire()
+    await trio.sleep_until(1.0)
+    limiter.acquire_nowait()
+    assert not limiter.try_acquire()
+    with pytest.raises(RateLimitExceeded) as info:
+        limiter.acquire_nowait(2)
+    assert info.value.retry_after == 5.0
+    assert str(info.value) == "limit of 2 per 5s window exceeded for key None, retry after 5s"
+    with assert_takes(5.0):
+        await limiter.acquire(2)
+    assert limiter.statistics() == trine.SlidingWindowLimiterStatistics(
+        limit=2, window=5.0, admitted=3, admitted_cost=4, rejected=2, tasks_waiting=0, keys=1
+    )
+
+
+async def test_window_retry_after_counts_the_queue(autojump_clock: object) -> None:
+    """The sliding window's retry_after includes the waiters ahead, in FIFO order."""
+    limiter = SlidingWindowLimiter(2, 1.0)
+    await limiter.acquire(2)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(limiter.acquire, 2)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(RateLimitExceeded) as info:
+            limiter.acquire_nowait(1)
+        # The queued cost 2 goes at 1.0 and fills the window until 2.0.
+        assert info.value.retry_after == 2.0
+        with assert_takes(2.0):
+            await limiter.acquire(1)
+
+
+def test_window_validates_settings_changes() -> None:
+    """The sliding window's setters validate as the constructor does and keep the old value."""
+    limiter = SlidingWindowLimiter(3, 1.0)
+    with pytest.raises(ValueError, match=r"^limit must be >= 1, got 0$"):
+        limiter.limit = 0
+    with pytest.raises(ValueError, match=r"^window must be > 0, got -2$"):
+        limiter.window = -2
+    assert (limiter.limit, limiter.window) == (3, 1.0)
+
+
+async def test_statistics_are_fresh_frozen_snapshots(autojump_clock: object) -> None:
+    """statistics() returns a new frozen object that later activity does not change."""
+    limiter = RateLimiter(1)
+    before = limiter.statistics()
+    await limiter.acquire()
+    assert before.admitted == 0
+    assert limiter.statistics().admitted == 1
+    with pytest.raises(AttributeError):
+        before.admitted = 5  # type: ignore[misc]
+
+
+async def test_window_settings_change_at_run_time(autojump_clock: object) -> None:
+    """A larger limit or a shorter window lets queued waiters go at once."""
+    recorder = Recorder(SlidingWindowLimiter(1, 10.0))
+    async with trio.open_nursery() as nursery:
+        for i in range(4):
+            await recorder.start(nursery, i)
+        await trio.sleep_until(1.0)
+        recorder.limiter.limit = 2
+        await trio.sleep_until(2.0)
+        recorder.limiter.window = 2.5
+    assert recorder.admitted == {0: 0.0, 1: 1.0, 2: 2.5, 3: 3.5}
+
+
+async def test_window_limit_cannot_drop_below_a_waiting_cost(autojump_clock: object) -> None:
+    """Setting ``limit`` below a queued cost is refused."""
+    limiter = SlidingWindowLimiter(3, 1.0)
+    await limiter.acquire(3)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(limiter.acquire, 3)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(
+            ValueError, match=r"^limit must be >= 3, the cost of a waiting acquire, got 1$"
+        ):
+            limiter.limit = 1
+        assert repr(limiter) == "<trine.SlidingWindowLimiter limit=3 window=1s: 1 waiting, 1 key>"
+
+
+async def test_window_acquire_is_always_a_checkpoint(autojump_clock: object) -> None:
+    """The sliding window's acquire checkpoints on both paths; try_acquire never does."""
+    limiter = SlidingWindowLimiter(1, 1.0)
+    with trio.testing.assert_checkpoints():
+        await limiter.acquire()
+    with trio.testing.assert_checkpoints():
+        await limiter.acquire()
+    with trio.testing.assert_no_checkpoints():
+        limiter.try_acquire()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"limit": 0, "window": 1}, ValueError, r"^limit must be >= 1, got 0$"),
+        ({"limit": 1.5, "window": 1}, TypeError, r"^limit must be an int, got 1.5$"),
+        ({"limit": 1, "window": 0}, ValueError, r"^window must be > 0, got 0$"),
+        ({"limit": 1, "window": math.inf}, ValueError, r"^window must be finite, got inf$"),
+        ({"limit": 1, "window": "1"}, TypeError, r"^window must be a number, got '1'$"),
+    ],
+)
+def test_window_validates_arguments(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    """Bad constructor arguments are refused with the one message style."""
+    with pytest.raises(error, match=message):
+        SlidingWindowLimiter(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("cost", "error", "message"),
+    [
+        (0, ValueError, r"^cost must be >= 1, got 0$"),
+        (1.5, TypeError, r"^cost must be an int, got 1.5$"),
+        (4, ValueError, r"^cost must be <= limit, got cost=4 and limit=3$"),
+    ],
+)
+async def test_window_validates_cost(cost: Any, error: type[Exception], message: str) -> None:
+    """A bad cost is refused at the call by every method."""
+    limiter = SlidingWindowLimiter(3, 1.0)
+    with pytest.raises(error, match=message):
+        await limiter.acquire(cost)
+    with pytest.raises(error, match=message):
+        limiter.try_acquire(cost)
+    with pytest.raises(error, match=message):
+        limiter.acquire_nowait(cost)
+
+
+# -- properties -----------------------------------------------------------------------
+
+TOLERANCE = 1e-9
+
+arrivals = st.lists(
+    st.tuples(
+        st.integers(0, 24).map(lambda n: n / 16),  # gap after the previous arrival
+        st.integers(1, 4),  # cost (clipped to burst/limit)
+        st.one_of(st.none(), st.integers(0, 40).map(lambda n: n / 16)),  # cancel after
+        st.sampled_from(["a", "b"]),  # key
+    ),
+    max_size=60,
+)
+
+
+def run_schedule(
+    limiter: Limiter, schedule: list[tuple[float, int, float | None, str]], most: int
+) -> tuple[list[tuple[int, float, int, str]], dict[int, float], dict[int, float]]:
+    """Run waiters per *schedule*; return (admission log, arrival times, cancel times)."""
+    log: list[tuple[int, float, int, str]] = []
+    arrived: dict[int, float] = {}
+    cancelled: dict[int, float] = {}
+
+    async def waiter(
+        index: int,
+        cost: int,
+        cancel_after: float | None,
+        key: str,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        task_status.started()
+        arrived[index] = trio.current_time()
+        deadline = math.inf if cancel_after is None else arrived[index] + cancel_after
+        with trio.move_on_at(deadline):
+            await limiter.acquire(cost, key=key)
+            log.append((index, trio.current_time(), cost, key))
+            return
+        cancelled[index] = trio.current_time()
+
+    async def main() -> None:
+        # A lost waiter would hang; the autojump clock turns that into TooSlowError.
+        with trio.fail_after(10_000):
+            async with trio.open_nursery() as nursery:
+                for index, (gap, cost, cancel_after, key) in enumerate(schedule):
+                    await trio.sleep(gap)
+                    await nursery.start(waiter, index, min(cost, most), cancel_after, key)
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    # Every waiter either was admitted or was cancelled (and never both).
+    assert sorted([entry[0] for entry in log] + list(cancelled)) == list(range(len(schedule)))
+    return log, arrived, cancelled
+
+
+def check_fifo_and_no_idle_wait(
+    log: list[tuple[int, float, int, str]],
+    arrived: dict[int, float],
+    cancelled: dict[int, float],
+    earliest: Callable[[list[tuple[float, int]], int], float],
+) -> None:
+    """Per key: admissions in arrival order, each as early as FIFO and the rule allow.
+
+    An admission may only be later than ``max(arrival, previous admission,
+    earliest the rule allows)`` because an earlier waiter blocked the queue
+    until it was cancelled, so then it happens at that cancellation time.
+    """
+    for key in ("a", "b"):
+        entries = [entry for entry in log if entry[3] == key]
+        indices = [entry[0] for entry in entries]
+        assert indices == sorted(indices)
+        previous = -math.inf
+        history: list[tuple[float, int]] = []
+        for index, time, cost, _ in entries:
+            expected = max(arrived[index], previous, earliest(history, cost))
+            assert time >= expected - TOLERANCE
+            if time > expected + TOLERANCE:
+                assert any(
+                    abs(time - at) <= TOLERANCE for other, at in cancelled.items() if other < index
+                ), (index, time, expected)
+            previous = time
+            history.append((time, cost))
+
+
+@given(
+    rate=st.sampled_from([0.5, 1, 2, 3, 10]),
+    per=st.sampled_from([0.5, 1.0, 3.0]),
+    burst=st.integers(1, 4),
+    schedule=arrivals,
+)
+def test_rate_property_bound_fifo_and_no_lost_waiters(
+    rate: float, per: float, burst: int, schedule: list[tuple[float, int, float | None, str]]
+) -> None:
+    """Random arrivals, costs and cancellations: the window bound holds, FIFO, no idle waiting."""
+    limiter = RateLimiter(rate, per, burst=burst)
+    log, arrived, cancelled = run_schedule(limiter, schedule, burst)
+    interval = per / rate
+    for key in ("a", "b"):
+        entries = [(time, cost) for _, time, cost, entry_key in log if entry_key == key]
+        # For every window [a, b] spanned by two admissions: cost <= burst + rate * (b - a) / per.
+        for i, (start, _) in enumerate(entries):
+            total = 0
+            for end, cost in entries[i:]:
+                total += cost
+                assert total <= burst + rate * (end - start) / per + TOLERANCE
+
+    def earliest(history: list[tuple[float, int]], cost: int) -> float:
+        tat = -math.inf
+        for time, admitted_cost in history:
+            tat = max(tat, time) + admitted_cost * interval
+        return tat - (burst - cost) * interval
+
+    check_fifo_and_no_idle_wait(log, arrived, cancelled, earliest)
+    statistics = limiter.statistics()
+    assert statistics.admitted == len(log)
+    assert statistics.tasks_waiting == 0
+
+
+@given(
+    rate=st.sampled_from([0.5, 1, 2, 3, 7, 10]),
+    per=st.sampled_from([0.25, 1.0, 3.0]),
+    burst=st.integers(1, 5),
+    extra=st.integers(0, 40),
+)
+def test_rate_property_long_run_rate(rate: float, per: float, burst: int, extra: int) -> None:
+    """With saturating demand, burst + extra admissions take exactly extra * per / rate."""
+    limiter = RateLimiter(rate, per, burst=burst)
+    times: list[float] = []
+
+    async def one() -> None:
+        await limiter.acquire()
+        times.append(trio.current_time())
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            for _ in range(burst + extra):
+                nursery.start_soon(one)
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert times[:burst] == [0.0] * burst
+    assert times[-1] == pytest.approx(extra * per / rate, abs=TOLERANCE, rel=0)
+    gaps = [b - a for a, b in zip(times[burst - 1 :], times[burst:], strict=False)]
+    assert gaps == pytest.approx([per / rate] * extra, abs=TOLERANCE, rel=0)
+
+
+@given(limit=st.integers(1, 4), window=st.sampled_from([0.5, 1.0, 2.5, 0.3]), schedule=arrivals)
+def test_window_property_bound_fifo_and_no_lost_waiters(
+    limit: int, window: float, schedule: list[tuple[float, int, float | None, str]]
+) -> None:
+    """Random arrivals, costs and cancellations: never more than limit in any window, FIFO."""
+    limiter = SlidingWindowLimiter(limit, window)
+    log, arrived, cancelled = run_schedule(limiter, schedule, limit)
+    for key in ("a", "b"):
+        entries = [(time, cost) for _, time, cost, entry_key in log if entry_key == key]
+        for start, _ in entries:
+            in_window = sum(cost for time, cost in entries if start <= time < start + window)
+            assert in_window <= limit
+
+    def earliest(history: list[tuple[float, int]], cost: int) -> float:
+        # The first moment at which the admissions still in the window leave room for cost.
+        for moment in [-math.inf, *sorted(time + window for time, _ in history)]:
+            # Later admissions than this one's are impossible (FIFO), so every
+            # admission that has not yet left the window by *moment* counts.
+            used = sum(c for time, c in history if moment < time + window)
+            if used + cost <= limit:
+                return moment
+        raise AssertionError("unreachable")
+
+    check_fifo_and_no_idle_wait(log, arrived, cancelled, earliest)
+    assert limiter.statistics().admitted_cost == sum(entry[2] for entry in log)
