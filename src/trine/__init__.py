@@ -7,6 +7,10 @@ Everything public is importable from ``trine`` itself; the private modules
 from __future__ import annotations
 
 from ._errors import TrineError as TrineError
+from ._fan import gather as gather
+from ._fan import hedge as hedge
+from ._fan import race as race
+from ._fan import settle as settle
 from ._hooks import AttemptTimedOut as AttemptTimedOut
 from ._hooks import CallRejected as CallRejected
 from ._hooks import CircuitStateChanged as CircuitStateChanged
@@ -27,6 +31,10 @@ __all__ = [
     "RetryGaveUp",
     "RetryScheduled",
     "TrineError",
+    "gather",
+    "hedge",
+    "race",
+    "settle",
 ]
 
 
