@@ -11,7 +11,7 @@ import outcome
 import pytest
 import trio
 import trio.testing
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import trine
@@ -653,5 +653,93 @@ def test_race_property(calls: list[tuple[int, bool]], cancel_at: int | None) -> 
         else:
             assert group is not None
             assert labels(group) == list(range(len(calls)))
+
+    _run(main)
+
+
+def _hedge_model(
+    script: list[tuple[int, bool]], delay: float
+) -> tuple[list[float], float, int | None] | None:
+    """When each attempt starts, when hedge ends, and who wins; None if events tie.
+
+    Event times are multiples of 0.25, so ties are exact; a tie (a failure at the very
+    moment a delay runs out, say) may fall either way in Trio, so the property skips it.
+    """
+    starts = [0.0]
+    consumed = 0
+    now = 0.0
+
+    def ends(failing: bool) -> list[float]:
+        return [starts[i] + script[i][0] for i in range(len(starts)) if script[i][1] is failing]
+
+    while len(starts) < len(script):
+        win = min(ends(False), default=math.inf)
+        if sum(end <= now for end in ends(True)) > consumed:
+            wake = now  # a failure not yet answered: start the next attempt at once
+        else:
+            next_failure = min((end for end in ends(True) if end > now), default=math.inf)
+            if next_failure == now + delay:
+                return None
+            wake = min(now + delay, next_failure)
+        if win == wake:
+            return None
+        if win < wake:
+            break
+        if sum(end <= wake for end in ends(True)) > consumed:
+            consumed += 1
+        now = wake
+        starts.append(wake)
+    successes = ends(False)
+    if successes:
+        end = min(successes)
+        if successes.count(end) > 1:
+            return None
+        winner = next(
+            i for i in range(len(starts)) if not script[i][1] and starts[i] + script[i][0] == end
+        )
+        return starts, end, winner
+    return starts, max(ends(True)), None
+
+
+@given(
+    script=st.lists(
+        st.tuples(st.integers(min_value=1, max_value=6), st.booleans()), min_size=1, max_size=6
+    ),
+    delay=st.sampled_from([0.25, 0.75, 1.25, 2.5]),
+    cancel_at=st.none() | st.integers(min_value=0, max_value=12).map(lambda n: n + 0.125),
+)
+def test_hedge_property(
+    script: list[tuple[int, bool]], delay: float, cancel_at: float | None
+) -> None:
+    """Attempts start when the model says, the first success wins at its time, nothing leaks."""
+    model = _hedge_model(script, delay)
+    assume(model is not None)
+    assert model is not None
+    expected_starts, end, winner = model
+
+    async def main() -> None:
+        probe = ConcurrencyProbe()
+        returned: list[object] = []
+        group: ExceptionGroup[Exception] | None = None
+        with trio.move_on_after(math.inf if cancel_at is None else cancel_at) as scope:
+            try:
+                returned.append(
+                    await trine.hedge(scripted(probe, script), delay=delay, attempts=len(script))
+                )
+            except ExceptionGroup as error:
+                group = error
+        assert probe.current == 0
+        if cancel_at is not None and cancel_at < end:
+            assert scope.cancelled_caught
+            assert trio.current_time() == cancel_at
+            assert starts(probe) == [start for start in expected_starts if start < cancel_at]
+            return
+        assert trio.current_time() == end
+        assert starts(probe) == expected_starts
+        if winner is None:
+            assert group is not None
+            assert labels(group) == list(range(len(expected_starts)))
+        else:
+            assert returned == [winner]
 
     _run(main)
