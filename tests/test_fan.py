@@ -350,6 +350,15 @@ async def test_race_drops_a_loser_failing_while_it_is_cancelled(
     assert raised == [1.0]
 
 
+async def test_race_of_one_failing_fn_says_so(autojump_clock: trio.testing.MockClock) -> None:
+    """A race of one that fails raises a group of that one failure, worded for one."""
+    probe = ConcurrencyProbe()
+    with pytest.raises(ExceptionGroup) as info:
+        await trine.race(partial(sleep_then_fail, probe, 1, "only"))
+    assert str(info.value) == "the only fn failed (1 sub-exception)"
+    assert labels(info.value) == ["only"]
+
+
 async def test_race_returns_a_winner_of_none(autojump_clock: trio.testing.MockClock) -> None:
     """``None`` is a result like any other."""
     assert await trine.race(partial(return_at_once, None)) is None
@@ -503,7 +512,7 @@ async def test_hedge_with_one_attempt_reports_its_failure_in_a_group(
 ) -> None:
     """``attempts=1`` is a plain call whose failure still comes in the same group shape."""
     probe = ConcurrencyProbe()
-    with pytest.raises(ExceptionGroup, match=r"^all 1 attempts failed") as info:
+    with pytest.raises(ExceptionGroup, match=r"^the only attempt failed") as info:
         await trine.hedge(scripted(probe, [(1, True)]), delay=1, attempts=1)
     assert labels(info.value) == [0]
 

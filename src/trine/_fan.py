@@ -194,9 +194,12 @@ async def _contend(
         contest.cancel_scope.cancel()
 
 
-def _all_failed(message: str, errors: list[Exception | None]) -> ExceptionGroup[Exception]:
+def _all_failed(noun: str, errors: list[Exception | None]) -> ExceptionGroup[Exception]:
     # Every slot is filled when nobody won: each task either raised or returned.
-    return ExceptionGroup(message, [error for error in errors if error is not None])
+    failures = [error for error in errors if error is not None]
+    if len(failures) == 1:
+        return ExceptionGroup(f"the only {noun} failed", failures)
+    return ExceptionGroup(f"all {len(failures)} {noun}s failed", failures)
 
 
 async def race(*fns: Callable[[], Awaitable[_T]]) -> _T:
@@ -234,7 +237,7 @@ async def race(*fns: Callable[[], Awaitable[_T]]) -> _T:
             nursery.start_soon(_contend, contest, index, fn, name=fn)
     if contest.won:
         return contest.value  # type: ignore[no-any-return]  # set from an fn returning _T
-    raise _all_failed(f"all {len(fns)} fns failed", contest.errors)
+    raise _all_failed("fn", contest.errors)
 
 
 async def hedge(
@@ -289,4 +292,4 @@ async def hedge(
                 contest.failures_pending -= 1
     if contest.won:
         return contest.value  # type: ignore[no-any-return]  # set from an fn returning _T
-    raise _all_failed(f"all {attempts} attempts failed", contest.errors)
+    raise _all_failed("attempt", contest.errors)
