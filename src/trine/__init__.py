@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from ._errors import RateLimitExceeded as RateLimitExceeded
 from ._errors import TrineError as TrineError
+from ._fan import gather as gather
+from ._fan import hedge as hedge
+from ._fan import race as race
+from ._fan import settle as settle
 from ._hooks import AttemptTimedOut as AttemptTimedOut
 from ._hooks import CallRejected as CallRejected
 from ._hooks import CircuitStateChanged as CircuitStateChanged
@@ -41,6 +45,10 @@ __all__ = [
     "SlidingWindowLimiter",
     "SlidingWindowLimiterStatistics",
     "TrineError",
+    "gather",
+    "hedge",
+    "race",
+    "settle",
 ]
 
 

@@ -26,3 +26,23 @@ assert_type(trine.RateLimitExceeded("x", retry_after=1.0).retry_after, float)
 async def _check_acquire() -> None:
     assert_type(await rate_limiter.acquire(2, key=("host", 443)), None)
     assert_type(await window_limiter.acquire(key=None), None)
+
+
+async def _int() -> int:
+    return 1
+
+
+async def _str_of(x: int) -> str:
+    return str(x)
+
+
+async def _fan_types() -> None:
+    import functools
+
+    import outcome
+
+    assert_type(await trine.gather(_int, _int), list[int])
+    assert_type(await trine.gather(functools.partial(_str_of, 1)), list[str])
+    assert_type(await trine.settle(_int), list[outcome.Outcome[int]])
+    assert_type(await trine.race(_int, _int), int)
+    assert_type(await trine.hedge(_str_of, 1, delay=0.1), str)

@@ -1,0 +1,154 @@
+"""Benchmarks for :func:`trine.gather` and :func:`trine.race`.
+
+``gather``: 100,000 tasks that return at once, against the hand-written Trio
+nursery filling a list (the baseline), and, for reference, ``asyncio.gather``
+and an anyio task group on asyncio where installed. The goal is ≤ 1.10x the
+hand-written nursery: trine adds nothing per task but a cheap type check.
+
+``race``: 10,000 contenders where the first returns at once and the other
+9,999 sleep until cancelled, against a hand-written nursery that cancels its
+own scope when a child returns.
+
+Measured (``--repeat 5``, medians, 2 shared cores under varying load; two runs):
+
+- gather: hand-written 8.27 / 11.57 us per task; trine.gather 8.60 / 11.59 us
+  (1.04x / 1.00x, within the noise of the machine; goal <= 1.10x);
+  asyncio.gather 6.94 / 13.52 us (0.84x / 1.17x); anyio task group on asyncio
+  37.3 / 52.1 us (4.5x).
+- race: hand-written 24.4 / 25.0 us per contender, trine.race 24.8 / 24.9 us
+  (1.02x / 1.00x).
+
+The validation loop costs about 3.5 ms for 100,000 functions (a ``type()``
+lookup in a frozenset for plain functions and partials), under 0.5%.
+"""
+
+from __future__ import annotations
+
+import trio
+
+import trine
+from benchmarks._harness import Case, Variant, installed, timed
+
+GATHER_TASKS = 100_000
+RACE_TASKS = 10_000
+
+
+async def _trivial() -> int:
+    return 1
+
+
+def _gather_trine() -> float:
+    fns = [_trivial] * GATHER_TASKS
+
+    async def main() -> None:
+        results = await trine.gather(*fns)
+        assert len(results) == GATHER_TASKS
+
+    return timed(lambda: trio.run(main))
+
+
+def _gather_hand_written() -> float:
+    fns = [_trivial] * GATHER_TASKS
+
+    async def main() -> None:
+        results: list[int | None] = [None] * len(fns)
+
+        async def run(index: int) -> None:
+            results[index] = await fns[index]()
+
+        async with trio.open_nursery() as nursery:
+            for index in range(len(fns)):
+                nursery.start_soon(run, index)
+        assert len(results) == GATHER_TASKS
+
+    return timed(lambda: trio.run(main))
+
+
+def _gather_asyncio() -> float:
+    import asyncio
+
+    async def main() -> None:
+        results = await asyncio.gather(*(_trivial() for _ in range(GATHER_TASKS)))
+        assert len(results) == GATHER_TASKS
+
+    return timed(lambda: asyncio.run(main()))
+
+
+def _gather_anyio_asyncio() -> float:
+    import anyio
+
+    fns = [_trivial] * GATHER_TASKS
+
+    async def main() -> None:
+        results: list[int | None] = [None] * len(fns)
+
+        async def run(index: int) -> None:
+            results[index] = await fns[index]()
+
+        async with anyio.create_task_group() as group:
+            for index in range(len(fns)):
+                group.start_soon(run, index)
+        assert len(results) == GATHER_TASKS
+
+    return timed(lambda: anyio.run(main, backend="asyncio"))
+
+
+async def _sleep_forever() -> int:
+    await trio.sleep_forever()
+    raise AssertionError("unreachable")
+
+
+def _race_trine() -> float:
+    fns = [_trivial] + [_sleep_forever] * (RACE_TASKS - 1)
+
+    async def main() -> None:
+        assert await trine.race(*fns) == 1
+
+    return timed(lambda: trio.run(main))
+
+
+def _race_hand_written() -> float:
+    fns = [_trivial] + [_sleep_forever] * (RACE_TASKS - 1)
+
+    async def main() -> None:
+        winner: list[int] = []
+
+        async def run(index: int, scope: trio.CancelScope) -> None:
+            value = await fns[index]()
+            if not winner:
+                winner.append(value)
+                scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            for index in range(len(fns)):
+                nursery.start_soon(run, index, nursery.cancel_scope)
+        assert winner == [1]
+
+    return timed(lambda: trio.run(main))
+
+
+_gather_variants = [
+    Variant("hand-written nursery filling a list", _gather_hand_written, baseline=True),
+    Variant("trine.gather", _gather_trine),
+    Variant("asyncio.gather (asyncio)", _gather_asyncio),
+]
+if installed("anyio"):
+    _gather_variants.append(Variant("anyio task group (asyncio)", _gather_anyio_asyncio))
+
+CASES = [
+    Case(
+        name="gather",
+        description=f"{GATHER_TASKS:,} tasks returning at once",
+        per=GATHER_TASKS,
+        variants=_gather_variants,
+    ),
+    Case(
+        name="race",
+        description=f"{RACE_TASKS:,} contenders, the first wins at once",
+        per=RACE_TASKS,
+        variants=[
+            Variant("hand-written nursery cancelling itself", _race_hand_written, baseline=True),
+            Variant("trine.race", _race_trine),
+        ],
+    ),
+]

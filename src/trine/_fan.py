@@ -1,0 +1,295 @@
+"""Fan-out / fan-in: run a few async calls at once and collect their results.
+
+:func:`gather`, :func:`settle`, :func:`race` and :func:`hedge` each open one
+nursery, start one task per call and return only when every task they started
+has finished, so nothing they start outlives them.
+
+Speed: each call costs one Trio task, exactly what a hand-written nursery
+costs; trine adds only a type check per function (about 35 ns) before the
+nursery opens. Measured with ``python -m benchmarks fan --repeat 5`` on the
+shared 2-core machine, two runs under different load (medians; the lead
+re-runs them):
+
+=====================================================  ================  ===========
+gather of 100,000 ``async def f(): return 1``          per task          ratio
+=====================================================  ================  ===========
+hand-written nursery filling a list (baseline)         8.3 / 11.6 us     1.00
+``trine.gather``                                       8.6 / 11.6 us     1.04 / 1.00
+``asyncio.gather`` (asyncio, for reference)            6.9 / 13.5 us     0.84 / 1.17
+anyio task group filling a list (asyncio, reference)   37.3 / 52.1 us    4.51 / 4.50
+=====================================================  ================  ===========
+
+``race`` of 10,000 calls where the first wins at once and the other 9,999 are
+cancelled: 24.8 / 24.9 us per call, 1.02 / 1.00x the hand-written nursery that
+cancels its own scope.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, final
+
+import outcome
+import trio
+
+from ._util import check_async_callable, check_int, check_number
+
+__all__ = ["gather", "hedge", "race", "settle"]
+
+_T = TypeVar("_T")
+
+# Types that are callable and can never be awaitable themselves, so they need
+# no further check: this keeps validating 100,000 functions cheap.
+_PLAIN_CALLABLES = frozenset(
+    {
+        types.FunctionType,
+        types.MethodType,
+        types.BuiltinFunctionType,
+        functools.partial,
+    }
+)
+
+
+def _check_fns(fns: tuple[object, ...]) -> None:
+    """Refuse anything in *fns* that is not an async callable, before anything starts."""
+    plain = _PLAIN_CALLABLES
+    for index, fn in enumerate(fns):
+        if type(fn) not in plain:
+            try:
+                check_async_callable(f"fns[{index}]", fn)
+            except TypeError:
+                # Close the coroutine objects after the bad one too, so the
+                # user sees one TypeError, not also "never awaited" warnings.
+                for rest in fns[index + 1 :]:
+                    close = getattr(rest, "close", None)
+                    if close is not None and isinstance(rest, types.CoroutineType):
+                        close()
+                raise
+
+
+async def _gather_one(fn: Callable[[], Awaitable[Any]], results: list[Any], index: int) -> None:
+    results[index] = await fn()
+
+
+async def gather(*fns: Callable[[], Awaitable[_T]]) -> list[_T]:
+    """Run every function concurrently and return their results in argument order.
+
+    Each *fn* is called with no arguments in its own task of one nursery; use
+    :func:`functools.partial` to pass arguments::
+
+        from functools import partial
+
+        page, user = await trine.gather(partial(fetch, "/page"), partial(fetch, "/user"))
+
+    This is the hand-written nursery that fills a list, with the errors a
+    nursery gives: the first failure cancels every sibling, and once all have
+    finished the failures propagate as an :exc:`ExceptionGroup` (Trio's
+    nurseries are strict). Use :func:`settle` to keep going past failures.
+
+    Args:
+      *fns: zero-argument async functions.
+
+    Returns:
+      ``[await fns[0](), await fns[1](), ...]``, computed concurrently. ``gather()``
+      returns ``[]`` (after a checkpoint).
+
+    Raises:
+      TypeError: if an item of *fns* is a coroutine object or not callable,
+        before anything starts.
+      ExceptionGroup: of the failures, if any *fn* raises.
+    """
+    _check_fns(fns)
+    if not fns:
+        await trio.lowlevel.checkpoint()
+        return []
+    results: list[Any] = [None] * len(fns)
+    async with trio.open_nursery() as nursery:
+        for index, fn in enumerate(fns):
+            nursery.start_soon(_gather_one, fn, results, index, name=fn)
+    return results
+
+
+async def _settle_one(fn: Callable[[], Awaitable[Any]], results: list[Any], index: int) -> None:
+    try:
+        value = await fn()
+    except Exception as exc:  # not BaseException: Cancelled and KeyboardInterrupt propagate
+        results[index] = outcome.Error(exc)
+    else:
+        results[index] = outcome.Value(value)
+
+
+async def settle(*fns: Callable[[], Awaitable[_T]]) -> list[outcome.Outcome[_T]]:
+    """Run every function to completion and return one outcome per function, in order.
+
+    Like :func:`gather`, but a failure neither cancels the siblings nor
+    propagates: each result is an :class:`outcome.Value` or an
+    :class:`outcome.Error` (call ``.unwrap()`` to get the value or re-raise)::
+
+        results = await trine.settle(partial(fetch, a), partial(fetch, b))
+        ok = [r.value for r in results if isinstance(r, outcome.Value)]
+
+    Only :exc:`Exception` is captured. :exc:`trio.Cancelled` is never turned into
+    an outcome: cancelling a scope around :func:`settle` cancels every call and
+    the cancellation propagates as usual. A :exc:`BaseException` that is not an
+    :exc:`Exception` (:exc:`KeyboardInterrupt`, :exc:`SystemExit`) is not a
+    result either: it cancels the siblings and propagates as from a Trio
+    nursery, inside a :exc:`BaseExceptionGroup`.
+
+    Args:
+      *fns: zero-argument async functions (use :func:`functools.partial` for
+        arguments).
+
+    Returns:
+      One :class:`outcome.Outcome` per *fn*, in argument order. ``settle()``
+      returns ``[]`` (after a checkpoint).
+
+    Raises:
+      TypeError: if an item of *fns* is a coroutine object or not callable,
+        before anything starts.
+    """
+    _check_fns(fns)
+    if not fns:
+        await trio.lowlevel.checkpoint()
+        return []
+    results: list[Any] = [None] * len(fns)
+    async with trio.open_nursery() as nursery:
+        for index, fn in enumerate(fns):
+            nursery.start_soon(_settle_one, fn, results, index, name=fn)
+    return results
+
+
+@final
+class _Contest:
+    """What the tasks of one :func:`race` or :func:`hedge` share."""
+
+    __slots__ = ("cancel_scope", "errors", "failures_pending", "value", "wake", "won")
+
+    def __init__(self, cancel_scope: trio.CancelScope, size: int) -> None:
+        self.cancel_scope = cancel_scope
+        self.errors: list[Exception | None] = [None] * size
+        self.won = False
+        self.value: Any = None
+        # Only hedge uses these: failures not yet answered by a new attempt,
+        # and the event its starter waits on between attempts.
+        self.failures_pending = 0
+        self.wake: trio.Event | None = None
+
+
+async def _contend(
+    contest: _Contest, index: int, fn: Callable[..., Awaitable[Any]], *args: Any
+) -> None:
+    try:
+        value = await fn(*args)
+    except Exception as exc:  # not BaseException: Cancelled and KeyboardInterrupt propagate
+        contest.errors[index] = exc
+        contest.failures_pending += 1
+        if contest.wake is not None:
+            contest.wake.set()
+        return
+    if not contest.won:
+        contest.won = True
+        contest.value = value
+        contest.cancel_scope.cancel()
+
+
+def _all_failed(noun: str, errors: list[Exception | None]) -> ExceptionGroup[Exception]:
+    # Every slot is filled when nobody won: each task either raised or returned.
+    failures = [error for error in errors if error is not None]
+    if len(failures) == 1:
+        return ExceptionGroup(f"the only {noun} failed", failures)
+    return ExceptionGroup(f"all {len(failures)} {noun}s failed", failures)
+
+
+async def race(*fns: Callable[[], Awaitable[_T]]) -> _T:
+    """Run every function concurrently; return the first successful result.
+
+    As soon as one *fn* returns, every other is cancelled, and :func:`race`
+    returns only after they have all finished unwinding (their ``finally``
+    blocks have run)::
+
+        body = await trine.race(partial(fetch, mirror_a), partial(fetch, mirror_b))
+
+    A *fn* that raises does not end the race; the others keep going. Failures
+    of the losers are dropped once some *fn* has succeeded.
+
+    Args:
+      *fns: one or more zero-argument async functions (use
+        :func:`functools.partial` for arguments).
+
+    Returns:
+      The value of the first *fn* to return.
+
+    Raises:
+      ValueError: if *fns* is empty.
+      TypeError: if an item of *fns* is a coroutine object or not callable,
+        before anything starts.
+      ExceptionGroup: if every *fn* raised; it holds their exceptions in
+        argument order.
+    """
+    if not fns:
+        raise ValueError("fns must contain at least one function, got none")
+    _check_fns(fns)
+    async with trio.open_nursery() as nursery:
+        contest = _Contest(nursery.cancel_scope, len(fns))
+        for index, fn in enumerate(fns):
+            nursery.start_soon(_contend, contest, index, fn, name=fn)
+    if contest.won:
+        return contest.value  # type: ignore[no-any-return]  # set from an fn returning _T
+    raise _all_failed("fn", contest.errors)
+
+
+async def hedge(
+    fn: Callable[..., Awaitable[_T]], *args: Any, delay: float, attempts: int = 2
+) -> _T:
+    """Call ``fn(*args)``, and call it again each *delay* seconds until one succeeds.
+
+    Hedging trades a little extra load for a shorter tail: if the first
+    attempt is slow, a second one starts after *delay* seconds while the first
+    keeps running, and whichever returns first wins; every other attempt is
+    cancelled and has finished before :func:`hedge` returns::
+
+        # a second request after 0.2 s if the first has not answered
+        reply = await trine.hedge(fetch, url, delay=0.2)
+
+    An attempt that *fails* starts the next one at once instead of waiting out
+    the delay (as gRPC's hedging does); the delay to the following attempt
+    counts from then. At most *attempts* calls are started in all.
+
+    Args:
+      fn: the async function to call.
+      *args: positional arguments for every call of *fn*.
+      delay: seconds between the start of one attempt and the next, ``>= 0``.
+      attempts: the most calls to start in all, ``>= 1``.
+
+    Returns:
+      The value of the first attempt to return.
+
+    Raises:
+      TypeError: if *fn* is a coroutine object or not callable, or *delay* or
+        *attempts* has the wrong type.
+      ValueError: if *delay* is negative or not finite, or *attempts* < 1.
+      ExceptionGroup: if every attempt raised; it holds their exceptions in
+        the order the attempts started.
+    """
+    check_async_callable("fn", fn)
+    delay = check_number("delay", delay, minimum=0.0)
+    attempts = check_int("attempts", attempts, minimum=1)
+    async with trio.open_nursery() as nursery:
+        contest = _Contest(nursery.cancel_scope, attempts)
+        for started in range(1, attempts + 1):
+            nursery.start_soon(_contend, contest, started - 1, fn, *args, name=fn)
+            if started == attempts:
+                break
+            if not contest.failures_pending:
+                contest.wake = trio.Event()
+                with trio.move_on_after(delay):
+                    await contest.wake.wait()
+            if contest.won:
+                break
+            if contest.failures_pending:
+                contest.failures_pending -= 1
+    if contest.won:
+        return contest.value  # type: ignore[no-any-return]  # set from an fn returning _T
+    raise _all_failed("attempt", contest.errors)

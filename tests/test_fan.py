@@ -1,0 +1,754 @@
+"""gather, settle, race and hedge: results, timing, errors and cancellation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import Any
+
+import outcome
+import pytest
+import trio
+import trio.testing
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import trine
+from trine.testing import ConcurrencyProbe, assert_takes
+
+COROUTINE_MESSAGE = (
+    r" must be an async function, got the coroutine object <coroutine object .+>: "
+    r"pass the function and its arguments \(f, x\), not the result of calling it \(f\(x\)\)$"
+)
+
+
+class Boom(Exception):
+    """A failure labelled so tests can tell which call raised it."""
+
+    def __init__(self, label: object) -> None:
+        super().__init__(label)
+        self.label = label
+
+
+async def sleep_then_return(probe: ConcurrencyProbe, seconds: float, value: object) -> object:
+    with probe.track(value):
+        await trio.sleep(seconds)
+        return value
+
+
+async def sleep_then_fail(probe: ConcurrencyProbe, seconds: float, label: object) -> object:
+    with probe.track(label):
+        await trio.sleep(seconds)
+        raise Boom(label)
+
+
+async def return_at_once(value: object = None) -> object:
+    return value
+
+
+async def sleep_forever(probe: ConcurrencyProbe, label: object) -> object:
+    with probe.track(label):
+        await trio.sleep_forever()
+    raise AssertionError("unreachable")
+
+
+def labels(group: BaseExceptionGroup[Any]) -> list[object]:
+    assert all(isinstance(error, Boom) for error in group.exceptions), group.exceptions
+    return [error.label for error in group.exceptions if isinstance(error, Boom)]
+
+
+# --- gather -----------------------------------------------------------------
+
+
+async def test_gather_returns_results_in_argument_order_after_the_slowest(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Sleeps of 3, 1 and 2 s run together: 3 s in all, results in argument order."""
+    probe = ConcurrencyProbe()
+    with assert_takes(3.0):
+        results = await trine.gather(
+            partial(sleep_then_return, probe, 3, "a"),
+            partial(sleep_then_return, probe, 1, "b"),
+            partial(sleep_then_return, probe, 2, "c"),
+        )
+    assert results == ["a", "b", "c"]
+    assert probe.peak == 3
+
+
+async def test_gather_of_nothing_is_an_empty_list_and_a_checkpoint(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``gather()`` returns ``[]`` and still checkpoints."""
+    with trio.testing.assert_checkpoints():
+        assert await trine.gather() == []
+
+
+async def test_gather_is_a_checkpoint_even_when_no_fn_checkpoints(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Functions that never yield still make ``gather`` a checkpoint."""
+    with trio.testing.assert_checkpoints():
+        assert await trine.gather(partial(return_at_once, 1), partial(return_at_once, 2)) == [1, 2]
+
+
+async def test_gather_accepts_methods_partials_lambdas_and_callable_objects(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Any callable returning an awaitable is fine, not only ``async def`` functions."""
+
+    class Caller:
+        async def __call__(self) -> str:
+            return "object"
+
+        async def method(self) -> str:
+            return "method"
+
+    caller = Caller()
+    results = await trine.gather(
+        caller, caller.method, partial(return_at_once, "partial"), lambda: return_at_once("lambda")
+    )
+    assert results == ["object", "method", "partial", "lambda"]
+
+
+async def test_gather_first_failure_cancels_siblings_and_raises_a_group(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A failure at 1 s cancels a 5 s sibling at once; the failure comes in an ExceptionGroup."""
+    probe = ConcurrencyProbe()
+    with assert_takes(1.0), pytest.raises(ExceptionGroup) as info:
+        await trine.gather(
+            partial(sleep_then_return, probe, 5, "slow"),
+            partial(sleep_then_fail, probe, 1, "bad"),
+        )
+    assert labels(info.value) == ["bad"]
+    assert probe.times("exit") == {"slow": 1.0, "bad": 1.0}
+    assert probe.current == 0
+
+
+async def test_gather_reports_every_failure_that_happened_together(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Two calls failing before either could be cancelled are both in the group, as in a nursery."""
+
+    async def fail_now(label: str) -> object:
+        raise Boom(label)  # no checkpoint first, so the sibling's cancel cannot stop this
+
+    probe = ConcurrencyProbe()
+    with pytest.raises(ExceptionGroup) as info:
+        await trine.gather(
+            partial(fail_now, "x"),
+            partial(fail_now, "y"),
+            partial(sleep_then_return, probe, 2, "ok"),
+        )
+    assert sorted(labels(info.value)) == ["x", "y"]  # type: ignore[type-var]
+    assert probe.times("exit") == {"ok": 0.0}
+
+
+async def test_gather_cancelled_from_outside_stops_every_call(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A cancel scope around ``gather`` cancels every call promptly; nothing keeps running."""
+    probe = ConcurrencyProbe()
+    with assert_takes(1.0), trio.move_on_after(1) as scope:
+        await trine.gather(*(partial(sleep_then_return, probe, 10, i) for i in range(5)))
+    assert scope.cancelled_caught
+    assert probe.peak == 5
+    assert probe.current == 0
+
+
+@pytest.mark.parametrize("function", [trine.gather, trine.settle, trine.race])
+async def test_coroutine_objects_are_refused_before_anything_starts(
+    autojump_clock: trio.testing.MockClock,
+    function: Callable[..., Awaitable[object]],
+) -> None:
+    """``f(x)`` instead of ``f`` is a TypeError naming the position; nothing has started."""
+    probe = ConcurrencyProbe()
+    with pytest.raises(TypeError, match=r"^fns\[1\]" + COROUTINE_MESSAGE):
+        await function(
+            partial(sleep_then_return, probe, 1, "a"),
+            sleep_then_return(probe, 1, "b"),
+            sleep_then_return(probe, 1, "c"),
+        )
+    assert probe.timeline == []
+
+
+@pytest.mark.parametrize("function", [trine.gather, trine.settle, trine.race])
+async def test_non_callables_are_refused(
+    autojump_clock: trio.testing.MockClock, function: Callable[..., Awaitable[object]]
+) -> None:
+    """Something that is not callable at all is a TypeError naming the position."""
+    with pytest.raises(TypeError, match=r"^fns\[0\] must be an async function, got 3$"):
+        await function(3)
+
+
+# --- settle -----------------------------------------------------------------
+
+
+async def test_settle_runs_everything_and_returns_outcomes_in_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A failure at 1 s cancels nothing: the 3 s call finishes, one outcome per call."""
+    probe = ConcurrencyProbe()
+    with assert_takes(3.0):
+        results = await trine.settle(
+            partial(sleep_then_return, probe, 3, "slow"),
+            partial(sleep_then_fail, probe, 1, "bad"),
+            partial(sleep_then_return, probe, 2, "ok"),
+        )
+    assert results[0] == outcome.Value("slow")
+    assert isinstance(results[1], outcome.Error)
+    assert isinstance(results[1].error, Boom)
+    assert results[1].error.label == "bad"
+    assert results[2] == outcome.Value("ok")
+    assert probe.times("exit") == {"slow": 3.0, "bad": 1.0, "ok": 2.0}
+
+
+async def test_settle_of_nothing_is_an_empty_list_and_a_checkpoint(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``settle()`` returns ``[]`` and still checkpoints."""
+    with trio.testing.assert_checkpoints():
+        assert await trine.settle() == []
+
+
+async def test_settle_is_a_checkpoint_even_when_no_fn_checkpoints(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Functions that never yield still make ``settle`` a checkpoint."""
+    with trio.testing.assert_checkpoints():
+        assert await trine.settle(partial(return_at_once, 1)) == [outcome.Value(1)]
+
+
+async def test_settle_never_captures_cancellation_from_outside(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An outer cancel scope cancels every call and propagates; no outcome holds Cancelled."""
+    probe = ConcurrencyProbe()
+    returned: list[list[outcome.Outcome[object]]] = []
+    with assert_takes(1.0), trio.move_on_after(1) as scope:
+        returned.append(
+            await trine.settle(
+                partial(sleep_then_return, probe, 10, "a"),
+                partial(sleep_then_fail, probe, 10, "b"),
+            )
+        )
+    assert scope.cancelled_caught
+    assert returned == []
+    assert probe.current == 0
+
+
+async def test_settle_cancellation_propagates_as_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The Cancelled that leaves ``settle`` is Trio's own, caught by the scope that cancelled."""
+    probe = ConcurrencyProbe()
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        with pytest.raises(trio.Cancelled):
+            await trine.settle(partial(sleep_then_return, probe, 1, "a"))
+    assert probe.current == 0
+
+
+async def test_settle_lets_keyboard_interrupt_through(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A BaseException that is not an Exception is not a result: it cancels and propagates."""
+    probe = ConcurrencyProbe()
+
+    async def interrupt() -> object:
+        await trio.sleep(1)
+        raise KeyboardInterrupt
+
+    with assert_takes(1.0), pytest.RaisesGroup(KeyboardInterrupt):
+        await trine.settle(interrupt, partial(sleep_then_return, probe, 5, "slow"))
+    assert probe.times("exit") == {"slow": 1.0}
+
+
+# --- race -------------------------------------------------------------------
+
+
+async def test_race_returns_the_first_success_and_cancels_the_loser(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A 1 s winner against a 5 s loser: race returns at 1 s and the loser's finally ran."""
+    probe = ConcurrencyProbe()
+    with assert_takes(1.0):
+        winner = await trine.race(
+            partial(sleep_then_return, probe, 5, "loser"),
+            partial(sleep_then_return, probe, 1, "winner"),
+        )
+    assert winner == "winner"
+    assert probe.times("exit") == {"loser": 1.0, "winner": 1.0}
+    assert probe.current == 0
+
+
+async def test_race_waits_for_losers_to_finish_unwinding(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A loser whose cleanup takes 0.5 s (shielded) has finished it before race returns."""
+    cleaned: list[float] = []
+
+    async def slow_cleanup() -> str:
+        try:
+            await trio.sleep(5)
+            return "loser"
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(0.5)
+            cleaned.append(trio.current_time())
+
+    with assert_takes(1.5):
+        assert await trine.race(slow_cleanup, partial(trio.sleep, 1)) is None
+    assert cleaned == [1.5]
+
+
+async def test_race_failures_do_not_end_the_race(autojump_clock: trio.testing.MockClock) -> None:
+    """A call failing at 1 s leaves the others running; a success at 2 s wins."""
+    probe = ConcurrencyProbe()
+    with assert_takes(2.0):
+        winner = await trine.race(
+            partial(sleep_then_fail, probe, 1, "bad"),
+            partial(sleep_then_return, probe, 2, "good"),
+            partial(sleep_then_return, probe, 3, "late"),
+        )
+    assert winner == "good"
+    assert probe.times("exit") == {"bad": 1.0, "good": 2.0, "late": 2.0}
+
+
+async def test_race_all_failing_raises_every_failure_in_argument_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """If all fail, the group holds each failure in argument order, not completion order."""
+    probe = ConcurrencyProbe()
+    with assert_takes(3.0), pytest.raises(ExceptionGroup, match=r"^all 3 fns failed") as info:
+        await trine.race(
+            partial(sleep_then_fail, probe, 3, "first"),
+            partial(sleep_then_fail, probe, 1, "second"),
+            partial(sleep_then_fail, probe, 2, "third"),
+        )
+    assert str(info.value) == "all 3 fns failed (3 sub-exceptions)"
+    assert labels(info.value) == ["first", "second", "third"]
+
+
+async def test_race_drops_a_loser_failing_while_it_is_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Once someone has won, a loser's failure (even from its cleanup) does not change that."""
+
+    raised: list[float] = []
+
+    async def fails_on_cancel() -> str:
+        try:
+            await trio.sleep(5)
+        finally:
+            raised.append(trio.current_time())
+            raise Boom("cleanup")  # the point: an error while cancelled
+
+    with assert_takes(1.0):
+        assert await trine.race(fails_on_cancel, partial(trio.sleep, 1)) is None
+    assert raised == [1.0]
+
+
+async def test_race_of_one_failing_fn_says_so(autojump_clock: trio.testing.MockClock) -> None:
+    """A race of one that fails raises a group of that one failure, worded for one."""
+    probe = ConcurrencyProbe()
+    with pytest.raises(ExceptionGroup) as info:
+        await trine.race(partial(sleep_then_fail, probe, 1, "only"))
+    assert str(info.value) == "the only fn failed (1 sub-exception)"
+    assert labels(info.value) == ["only"]
+
+
+async def test_race_returns_a_winner_of_none(autojump_clock: trio.testing.MockClock) -> None:
+    """``None`` is a result like any other."""
+    assert await trine.race(partial(return_at_once, None)) is None
+
+
+async def test_race_with_one_winner_only_even_on_a_tie(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Two calls returning together: exactly one result is returned, the other discarded."""
+    probe = ConcurrencyProbe()
+    winner = await trine.race(
+        partial(sleep_then_return, probe, 1, "a"), partial(sleep_then_return, probe, 1, "b")
+    )
+    assert winner in {"a", "b"}
+
+
+async def test_race_of_nothing_is_refused(autojump_clock: trio.testing.MockClock) -> None:
+    """Nobody can win a race with no runners: ValueError naming the argument."""
+    with pytest.raises(ValueError, match=r"^fns must contain at least one function, got none$"):
+        await trine.race()
+
+
+async def test_race_is_a_checkpoint(autojump_clock: trio.testing.MockClock) -> None:
+    """A winner that never yields still makes ``race`` a checkpoint."""
+    with trio.testing.assert_checkpoints():
+        assert await trine.race(partial(return_at_once, 1)) == 1
+
+
+async def test_race_cancelled_from_outside_stops_every_call(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A cancel scope around ``race`` cancels every runner; nothing keeps running."""
+    probe = ConcurrencyProbe()
+    with assert_takes(1.0), trio.move_on_after(1) as scope:
+        await trine.race(*(partial(sleep_forever, probe, i) for i in range(4)))
+    assert scope.cancelled_caught
+    assert probe.peak == 4
+    assert probe.current == 0
+
+
+async def test_race_lets_keyboard_interrupt_through(autojump_clock: trio.testing.MockClock) -> None:
+    """A BaseException that is not an Exception cancels the race and propagates."""
+    probe = ConcurrencyProbe()
+
+    async def interrupt() -> object:
+        await trio.sleep(1)
+        raise KeyboardInterrupt
+
+    with assert_takes(1.0), pytest.RaisesGroup(KeyboardInterrupt):
+        await trine.race(interrupt, partial(sleep_then_return, probe, 5, "slow"))
+    assert probe.current == 0
+
+
+# --- hedge ------------------------------------------------------------------
+
+
+def scripted(probe: ConcurrencyProbe, script: Sequence[tuple[float, bool]]) -> Callable[..., Any]:
+    """An async function whose n-th call sleeps ``script[n][0]`` and then fails if asked."""
+    calls = 0
+
+    async def attempt(*args: object) -> object:
+        nonlocal calls
+        number = calls
+        calls += 1
+        seconds, fails = script[number]
+        probe.mark(("start", number, args))
+        with probe.track(number):
+            await trio.sleep(seconds)
+            if fails:
+                raise Boom(number)
+            return number
+
+    return attempt
+
+
+def starts(probe: ConcurrencyProbe) -> list[float]:
+    return [event.time for event in probe.timeline if event.kind == "mark"]
+
+
+async def test_hedge_second_attempt_wins_when_the_first_is_slow(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Delay 1, first attempt 10 s, second 2 s: the second wins at exactly 3 s."""
+    probe = ConcurrencyProbe()
+    with assert_takes(3.0):
+        result = await trine.hedge(scripted(probe, [(10, False), (2, False)]), delay=1)
+    assert result == 1
+    assert starts(probe) == [0.0, 1.0]
+    assert probe.times("exit") == {0: 3.0, 1: 3.0}
+    assert probe.current == 0
+
+
+async def test_hedge_fast_first_attempt_starts_no_other(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An attempt that answers within the delay is the only one."""
+    probe = ConcurrencyProbe()
+    with assert_takes(0.5):
+        assert await trine.hedge(scripted(probe, [(0.5, False)]), delay=1, attempts=3) == 0
+    assert starts(probe) == [0.0]
+
+
+async def test_hedge_passes_the_arguments_to_every_attempt(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``hedge(fn, *args)`` calls ``fn(*args)`` each time."""
+    probe = ConcurrencyProbe()
+    await trine.hedge(scripted(probe, [(10, False), (1, False)]), "x", 2, delay=1)
+    assert [event.label for event in probe.timeline if event.kind == "mark"] == [
+        ("start", 0, ("x", 2)),
+        ("start", 1, ("x", 2)),
+    ]
+
+
+async def test_hedge_failure_starts_the_next_attempt_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A failure at 0.5 s starts attempt 2 then; the delay to attempt 3 counts from there."""
+    probe = ConcurrencyProbe()
+    script = [(0.5, True), (10, False), (1, False)]
+    with assert_takes(2.5):
+        assert await trine.hedge(scripted(probe, script), delay=1, attempts=3) == 2
+    assert starts(probe) == [0.0, 0.5, 1.5]
+
+
+async def test_hedge_each_failure_starts_one_attempt(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Two attempts failing together start the next two at once."""
+    probe = ConcurrencyProbe()
+    script = [(2, True), (1, True), (5, False), (5, False), (0, False)]
+    with assert_takes(7.0):
+        assert await trine.hedge(scripted(probe, script), delay=1, attempts=4) in {2, 3}
+    assert starts(probe) == [0.0, 1.0, 2.0, 2.0]
+
+
+async def test_hedge_all_failing_raises_every_failure_in_start_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """If every attempt fails, the group lists them in the order they started."""
+    probe = ConcurrencyProbe()
+    script = [(30, True), (20, True), (10, True)]
+    with assert_takes(30.0), pytest.raises(ExceptionGroup, match=r"^all 3 attempts failed") as info:
+        await trine.hedge(scripted(probe, script), delay=1, attempts=3)
+    assert labels(info.value) == [0, 1, 2]
+    assert starts(probe) == [0.0, 1.0, 2.0]
+
+
+async def test_hedge_with_one_attempt_reports_its_failure_in_a_group(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``attempts=1`` is a plain call whose failure still comes in the same group shape."""
+    probe = ConcurrencyProbe()
+    with pytest.raises(ExceptionGroup, match=r"^the only attempt failed") as info:
+        await trine.hedge(scripted(probe, [(1, True)]), delay=1, attempts=1)
+    assert labels(info.value) == [0]
+
+
+async def test_hedge_with_no_delay_starts_every_attempt_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``delay=0`` starts all attempts together; the fastest wins."""
+    probe = ConcurrencyProbe()
+    with assert_takes(1.0):
+        assert (
+            await trine.hedge(
+                scripted(probe, [(3, False), (1, False), (2, False)]), delay=0, attempts=3
+            )
+            == 1
+        )
+    assert starts(probe) == [0.0, 0.0, 0.0]
+
+
+async def test_hedge_cancelled_from_outside_stops_every_attempt(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A cancel scope around ``hedge`` cancels the attempts and the timer; nothing keeps running."""
+    probe = ConcurrencyProbe()
+    with assert_takes(2.5), trio.move_on_after(2.5) as scope:
+        await trine.hedge(scripted(probe, [(10, False)] * 5), delay=1, attempts=5)
+    assert scope.cancelled_caught
+    assert starts(probe) == [0.0, 1.0, 2.0]
+    assert probe.current == 0
+
+
+async def test_hedge_is_a_checkpoint(autojump_clock: trio.testing.MockClock) -> None:
+    """An attempt that never yields still makes ``hedge`` a checkpoint."""
+    with trio.testing.assert_checkpoints():
+        assert await trine.hedge(return_at_once, 7, delay=1) == 7
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"delay": 1, "attempts": 0}, ValueError, r"^attempts must be >= 1, got 0$"),
+        ({"delay": 1, "attempts": 1.5}, TypeError, r"^attempts must be an int, got 1\.5$"),
+        ({"delay": -1}, ValueError, r"^delay must be >= 0, got -1$"),
+        ({"delay": math.inf}, ValueError, r"^delay must be finite, got inf$"),
+        ({"delay": math.nan}, ValueError, r"^delay must not be NaN, got nan$"),
+        ({"delay": "1"}, TypeError, r"^delay must be a number, got '1'$"),
+    ],
+)
+async def test_hedge_validates_its_arguments(
+    autojump_clock: trio.testing.MockClock,
+    kwargs: dict[str, Any],
+    error: type[Exception],
+    message: str,
+) -> None:
+    """Bad ``delay``/``attempts`` are refused with a message naming them."""
+    with pytest.raises(error, match=message):
+        await trine.hedge(return_at_once, **kwargs)
+
+
+async def test_hedge_refuses_a_coroutine_object(autojump_clock: trio.testing.MockClock) -> None:
+    """``hedge(f(x), ...)`` is a TypeError telling the user to pass ``f, x``."""
+    with pytest.raises(TypeError, match=r"^fn" + COROUTINE_MESSAGE):
+        await trine.hedge(return_at_once(1), delay=1)  # type: ignore[arg-type]
+
+
+# --- properties ---------------------------------------------------------------
+
+calls_strategy = st.lists(
+    st.tuples(st.integers(min_value=0, max_value=8), st.booleans()), min_size=1, max_size=8
+)
+cancel_strategy = st.none() | st.integers(min_value=0, max_value=9)
+
+
+def _fns(
+    probe: ConcurrencyProbe, calls: list[tuple[int, bool]]
+) -> list[Callable[[], Awaitable[object]]]:
+    return [
+        partial(sleep_then_fail if fails else sleep_then_return, probe, duration, index)
+        for index, (duration, fails) in enumerate(calls)
+    ]
+
+
+def _run(main: Callable[[], Awaitable[None]]) -> None:
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+@given(calls=calls_strategy, cancel_at=cancel_strategy)
+def test_settle_property(calls: list[tuple[int, bool]], cancel_at: int | None) -> None:
+    """One outcome per call, in order, of the right kind, after max(duration); or a clean cancel."""
+    end = max(duration for duration, _ in calls)
+
+    async def main() -> None:
+        probe = ConcurrencyProbe()
+        returned: list[list[outcome.Outcome[object]]] = []
+        with trio.move_on_after(math.inf if cancel_at is None else cancel_at) as scope:
+            returned.append(await trine.settle(*_fns(probe, calls)))
+        assert probe.current == 0
+        if scope.cancelled_caught:
+            # A deadline at the very moment the calls end may land either way.
+            assert cancel_at is not None
+            assert cancel_at <= end
+            assert trio.current_time() == cancel_at
+            assert returned == []
+            return
+        assert cancel_at is None or cancel_at >= end
+        assert trio.current_time() == end
+        [results] = returned
+        assert len(results) == len(calls)
+        for index, (result, (_, fails)) in enumerate(zip(results, calls, strict=True)):
+            if fails:
+                assert isinstance(result, outcome.Error)
+                assert isinstance(result.error, Boom)
+                assert result.error.label == index
+            else:
+                assert result == outcome.Value(index)
+
+    _run(main)
+
+
+@given(calls=calls_strategy, cancel_at=cancel_strategy)
+def test_race_property(calls: list[tuple[int, bool]], cancel_at: int | None) -> None:
+    """The fastest success wins at its duration; if none succeeds, every failure in order."""
+    successes = [duration for duration, fails in calls if not fails]
+    end = min(successes) if successes else max(duration for duration, _ in calls)
+
+    async def main() -> None:
+        probe = ConcurrencyProbe()
+        winner: object = None
+        group: ExceptionGroup[Exception] | None = None
+        with trio.move_on_after(math.inf if cancel_at is None else cancel_at) as scope:
+            try:
+                winner = await trine.race(*_fns(probe, calls))
+            except ExceptionGroup as error:
+                group = error
+        assert probe.current == 0
+        if scope.cancelled_caught:
+            assert cancel_at is not None
+            assert cancel_at <= end
+            assert trio.current_time() == cancel_at
+            return
+        assert cancel_at is None or cancel_at >= end
+        assert trio.current_time() == end
+        if successes:
+            assert group is None
+            assert isinstance(winner, int)
+            assert calls[winner] == (end, False)
+        else:
+            assert group is not None
+            assert labels(group) == list(range(len(calls)))
+
+    _run(main)
+
+
+def _hedge_model(
+    script: list[tuple[int, bool]], delay: float
+) -> tuple[list[float], float, int | None] | None:
+    """When each attempt starts, when hedge ends, and who wins; None if events tie.
+
+    Event times are multiples of 0.25, so ties are exact; a tie (a failure at the very
+    moment a delay runs out, say) may fall either way in Trio, so the property skips it.
+    """
+    starts = [0.0]
+    consumed = 0
+    now = 0.0
+
+    def ends(failing: bool) -> list[float]:
+        return [starts[i] + script[i][0] for i in range(len(starts)) if script[i][1] is failing]
+
+    while len(starts) < len(script):
+        win = min(ends(False), default=math.inf)
+        if sum(end <= now for end in ends(True)) > consumed:
+            wake = now  # a failure not yet answered: start the next attempt at once
+        else:
+            next_failure = min((end for end in ends(True) if end > now), default=math.inf)
+            if next_failure == now + delay:
+                return None
+            wake = min(now + delay, next_failure)
+        if win == wake:
+            return None
+        if win < wake:
+            break
+        if sum(end <= wake for end in ends(True)) > consumed:
+            consumed += 1
+        now = wake
+        starts.append(wake)
+    successes = ends(False)
+    if successes:
+        end = min(successes)
+        if successes.count(end) > 1:
+            return None
+        winner = next(
+            i for i in range(len(starts)) if not script[i][1] and starts[i] + script[i][0] == end
+        )
+        return starts, end, winner
+    return starts, max(ends(True)), None
+
+
+@given(
+    script=st.lists(
+        st.tuples(st.integers(min_value=1, max_value=6), st.booleans()), min_size=1, max_size=6
+    ),
+    delay=st.sampled_from([0.25, 0.75, 1.25, 2.5]),
+    cancel_at=st.none() | st.integers(min_value=0, max_value=12).map(lambda n: n + 0.125),
+)
+def test_hedge_property(
+    script: list[tuple[int, bool]], delay: float, cancel_at: float | None
+) -> None:
+    """Attempts start when the model says, the first success wins at its time, nothing leaks."""
+    model = _hedge_model(script, delay)
+    assume(model is not None)
+    assert model is not None
+    expected_starts, end, winner = model
+
+    async def main() -> None:
+        probe = ConcurrencyProbe()
+        returned: list[object] = []
+        group: ExceptionGroup[Exception] | None = None
+        with trio.move_on_after(math.inf if cancel_at is None else cancel_at) as scope:
+            try:
+                returned.append(
+                    await trine.hedge(scripted(probe, script), delay=delay, attempts=len(script))
+                )
+            except ExceptionGroup as error:
+                group = error
+        assert probe.current == 0
+        if cancel_at is not None and cancel_at < end:
+            assert scope.cancelled_caught
+            assert trio.current_time() == cancel_at
+            assert starts(probe) == [start for start in expected_starts if start < cancel_at]
+            return
+        assert trio.current_time() == end
+        assert starts(probe) == expected_starts
+        if winner is None:
+            assert group is not None
+            assert labels(group) == list(range(len(expected_starts)))
+        else:
+            assert returned == [winner]
+
+    _run(main)
