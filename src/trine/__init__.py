@@ -6,6 +6,7 @@ Everything public is importable from ``trine`` itself; the private modules
 
 from __future__ import annotations
 
+from ._errors import BulkheadFull as BulkheadFull
 from ._errors import TrineError as TrineError
 from ._hooks import AttemptTimedOut as AttemptTimedOut
 from ._hooks import CallRejected as CallRejected
@@ -15,18 +16,47 @@ from ._hooks import GuardEvent as GuardEvent
 from ._hooks import Hook as Hook
 from ._hooks import RetryGaveUp as RetryGaveUp
 from ._hooks import RetryScheduled as RetryScheduled
+from ._limit import AdaptiveLimiter as AdaptiveLimiter
+from ._limit import AdaptiveLimiterStatistics as AdaptiveLimiterStatistics
+from ._limit import AdaptivePermit as AdaptivePermit
+from ._limit import Bulkhead as Bulkhead
+from ._limit import BulkheadStatistics as BulkheadStatistics
+from ._limit import KeyedLimiter as KeyedLimiter
+from ._limit import KeyedLimiterStatistics as KeyedLimiterStatistics
+from ._limit import Limiter as Limiter
+from ._limit import LimiterLike as LimiterLike
+from ._limit import PriorityLimiter as PriorityLimiter
+from ._limit import PriorityLimiterStatistics as PriorityLimiterStatistics
+from ._limit import WeightedSemaphore as WeightedSemaphore
+from ._limit import WeightedSemaphoreStatistics as WeightedSemaphoreStatistics
+from ._limit import acquire_all as acquire_all
 from ._version import __version__ as __version__
 
 __all__ = [
+    "AdaptiveLimiter",
+    "AdaptiveLimiterStatistics",
+    "AdaptivePermit",
     "AttemptTimedOut",
+    "Bulkhead",
+    "BulkheadFull",
+    "BulkheadStatistics",
     "CallRejected",
     "CircuitStateChanged",
     "FallbackUsed",
     "GuardEvent",
     "Hook",
+    "KeyedLimiter",
+    "KeyedLimiterStatistics",
+    "Limiter",
+    "LimiterLike",
+    "PriorityLimiter",
+    "PriorityLimiterStatistics",
     "RetryGaveUp",
     "RetryScheduled",
     "TrineError",
+    "WeightedSemaphore",
+    "WeightedSemaphoreStatistics",
+    "acquire_all",
 ]
 
 
