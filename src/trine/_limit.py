@@ -150,9 +150,7 @@ class _Waiter:
 
     __slots__ = ("arrival", "key", "ready", "state", "task", "weight")
 
-    def __init__(
-        self, task: Task, weight: int = 1, key: Hashable = None, arrival: int = 0
-    ) -> None:
+    def __init__(self, task: Task, weight: int = 1, key: Hashable = None, arrival: int = 0) -> None:
         self.task = task
         self.weight = weight
         self.key = key
@@ -508,6 +506,8 @@ class PriorityLimiter:
             waiter = heapq.heappop(heap)[2]
             if waiter.state == _WAITING:
                 self._waiting -= 1
+                if not self._waiting:
+                    heap.clear()  # only cancelled entries can be left
                 _grant(waiter)  # the slot passes straight to it
                 return
         self._borrowed -= 1
@@ -748,6 +748,8 @@ class KeyedLimiter:
             self._borrowed += 1
             self._waiting -= 1
             _grant(waiter)
+        if not self._waiting:
+            ready.clear()  # only cancelled entries can be left
 
 
 @final
