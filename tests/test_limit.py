@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import pathlib
 import pickle
 import random
 import re
+import textwrap
 from collections.abc import Callable, Hashable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -1236,3 +1238,25 @@ def test_property_acquire_all_never_deadlocks(
     trio.run(main, clock=_mock_clock())
     assert len(finished) == len(subsets)
     assert all(_borrowed(limiter) == 0 for limiter in limiters[2:])
+
+
+# --------------------------------------------------------------------------
+# The guide's examples run as written (on the fake clock)
+
+_GUIDE = pathlib.Path(__file__).parent.parent / "docs" / "guide" / "limiters.rst"
+
+
+def _guide_examples() -> list[str]:
+    blocks = re.findall(
+        r"^\.\. code-block:: python\n\n((?:    .*\n|\n)+)", _GUIDE.read_text(), re.M
+    )
+    return [textwrap.dedent(block) for block in blocks]
+
+
+@pytest.mark.parametrize("source", _guide_examples())
+def test_guide_examples_run(source: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every ``code-block:: python`` in docs/guide/limiters.rst runs and its asserts hold."""
+    assert source.rstrip().endswith("trio.run(main)")
+    namespace: dict[str, Any] = {}
+    exec(compile(source.rstrip().removesuffix("trio.run(main)"), str(_GUIDE), "exec"), namespace)
+    trio.run(namespace["main"], clock=_mock_clock())

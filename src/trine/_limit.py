@@ -1205,9 +1205,9 @@ class AdaptiveLimiter:
             return _fifo_abort(self._waiters, waiter)
 
         await wait_task_rescheduled(abort)
-        # _wake counted us in flight; the clock starts now, not while waiting.
-        self._admissions += 1
-        return AdaptivePermit(trio.current_time(), self._admissions, True)
+        # _wake counted us in flight and numbered us; the clock starts now, not
+        # while we waited. Having waited, we saw the limit in use.
+        return AdaptivePermit(trio.current_time(), waiter.arrival, True)
 
     def _release(self, arg: None, permit: AdaptivePermit, error: BaseException | None) -> None:
         if error is None or not _is_cancellation(error):
@@ -1223,6 +1223,8 @@ class AdaptiveLimiter:
         while waiters and self._in_flight < self._limit:
             waiter, _ = waiters.popitem(last=False)
             self._in_flight += 1
+            self._admissions += 1
+            waiter.arrival = self._admissions  # admitted before any later decrease
             _grant(waiter)
 
     def _sample(self, rtt: float, failed: bool, saturated: bool, permit: AdaptivePermit) -> None:
