@@ -487,6 +487,60 @@ async def test_keyed_limiter_forgets_idle_keys(autojump_clock: trio.abc.Clock) -
     assert limiter.statistics().borrowed_tokens == 0
 
 
+async def test_keyed_limiter_sweeps_cancelled_ready_waiters(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Cancelled waiters blocked on total do not pile up in the ready queue."""
+    limiter = KeyedLimiter(5, total=1)
+    scopes = [trio.CancelScope() for _ in range(60)]
+    order: list[int] = []
+
+    async def job(key: int, scope: trio.CancelScope) -> None:
+        with scope:
+            async with limiter.hold(key):
+                order.append(key)
+                await trio.sleep(1)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(job, -1, trio.CancelScope())
+        await trio.testing.wait_all_tasks_blocked()
+        for key, scope in enumerate(scopes):
+            nursery.start_soon(job, key, scope)
+            await trio.lowlevel.checkpoint()
+        for scope in scopes[:50]:
+            scope.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        assert limiter.statistics().tasks_waiting == 10
+        assert limiter.statistics().keys == 11
+        assert len(limiter._ready) <= 2 * 10 + 16
+    assert order == [-1, *range(50, 60)]
+    assert limiter._ready == []
+    assert limiter.statistics().keys == 0
+
+
+async def test_keyed_limiter_hold_nowait_refusals() -> None:
+    """hold_nowait refuses when the total is full, the key is full, or the key has
+    waiters."""
+    limiter = KeyedLimiter(1, total=2)
+    with limiter.hold_nowait("a"), limiter.hold_nowait("b"):
+        with pytest.raises(trio.WouldBlock):
+            limiter.hold_nowait("c").__enter__()  # total full
+        with pytest.raises(trio.WouldBlock):
+            limiter.hold_nowait("a").__enter__()  # key full
+    assert limiter.statistics().keys == 0
+    async with trio.open_nursery() as nursery, limiter.hold("a"):
+        nursery.start_soon(_enter_and_leave, limiter, "a")
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(trio.WouldBlock):
+            limiter.hold_nowait("a").__enter__()  # key has a waiter
+    assert limiter.statistics() == trine.KeyedLimiterStatistics(0, 2, 1, 0, 0)
+
+
+async def _enter_and_leave(limiter: KeyedLimiter, key: str) -> None:
+    async with limiter.hold(key):
+        pass
+
+
 async def test_keyed_limiter_for_key_is_a_limiter() -> None:
     """for_key(key) binds one key so it fits where a Limiter is expected."""
     limiter = KeyedLimiter(1)
@@ -746,6 +800,32 @@ async def test_adaptive_cancellation_is_not_a_sample(autojump_clock: trio.abc.Cl
     stats = limiter.statistics()
     assert (stats.limit, stats.successes, stats.failures, stats.last_rtt) == (1, 0, 0, None)
     assert stats.borrowed_tokens == 0
+
+
+async def test_adaptive_cancelled_nursery_inside_is_not_a_sample(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Cancellation arriving through a nursery inside hold() is not a sample either."""
+    limiter = AdaptiveLimiter(initial=1, max_limit=5)
+    with trio.move_on_after(1):
+        async with limiter.hold(), trio.open_nursery() as nursery:
+            nursery.start_soon(trio.sleep_forever)
+            nursery.start_soon(trio.sleep_forever)
+    stats = limiter.statistics()
+    assert (stats.successes, stats.failures, stats.borrowed_tokens) == (0, 0, 0)
+
+
+async def test_adaptive_failure_group_is_a_failure(autojump_clock: trio.abc.Clock) -> None:
+    """An ExceptionGroup of errors from a nursery inside hold() is one failure."""
+    limiter = AdaptiveLimiter(initial=4, max_limit=5, backoff_ratio=0.5)
+
+    async def boom() -> None:
+        raise ValueError("boom")
+
+    with pytest.raises(ExceptionGroup):
+        async with limiter.hold(), trio.open_nursery() as nursery:
+            nursery.start_soon(boom)
+    assert (limiter.statistics().failures, limiter.limit) == (1, 2)
 
 
 async def test_gradient_moves_as_computed(autojump_clock: trio.abc.Clock) -> None:
@@ -1199,17 +1279,23 @@ def test_property_adaptive_limiter(arrivals: list[_Arrival], algorithm: str) -> 
 
 @given(
     subsets=st.lists(
-        st.tuples(st.permutations(range(5)), st.integers(1, 5), st.integers(0, 3)),
+        st.tuples(
+            st.permutations(range(5)),
+            st.integers(1, 5),
+            st.integers(0, 3),
+            st.none() | st.integers(0, 4),
+        ),
         min_size=1,
         max_size=12,
     ),
     seed=st.integers(0, 2**16),
 )
 def test_property_acquire_all_never_deadlocks(
-    subsets: list[tuple[list[int], int, int]], seed: int
+    subsets: list[tuple[list[int], int, int, int | None]], seed: int
 ) -> None:
     """Many tasks take random subsets of shared locks and limiters in random argument
-    orders; all finish before a deadline that serial execution would meet."""
+    orders, some cancelled at random times; all finish before a deadline that serial
+    execution would meet, and every lock is free afterwards."""
     rng = random.Random(seed)
     limiters: list[trine.LimiterLike] = [
         trio.Lock(),
@@ -1220,23 +1306,29 @@ def test_property_acquire_all_never_deadlocks(
     ]
     finished = []
 
-    async def task(order: list[int], hold: int) -> None:
+    async def task(order: list[int], hold: int, cancel_after: int | None) -> None:
         chosen = [limiters[i] for i in order]
-        async with acquire_all(*chosen):
-            await trio.sleep(hold)
+        with trio.move_on_after(math.inf if cancel_after is None else cancel_after):
+            async with acquire_all(*chosen):
+                await trio.sleep(hold)
         finished.append(order)
 
     async def main() -> None:
-        deadline = sum(hold for _, _, hold in subsets) + 1
+        deadline = sum(hold for _, _, hold, _ in subsets) + 1
         with trio.fail_after(deadline):
             async with trio.open_nursery() as nursery:
-                for permutation, size, hold in subsets:
+                for permutation, size, hold, cancel_after in subsets:
                     order = list(permutation[:size])
                     rng.shuffle(order)
-                    nursery.start_soon(task, order, hold)
+                    nursery.start_soon(task, order, hold, cancel_after)
 
     trio.run(main, clock=_mock_clock())
     assert len(finished) == len(subsets)
+    lock, capacity_limiter = limiters[0], limiters[1]
+    assert isinstance(lock, trio.Lock)
+    assert isinstance(capacity_limiter, trio.CapacityLimiter)
+    assert not lock.locked()
+    assert capacity_limiter.borrowed_tokens == 0
     assert all(_borrowed(limiter) == 0 for limiter in limiters[2:])
 
 
