@@ -459,6 +459,37 @@ async def test_keyed_limiter_total_is_fifo_among_keys_with_room(
     assert entered == {"a0": 0.0, "b0": 0.0, "a1": 2.0, "c": 1.0, "b1": 3.0}
 
 
+async def test_keyed_limiter_cancelled_ready_waiter_promotes_the_next(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """When a waiter blocked only on total is cancelled, the next waiter for its key
+    takes its place in the total queue, ahead of later arrivals for other keys."""
+    limiter = KeyedLimiter(2, total=2)
+    entered: dict[str, float] = {}
+    w1_scope = trio.CancelScope()
+
+    async def job(label: str, key: str, seconds: float, scope: trio.CancelScope) -> None:
+        with scope:
+            async with limiter.hold(key):
+                entered[label] = trio.current_time()
+                await trio.sleep(seconds)
+
+    async with trio.open_nursery() as nursery:
+        for label, key, seconds, scope in [
+            ("h", "k", 10, trio.CancelScope()),
+            ("g", "j", 1, trio.CancelScope()),
+            ("w1", "k", 1, w1_scope),  # key k has room: waits for total
+            ("w2", "k", 1, trio.CancelScope()),  # key k would be full with w1 in
+            ("x", "m", 1, trio.CancelScope()),  # waits for total, after w2
+        ]:
+            nursery.start_soon(job, label, key, seconds, scope)
+            await trio.lowlevel.checkpoint()
+        await trio.sleep(0.5)
+        w1_scope.cancel()
+    # at 1 g leaves: w2 (arrived before x, key k has room now) enters
+    assert entered == {"h": 0.0, "g": 0.0, "w2": 1.0, "x": 2.0}
+
+
 async def test_keyed_limiter_forgets_idle_keys(autojump_clock: trio.abc.Clock) -> None:
     """Memory does not grow with the keys ever seen: idle keys are dropped, cancelled
     waiters included."""
@@ -1120,8 +1151,6 @@ def _check_order(
     kept waiting past t."""
     starts = _starts(arrivals)
     for winner, t in record.entered.items():
-        if math.isclose(t, starts[winner]):
-            continue  # entered on arrival
         for other, start in starts.items():
             if other == winner or start >= t or not better(other, winner):
                 continue
