@@ -1047,6 +1047,38 @@ async def test_acquire_all_releases_in_reverse_on_error() -> None:
     assert all(_borrowed(limiter) == 0 for limiter in limiters)
 
 
+async def test_acquire_all_undoes_partial_acquisition_on_failure() -> None:
+    """A refusal from one limiter (a full bulkhead) releases those already taken."""
+    lock, bulkhead = trio.Lock(), Bulkhead(1)
+    async with bulkhead.hold():
+        with pytest.raises(BulkheadFull):
+            async with acquire_all(lock, bulkhead):
+                raise AssertionError("must not enter")
+        assert not lock.locked()
+
+
+async def test_acquire_all_releases_the_rest_when_one_release_raises() -> None:
+    """An error leaving one limiter does not keep the others held."""
+
+    class BrokenRelease:
+        async def __aenter__(self) -> None:
+            pass
+
+        async def __aexit__(self, *exc_info: object) -> None:
+            raise OSError("release failed")
+
+    @attrs.define
+    class Broken:
+        def hold(self) -> AbstractAsyncContextManager[object]:
+            return BrokenRelease()
+
+    first, second = trio.CapacityLimiter(1), trio.CapacityLimiter(1)
+    with pytest.raises(OSError, match=r"^release failed$"):
+        async with acquire_all(first, Broken(), second):
+            pass
+    assert (first.borrowed_tokens, second.borrowed_tokens) == (0, 0)
+
+
 async def test_acquire_all_with_nothing_is_a_checkpoint() -> None:
     """Entering with no limiters still checkpoints."""
     with trio.testing.assert_checkpoints():

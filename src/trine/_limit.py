@@ -24,13 +24,8 @@ from __future__ import annotations
 import heapq
 import math
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Hashable
-from contextlib import (
-    AbstractAsyncContextManager,
-    AbstractContextManager,
-    AsyncExitStack,
-    asynccontextmanager,
-)
+from collections.abc import Hashable
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from types import TracebackType
 from typing import Any, Generic, Literal, Protocol, TypeAlias, TypeVar, final
 
@@ -1302,7 +1297,8 @@ def acquire_all(*limiters: LimiterLike) -> AbstractAsyncContextManager[None]:
 
     If taking one of them is cancelled or fails, the ones already taken are
     released before the error propagates. Entering is a checkpoint even with
-    no limiters.
+    no limiters. An error inside the block always propagates (a limiter's
+    ``__aexit__`` cannot swallow it here).
 
     Args:
       limiters: anything :func:`open_hold` accepts, each at most once.
@@ -1322,14 +1318,56 @@ def acquire_all(*limiters: LimiterLike) -> AbstractAsyncContextManager[None]:
             )
         seen[key] = index
     ordered = sorted(limiters, key=_order_key)
-    return _acquire_in_order(ordered)
+    return _AcquireAll(ordered)
 
 
-@asynccontextmanager
-async def _acquire_in_order(limiters: list[LimiterLike]) -> AsyncIterator[None]:
-    async with AsyncExitStack() as stack:
-        if not limiters:
+@final
+class _AcquireAll:
+    """The context manager :func:`acquire_all` returns."""
+
+    __slots__ = ("_holds", "_limiters")
+
+    def __init__(self, limiters: list[LimiterLike]) -> None:
+        self._limiters = limiters
+        self._holds: list[AbstractAsyncContextManager[object]] = []
+
+    async def __aenter__(self) -> None:
+        if not self._limiters:
             await trio.lowlevel.checkpoint()
-        for limiter in limiters:
-            await stack.enter_async_context(open_hold(limiter))
-        yield
+            return
+        holds: list[AbstractAsyncContextManager[object]] = []
+        try:
+            for limiter in self._limiters:
+                hold = open_hold(limiter)
+                await hold.__aenter__()
+                holds.append(hold)
+        except BaseException as error:
+            await _release_all(holds, error)
+            raise
+        self._holds = holds
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        holds, self._holds = self._holds, []
+        await _release_all(holds, exc_value)
+
+
+async def _release_all(
+    holds: list[AbstractAsyncContextManager[object]], error: BaseException | None
+) -> None:
+    """Leave *holds* last first; every one is left even if leaving another raises."""
+    if not holds:
+        return
+    hold = holds.pop()
+    try:
+        await hold.__aexit__(
+            None if error is None else type(error),
+            error,
+            None if error is None else error.__traceback__,
+        )
+    finally:
+        await _release_all(holds, error)
