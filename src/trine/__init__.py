@@ -6,6 +6,7 @@ Everything public is importable from ``trine`` itself; the private modules
 
 from __future__ import annotations
 
+from ._errors import BulkheadFull as BulkheadFull
 from ._errors import RateLimitExceeded as RateLimitExceeded
 from ._errors import TrineError as TrineError
 from ._fan import gather as gather
@@ -20,6 +21,20 @@ from ._hooks import GuardEvent as GuardEvent
 from ._hooks import Hook as Hook
 from ._hooks import RetryGaveUp as RetryGaveUp
 from ._hooks import RetryScheduled as RetryScheduled
+from ._limit import AdaptiveLimiter as AdaptiveLimiter
+from ._limit import AdaptiveLimiterStatistics as AdaptiveLimiterStatistics
+from ._limit import AdaptivePermit as AdaptivePermit
+from ._limit import Bulkhead as Bulkhead
+from ._limit import BulkheadStatistics as BulkheadStatistics
+from ._limit import KeyedLimiter as KeyedLimiter
+from ._limit import KeyedLimiterStatistics as KeyedLimiterStatistics
+from ._limit import Limiter as Limiter
+from ._limit import LimiterLike as LimiterLike
+from ._limit import PriorityLimiter as PriorityLimiter
+from ._limit import PriorityLimiterStatistics as PriorityLimiterStatistics
+from ._limit import WeightedSemaphore as WeightedSemaphore
+from ._limit import WeightedSemaphoreStatistics as WeightedSemaphoreStatistics
+from ._limit import acquire_all as acquire_all
 from ._rate import RateLimiter as RateLimiter
 from ._rate import RateLimiterStatistics as RateLimiterStatistics
 from ._rate import SlidingWindowLimiter as SlidingWindowLimiter
@@ -29,14 +44,26 @@ from ._stats import LatencySummary as LatencySummary
 from ._version import __version__ as __version__
 
 __all__ = [
+    "AdaptiveLimiter",
+    "AdaptiveLimiterStatistics",
+    "AdaptivePermit",
     "AttemptTimedOut",
+    "Bulkhead",
+    "BulkheadFull",
+    "BulkheadStatistics",
     "CallRejected",
     "CircuitStateChanged",
     "FallbackUsed",
     "GuardEvent",
     "Hook",
+    "KeyedLimiter",
+    "KeyedLimiterStatistics",
     "LatencyHistogram",
     "LatencySummary",
+    "Limiter",
+    "LimiterLike",
+    "PriorityLimiter",
+    "PriorityLimiterStatistics",
     "RateLimitExceeded",
     "RateLimiter",
     "RateLimiterStatistics",
@@ -45,6 +72,9 @@ __all__ = [
     "SlidingWindowLimiter",
     "SlidingWindowLimiterStatistics",
     "TrineError",
+    "WeightedSemaphore",
+    "WeightedSemaphoreStatistics",
+    "acquire_all",
     "gather",
     "hedge",
     "race",

@@ -9,6 +9,7 @@ The class tree::
 
     Exception
      └── TrineError
+          ├── BulkheadFull
           └── RateLimitExceeded   (also trio.WouldBlock)
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import trio
 
-__all__ = ["RateLimitExceeded", "TrineError"]
+__all__ = ["BulkheadFull", "RateLimitExceeded", "TrineError"]
 
 
 class TrineError(Exception):
@@ -52,3 +53,63 @@ class RateLimitExceeded(TrineError, trio.WouldBlock):
 
 def _rebuild_rate_limit_exceeded(message: str, retry_after: float) -> RateLimitExceeded:
     return RateLimitExceeded(message, retry_after=retry_after)
+
+
+class BulkheadFull(TrineError):
+    """A :class:`~trine.Bulkhead` refused a call instead of queueing it.
+
+    Raised at once when every slot is taken and the waiting room is full, or
+    after a waiter has waited ``max_wait`` seconds without getting a slot
+    (then :attr:`timed_out` is true). Either way the call never ran.
+    """
+
+    max_concurrent: int
+    """The bulkhead's ``max_concurrent``."""
+    max_waiting: int
+    """The bulkhead's ``max_waiting``."""
+    max_wait: float | None
+    """The bulkhead's ``max_wait``, in seconds (``None``: wait without limit)."""
+    timed_out: bool
+    """``True`` if the call waited ``max_wait`` seconds, ``False`` if it was refused at once."""
+
+    def __init__(
+        self,
+        *,
+        max_concurrent: int,
+        max_waiting: int,
+        max_wait: float | None,
+        timed_out: bool,
+    ) -> None:
+        self.max_concurrent = max_concurrent
+        self.max_waiting = max_waiting
+        self.max_wait = max_wait
+        self.timed_out = timed_out
+        if timed_out:
+            message = (
+                f"bulkhead full: waited {max_wait:g} s (max_wait) "
+                f"and none of its {max_concurrent} slots came free"
+            )
+        else:
+            message = (
+                f"bulkhead full: {max_concurrent} of {max_concurrent} slots in use "
+                f"and {max_waiting} of {max_waiting} waiting places taken"
+            )
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # keyword-only __init__: rebuild through a helper so pickling works
+        return (
+            _rebuild_bulkhead_full,
+            (self.max_concurrent, self.max_waiting, self.max_wait, self.timed_out),
+        )
+
+
+def _rebuild_bulkhead_full(
+    max_concurrent: int, max_waiting: int, max_wait: float | None, timed_out: bool
+) -> BulkheadFull:
+    return BulkheadFull(
+        max_concurrent=max_concurrent,
+        max_waiting=max_waiting,
+        max_wait=max_wait,
+        timed_out=timed_out,
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import assert_type
 
+import trio
+
 import trine
 import trine.testing
 
@@ -46,3 +48,21 @@ async def _fan_types() -> None:
     assert_type(await trine.settle(_int), list[outcome.Outcome[int]])
     assert_type(await trine.race(_int, _int), int)
     assert_type(await trine.hedge(_str_of, 1, delay=0.1), str)
+
+
+limiter: trine.Limiter = trine.PriorityLimiter(1)
+limiter = trine.KeyedLimiter(1).for_key("k")
+limiter = trine.Bulkhead(1)
+limiter = trine.WeightedSemaphore(1)
+limiter = trine.AdaptiveLimiter(initial=1, max_limit=2)
+assert_type(trine.WeightedSemaphore(2).statistics().borrowed_tokens, int)
+assert_type(trine.KeyedLimiter(2).statistics().total_tokens, int | None)
+
+
+async def _limiters() -> None:
+    async with trine.AdaptiveLimiter(initial=1, max_limit=2).hold() as permit:
+        assert_type(permit, trine.AdaptivePermit)
+    async with trine.acquire_all(trio.Lock(), trine.Bulkhead(1)) as nothing:
+        assert_type(nothing, None)
+    with trine.WeightedSemaphore(3).hold_nowait(2) as held:
+        assert_type(held, None)
