@@ -161,65 +161,68 @@ class NodeEvent:
 
 
 @final
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class GraphResult:
     """The results of one :meth:`TaskGraph.run`: one :class:`NodeResult` per node.
 
     ``result[node]`` is that node's result; iterating gives every result in the
-    order the nodes were added.
+    order the nodes were added. (Each :class:`NodeResult` is built when first
+    asked for, so a run of 100,000 nodes whose results are mostly unread
+    costs little.)
     """
 
-    _results: tuple[NodeResult[Any], ...] = attrs.field(alias="results")
+    _run: _Run = attrs.field(alias="run")
 
     def __getitem__(self, node: Node[_T]) -> NodeResult[_T]:
+        run = self._run
         index = getattr(node, "_index", None)
-        if isinstance(index, int) and index < len(self._results):
-            result = self._results[index]
-            if result.node is node:
-                return result
+        if isinstance(index, int) and index < len(run.status) and run.graph._nodes[index] is node:
+            return run.result_of(index)
         raise KeyError(node)
 
     def __iter__(self) -> Iterator[NodeResult[Any]]:
-        return iter(self._results)
+        run = self._run
+        return (run.result_of(index) for index in range(len(run.status)))
 
     def __len__(self) -> int:
-        return len(self._results)
+        return len(self._run.status)
 
     def __repr__(self) -> str:
         counts = ", ".join(
-            f"{len(self._with(status))} {status.value}"
-            for status in NodeStatus
-            if self._with(status)
+            f"{count} {status.value}"
+            for status, count in zip(_STATUSES, self._run.counts, strict=True)
+            if count
         )
-        return f"<trine.GraphResult of {len(self._results)} nodes: {counts or 'empty'}>"
+        return f"<trine.GraphResult of {len(self)} nodes: {counts or 'empty'}>"
 
-    def _with(self, status: NodeStatus) -> list[NodeResult[Any]]:
-        return [result for result in self._results if result.status is status]
+    def _with(self, code: int) -> list[NodeResult[Any]]:
+        run = self._run
+        return [run.result_of(index) for index, status in enumerate(run.status) if status == code]
 
     @property
     def succeeded(self) -> list[NodeResult[Any]]:
         """The results of the nodes that succeeded, in insertion order."""
-        return self._with(NodeStatus.SUCCEEDED)
+        return self._with(_SUCCEEDED)
 
     @property
     def failed(self) -> list[NodeResult[Any]]:
         """The results of the nodes that failed, in insertion order."""
-        return self._with(NodeStatus.FAILED)
+        return self._with(_FAILED)
 
     @property
     def skipped(self) -> list[NodeResult[Any]]:
         """The results of the nodes that were skipped, in insertion order."""
-        return self._with(NodeStatus.SKIPPED)
+        return self._with(_SKIPPED)
 
     @property
     def cancelled(self) -> list[NodeResult[Any]]:
         """The results of the nodes that were cancelled, in insertion order."""
-        return self._with(NodeStatus.CANCELLED)
+        return self._with(_CANCELLED)
 
     @property
     def ok(self) -> bool:
         """``True`` if every node succeeded."""
-        return all(result.status is NodeStatus.SUCCEEDED for result in self._results)
+        return self._run.counts[_SUCCEEDED] == len(self)
 
     def raise_for_failures(self) -> None:
         """Raise an :exc:`ExceptionGroup` of the failures, if any node failed.
@@ -232,10 +235,9 @@ class GraphResult:
             return
         names = ", ".join(repr(result.node.name) for result in failed)
         noun = "node" if len(failed) == 1 else "nodes"
-        errors = [result.error for result in failed]
         raise ExceptionGroup(
             f"{len(failed)} {noun} failed: {names}",
-            [error for error in errors if isinstance(error, Exception)],
+            [result.error for result in failed if isinstance(result.error, Exception)],
         )
 
 
@@ -513,6 +515,7 @@ class TaskGraph:
     _keys: list[int] = attrs.field(factory=list, init=False)
     _policies: list[_PolicyLike | None] = attrs.field(factory=list, init=False)
     _needs: list[tuple[tuple[_Resource, int], ...]] = attrs.field(factory=list, init=False)
+    _blocking: list[bool] = attrs.field(factory=list, init=False)
     _names: dict[str, int] = attrs.field(factory=dict, init=False)
     _name_counters: dict[str, int] = attrs.field(factory=dict, init=False)
     _uses_resources: bool = attrs.field(default=False, init=False)
@@ -644,6 +647,7 @@ class TaskGraph:
         self._keys.append((-priority << _INDEX_BITS) + index)
         self._policies.append(policy)
         self._needs.append(needs)
+        self._blocking.append(any(resource.blocking for resource, _ in needs))
         if needs:
             self._uses_resources = True
         return node
@@ -706,18 +710,18 @@ class TaskGraph:
                 skipped=0,
                 cancelled=0,
             )
-        counts = run.counts
+        succeeded, failed, skipped, cancelled = run.counts
         ready = len(run.ready)
-        finished = sum(counts.values())
+        finished = succeeded + failed + skipped + cancelled
         return GraphStatistics(
-            nodes=count,
-            pending=count - ready - run.running - finished,
+            nodes=len(run.status),
+            pending=len(run.status) - ready - run.running - finished,
             ready=ready,
             running=run.running,
-            succeeded=counts[NodeStatus.SUCCEEDED],
-            failed=counts[NodeStatus.FAILED],
-            skipped=counts[NodeStatus.SKIPPED],
-            cancelled=counts[NodeStatus.CANCELLED],
+            succeeded=succeeded,
+            failed=failed,
+            skipped=skipped,
+            cancelled=cancelled,
         )
 
     def _check_acyclic(self) -> None:
@@ -776,11 +780,19 @@ class TaskGraph:
         finally:
             self._running = False
             run.cancel_unfinished()
-        return run.result()
+        return GraphResult(run=run)
 
 
 # --------------------------------------------------------------------------
 # One run's state, and the scheduler
+
+# Status codes in the run's arrays (ints are cheaper than enum members to hash).
+_UNFINISHED = -1
+_SUCCEEDED = 0
+_FAILED = 1
+_SKIPPED = 2
+_CANCELLED = 3
+_STATUSES = (NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED, NodeStatus.CANCELLED)
 
 
 @final
@@ -815,14 +827,14 @@ class _Run:
         self.nursery: trio.Nursery | None = None
         self.ready: list[int] = []
         self.remaining = [len(deps) for deps in graph._deps]
-        self.status: list[NodeStatus | None] = [None] * count
+        self.status = [_UNFINISHED] * count
         self.values: list[Any] = [None] * count
         self.errors: list[BaseException | None] = [None] * count
         self.started: list[float | None] = [None] * count
         self.finished: list[float | None] = [None] * count
         self.attempts = [0] * count
         self.skipped_because: list[int | None] = [None] * count
-        self.counts = dict.fromkeys(NodeStatus, 0)
+        self.counts = [0, 0, 0, 0]
         self.running = 0
         self.stopping = False
         self.results: list[NodeResult[Any] | None] = [None] * count
@@ -836,21 +848,26 @@ class _Run:
         nursery = self.nursery
         assert nursery is not None
         graph = self.graph
+        now = trio.current_time()
+        pop = heapq.heappop
         if not graph._uses_resources:
-            start = self.start
-            pop = heapq.heappop
-            if limit is None:
-                while ready:
-                    start(nursery, pop(ready) & _INDEX_MASK, None, False)
-                return
-            while ready and self.running < limit:
-                start(nursery, pop(ready) & _INDEX_MASK, None, False)
+            started = self.started
+            spawn = nursery.start_soon
+            run_node = self.run_node
+            on_event = self.on_event
+            while ready and (limit is None or self.running < limit):
+                index = pop(ready) & _INDEX_MASK
+                self.running += 1
+                started[index] = now
+                spawn(run_node, index, None, False)
+                if on_event is not None:
+                    self.emit("started", index, now)
             return
         deferred: list[int] = []
         reserved: set[_Resource] = set()
         needs_of = graph._needs
         while ready and (limit is None or self.running < limit):
-            key = heapq.heappop(ready)
+            key = pop(ready)
             index = key & _INDEX_MASK
             needs = needs_of[index]
             releases: list[_Release] | None = None
@@ -863,25 +880,30 @@ class _Run:
                     reserved.update(resource for resource, _ in needs)
                     deferred.append(key)
                     continue
-            self.start(nursery, index, releases, False)
+            self.start(nursery, index, releases, False, now)
         for key in deferred:
             heapq.heappush(ready, key)
         if ready and self.running == 0:
             # Every ready node waits for resources held outside the graph and
             # nothing running here will free them: let the best one wait for
             # them in its own task.
-            self.start(nursery, heapq.heappop(ready) & _INDEX_MASK, None, True)
+            self.start(nursery, pop(ready) & _INDEX_MASK, None, True, now)
 
     def start(
-        self, nursery: trio.Nursery, index: int, releases: list[_Release] | None, wait_all: bool
+        self,
+        nursery: trio.Nursery,
+        index: int,
+        releases: list[_Release] | None,
+        wait_all: bool,
+        now: float,
     ) -> None:
         # The start is recorded here, in priority order, not in the new task:
         # Trio runs the tasks of one batch in an unspecified order.
         self.running += 1
-        self.started[index] = time = trio.current_time()
+        self.started[index] = now
         nursery.start_soon(self.run_node, index, releases, wait_all)
         if self.on_event is not None:
-            self.emit("started", index, time)
+            self.emit("started", index, now)
 
     def emit(self, kind: Literal["started", "finished"], index: int, time: float) -> None:
         on_event = self.on_event
@@ -891,74 +913,82 @@ class _Run:
 
     async def run_node(self, index: int, releases: list[_Release] | None, wait_all: bool) -> None:
         graph = self.graph
+        args = graph._args[index]
+        deps = graph._deps[index]
+        if deps:
+            values = self.values
+            args = (*args, *[values[dep] for dep in deps])
         try:
-            try:
-                args = graph._args[index]
-                deps = graph._deps[index]
-                if deps:
-                    values = self.values
-                    args = (*args, *[values[dep] for dep in deps])
-                needs = graph._needs[index]
-                if needs and (wait_all or any(resource.blocking for resource, _ in needs)):
-                    async with AsyncExitStack() as stack:
-                        for resource, weight in needs:
-                            if wait_all or resource.blocking:
-                                await stack.enter_async_context(resource.hold(weight))
-                        value = await self.call(index, args)
-                else:
-                    value = await self.call(index, args)
-            except BaseException as error:
-                if releases:
-                    _release_all(releases, error)
-                raise
+            if wait_all or graph._policies[index] is not None or graph._blocking[index]:
+                value = await self.call(index, args, wait_all)
+            else:
+                self.attempts[index] = 1
+                value = await graph._fns[index](*args)
+        except BaseException as error:
             if releases:
-                _release_all(releases, None)
-        except Exception as error:
-            self.errors[index] = error
-            self.finish(index, NodeStatus.FAILED)
-            self.running -= 1
-            if graph._fail_fast:
-                self.stopping = True
+                _release_all(releases, error)
+            if self.stop(index, error):
                 raise
-            self.skip_dependents(index)
-            self.dispatch()
-        except BaseException:
-            # trio.Cancelled (or KeyboardInterrupt...): never a failure, never swallowed.
-            self.finish(index, NodeStatus.CANCELLED)
-            self.running -= 1
-            raise
-        else:
-            self.values[index] = value
-            self.finish(index, NodeStatus.SUCCEEDED)
-            self.running -= 1
-            remaining = self.remaining
-            status = self.status
-            ready = self.ready
-            keys = graph._keys
-            for dependent in graph._dependents[index]:
-                if status[dependent] is None:
-                    left = remaining[dependent] - 1
-                    remaining[dependent] = left
-                    if not left:
-                        heapq.heappush(ready, keys[dependent])
+            return
+        if releases:
+            _release_all(releases, None)
+        # Success: the hot path, inlined.
+        self.values[index] = value
+        self.status[index] = _SUCCEEDED
+        self.finished[index] = now = trio.current_time()
+        self.counts[_SUCCEEDED] += 1
+        self.running -= 1
+        if self.on_event is not None:
+            self.emit("finished", index, now)
+        status = self.status
+        remaining = self.remaining
+        ready = self.ready
+        keys = graph._keys
+        for dependent in graph._dependents[index]:
+            if status[dependent] < 0:
+                left = remaining[dependent] - 1
+                remaining[dependent] = left
+                if not left:
+                    heapq.heappush(ready, keys[dependent])
+        if ready:
             self.dispatch()
 
-    async def call(self, index: int, args: tuple[Any, ...]) -> Any:
+    def stop(self, index: int, error: BaseException) -> bool:
+        """Record a node that raised; return whether the error must propagate."""
+        self.running -= 1
+        if not isinstance(error, Exception):
+            # trio.Cancelled (or KeyboardInterrupt...): never a failure, never swallowed.
+            self.finish(index, _CANCELLED)
+            return True
+        self.errors[index] = error
+        self.finish(index, _FAILED)
+        if self.graph._fail_fast:
+            self.stopping = True
+            return True
+        self.skip_dependents(index)
+        self.dispatch()
+        return False
+
+    async def call(self, index: int, args: tuple[Any, ...], wait_all: bool) -> Any:
+        """Call a node's function through its policy and its blocking resources."""
         graph = self.graph
         fn = graph._fns[index]
         policy = graph._policies[index]
-        if policy is None:
-            self.attempts[index] = 1
-            return await fn(*args)
         attempts = self.attempts
 
         async def attempt(*args: Any) -> Any:
             attempts[index] += 1
             return await fn(*args)
 
-        return await policy.call(attempt, *args)
+        async with AsyncExitStack() as stack:
+            for resource, weight in graph._needs[index]:
+                if wait_all or resource.blocking:
+                    await stack.enter_async_context(resource.hold(weight))
+            if policy is None:
+                return await attempt(*args)
+            return await policy.call(attempt, *args)
 
-    def finish(self, index: int, status: NodeStatus) -> None:
+    def finish(self, index: int, status: int) -> None:
         time = trio.current_time()
         self.status[index] = status
         self.finished[index] = time
@@ -972,9 +1002,9 @@ class _Run:
         stack = list(dependents[failed])
         while stack:
             index = stack.pop()
-            if status[index] is None:
+            if status[index] < 0:
                 self.skipped_because[index] = failed
-                self.finish(index, NodeStatus.SKIPPED)
+                self.finish(index, _SKIPPED)
                 stack.extend(dependents[index])
 
     def cancel_unfinished(self) -> None:
@@ -982,23 +1012,23 @@ class _Run:
         status = self.status
         self.ready.clear()
         for index in range(len(status)):
-            if status[index] is None:
-                self.finish(index, NodeStatus.CANCELLED)
+            if status[index] < 0:
+                self.finish(index, _CANCELLED)
 
     def result_of(self, index: int) -> NodeResult[Any]:
-        because = self.skipped_because[index]
-        status = self.status[index]
-        assert status is not None
-        return NodeResult(
-            node=self.graph._nodes[index],
-            status=status,
-            value=self.values[index],
-            error=self.errors[index],
-            started_at=self.started[index],
-            finished_at=self.finished[index],
-            attempts=self.attempts[index],
-            skipped_because=None if because is None else self.graph._nodes[because],
-        )
-
-    def result(self) -> GraphResult:
-        return GraphResult(results=tuple(self.result_of(i) for i in range(len(self.status))))
+        result = self.results[index]
+        if result is None:
+            because = self.skipped_because[index]
+            status = self.status[index]
+            assert status >= 0
+            result = self.results[index] = NodeResult(
+                node=self.graph._nodes[index],
+                status=_STATUSES[status],
+                value=self.values[index],
+                error=self.errors[index],
+                started_at=self.started[index],
+                finished_at=self.finished[index],
+                attempts=self.attempts[index],
+                skipped_because=None if because is None else self.graph._nodes[because],
+            )
+        return result
