@@ -501,6 +501,12 @@ def test_node_names_default_to_the_function_and_are_unique() -> None:
             r"^resources\['db'\] must be a limiter \(an object with a hold\(\) method, or a "
             r"trio.CapacityLimiter, trio.Semaphore or trio.Lock\), got 3$",
         ),
+        (
+            {"resources": {"api": trine.KeyedLimiter(1)}},
+            TypeError,
+            r"^resources\['api'\] is a KeyedLimiter, which needs a key: "
+            r"pass limiter.for_key\(key\)$",
+        ),
     ],
 )
 def test_constructor_validation(

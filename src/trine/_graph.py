@@ -28,7 +28,7 @@ import attrs
 import trio
 
 from ._errors import CycleError
-from ._limit import LimiterLike, WeightedSemaphore, _check_limiter, open_hold
+from ._limit import KeyedLimiter, LimiterLike, WeightedSemaphore, _check_limiter, open_hold
 from ._util import check_async_callable, check_int
 
 __all__ = [
@@ -108,7 +108,9 @@ class NodeResult(Generic[_T_co]):
     error: BaseException | None
     """The exception it raised if it failed, else ``None``."""
     started_at: float | None
-    """:func:`trio.current_time` when it started (``None`` if it never started)."""
+    """:func:`trio.current_time` when it started, that is when the scheduler gave it a
+    slot and its resources (``None`` if it never started). A node may still wait
+    after that for a resource taken in its own task (see :class:`TaskGraph`)."""
     finished_at: float | None
     """When it finished, was skipped, or was marked cancelled."""
     attempts: int
@@ -537,6 +539,11 @@ class TaskGraph:
             if not isinstance(name, str) or not name:
                 raise TypeError(f"resources keys must be non-empty strings, got {name!r}")
             _check_limiter(limiter, f"resources[{name!r}]")
+            if isinstance(limiter, KeyedLimiter):
+                raise TypeError(
+                    f"resources[{name!r}] is a KeyedLimiter, which needs a key: "
+                    "pass limiter.for_key(key)"
+                )
             resources[name] = _Resource(name, limiter)
         self._resources = resources
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import assert_type
+from typing import Any, assert_type
 
 import trio
 
@@ -66,3 +66,19 @@ async def _limiters() -> None:
         assert_type(nothing, None)
     with trine.WeightedSemaphore(3).hold_nowait(2) as held:
         assert_type(held, None)
+
+
+async def _graph_types() -> None:
+    graph = trine.TaskGraph(limit=2, resources={"db": trine.WeightedSemaphore(2)})
+    number = graph.add(_int)
+    text = graph.add(_str_of, deps=[number], resources={"db": 2})
+    assert_type(number, trine.Node[int])
+    assert_type(text, trine.Node[str])
+    result = await graph.run(on_event=print)
+    assert_type(result, trine.GraphResult)
+    assert_type(result[text], trine.NodeResult[str])
+    assert_type(result[text].value, str | None)
+    assert_type(result[text].status, trine.NodeStatus)
+    assert_type(result.failed, list[trine.NodeResult[Any]])
+    assert_type(graph.statistics().running, int)
+    assert_type(trine.CycleError(["a", "a"]).cycle, list[str])
