@@ -518,6 +518,10 @@ class TaskGraph:
     _policies: list[_PolicyLike | None] = attrs.field(factory=list, init=False)
     _needs: list[tuple[tuple[_Resource, int], ...]] = attrs.field(factory=list, init=False)
     _blocking: list[bool] = attrs.field(factory=list, init=False)
+    # Ready nodes that take the same resources without waiting share one heap
+    # (a "group"); -1: the node takes none, and only needs a slot.
+    _group: list[int] = attrs.field(factory=list, init=False)
+    _group_ids: dict[tuple[str, ...], int] = attrs.field(factory=dict, init=False)
     _names: dict[str, int] = attrs.field(factory=dict, init=False)
     _name_counters: dict[str, int] = attrs.field(factory=dict, init=False)
     _uses_resources: bool = attrs.field(default=False, init=False)
@@ -655,8 +659,13 @@ class TaskGraph:
         self._policies.append(policy)
         self._needs.append(needs)
         self._blocking.append(any(resource.blocking for resource, _ in needs))
-        if needs:
+        signature = tuple(resource.name for resource, _ in needs if not resource.blocking)
+        if signature:
             self._uses_resources = True
+            group = self._group_ids.setdefault(signature, len(self._group_ids))
+        else:
+            group = -1
+        self._group.append(group)
         return node
 
     def _check_resources(
@@ -718,7 +727,7 @@ class TaskGraph:
                 cancelled=0,
             )
         succeeded, failed, skipped, cancelled = run.counts
-        ready = len(run.ready)
+        ready = run.ready_count()
         finished = succeeded + failed + skipped + cancelled
         return GraphStatistics(
             nodes=len(run.status),
@@ -781,8 +790,12 @@ class TaskGraph:
         try:
             async with trio.open_nursery() as nursery:
                 run.nursery = nursery
-                run.ready = [self._keys[index] for index, deps in enumerate(self._deps) if not deps]
+                for index, deps in enumerate(self._deps):
+                    if not deps:
+                        run.make_ready(index)
                 heapq.heapify(run.ready)
+                for group in run.groups:
+                    heapq.heapify(group)
                 run.dispatch()
         finally:
             self._running = False
@@ -812,6 +825,7 @@ class _Run:
         "errors",
         "finished",
         "graph",
+        "groups",
         "limit",
         "nursery",
         "on_event",
@@ -832,7 +846,10 @@ class _Run:
         self.on_event = on_event
         self.limit = graph._limit
         self.nursery: trio.Nursery | None = None
+        # Heaps of the keys of ready nodes: those that take no resources, and
+        # one per group of nodes that take the same resources.
         self.ready: list[int] = []
+        self.groups: list[list[int]] = [[] for _ in graph._group_ids]
         self.remaining = [len(deps) for deps in graph._deps]
         self.status = [_UNFINISHED] * count
         self.values: list[Any] = [None] * count
@@ -849,7 +866,7 @@ class _Run:
     def dispatch(self) -> None:
         """Start ready nodes, best first, while slots and resources allow."""
         ready = self.ready
-        if not ready or self.stopping:
+        if self.stopping:
             return
         limit = self.limit
         nursery = self.nursery
@@ -858,6 +875,8 @@ class _Run:
         now = trio.current_time()
         pop = heapq.heappop
         if not graph._uses_resources:
+            if not ready:
+                return
             started = self.started
             spawn = nursery.start_soon
             run_node = self.run_node
@@ -870,31 +889,48 @@ class _Run:
                 if on_event is not None:
                     self.emit("started", index, now)
             return
-        deferred: list[int] = []
+        # With resources: the best node of each group is the only one of that
+        # group worth trying (the others need the same resources, which the
+        # best one reserves if it cannot have them), so a pass costs
+        # O(groups), however many nodes wait.
+        groups = self.groups
+        heads = [(group[0], number) for number, group in enumerate(groups) if group]
+        if ready:
+            heads.append((ready[0], -1))
+        if not heads:
+            return
+        heapq.heapify(heads)
         reserved: set[_Resource] = set()
         needs_of = graph._needs
-        while ready and (limit is None or self.running < limit):
-            key = pop(ready)
+        blocked: list[tuple[int, int]] = []
+        while heads and (limit is None or self.running < limit):
+            key, number = heads[0]
+            heap = ready if number < 0 else groups[number]
             index = key & _INDEX_MASK
-            needs = needs_of[index]
             releases: list[_Release] | None = None
-            if needs:
+            if number >= 0:
+                needs = needs_of[index]
                 if reserved and any(resource in reserved for resource, _ in needs):
-                    deferred.append(key)
+                    blocked.append(heapq.heappop(heads))
                     continue
                 releases = _take_all_nowait(needs)
                 if releases is None:
                     reserved.update(resource for resource, _ in needs)
-                    deferred.append(key)
+                    blocked.append(heapq.heappop(heads))
                     continue
+            pop(heap)
+            if heap:
+                heapq.heapreplace(heads, (heap[0], number))
+            else:
+                heapq.heappop(heads)
             self.start(nursery, index, releases, False, now)
-        for key in deferred:
-            heapq.heappush(ready, key)
-        if ready and self.running == 0:
+        if self.running == 0 and (heads or blocked):
             # Every ready node waits for resources held outside the graph and
             # nothing running here will free them: let the best one wait for
             # them in its own task.
-            self.start(nursery, pop(ready) & _INDEX_MASK, None, True, now)
+            key, number = min(heads + blocked)
+            pop(ready if number < 0 else groups[number])
+            self.start(nursery, key & _INDEX_MASK, None, True, now)
 
     def start(
         self,
@@ -911,6 +947,13 @@ class _Run:
         nursery.start_soon(self.run_node, index, releases, wait_all)
         if self.on_event is not None:
             self.emit("started", index, now)
+
+    def make_ready(self, index: int) -> None:
+        group = self.graph._group[index]
+        (self.ready if group < 0 else self.groups[group]).append(self.graph._keys[index])
+
+    def ready_count(self) -> int:
+        return len(self.ready) + sum(len(group) for group in self.groups)
 
     def emit(self, kind: Literal["started", "finished"], index: int, time: float) -> None:
         on_event = self.on_event
@@ -951,14 +994,26 @@ class _Run:
         remaining = self.remaining
         ready = self.ready
         keys = graph._keys
-        for dependent in graph._dependents[index]:
-            if status[dependent] < 0:
-                left = remaining[dependent] - 1
-                remaining[dependent] = left
-                if not left:
-                    heapq.heappush(ready, keys[dependent])
-        if ready:
+        if graph._uses_resources:
+            groups = self.groups
+            group_of = graph._group
+            for dependent in graph._dependents[index]:
+                if status[dependent] < 0:
+                    left = remaining[dependent] - 1
+                    remaining[dependent] = left
+                    if not left:
+                        group = group_of[dependent]
+                        heapq.heappush(ready if group < 0 else groups[group], keys[dependent])
             self.dispatch()
+        else:
+            for dependent in graph._dependents[index]:
+                if status[dependent] < 0:
+                    left = remaining[dependent] - 1
+                    remaining[dependent] = left
+                    if not left:
+                        heapq.heappush(ready, keys[dependent])
+            if ready:
+                self.dispatch()
 
     def stop(self, index: int, error: BaseException) -> bool:
         """Record a node that raised; return whether the error must propagate."""
@@ -1018,6 +1073,8 @@ class _Run:
         """Mark every node that did not finish as cancelled (after the nursery closed)."""
         status = self.status
         self.ready.clear()
+        for group in self.groups:
+            group.clear()
         for index in range(len(status)):
             if status[index] < 0:
                 self.finish(index, _CANCELLED)
