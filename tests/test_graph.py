@@ -193,6 +193,78 @@ async def test_resource_held_outside_the_graph_is_waited_for(
     assert probe.times("enter") == {"heavy": 3, "light": 4}
 
 
+async def test_reservation_spans_groups_that_share_a_resource(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A blocked node reserves each of its resources against lower-priority users of any of them."""
+    probe = ConcurrencyProbe()
+    work = _sleeper(probe)
+    graph = trine.TaskGraph(
+        resources={"db": trine.WeightedSemaphore(2), "gpu": trine.WeightedSemaphore(1)}
+    )
+    graph.add(work, "holder", 2, resources=["gpu"], priority=9)
+    graph.add(work, "both", 1, resources={"db": 2, "gpu": 1}, priority=5)
+    graph.add(work, "db_only", 1, resources=["db"], priority=1)
+    graph.add(work, "unrelated", 1)
+    with assert_takes(4):
+        await graph.run()
+    assert probe.times("enter") == {"holder": 0, "unrelated": 0, "both": 2, "db_only": 3}
+
+
+async def test_cancelled_while_waiting_for_an_outside_resource(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A node waiting for a resource held outside is cancelled cleanly and leaves no waiter."""
+    semaphore = trine.WeightedSemaphore(1)
+    graph = trine.TaskGraph(resources={"db": semaphore})
+    node = graph.add(_value, 1, resources=["db"])
+    events: list[trine.NodeEvent] = []
+    async with semaphore.hold(1):
+        with trio.move_on_after(2):
+            await graph.run(on_event=events.append)
+        assert semaphore.statistics().tasks_waiting == 0
+    assert semaphore.statistics().borrowed_tokens == 0
+    finished = events[-1].result
+    assert finished is not None
+    assert finished.node is node
+    assert finished.status is trine.NodeStatus.CANCELLED
+    assert (finished.started_at, finished.finished_at, finished.attempts) == (0, 2, 0)
+
+
+async def test_fail_fast_releases_every_resource(autojump_clock: trio.testing.MockClock) -> None:
+    """After a fail_fast run raises, every resource is back and nothing waits."""
+    semaphore = trine.WeightedSemaphore(3)
+    capacity = trio.CapacityLimiter(2)
+    graph = trine.TaskGraph(fail_fast=True, resources={"db": semaphore, "cap": capacity})
+    graph.add(_fail, "boom", resources={"db": 1, "cap": 1})
+    graph.add(_sleeper(), "long", 5, resources={"db": 2, "cap": 1})
+    with pytest.RaisesGroup(KeyError):
+        await graph.run()
+    assert semaphore.statistics().borrowed_tokens == 0
+    assert capacity.borrowed_tokens == 0
+
+
+async def test_on_event_errors_cancel_the_run_and_propagate() -> None:
+    """An exception from on_event cancels the run and reaches the caller."""
+    graph = trine.TaskGraph()
+    graph.add(_value, 1)
+    graph.add(_sleeper(), "slow", 10)
+
+    def explode(event: trine.NodeEvent) -> None:
+        if event.kind == "finished" and event.node.name == "_value":
+            raise RuntimeError("display broke")
+
+    with pytest.RaisesGroup(pytest.RaisesExc(RuntimeError, match="^display broke$")):
+        await graph.run(on_event=explode)
+    assert graph.statistics().cancelled == 1
+
+
+async def test_run_is_a_checkpoint_even_when_empty() -> None:
+    """run() of an empty graph still checkpoints, as every Trio blocking call does."""
+    with trio.testing.assert_checkpoints():
+        await trine.TaskGraph().run()
+
+
 # --------------------------------------------------------------------------
 # Failures
 

@@ -785,6 +785,10 @@ class TaskGraph:
         if on_event is not None and not callable(on_event):
             raise TypeError(f"on_event must be callable, got {on_event!r}")
         self._check_acyclic()
+        if not self._nodes:
+            self._run = _Run(self, on_event)
+            await trio.lowlevel.checkpoint()  # an empty nursery would not be one
+            return GraphResult(run=self._run)
         self._running = True
         run = self._run = _Run(self, on_event)
         try:
