@@ -831,6 +831,8 @@ def test_random_graphs_respect_deps_limits_resources_and_skips(spec: dict[str, A
             else:
                 expected[index] = trine.NodeStatus.SUCCEEDED
         assert {int(n[1:]): s for n, s in statuses.items()} == expected
+        # Exactly the nodes that were not skipped ran, each exactly once.
+        assert sorted(starts) == [i for i in range(size) if expected[i] is not SKIPPED]
         for index, node in enumerate(nodes):
             node_result = result[node]
             assert node_result.status is expected[index]
@@ -842,6 +844,9 @@ def test_random_graphs_respect_deps_limits_resources_and_skips(spec: dict[str, A
         assert (stats.pending, stats.ready, stats.running) == (0, 0, 0)
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+SKIPPED = trine.NodeStatus.SKIPPED
 
 
 # --------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, assert_type
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, TypeVarTuple, assert_type
 
 import trio
 
@@ -82,3 +83,20 @@ async def _graph_types() -> None:
     assert_type(result.failed, list[trine.NodeResult[Any]])
     assert_type(graph.statistics().running, int)
     assert_type(trine.CycleError(["a", "a"]).cycle, list[str])
+
+
+_Ts = TypeVarTuple("_Ts")
+_R = TypeVar("_R")
+
+
+class _PolicyShaped:
+    """Has the shape of trine.Policy.call: positional-only fn, variadic generics."""
+
+    async def call(self, fn: Callable[[*_Ts], Awaitable[_R]], /, *args: *_Ts) -> _R:
+        return await fn(*args)
+
+
+async def _graph_policy_types() -> None:
+    graph = trine.TaskGraph()
+    node = graph.add(_str_of, 1, policy=_PolicyShaped())
+    assert_type(node, trine.Node[str])
