@@ -732,19 +732,24 @@ def _graphs(draw: st.DrawFn) -> dict[str, Any]:
             [draw(st.integers(0, capacity)) for capacity in capacities] for _ in range(size)
         ],
         "cancel_at": draw(st.none() | st.integers(0, 12).map(lambda t: t + 0.5)),
+        "fail_fast": draw(st.booleans()),
+        "lock_users": draw(st.sets(st.integers(0, size - 1))),
     }
 
 
 @given(_graphs())
 def test_random_graphs_respect_deps_limits_resources_and_skips(spec: dict[str, Any]) -> None:
     """Every node runs at most once after its deps; limit and capacities hold; failures skip
-    exactly their descendants; cancellation at any time leaves every node accounted for."""
+    exactly their descendants (or, with fail_fast, cancel the rest and raise); cancellation
+    at any time leaves every node accounted for and every resource given back."""
     deps: list[list[int]] = spec["deps"]
     size = len(deps)
     names = [f"n{index}" for index in range(size)]
     semaphores = [trine.WeightedSemaphore(capacity) for capacity in spec["capacities"]]
     probes = [ConcurrencyProbe() for _ in semaphores]
     running = ConcurrencyProbe()
+    lock_probe = ConcurrencyProbe()
+    lock = trio.Lock()
     log: list[tuple[str, int]] = []
     used: list[int] = [0, 0]
     peaks: list[int] = [0, 0]
@@ -761,6 +766,8 @@ def test_random_graphs_respect_deps_limits_resources_and_skips(spec: dict[str, A
         try:
             with contextlib.ExitStack() as stack:
                 stack.enter_context(running.track(index))
+                if index in spec["lock_users"]:
+                    stack.enter_context(lock_probe.track(index))
                 for r, weight in enumerate(weights):
                     if weight:
                         stack.enter_context(probes[r].track(index))
@@ -774,12 +781,16 @@ def test_random_graphs_respect_deps_limits_resources_and_skips(spec: dict[str, A
         return index
 
     async def main() -> None:
+        resources: dict[str, trine.LimiterLike] = {f"r{r}": sem for r, sem in enumerate(semaphores)}
+        resources["lock"] = lock
         graph = trine.TaskGraph(
-            limit=spec["limit"], resources={f"r{r}": sem for r, sem in enumerate(semaphores)}
+            limit=spec["limit"], fail_fast=spec["fail_fast"], resources=resources
         )
         nodes: list[trine.Node[int]] = []
         for index in range(size):
-            resources = {f"r{r}": w for r, w in enumerate(spec["weights"][index]) if w}
+            uses = {f"r{r}": w for r, w in enumerate(spec["weights"][index]) if w}
+            if index in spec["lock_users"]:
+                uses["lock"] = 1
             nodes.append(
                 graph.add(
                     work,
@@ -787,13 +798,17 @@ def test_random_graphs_respect_deps_limits_resources_and_skips(spec: dict[str, A
                     name=names[index],
                     deps=[nodes[d] for d in deps[index]],
                     priority=spec["priorities"][index],
-                    resources=resources,
+                    resources=uses,
                 )
             )
         events: list[trine.NodeEvent] = []
         result: trine.GraphResult | None = None
+        raised: ExceptionGroup[Exception] | None = None
         with trio.move_on_after(spec["cancel_at"] or 1e9):
-            result = await graph.run(on_event=events.append)
+            try:
+                result = await graph.run(on_event=events.append)
+            except ExceptionGroup as group:
+                raised = group
         finals = {e.node.name: e.result for e in events if e.kind == "finished"}
         assert sorted(finals) == sorted(names)
         statuses = {name: r.status for name, r in finals.items() if r is not None}
@@ -812,10 +827,21 @@ def test_random_graphs_respect_deps_limits_resources_and_skips(spec: dict[str, A
             assert peaks[r] <= capacity
             assert probes[r].peak <= capacity
             assert semaphores[r].statistics().borrowed_tokens == 0
+            assert semaphores[r].statistics().tasks_waiting == 0
+        assert lock_probe.peak <= 1
+        assert not lock.locked()
+        assert running.current == 0
+
+        if raised is not None:  # fail_fast: the failures propagate, the rest is cancelled
+            assert spec["fail_fast"]
+            assert all(isinstance(error, KeyError) for error in raised.exceptions)
+            failed = {n for n, status in statuses.items() if status is trine.NodeStatus.FAILED}
+            assert failed == {f"n{error.args[0]}" for error in raised.exceptions}
+            assert trine.NodeStatus.SKIPPED not in statuses.values()
+            return
 
         if result is None:  # cancelled: nothing is left running, nothing counted as failed wrongly
             assert spec["cancel_at"] is not None
-            assert running.current == 0
             for name, status in statuses.items():
                 if status is trine.NodeStatus.FAILED:
                     assert int(name[1:]) in spec["failing"]
@@ -830,6 +856,8 @@ def test_random_graphs_respect_deps_limits_resources_and_skips(spec: dict[str, A
                 expected[index] = trine.NodeStatus.FAILED
             else:
                 expected[index] = trine.NodeStatus.SUCCEEDED
+        if spec["fail_fast"]:
+            assert trine.NodeStatus.SKIPPED not in expected.values()
         assert {int(n[1:]): s for n, s in statuses.items()} == expected
         # Exactly the nodes that were not skipped ran, each exactly once.
         assert sorted(starts) == [i for i in range(size) if expected[i] is not SKIPPED]
