@@ -8,11 +8,13 @@ How it schedules: every node of a run is one Trio task in one nursery, started
 only once the node may actually run. The scheduler is not a task of its own:
 it is a plain function called by the task that just finished (and once by
 :meth:`TaskGraph.run` at the start), so a completion costs no extra trip
-through Trio's scheduler. It pops ready nodes from a heap (higher priority
+through Trio's scheduler. It pops ready nodes from heaps (higher priority
 first, then insertion order) while a slot under ``limit`` is free, takes each
 node's resources with the limiters' non-blocking methods, and starts the node.
-Each node and each edge is touched a constant number of times: O(V + E), plus
-O(log V) per heap operation.
+Ready nodes that take the same resources share one heap, so one pass looks at
+the best node of each such group only, however many are waiting. Each node
+and each edge is touched a constant number of times: O(V + E), plus O(log V)
+per heap operation and O(groups) per pass when resources are used.
 """
 
 from __future__ import annotations
@@ -45,13 +47,13 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_T_co = TypeVar("_T_co", covariant=True)
 
 # Types that are callable and can never be awaitable themselves: add() needs
 # no further check for them, which keeps adding 100,000 nodes cheap.
 _PLAIN_CALLABLES = frozenset(
     {types.FunctionType, types.MethodType, types.BuiltinFunctionType, functools.partial}
 )
-_T_co = TypeVar("_T_co", covariant=True)
 
 # A heap key is (-priority << _INDEX_BITS) + index: one int compares faster
 # than a tuple, and orders by priority (higher first), then insertion order.
@@ -492,7 +494,8 @@ class TaskGraph:
     ``hold()`` method) are taken by the node's task after it has its slot;
     so is every resource of a ready node when nothing in the graph is
     running and its resources are held outside the graph (otherwise nothing
-    would ever wake it).
+    would ever wake it). While nodes of the graph run, a resource freed by
+    someone outside the graph is noticed when the next node finishes.
 
     Args:
       limit: at most this many nodes run at once (an ``int`` >= 1; ``None``:
