@@ -497,6 +497,9 @@ class TaskGraph:
     would ever wake it). While nodes of the graph run, a resource freed by
     someone outside the graph is noticed when the next node finishes.
 
+    Each node runs in a Trio task named after the node, in one nursery that
+    :meth:`run` opens; nothing outlives :meth:`run`.
+
     Args:
       limit: at most this many nodes run at once (an ``int`` >= 1; ``None``:
         no limit).
@@ -811,9 +814,13 @@ class TaskGraph:
         try:
             async with trio.open_nursery() as nursery:
                 run.nursery = nursery
-                for index, deps in enumerate(self._deps):
-                    if not deps:
-                        run.make_ready(index)
+                if self._uses_resources:
+                    for index, deps in enumerate(self._deps):
+                        if not deps:
+                            run.make_ready(index)
+                else:
+                    keys = self._keys
+                    run.ready = [keys[index] for index, deps in enumerate(self._deps) if not deps]
                 heapq.heapify(run.ready)
                 for group in run.groups:
                     heapq.heapify(group)
@@ -899,6 +906,7 @@ class _Run:
             if not ready:
                 return
             started = self.started
+            nodes = graph._nodes
             spawn = nursery.start_soon
             run_node = self.run_node
             on_event = self.on_event
@@ -906,7 +914,7 @@ class _Run:
                 index = pop(ready) & _INDEX_MASK
                 self.running += 1
                 started[index] = now
-                spawn(run_node, index, None, False)
+                spawn(run_node, index, None, False, name=nodes[index].name)
                 if on_event is not None:
                     self.emit("started", index, now)
             return
@@ -965,7 +973,9 @@ class _Run:
         # Trio runs the tasks of one batch in an unspecified order.
         self.running += 1
         self.started[index] = now
-        nursery.start_soon(self.run_node, index, releases, wait_all)
+        nursery.start_soon(
+            self.run_node, index, releases, wait_all, name=self.graph._nodes[index].name
+        )
         if self.on_event is not None:
             self.emit("started", index, now)
 
@@ -1096,6 +1106,8 @@ class _Run:
         self.ready.clear()
         for group in self.groups:
             group.clear()
+        if sum(self.counts) == len(status):
+            return
         for index in range(len(status)):
             if status[index] < 0:
                 self.finish(index, _CANCELLED)
