@@ -11,8 +11,32 @@ number of trivial tasks started in one hand-written nursery (the baseline):
 ``run`` times ``await graph.run()`` only; ``build+run`` includes the 100,000
 ``graph.add`` calls (validation, names, edge lists).
 
-Measured: see the table at the end of this docstring (``--repeat 5``,
-medians, 2 shared cores under varying load).
+Measured with ``python -m benchmarks graph graph_edges --repeat 5`` on the
+shared 2-core machine, two runs (medians; the lead re-runs them):
+
+==========================================  ===============  ===========
+100,000 trivial nodes                       per node         ratio
+==========================================  ===============  ===========
+hand-written nursery (baseline)             7.8 / 7.9 us     1.00
+``TaskGraph.run``, no edges                 11.8 / 11.5 us   1.51 / 1.46
+``TaskGraph`` build+run, no edges           15.0 / 14.9 us   1.93 / 1.88
+``TaskGraph.run``, 300,000 edges            13.3 / 13.3 us   1.68 / 1.72
+``TaskGraph`` build+run, 300,000 edges      20.9 / 20.7 us   2.63 / 2.68
+==========================================  ===============  ===========
+
+What the numbers say: scheduling is linear (no edges and 300,000 edges cost
+about the same per node, the edges about 0.5 us each), and a node costs
+about 1.5x a bare task. Measured in CPU time, a minimal wrapper task that
+stores its result costs 1.1x a bare task: the rest (about 3 us per node) is
+the bookkeeping of a node (status, times, counters, dependents, the ready
+heap, a call to the scheduler), done inline in the finishing task with no
+extra trip through Trio's scheduler. Earlier versions built a
+``NodeResult`` per node at the end of the run and hashed enum statuses; they
+cost 1.9x / 2.2x. ``add()`` costs 3 to 7 us per node (validation, unique
+names, edge lists). With resources, a pass of the scheduler looks at one
+node per group of nodes sharing the same resources, so 40,000 nodes over
+two shared ``WeightedSemaphore`` resources and ``limit=8`` schedule in time
+linear in the nodes (21 us per node including a checkpoint each).
 """
 
 from __future__ import annotations
