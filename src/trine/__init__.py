@@ -35,6 +35,14 @@ from ._limit import PriorityLimiterStatistics as PriorityLimiterStatistics
 from ._limit import WeightedSemaphore as WeightedSemaphore
 from ._limit import WeightedSemaphoreStatistics as WeightedSemaphoreStatistics
 from ._limit import acquire_all as acquire_all
+from ._process import Command as Command
+from ._process import CommandResult as CommandResult
+from ._process import CommandStatus as CommandStatus
+from ._process import LoadSample as LoadSample
+from ._process import SystemLoad as SystemLoad
+from ._process import SystemLoadStatistics as SystemLoadStatistics
+from ._process import run_commands as run_commands
+from ._process import to_process as to_process
 from ._rate import RateLimiter as RateLimiter
 from ._rate import RateLimiterStatistics as RateLimiterStatistics
 from ._rate import SlidingWindowLimiter as SlidingWindowLimiter
@@ -53,6 +61,9 @@ __all__ = [
     "BulkheadStatistics",
     "CallRejected",
     "CircuitStateChanged",
+    "Command",
+    "CommandResult",
+    "CommandStatus",
     "FallbackUsed",
     "GuardEvent",
     "Hook",
@@ -62,6 +73,7 @@ __all__ = [
     "LatencySummary",
     "Limiter",
     "LimiterLike",
+    "LoadSample",
     "PriorityLimiter",
     "PriorityLimiterStatistics",
     "RateLimitExceeded",
@@ -71,6 +83,8 @@ __all__ = [
     "RetryScheduled",
     "SlidingWindowLimiter",
     "SlidingWindowLimiterStatistics",
+    "SystemLoad",
+    "SystemLoadStatistics",
     "TrineError",
     "WeightedSemaphore",
     "WeightedSemaphoreStatistics",
@@ -78,7 +92,9 @@ __all__ = [
     "gather",
     "hedge",
     "race",
+    "run_commands",
     "settle",
+    "to_process",
 ]
 
 
