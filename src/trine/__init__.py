@@ -7,12 +7,20 @@ Everything public is importable from ``trine`` itself; the private modules
 from __future__ import annotations
 
 from ._errors import BulkheadFull as BulkheadFull
+from ._errors import CycleError as CycleError
 from ._errors import RateLimitExceeded as RateLimitExceeded
 from ._errors import TrineError as TrineError
 from ._fan import gather as gather
 from ._fan import hedge as hedge
 from ._fan import race as race
 from ._fan import settle as settle
+from ._graph import GraphResult as GraphResult
+from ._graph import GraphStatistics as GraphStatistics
+from ._graph import Node as Node
+from ._graph import NodeEvent as NodeEvent
+from ._graph import NodeResult as NodeResult
+from ._graph import NodeStatus as NodeStatus
+from ._graph import TaskGraph as TaskGraph
 from ._hooks import AttemptTimedOut as AttemptTimedOut
 from ._hooks import CallRejected as CallRejected
 from ._hooks import CircuitStateChanged as CircuitStateChanged
@@ -64,7 +72,10 @@ __all__ = [
     "Command",
     "CommandResult",
     "CommandStatus",
+    "CycleError",
     "FallbackUsed",
+    "GraphResult",
+    "GraphStatistics",
     "GuardEvent",
     "Hook",
     "KeyedLimiter",
@@ -74,6 +85,10 @@ __all__ = [
     "Limiter",
     "LimiterLike",
     "LoadSample",
+    "Node",
+    "NodeEvent",
+    "NodeResult",
+    "NodeStatus",
     "PriorityLimiter",
     "PriorityLimiterStatistics",
     "RateLimitExceeded",
@@ -85,6 +100,7 @@ __all__ = [
     "SlidingWindowLimiterStatistics",
     "SystemLoad",
     "SystemLoadStatistics",
+    "TaskGraph",
     "TrineError",
     "WeightedSemaphore",
     "WeightedSemaphoreStatistics",

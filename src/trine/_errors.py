@@ -10,6 +10,7 @@ The class tree::
     Exception
      └── TrineError
           ├── BulkheadFull
+          ├── CycleError          (also ValueError)
           └── RateLimitExceeded   (also trio.WouldBlock)
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import trio
 
-__all__ = ["BulkheadFull", "RateLimitExceeded", "TrineError"]
+__all__ = ["BulkheadFull", "CycleError", "RateLimitExceeded", "TrineError"]
 
 
 class TrineError(Exception):
@@ -113,3 +114,22 @@ def _rebuild_bulkhead_full(
         max_wait=max_wait,
         timed_out=timed_out,
     )
+
+
+class CycleError(TrineError, ValueError):
+    """The dependencies of a :class:`~trine.TaskGraph` (or of named jobs) form a cycle.
+
+    The message names it, ``cycle: a -> b -> a``, and :attr:`cycle` lists it,
+    the first name repeated at the end. It is also a :exc:`ValueError`: a
+    cycle is a bad argument.
+    """
+
+    cycle: list[str]
+    """The names along the cycle, ``["a", "b", "a"]`` for ``a -> b -> a``."""
+
+    def __init__(self, cycle: list[str]) -> None:
+        self.cycle = list(cycle)
+        super().__init__("cycle: " + " -> ".join(self.cycle))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (CycleError, (self.cycle,))

@@ -1,0 +1,763 @@
+"""TaskGraph: dependencies, priorities, limits, resources, failures and cancellation."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
+
+import trine
+from trine._graph import find_cycle, topological_order
+from trine.testing import ConcurrencyProbe, assert_takes
+
+
+def _sleeper(
+    probe: ConcurrencyProbe | None = None,
+) -> Callable[..., Awaitable[Any]]:
+    async def work(label: str, seconds: float, *deps: Any) -> str:
+        if probe is None:
+            await trio.sleep(seconds)
+        else:
+            with probe.track(label):
+                await trio.sleep(seconds)
+        return label
+
+    return work
+
+
+async def _value(value: Any, *deps: Any) -> Any:
+    await trio.lowlevel.checkpoint()
+    return (value, *deps)
+
+
+async def _fail(message: str, *deps: Any) -> None:
+    await trio.sleep(1)
+    raise KeyError(message)
+
+
+# --------------------------------------------------------------------------
+# Scheduling
+
+
+async def test_exact_start_times_with_limit_resources_and_priorities(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Nodes start as soon as deps, a limit slot and their resources allow, best priority first."""
+    probe = ConcurrencyProbe()
+    work = _sleeper(probe)
+    graph = trine.TaskGraph(limit=2, resources={"db": trine.WeightedSemaphore(2)})
+    a = graph.add(work, "a", 1, name="a")
+    b = graph.add(work, "b", 2, name="b")
+    c = graph.add(work, "c", 1, name="c", deps=[a], resources={"db": 2})
+    d = graph.add(work, "d", 1, name="d", priority=5)
+    graph.add(work, "e", 1, name="e", deps=[c], priority=1, resources=["db"])
+    graph.add(work, "f", 1, name="f", resources={"db": 1})
+    with assert_takes(4):
+        result = await graph.run()
+    assert result.ok
+    assert probe.times("enter") == {"d": 0, "a": 0, "b": 1, "c": 1, "e": 2, "f": 3}
+    assert probe.peak == 2
+    assert result[d].started_at == 0
+    assert result[d].finished_at == 1
+    assert result[b].started_at == 1
+    assert result[b].finished_at == 3
+    assert result[b].duration == 2
+
+
+async def test_blocked_node_reserves_its_resources(autojump_clock: trio.testing.MockClock) -> None:
+    """A ready node that cannot have its resources keeps lighter, lower-priority users out.
+
+    Nodes that need none of its resources start meanwhile.
+    """
+    probe = ConcurrencyProbe()
+    work = _sleeper(probe)
+    graph = trine.TaskGraph(resources={"db": trine.WeightedSemaphore(3)})
+    graph.add(work, "first", 2, resources={"db": 2}, priority=10)
+    graph.add(work, "heavy", 1, resources={"db": 3}, priority=5)
+    graph.add(work, "light", 1, resources={"db": 1})
+    graph.add(work, "free", 1)
+    with assert_takes(4):
+        await graph.run()
+    assert probe.times("enter") == {"first": 0, "free": 0, "heavy": 2, "light": 3}
+
+
+async def test_insertion_order_breaks_priority_ties(autojump_clock: trio.testing.MockClock) -> None:
+    """Under limit=1, equal priorities run in insertion order and higher priorities first."""
+    order: list[str] = []
+
+    async def record(label: str) -> None:
+        order.append(label)
+        await trio.sleep(1)
+
+    graph = trine.TaskGraph(limit=1)
+    for label, priority in [("a", 0), ("b", 1), ("c", 0), ("d", 1), ("e", -1)]:
+        graph.add(record, label, name=label, priority=priority)
+    await graph.run()
+    assert order == ["b", "d", "a", "c", "e"]
+
+
+async def test_results_of_deps_are_appended_in_deps_order() -> None:
+    """``fn`` gets ``*args`` then the results of ``deps`` in the order given."""
+    graph = trine.TaskGraph()
+    one = graph.add(_value, 1)
+    two = graph.add(_value, 2)
+    both = graph.add(_value, "x", deps=[two, one])
+    again = graph.add(_value, "y", deps=[one, one])
+    result = await graph.run()
+    assert result[both].value == ("x", (2,), (1,))
+    assert result[again].value == ("y", (1,), (1,))
+
+
+async def test_node_starts_when_its_last_dependency_succeeds(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A node does not wait for unrelated nodes, only for its own deps."""
+    work = _sleeper()
+    graph = trine.TaskGraph()
+    slow = graph.add(work, "slow", 5)
+    fast = graph.add(work, "fast", 1)
+    after_fast = graph.add(work, "after_fast", 1, deps=[fast])
+    after_both = graph.add(work, "after_both", 1, deps=[fast, slow])
+    result = await graph.run()
+    assert result[after_fast].started_at == 1
+    assert result[after_both].started_at == 5
+    assert result[after_both].finished_at == 6
+
+
+async def test_trio_lock_resource_is_taken_in_the_node_task(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A trio.Lock resource serialises its users; so does a CapacityLimiter or Semaphore."""
+    probe = ConcurrencyProbe()
+    work = _sleeper(probe)
+    graph = trine.TaskGraph(
+        resources={
+            "lock": trio.Lock(),
+            "cap": trio.CapacityLimiter(1),
+            "sem": trio.Semaphore(1),
+            "prio": trine.PriorityLimiter(1),
+        }
+    )
+    for name in ["lock", "cap", "sem", "prio"]:
+        graph.add(work, f"{name}1", 1, resources=[name])
+        graph.add(work, f"{name}2", 1, resources=[name])
+    with assert_takes(2):
+        result = await graph.run()
+    assert result.ok
+    assert probe.peak == 4
+    enter = probe.times("enter")
+    assert sorted(
+        enter[f"{name}{i}"] for name in ["lock", "cap", "sem", "prio"] for i in (1, 2)
+    ) == [
+        0,
+        0,
+        0,
+        0,
+        1,
+        1,
+        1,
+        1,
+    ]
+
+
+async def test_resource_held_outside_the_graph_is_waited_for(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """When every ready node waits for a resource held outside, the best one waits for it."""
+    probe = ConcurrencyProbe()
+    work = _sleeper(probe)
+    semaphore = trine.WeightedSemaphore(2)
+    graph = trine.TaskGraph(resources={"db": semaphore})
+    graph.add(work, "heavy", 1, resources={"db": 2})
+    graph.add(work, "light", 1, resources={"db": 1})
+
+    async def outside() -> None:
+        async with semaphore.hold(1):
+            await trio.sleep(3)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(outside)
+        await trio.testing.wait_all_tasks_blocked()
+        result = await graph.run()
+    assert result.ok
+    assert probe.times("enter") == {"heavy": 3, "light": 4}
+
+
+# --------------------------------------------------------------------------
+# Failures
+
+
+async def test_dependents_of_a_failure_are_skipped_and_others_run(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Without fail_fast, descendants of a failure are skipped, independent nodes still run."""
+    work = _sleeper()
+    graph = trine.TaskGraph()
+    fetch = graph.add(_fail, "boom", name="fetch")
+    clean = graph.add(work, "clean", 1, deps=[fetch], name="clean")
+    report = graph.add(work, "report", 1, deps=[clean], name="report")
+    other = graph.add(work, "other", 3, name="other")
+    mixed = graph.add(work, "mixed", 1, deps=[other, clean], name="mixed")
+    result = await graph.run()
+    assert not result.ok
+    assert [r.name for r in result.failed] == ["fetch"]
+    assert [r.name for r in result.skipped] == ["clean", "report", "mixed"]
+    assert [r.name for r in result.succeeded] == ["other"]
+    assert result[report].skipped_because is fetch
+    assert result[mixed].skipped_because is fetch
+    assert result[report].status is trine.NodeStatus.SKIPPED
+    assert result[report].started_at is None
+    assert result[report].finished_at == 1
+    assert result[report].attempts == 0
+    assert result[fetch].attempts == 1
+    assert isinstance(result[fetch].error, KeyError)
+    assert result[fetch].value is None
+    assert result[other].finished_at == 3
+    with pytest.raises(ExceptionGroup, match=r"^1 node failed: 'fetch'$") as info:
+        result.raise_for_failures()
+    assert info.value.exceptions == (result[fetch].error,)
+
+
+async def test_raise_for_failures_names_every_failure_in_order() -> None:
+    """The group's message lists the failed nodes; nothing is raised when none failed."""
+    graph = trine.TaskGraph()
+    graph.add(_fail, "1", name="a")
+    graph.add(_value, 1, name="b")
+    graph.add(_fail, "2", name="c")
+    result = await graph.run()
+    with pytest.raises(ExceptionGroup, match=r"^2 nodes failed: 'a', 'c'$"):
+        result.raise_for_failures()
+    ok_graph = trine.TaskGraph()
+    ok_graph.add(_value, 1)
+    (await ok_graph.run()).raise_for_failures()
+
+
+async def test_fail_fast_cancels_everything_and_raises(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """fail_fast: the first failure cancels running and waiting nodes and propagates."""
+    work = _sleeper()
+    events: list[trine.NodeEvent] = []
+    graph = trine.TaskGraph(fail_fast=True, limit=2)
+    fails = graph.add(_fail, "boom", name="fails")
+    graph.add(work, "long", 10, name="long")
+    graph.add(work, "waiting", 1, name="waiting")
+    graph.add(work, "after", 1, deps=[fails], name="after")
+    with assert_takes(1), pytest.RaisesGroup(pytest.RaisesExc(KeyError, match="boom")):
+        await graph.run(on_event=events.append)
+    finished = {e.node.name: e.result for e in events if e.kind == "finished"}
+    assert {name: r.status.value for name, r in finished.items() if r} == {
+        "fails": "failed",
+        "long": "cancelled",
+        "waiting": "cancelled",
+        "after": "cancelled",
+    }
+    assert finished["long"] is not None
+    assert finished["long"].started_at == 0
+    assert finished["waiting"] is not None
+    assert finished["waiting"].started_at is None
+    stats = graph.statistics()
+    assert (stats.failed, stats.cancelled, stats.running, stats.ready) == (1, 3, 0, 0)
+
+
+async def test_cancel_from_outside_propagates_and_leaves_nothing_running(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Cancelling around run() cancels every node; Cancelled is not recorded as a failure."""
+    work = _sleeper()
+    events: list[trine.NodeEvent] = []
+    graph = trine.TaskGraph(limit=1)
+    first = graph.add(work, "first", 1, name="first")
+    graph.add(work, "second", 5, deps=[first], name="second")
+    graph.add(work, "third", 1, name="third")
+
+    async def check_tasks() -> None:
+        await trio.sleep(2)
+        assert len(_graph_tasks()) == 1
+
+    with trio.move_on_after(3) as scope:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(check_tasks)
+            await graph.run(on_event=events.append)
+    assert scope.cancelled_caught
+    assert trio.current_time() == 3
+    statuses = {e.node.name: e.result.status.value for e in events if e.result is not None}
+    assert statuses == {"first": "succeeded", "second": "cancelled", "third": "cancelled"}
+    started = [e.node.name for e in events if e.kind == "started"]
+    assert started == ["first", "second"]
+    stats = graph.statistics()
+    assert stats == trine.GraphStatistics(
+        nodes=3, pending=0, ready=0, running=0, succeeded=1, failed=0, skipped=0, cancelled=2
+    )
+    assert _graph_tasks() == []
+
+
+def _graph_tasks() -> list[str]:
+    """The names of every live task that runs a graph node."""
+    found: list[str] = []
+    stack = [trio.lowlevel.current_root_task()]
+    while stack:
+        task = stack.pop()
+        assert task is not None
+        if "run_node" in task.name:
+            found.append(task.name)
+        stack.extend(child for nursery in task.child_nurseries for child in nursery.child_tasks)
+    return found
+
+
+async def test_graph_runs_again_with_fresh_results() -> None:
+    """A second run() calls every node again and reports only its own results."""
+    calls: list[int] = []
+
+    async def count() -> int:
+        calls.append(1)
+        await trio.lowlevel.checkpoint()
+        return len(calls)
+
+    graph = trine.TaskGraph()
+    node = graph.add(count)
+    first = await graph.run()
+    second = await graph.run()
+    assert (first[node].value, second[node].value) == (1, 2)
+
+
+async def test_policy_calls_are_counted_as_attempts() -> None:
+    """A node with a policy calls fn through it; attempts counts the calls made."""
+
+    class RetryTwice:
+        async def call(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+            try:
+                return await fn(*args)
+            except KeyError:
+                return await fn(*args)
+
+    tries: list[int] = []
+
+    async def flaky(x: int) -> int:
+        tries.append(x)
+        await trio.lowlevel.checkpoint()
+        if len(tries) == 1:
+            raise KeyError("first")
+        return x * 2
+
+    graph = trine.TaskGraph()
+    node = graph.add(flaky, 21, policy=RetryTwice())
+    result = await graph.run()
+    assert result[node].value == 42
+    assert result[node].attempts == 2
+
+
+async def test_statistics_during_a_run(autojump_clock: trio.testing.MockClock) -> None:
+    """statistics() reports pending, ready and running nodes while the graph runs."""
+    work = _sleeper()
+    graph = trine.TaskGraph(limit=1)
+    assert graph.statistics().pending == 0
+    a = graph.add(work, "a", 2)
+    graph.add(work, "b", 2)
+    graph.add(work, "c", 2, deps=[a])
+    assert graph.statistics().pending == 3
+    seen: list[trine.GraphStatistics] = []
+
+    async def watch() -> None:
+        await trio.sleep(1)
+        seen.append(graph.statistics())
+        await trio.sleep(2)
+        seen.append(graph.statistics())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch)
+        await graph.run()
+    assert seen == [
+        trine.GraphStatistics(
+            nodes=3, pending=1, ready=1, running=1, succeeded=0, failed=0, skipped=0, cancelled=0
+        ),
+        trine.GraphStatistics(
+            nodes=3, pending=0, ready=1, running=1, succeeded=1, failed=0, skipped=0, cancelled=0
+        ),
+    ]
+
+
+async def test_on_event_reports_start_and_finish_of_every_node(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """on_event gets one started (if it started) and one finished event per node."""
+    graph = trine.TaskGraph()
+    fails = graph.add(_fail, "x", name="fails")
+    graph.add(_value, 1, deps=[fails], name="skipped")
+    events: list[tuple[str, str, float, str | None]] = []
+    await graph.run(
+        on_event=lambda e: events.append(
+            (e.kind, e.node.name, e.time, e.result.status.value if e.result else None)
+        )
+    )
+    assert events == [
+        ("started", "fails", 0, None),
+        ("finished", "fails", 1, "failed"),
+        ("finished", "skipped", 1, "skipped"),
+    ]
+
+
+async def test_empty_graph_returns_an_empty_result() -> None:
+    """Running a graph with no nodes returns at once with no results."""
+    result = await trine.TaskGraph().run()
+    assert len(result) == 0
+    assert result.ok
+    assert list(result) == []
+
+
+# --------------------------------------------------------------------------
+# Cycles
+
+
+def test_cycle_error_names_the_cycle() -> None:
+    """CycleError is a ValueError whose message and .cycle name the cycle."""
+    with pytest.raises(trine.CycleError, match=r"^cycle: a -> b -> a$") as info:
+        topological_order({"a": ["b"], "b": ["a"], "c": []})
+    assert info.value.cycle == ["a", "b", "a"]
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, trine.TrineError)
+
+
+def test_find_cycle_and_topological_order() -> None:
+    """find_cycle returns None for a DAG; topological_order keeps the given order where free."""
+    deps = {"report": ["clean", "analyse"], "fetch": [], "clean": ["fetch"], "analyse": ["clean"]}
+    assert find_cycle(deps) is None
+    assert topological_order(deps) == ["fetch", "clean", "analyse", "report"]
+    assert find_cycle({"a": ["a"]}) == ["a", "a"]
+    assert find_cycle({"x": ["a"], "a": ["b"], "b": ["c"], "c": ["a"]}) == ["a", "b", "c", "a"]
+    with pytest.raises(ValueError, match=r"^'a' depends on unknown 'z'$"):
+        topological_order({"a": ["z"]})
+
+
+async def test_run_rejects_a_cycle_before_starting_anything() -> None:
+    """A cycle cannot be built through add(); if the lists were tampered with, run() refuses."""
+    started: list[str] = []
+
+    async def work(name: str, *deps: Any) -> None:
+        started.append(name)
+
+    graph = trine.TaskGraph()
+    graph.add(work, "free", name="free")
+    a = graph.add(work, "a", name="a")
+    graph.add(work, "b", name="b", deps=[a])
+    graph._deps[1] = (2,)  # simulate a back edge b -> a
+    with pytest.raises(trine.CycleError, match=r"^cycle: a -> b -> a$"):
+        await graph.run()
+    assert started == []
+
+
+# --------------------------------------------------------------------------
+# Validation
+
+
+def test_node_names_default_to_the_function_and_are_unique() -> None:
+    """Default names come from __name__ (through partials) with -2, -3 suffixes."""
+    graph = trine.TaskGraph()
+    first = graph.add(_value, 1)
+    second = graph.add(_value, 2)
+    third = graph.add(functools.partial(_value, 3))
+    named = graph.add(_value, 4, name="_value-4")
+    fourth = graph.add(_value, 5)
+    assert [first.name, second.name, third.name, named.name, fourth.name] == [
+        "_value",
+        "_value-2",
+        "_value-3",
+        "_value-4",
+        "_value-5",
+    ]
+    assert repr(first) == "<trine.Node '_value'>"
+    assert first.deps == ()
+    assert hash(first) != hash(second) or first is not second
+    assert len(graph) == 5
+    assert graph.nodes[0] is first
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"limit": 0}, ValueError, r"^limit must be >= 1, got 0$"),
+        ({"limit": 1.5}, TypeError, r"^limit must be an int, got 1.5$"),
+        ({"fail_fast": 1}, TypeError, r"^fail_fast must be a bool, got 1$"),
+        (
+            {"resources": ["db"]},
+            TypeError,
+            r"^resources must be a mapping of names to limiters, got \['db'\]$",
+        ),
+        (
+            {"resources": {1: trio.Lock()}},
+            TypeError,
+            r"^resources keys must be non-empty strings, got 1$",
+        ),
+        (
+            {"resources": {"db": 3}},
+            TypeError,
+            r"^resources\['db'\] must be a limiter \(an object with a hold\(\) method, or a "
+            r"trio.CapacityLimiter, trio.Semaphore or trio.Lock\), got 3$",
+        ),
+    ],
+)
+def test_constructor_validation(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    """Every bad constructor argument is refused with a message naming it."""
+    with pytest.raises(error, match=message):
+        trine.TaskGraph(**kwargs)
+
+
+def _graph_for_validation() -> tuple[trine.TaskGraph, trine.Node[Any]]:
+    graph = trine.TaskGraph(
+        resources={
+            "db": trine.WeightedSemaphore(2),
+            "lock": trio.Lock(),
+            "cap": trio.CapacityLimiter(3),
+        }
+    )
+    return graph, graph.add(_value, 1, name="first")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (
+            {"name": "first"},
+            ValueError,
+            r"^name 'first' is already used by another node of this graph$",
+        ),
+        ({"name": ""}, TypeError, r"^name must be a non-empty string, got ''$"),
+        ({"priority": 1.0}, TypeError, r"^priority must be an int, got 1.0$"),
+        ({"priority": True}, TypeError, r"^priority must be an int, got True$"),
+        (
+            {"policy": object()},
+            TypeError,
+            r"^policy must have an async call\(fn, \*args\) method \(a trine.Policy\), "
+            r"got <object object at 0x[0-9a-f]+>$",
+        ),
+        ({"deps": "first"}, TypeError, r"^deps must be a sequence of nodes, got 'first'$"),
+        ({"deps": [1]}, TypeError, r"^deps\[0\] must be a Node, got 1$"),
+        (
+            {"name": "x", "resources": ["gpu"]},
+            ValueError,
+            r"^node 'x' uses unknown resource 'gpu' "
+            r"\(the graph's resources: 'db', 'lock', 'cap'\)$",
+        ),
+        (
+            {"name": "x", "resources": "db"},
+            TypeError,
+            r"^resources must be a sequence of resource names or a mapping of name to weight, "
+            r"got 'db'$",
+        ),
+        (
+            {"name": "x", "resources": {"db": 3}},
+            ValueError,
+            r"^node 'x' needs weight 3 of resource 'db', whose capacity is 2$",
+        ),
+        (
+            {"name": "x", "resources": {"db": 0}},
+            ValueError,
+            r"^resources\['db'\] must be >= 1, got 0$",
+        ),
+        (
+            {"name": "x", "resources": {"lock": 2}},
+            ValueError,
+            r"^node 'x' needs weight 2 of resource 'lock', but only a WeightedSemaphore "
+            r"can be held with a weight above 1$",
+        ),
+        (
+            {"name": "x", "resources": ["db", "db"]},
+            ValueError,
+            r"^node 'x' lists resource 'db' twice$",
+        ),
+    ],
+)
+def test_add_validation(kwargs: dict[str, Any], error: type[Exception], message: str) -> None:
+    """Every bad add() argument is refused with a message naming it."""
+    graph, _ = _graph_for_validation()
+    with pytest.raises(error, match=message):
+        graph.add(_value, 1, **kwargs)
+    assert len(graph) == 1
+
+
+def test_add_refuses_coroutines_and_foreign_nodes() -> None:
+    """A coroutine object for fn and a node of another graph are refused."""
+    graph, _ = _graph_for_validation()
+    other = trine.TaskGraph()
+    foreign = other.add(_value, 1, name="foreign")
+    with pytest.raises(ValueError, match=r"^deps\[1\] is <trine.Node 'foreign'> of another graph$"):
+        graph.add(_value, 2, deps=[graph.nodes[0], foreign])
+    with pytest.raises(TypeError, match=r"^fn must be an async function, got 3$"):
+        graph.add(3)  # type: ignore[arg-type]
+    coroutine = _value(1)
+    with pytest.raises(TypeError, match=r"pass the function and its arguments"):
+        graph.add(coroutine)  # type: ignore[arg-type]
+
+
+async def test_add_and_run_are_refused_while_running() -> None:
+    """A running graph cannot grow or start a second run."""
+    graph = trine.TaskGraph()
+    errors: list[str] = []
+
+    async def meddle() -> None:
+        with pytest.raises(RuntimeError) as add_error:
+            graph.add(_value, 1)
+        errors.append(str(add_error.value))
+        with pytest.raises(RuntimeError) as run_error:
+            await graph.run()
+        errors.append(str(run_error.value))
+
+    graph.add(meddle)
+    result = await graph.run()
+    assert result.ok
+    assert errors == ["cannot add nodes to a graph while it runs", "this graph is already running"]
+
+
+async def test_result_lookup_refuses_foreign_nodes() -> None:
+    """result[node] is a KeyError for a node of another graph or added after the run."""
+    graph = trine.TaskGraph()
+    graph.add(_value, 1)
+    result = await graph.run()
+    late = graph.add(_value, 2)
+    with pytest.raises(KeyError):
+        result[late]
+    assert repr(result) == "<trine.GraphResult of 1 nodes: 1 succeeded>"
+
+
+# --------------------------------------------------------------------------
+# Properties
+
+
+@st.composite
+def _graphs(draw: st.DrawFn) -> dict[str, Any]:
+    size = draw(st.integers(1, 12))
+    deps = [
+        sorted(draw(st.sets(st.integers(0, index - 1), max_size=3))) if index else []
+        for index in range(size)
+    ]
+    capacities = draw(st.lists(st.integers(1, 3), min_size=2, max_size=2))
+    return {
+        "deps": deps,
+        "durations": draw(st.lists(st.integers(0, 3), min_size=size, max_size=size)),
+        "failing": draw(st.sets(st.integers(0, size - 1))),
+        "priorities": draw(st.lists(st.integers(-2, 2), min_size=size, max_size=size)),
+        "limit": draw(st.none() | st.integers(1, 4)),
+        "capacities": capacities,
+        "weights": [
+            [draw(st.integers(0, capacity)) for capacity in capacities] for _ in range(size)
+        ],
+        "cancel_at": draw(st.none() | st.integers(0, 12).map(lambda t: t + 0.5)),
+    }
+
+
+@given(_graphs())
+def test_random_graphs_respect_deps_limits_resources_and_skips(spec: dict[str, Any]) -> None:
+    """Every node runs at most once after its deps; limit and capacities hold; failures skip
+    exactly their descendants; cancellation at any time leaves every node accounted for."""
+    deps: list[list[int]] = spec["deps"]
+    size = len(deps)
+    names = [f"n{index}" for index in range(size)]
+    semaphores = [trine.WeightedSemaphore(capacity) for capacity in spec["capacities"]]
+    probes = [ConcurrencyProbe() for _ in semaphores]
+    running = ConcurrencyProbe()
+    log: list[tuple[str, int]] = []
+    used: list[int] = [0, 0]
+    peaks: list[int] = [0, 0]
+    wrong_values: list[int] = []
+
+    async def work(index: int, *dep_values: Any) -> int:
+        log.append(("start", index))
+        if list(dep_values) != deps[index]:
+            wrong_values.append(index)
+        weights = spec["weights"][index]
+        for r, weight in enumerate(weights):
+            used[r] += weight
+            peaks[r] = max(peaks[r], used[r])
+        try:
+            with contextlib.ExitStack() as stack:
+                stack.enter_context(running.track(index))
+                for r, weight in enumerate(weights):
+                    if weight:
+                        stack.enter_context(probes[r].track(index))
+                await trio.sleep(spec["durations"][index])
+                if index in spec["failing"]:
+                    raise KeyError(index)
+        finally:
+            for r, weight in enumerate(weights):
+                used[r] -= weight
+            log.append(("end", index))
+        return index
+
+    async def main() -> None:
+        graph = trine.TaskGraph(
+            limit=spec["limit"], resources={f"r{r}": sem for r, sem in enumerate(semaphores)}
+        )
+        nodes: list[trine.Node[int]] = []
+        for index in range(size):
+            resources = {f"r{r}": w for r, w in enumerate(spec["weights"][index]) if w}
+            nodes.append(
+                graph.add(
+                    work,
+                    index,
+                    name=names[index],
+                    deps=[nodes[d] for d in deps[index]],
+                    priority=spec["priorities"][index],
+                    resources=resources,
+                )
+            )
+        events: list[trine.NodeEvent] = []
+        result: trine.GraphResult | None = None
+        with trio.move_on_after(spec["cancel_at"] or 1e9):
+            result = await graph.run(on_event=events.append)
+        finals = {e.node.name: e.result for e in events if e.kind == "finished"}
+        assert sorted(finals) == sorted(names)
+        statuses = {name: r.status for name, r in finals.items() if r is not None}
+
+        assert wrong_values == []
+        starts = [index for kind, index in log if kind == "start"]
+        assert len(starts) == len(set(starts))
+        position = {(kind, index): at for at, (kind, index) in enumerate(log)}
+        for index in starts:
+            for dep in deps[index]:
+                assert position[("end", dep)] < position[("start", index)]
+                assert statuses[names[dep]] is trine.NodeStatus.SUCCEEDED
+        if spec["limit"] is not None:
+            assert running.peak <= spec["limit"]
+        for r, capacity in enumerate(spec["capacities"]):
+            assert peaks[r] <= capacity
+            assert probes[r].peak <= capacity
+            assert semaphores[r].statistics().borrowed_tokens == 0
+
+        if result is None:  # cancelled: nothing is left running, nothing counted as failed wrongly
+            assert spec["cancel_at"] is not None
+            assert running.current == 0
+            for name, status in statuses.items():
+                if status is trine.NodeStatus.FAILED:
+                    assert int(name[1:]) in spec["failing"]
+            return
+        assert spec["cancel_at"] is None or trio.current_time() < spec["cancel_at"]
+        # Expected statuses: a failing node fails unless an ancestor failed first.
+        expected: dict[int, trine.NodeStatus] = {}
+        for index in range(size):
+            if any(expected[d] is not trine.NodeStatus.SUCCEEDED for d in deps[index]):
+                expected[index] = trine.NodeStatus.SKIPPED
+            elif index in spec["failing"]:
+                expected[index] = trine.NodeStatus.FAILED
+            else:
+                expected[index] = trine.NodeStatus.SUCCEEDED
+        assert {int(n[1:]): s for n, s in statuses.items()} == expected
+        for index, node in enumerate(nodes):
+            node_result = result[node]
+            assert node_result.status is expected[index]
+            if node_result.status is trine.NodeStatus.SKIPPED:
+                because = node_result.skipped_because
+                assert because is not None
+                assert result[because].status is trine.NodeStatus.FAILED
+        stats = graph.statistics()
+        assert (stats.pending, stats.ready, stats.running) == (0, 0, 0)
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
