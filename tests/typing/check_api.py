@@ -66,3 +66,13 @@ async def _limiters() -> None:
         assert_type(nothing, None)
     with trine.WeightedSemaphore(3).hold_nowait(2) as held:
         assert_type(held, None)
+
+
+async def _check_commands() -> None:
+    results = await trine.run_commands([["true"], trine.Command("ls | wc", shell=True)], limit=2)
+    assert_type(results, list[trine.CommandResult])
+    assert_type(results[0].status, trine.CommandStatus)
+    assert_type(results[0].returncode, int | None)
+    assert_type(await trine.to_process(len, "abc"), int)
+    load = trine.SystemLoad(max_cpu_percent=90, probe=lambda: trine.LoadSample(1.0, 2))
+    assert_type(load.statistics(), trine.SystemLoadStatistics)
