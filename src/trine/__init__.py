@@ -15,6 +15,7 @@ from ._hooks import GuardEvent as GuardEvent
 from ._hooks import Hook as Hook
 from ._hooks import RetryGaveUp as RetryGaveUp
 from ._hooks import RetryScheduled as RetryScheduled
+from ._policy import Policy as Policy
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "FallbackUsed",
     "GuardEvent",
     "Hook",
+    "Policy",
     "RetryGaveUp",
     "RetryScheduled",
     "TrineError",
