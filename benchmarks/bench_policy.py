@@ -4,8 +4,29 @@ Each case awaits a function that returns at once, ``N`` times in a row, and
 compares ``policy.call(fn)`` with the same guards written by hand in Trio
 (the baseline) and with calling ``fn`` bare.
 
-Numbers: see the table at the end of this docstring (filled in from
-``python -m benchmarks policy --repeat 5``).
+What the numbers say (``python -m benchmarks policy --repeat 5``, medians,
+2 shared cores, so +-10 %)::
+
+    policy_empty            bare await fn(x)                     0.10 us   1.00x
+                            Policy().call(fn, x)                 0.27 us   2.67x
+                            @Policy() decorated fn(x)            0.27 us   2.62x
+    policy_timeout          trio: with fail_after(5): fn(x)      7.02 us   1.00x
+                            Policy(timeout=5).call(fn, x)        6.37 us   0.91x
+    policy_limiter_timeout  trio: async with limiter+fail_after 14.61 us   1.00x
+                            Policy(limiter=.., timeout=5).call  12.63 us   0.86x
+
+* An empty Policy costs ~0.17 us per call over a bare await: one Python
+  call to the prebuilt chain plus the ``fn`` check (plain functions, bound
+  methods and partials skip the full ``check_async_callable``; before that
+  shortcut ``Policy().call`` cost 1.0 us, 8.9x bare).
+* With layers, the cost is the Trio machinery, not the Policy: a cancel
+  scope with a deadline is ~6-7 us here, and acquiring a CapacityLimiter is
+  a checkpoint (a trip through the scheduler). The Policy is slightly
+  *faster* than the hand-written code because it enters a bare
+  ``move_on_after`` scope instead of ``fail_after``'s generator-based
+  context manager; absent layers add nothing, since the chain is built once
+  at construction and layers that only hand the call on add no coroutine
+  frame.
 """
 
 from __future__ import annotations

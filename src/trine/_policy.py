@@ -111,7 +111,7 @@ def _limiter_opener(limiter: object) -> Callable[[], AbstractAsyncContextManager
         if callable(hold) and _takes_no_arguments(hold):
             return hold  # type: ignore[no-any-return]  # SupportsHold, checked above
         kind = type(limiter)
-        if hold is None and hasattr(kind, "__aenter__") and hasattr(kind, "__aexit__"):
+        if hasattr(kind, "__aenter__") and hasattr(kind, "__aexit__"):
             cm: AbstractAsyncContextManager[object] = limiter  # type: ignore[assignment]  # checked
             return lambda: cm
     raise TypeError(
@@ -342,6 +342,8 @@ class Policy:
     limiter, time limiter and bulkhead) and Polly's standard resilience
     pipeline (total timeout, retry, breaker, per-attempt timeout) make the
     same choices.
+
+    ``policy.layers`` names the layers present, outer to inner.
 
     A Policy is immutable and holds no state of its own, so one Policy can be
     shared by any number of concurrent calls; the guards inside it (breaker,
