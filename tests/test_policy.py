@@ -364,7 +364,12 @@ async def test_an_awaitable_returned_by_a_sync_fallback_is_awaited() -> None:
 async def test_fallback_is_not_used_outside_fallback_on(fallback_on: Any) -> None:
     """An error outside fallback_on passes unchanged; one inside is answered."""
     used: list[Exception] = []
-    policy = Policy(fallback=lambda exc: used.append(exc) or "fb", fallback_on=fallback_on)
+
+    def fallback(exc: Exception) -> str:
+        used.append(exc)
+        return "fb"
+
+    policy = Policy(fallback=fallback, fallback_on=fallback_on)
 
     async def fail(error: Exception) -> None:
         raise error
@@ -483,6 +488,47 @@ async def test_trio_semaphore_and_lock_work_as_limiters(make: Callable[..., Any]
         return "ok"
 
     assert await Policy(limiter=limiter).call(fn) == "ok"
+
+
+class HoldAndContextManager:
+    """Has both a zero-argument hold() and __aenter__: hold() is preferred."""
+
+    def __init__(self, trace: list[str]) -> None:
+        self.trace = trace
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        self.trace.append("hold")
+        yield
+
+    async def __aenter__(self) -> None:
+        self.trace.append("aenter")
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.trace.append("aexit")
+
+
+class KeyedHoldAndContextManager(HoldAndContextManager):
+    """Its hold() needs an argument, so the limiter is used as a context manager."""
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:  # type: ignore[override]
+        raise AssertionError("must not be called")
+        yield
+
+
+async def test_a_zero_argument_hold_is_preferred_over_the_context_manager() -> None:
+    """hold() is used when it takes no arguments, else the limiter itself."""
+
+    async def fn() -> None:
+        pass
+
+    trace: list[str] = []
+    await Policy(limiter=HoldAndContextManager(trace)).call(fn)
+    assert trace == ["hold"]
+    trace.clear()
+    await Policy(limiter=KeyedHoldAndContextManager(trace)).call(fn)
+    assert trace == ["aenter", "aexit"]
 
 
 async def test_sharing_one_policy_across_many_calls(autojump_clock: object) -> None:
@@ -780,6 +826,11 @@ def test_infinite_timeouts_are_allowed() -> None:
 # -- property: slots and outcomes under timeouts and cancellation -------------------------
 
 
+def record_and_answer(seen: list[BaseException], exc: Exception) -> str:
+    seen.append(exc)
+    return "timed out"
+
+
 @given(
     durations=st.lists(st.integers(0, 12), min_size=1, max_size=8),
     capacity=st.integers(1, 3),
@@ -801,7 +852,7 @@ def test_every_call_ends_by_its_own_deadline_and_releases_its_slot(
         policy = Policy(
             limiter=limiter,
             timeout=timeout,
-            fallback=lambda exc: seen_by_fallback.append(exc) or "timed out",
+            fallback=functools.partial(record_and_answer, seen_by_fallback),
         )
         results: dict[int, tuple[str, float, float]] = {}
 
@@ -837,7 +888,7 @@ def test_every_call_ends_by_its_own_deadline_and_releases_its_slot(
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
-def test_protocols_are_exported_for_typing_only() -> None:
-    """The structural protocols live in trine._policy; Policy is public."""
+def test_policy_is_public() -> None:
+    """Policy is exported from trine and reports trine as its module."""
     assert trine.Policy is Policy
     assert Policy.__module__ == "trine"
