@@ -35,6 +35,7 @@ from ._limit import PriorityLimiterStatistics as PriorityLimiterStatistics
 from ._limit import WeightedSemaphore as WeightedSemaphore
 from ._limit import WeightedSemaphoreStatistics as WeightedSemaphoreStatistics
 from ._limit import acquire_all as acquire_all
+from ._policy import Policy as Policy
 from ._rate import RateLimiter as RateLimiter
 from ._rate import RateLimiterStatistics as RateLimiterStatistics
 from ._rate import SlidingWindowLimiter as SlidingWindowLimiter
@@ -62,6 +63,7 @@ __all__ = [
     "LatencySummary",
     "Limiter",
     "LimiterLike",
+    "Policy",
     "PriorityLimiter",
     "PriorityLimiterStatistics",
     "RateLimitExceeded",

@@ -66,3 +66,16 @@ async def _limiters() -> None:
         assert_type(nothing, None)
     with trine.WeightedSemaphore(3).hold_nowait(2) as held:
         assert_type(held, None)
+
+
+async def _policy_types() -> None:
+    async def fetch(url: str, retries: int) -> bytes:
+        return b""
+
+    policy = trine.Policy(timeout=1.0)
+    assert_type(await policy.call(fetch, "u", 3), bytes)
+    wrapped = policy(fetch)
+    assert_type(await wrapped("u", retries=3), bytes)
+    assert_type(policy.evolve(timeout=2.0), trine.Policy)
+    assert_type(policy.layers, tuple[str, ...])
+    await policy.call(fetch, "u")  # type: ignore[arg-type]  # a missing argument is caught
