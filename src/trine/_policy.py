@@ -7,9 +7,10 @@ and runs a call through them, outer to inner::
     total_timeout → fallback → retry → breaker → rate → limiter → timeout → fn
 
 The guards are *not* imported here: a Policy talks to them through the small
-structural protocols below (:class:`SupportsCall`, :class:`SupportsAcquire`,
-:class:`SupportsHold`), which trine's own guards satisfy and so can anything
-else with the same shape.
+structural protocols below (:class:`SupportsCall`, :class:`SupportsAcquire`)
+and, for the limiter, the :class:`~trine.Limiter` protocol every consumer of
+limiters shares; trine's own guards satisfy them and so can anything else
+with the same shape.
 
 The chain of layers is built once, when the Policy is constructed: absent
 layers cost nothing per call (no closure, no frame, no ``if`` test), and a
@@ -31,9 +32,10 @@ import trio
 
 from ._errors import TrineError
 from ._hooks import AttemptTimedOut, CallRejected, FallbackUsed, Hook, call_hooks, check_hooks
+from ._limit import LimiterLike, hold_opener
 from ._util import check_async_callable, check_optional_number
 
-__all__ = ["Policy", "SupportsAcquire", "SupportsCall", "SupportsHold"]
+__all__ = ["Policy", "SupportsAcquire", "SupportsCall"]
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
@@ -58,13 +60,6 @@ class SupportsAcquire(Protocol):
     def acquire(self) -> Awaitable[object]: ...
 
 
-class SupportsHold(Protocol):
-    """A limiter whose zero-argument ``hold()`` returns an async context manager
-    that holds one slot (``trine.Bulkhead``, ``trine.AdaptiveLimiter``)."""
-
-    def hold(self) -> AbstractAsyncContextManager[object]: ...
-
-
 _AsyncFn: TypeAlias = Callable[..., Awaitable[Any]]
 # One layer of the chain: run *fn* with *args* through this layer and those inside it.
 _Layer: TypeAlias = Callable[[_AsyncFn, tuple[Any, ...]], Awaitable[Any]]
@@ -87,37 +82,6 @@ def _check_rate(rate: object) -> None:
         return
     if isinstance(rate, type) or not inspect.iscoroutinefunction(getattr(rate, "acquire", None)):
         raise TypeError(f"rate must have an async acquire() method, got {rate!r}")
-
-
-def _takes_no_arguments(method: Callable[..., object]) -> bool:
-    try:
-        inspect.signature(method).bind()
-    except TypeError:
-        return False
-    except ValueError:  # no signature to read (a builtin): trust it
-        return True
-    return True
-
-
-def _limiter_opener(limiter: object) -> Callable[[], AbstractAsyncContextManager[object]]:
-    """How to hold one slot of *limiter*: its ``hold()``, or the limiter itself.
-
-    trine's limiters, ``Bulkhead`` and ``AdaptiveLimiter`` have ``hold()``;
-    :class:`trio.CapacityLimiter`, :class:`trio.Semaphore` and
-    :class:`trio.Lock` are async context managers themselves.
-    """
-    if not isinstance(limiter, type):
-        hold = getattr(limiter, "hold", None)
-        if callable(hold) and _takes_no_arguments(hold):
-            return hold  # type: ignore[no-any-return]  # SupportsHold, checked above
-        kind = type(limiter)
-        if hasattr(kind, "__aenter__") and hasattr(kind, "__aexit__"):
-            cm: AbstractAsyncContextManager[object] = limiter  # type: ignore[assignment]  # checked
-            return lambda: cm
-    raise TypeError(
-        "limiter must be an async context manager or have a hold() method "
-        f"that takes no arguments, got {limiter!r}"
-    )
 
 
 def _check_fallback_on(fallback_on: object) -> None:
@@ -415,7 +379,7 @@ class Policy:
     retry: SupportsCall | None = None
     breaker: SupportsCall | None = None
     rate: SupportsAcquire | None = None
-    limiter: SupportsHold | AbstractAsyncContextManager[object] | None = None
+    limiter: LimiterLike | None = None
     timeout: float | None = None
     total_timeout: float | None = None
     name: str | None = None
@@ -433,7 +397,7 @@ class Policy:
         _check_call_guard("retry", self.retry)
         _check_call_guard("breaker", self.breaker)
         _check_rate(self.rate)
-        open_hold = None if self.limiter is None else _limiter_opener(self.limiter)
+        open_hold = None if self.limiter is None else hold_opener(self.limiter)
         _check_name(self.name)
 
         # Build the chain once, inner to outer.
