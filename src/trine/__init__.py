@@ -15,6 +15,9 @@ from ._hooks import GuardEvent as GuardEvent
 from ._hooks import Hook as Hook
 from ._hooks import RetryGaveUp as RetryGaveUp
 from ._hooks import RetryScheduled as RetryScheduled
+from ._map import amap as amap
+from ._map import for_each as for_each
+from ._map import map_all as map_all
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -27,6 +30,9 @@ __all__ = [
     "RetryGaveUp",
     "RetryScheduled",
     "TrineError",
+    "amap",
+    "for_each",
+    "map_all",
 ]
 
 
