@@ -283,6 +283,19 @@ async def test_failure_cancels_the_rest_and_propagates(
     assert set(probe.times("exit").values()) == {2.0}
 
 
+async def test_exception_in_the_block_cancels_the_calls(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An exception inside the amap block cancels the calls and leaves in an ExceptionGroup."""
+    probe = ConcurrencyProbe()
+    with pytest.RaisesGroup(pytest.RaisesExc(LookupError, match=r"^mine$")), assert_takes(1.0):
+        async with trine.amap(sleeper(probe, {0: 1.0}, default=5.0), range(9), limit=3) as results:
+            async for _ in results:
+                raise LookupError("mine")
+    assert probe.current == 0
+    assert set(probe.times("exit").values()) == {1.0}
+
+
 async def test_failure_of_the_source_propagates(autojump_clock: trio.testing.MockClock) -> None:
     """An exception from the items iterator is a failure like one from fn."""
     probe = ConcurrencyProbe()
