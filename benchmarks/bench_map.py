@@ -1,6 +1,47 @@
 """Bounded concurrent maps: trine's ``map_all``/``amap``/``for_each`` against hand-written Trio.
 
-RESULTS
+Run ``python -m benchmarks map --repeat 5``; the slow memory case runs only when
+named: ``python -m benchmarks amap_memory --repeat 1``.
+
+Measured on the shared 2-core development machine (trio 0.35, Python 3.11,
+2026-11-23; medians of 5, 100,000 items, limit 100; ratios are to the
+hand-written limiter pattern of the same case and run):
+
+=====================================  ===============  ==================
+variant                                fn: checkpoint   fn: never yields
+=====================================  ===============  ==================
+map_all case
+hand-written: limiter + start_soon     12.1 us (1.00)   11.8 us (1.00)
+hand-written: 100 workers, channel     10.5 us (0.87)   12.9 us (1.09)
+trine.map_all (ordered)                 2.2 us (0.18)    0.30 us (0.03)
+trine.map_all (ordered=False)           2.2 us (0.18)    0.48 us (0.04)
+trine.for_each                          2.1 us (0.18)    0.26 us (0.02)
+aiometer.amap on trio                  38.6 us (3.18)   56.1 us (4.73)
+amap case (results consumed)
+hand-written: limiter + channel        37.0 us (1.00)   33.5 us (1.00)
+trine.amap (ordered)                    5.1 us (0.14)    2.4 us (0.07)
+trine.amap (ordered=False)              6.2 us (0.17)    2.9 us (0.09)
+aiometer.amap on trio                  60.7 us (1.64)   60.9 us (1.82)
+=====================================  ===============  ==================
+
+(The amap-case rows ran while the machine was busier; in a quieter run the
+streaming baseline was 23.8 us, trine.amap 3.6-3.7 us, aiometer 38.6 us.)
+
+What the numbers say: the goals were ``map_all``/``amap`` <= 1.25x the
+fastest hand-written pattern and >= 2x faster than aiometer. trine is about
+5x *faster* than the limiter + start_soon pattern and 17x faster than
+aiometer with a function that yields once, because an item costs no scheduler
+trip of its own: ``limit`` workers pull items straight from the shared
+iterator and write results in place, where the hand-written patterns pay a
+task spawn plus a limiter or channel hand-off per item. With a function that
+never yields the gap grows to 40x, since the workers then run through the
+items without any scheduler trip at all (each still checkpoints every 64
+items, so deadlines and other tasks get in). Streaming through ``amap`` adds
+the consumer's wake-ups, about 1.5 us per item with a yielding function.
+
+Memory (``amap_memory``, amap over a 10,000,000-item generator with a
+yielding function, limit 100): RSS 27.8 MiB after 100,000 items and 27.9 MiB
+after 10,000,000 (3.8 us per item): flat.
 """
 
 from __future__ import annotations
