@@ -345,6 +345,27 @@ async def test_each_step_is_a_cancellation_point() -> None:
         assert await anext(iterator) == 1
 
 
+@pytest.mark.parametrize("empty", [[], (), iter([])])
+async def test_empty_input_is_still_a_checkpoint(empty: Any) -> None:
+    """map_all, for_each and the end of amap iteration are checkpoints even with no items."""
+
+    async def empty_async() -> AsyncIterator[int]:
+        return
+        yield  # pragma: no cover
+
+    async def identity(x: int) -> int:
+        return x
+
+    with trio.testing.assert_checkpoints():
+        assert await trine.map_all(identity, empty, limit=2) == []
+    with trio.testing.assert_checkpoints():
+        await trine.for_each(identity, empty_async(), limit=2)
+    async with trine.amap(identity, empty, limit=2) as results:
+        with trio.testing.assert_checkpoints():
+            async for _ in results:
+                pass  # pragma: no cover
+
+
 @pytest.mark.parametrize("how", ["amap", "map_all", "for_each"])
 async def test_fn_that_never_yields_still_lets_cancellation_in(how: str) -> None:
     """An infinite input and a fn without checkpoints still stop at an outside cancel."""

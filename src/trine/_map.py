@@ -289,6 +289,8 @@ class _MapResults(Generic[_R]):
             elif self._ready:
                 return self._hand_over(self._ready.popleft())
             if not self._running:
+                # The end is a full checkpoint, like waiting would have been.
+                await trio.lowlevel.cancel_shielded_checkpoint()
                 raise StopAsyncIteration
             self._consumer = trio.lowlevel.current_task()
             await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
@@ -555,11 +557,16 @@ async def _run_all(
                 nursery.start_soon(async_worker)
             else:
                 assert source is not None
-                for index, item in enumerate(source):
+                started = 0
+                for item in source:
                     if in_order:
                         results.append(placeholder)  # type: ignore[union-attr]
-                    nursery.start_soon(sync_worker, index, item)
-                    if index + 1 == limit:
+                    nursery.start_soon(sync_worker, started, item)
+                    started += 1
+                    if started == limit:
                         break
+                if not started:
+                    # An empty input starts no task; the call is still a checkpoint.
+                    await trio.lowlevel.checkpoint()
     finally:
         await _close_source(source, async_source)
