@@ -35,6 +35,9 @@ from ._limit import PriorityLimiterStatistics as PriorityLimiterStatistics
 from ._limit import WeightedSemaphore as WeightedSemaphore
 from ._limit import WeightedSemaphoreStatistics as WeightedSemaphoreStatistics
 from ._limit import acquire_all as acquire_all
+from ._map import amap as amap
+from ._map import for_each as for_each
+from ._map import map_all as map_all
 from ._policy import Policy as Policy
 from ._rate import RateLimiter as RateLimiter
 from ._rate import RateLimiterStatistics as RateLimiterStatistics
@@ -77,8 +80,11 @@ __all__ = [
     "WeightedSemaphore",
     "WeightedSemaphoreStatistics",
     "acquire_all",
+    "amap",
+    "for_each",
     "gather",
     "hedge",
+    "map_all",
     "race",
     "settle",
 ]

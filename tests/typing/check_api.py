@@ -79,3 +79,23 @@ async def _policy_types() -> None:
     assert_type(policy.evolve(timeout=2.0), trine.Policy)
     assert_type(policy.layers, tuple[str, ...])
     await policy.call(fetch, "u")  # type: ignore[arg-type]  # a missing argument is caught
+
+
+async def _check_map() -> None:
+    from collections.abc import AsyncIterator
+
+    async def length(text: str) -> int:
+        return len(text)
+
+    async def words() -> AsyncIterator[str]:
+        yield "a"
+
+    async with trine.amap(length, ["a", "bb"], limit=2) as lengths:
+        assert_type(lengths, AsyncIterator[int])
+        async for n in lengths:
+            assert_type(n, int)
+    async with trine.amap(length, words(), limit=2, ordered=False) as streamed:
+        assert_type(streamed, AsyncIterator[int])
+    assert_type(await trine.map_all(length, ["a"], limit=2), list[int])
+    assert_type(await trine.map_all(length, words(), limit=2, ordered=False), list[int])
+    assert_type(await trine.for_each(length, ["a"], limit=2), None)
