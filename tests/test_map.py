@@ -638,3 +638,43 @@ def test_property_cancellation_or_failure_at_any_time_leaves_nothing_running(
     assert probe.current == 0
     assert set(calls.values()) <= {1}
     assert probe.peak <= limit
+
+
+async def test_policy_wraps_each_items_call(autojump_clock: trio.testing.MockClock) -> None:
+    """With policy=, each item's call goes through policy.call(fn, item): a per-item timeout."""
+    from trine import Policy
+
+    async def slow(seconds: float) -> float:
+        await trio.sleep(seconds)
+        return seconds
+
+    policy = Policy(timeout=1.0, fallback=lambda exc: -1.0)
+    with assert_takes(1.0):
+        assert await trine.map_all(slow, [0.5, 2.0, 0.25], limit=3, policy=policy) == [
+            0.5,
+            -1.0,
+            0.25,
+        ]
+    async with trine.amap(slow, [3.0, 0.5], limit=2, ordered=False, policy=policy) as results:
+        assert [result async for result in results] == [0.5, -1.0]
+    seen: list[float] = []
+
+    async def record(seconds: float) -> None:
+        seen.append(await slow(seconds))
+
+    await trine.for_each(
+        record, [0.1, 5.0], limit=1, policy=Policy(timeout=1.0, fallback=lambda exc: None)
+    )
+    assert seen == [0.1]
+
+
+async def test_policy_must_have_an_async_call_method() -> None:
+    """A policy without ``async call(fn, *args)`` is refused by name before anything runs."""
+
+    async def double(x: int) -> int:
+        return 2 * x
+
+    with pytest.raises(
+        TypeError, match=r"^policy must have an async call\(fn, \*args\) method, got 3$"
+    ):
+        await trine.map_all(double, [1], limit=1, policy=3)  # type: ignore[arg-type]

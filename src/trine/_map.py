@@ -25,6 +25,7 @@ trip of its own; see ``benchmarks/bench_map.py`` for the numbers.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections import deque
 from collections.abc import (
@@ -41,6 +42,7 @@ from typing import Any, Final, Generic, TypeVar, final
 
 import trio
 
+from ._policy import SupportsCall, _check_call_guard
 from ._util import check_async_callable, check_int
 
 __all__ = ["amap", "for_each", "map_all"]
@@ -62,10 +64,18 @@ def _check_items(items: object) -> None:
         raise TypeError(f"items must be an iterable or an async iterable, got {items!r}")
 
 
-def _check_arguments(fn: object, items: object, limit: object) -> None:
+def _check_arguments(
+    fn: Callable[[_T], Awaitable[_R]], items: object, limit: object, policy: SupportsCall | None
+) -> Callable[[_T], Awaitable[_R]]:
+    """Validate the arguments; return the function the workers call for each item."""
     check_async_callable("fn", fn)
     check_int("limit", limit)
     _check_items(items)
+    if policy is None:
+        return fn
+    _check_call_guard("policy", policy)
+    # Each item's call goes through the policy: policy.call(fn, item).
+    return functools.partial(policy.call, fn)
 
 
 class _AsyncSource(Generic[_T]):
@@ -315,6 +325,7 @@ def amap(
     *,
     limit: int,
     ordered: bool = True,
+    policy: SupportsCall | None = None,
 ) -> AbstractAsyncContextManager[AsyncIterator[_R]]:
     """Call ``await fn(item)`` for each item, at most *limit* at once, and stream the results.
 
@@ -351,6 +362,10 @@ def amap(
       items: an iterable or async iterable of arguments for *fn*.
       limit: the most calls of *fn* to run at once (>= 1).
       ordered: yield results in the order of *items* (true) or as they finish.
+      policy: a :class:`~trine.Policy` (or anything with ``async call(fn, *args)``)
+        that each item's call goes through: ``await policy.call(fn, item)``, so
+        retries, timeouts, breakers and limiters shared with other code apply
+        per item. *limit* still bounds the calls in flight.
 
     Returns:
       An async context manager whose value is an async iterator of the
@@ -363,8 +378,8 @@ def amap(
       ExceptionGroup: from the block, holding the first exception that *fn*
         or *items* raised.
     """
-    _check_arguments(fn, items, limit)
-    return _amap(fn, items, limit=limit, ordered=bool(ordered))
+    call = _check_arguments(fn, items, limit, policy)
+    return _amap(call, items, limit=limit, ordered=bool(ordered))
 
 
 @asynccontextmanager
@@ -408,6 +423,7 @@ async def map_all(
     *,
     limit: int,
     ordered: bool = True,
+    policy: SupportsCall | None = None,
 ) -> list[_R]:
     """Call ``await fn(item)`` for every item, at most *limit* at once, and return the results.
 
@@ -430,6 +446,10 @@ async def map_all(
       items: an iterable or async iterable of arguments for *fn*.
       limit: the most calls of *fn* to run at once (>= 1).
       ordered: keep the order of *items* (true) or the order of completion.
+      policy: a :class:`~trine.Policy` (or anything with ``async call(fn, *args)``)
+        that each item's call goes through: ``await policy.call(fn, item)``, so
+        retries, timeouts, breakers and limiters shared with other code apply
+        per item. *limit* still bounds the calls in flight.
 
     Returns:
       The results of *fn*, one per item.
@@ -440,9 +460,9 @@ async def map_all(
       ValueError: *limit* is less than 1.
       ExceptionGroup: holding the first exception that *fn* or *items* raised.
     """
-    _check_arguments(fn, items, limit)
+    call = _check_arguments(fn, items, limit, policy)
     results: list[_R] = []
-    await _run_all(fn, items, limit, results, ordered=bool(ordered))
+    await _run_all(call, items, limit, results, ordered=bool(ordered))
     return results
 
 
@@ -451,6 +471,7 @@ async def for_each(
     items: Iterable[_T] | AsyncIterable[_T],
     *,
     limit: int,
+    policy: SupportsCall | None = None,
 ) -> None:
     """Call ``await fn(item)`` for every item, at most *limit* at once; discard the results.
 
@@ -467,6 +488,10 @@ async def for_each(
       fn: an async function of one argument.
       items: an iterable or async iterable of arguments for *fn*.
       limit: the most calls of *fn* to run at once (>= 1).
+      policy: a :class:`~trine.Policy` (or anything with ``async call(fn, *args)``)
+        that each item's call goes through: ``await policy.call(fn, item)``, so
+        retries, timeouts, breakers and limiters shared with other code apply
+        per item. *limit* still bounds the calls in flight.
 
     Raises:
       TypeError: *fn* is not an async function (or is a coroutine object),
@@ -474,8 +499,8 @@ async def for_each(
       ValueError: *limit* is less than 1.
       ExceptionGroup: holding the first exception that *fn* or *items* raised.
     """
-    _check_arguments(fn, items, limit)
-    await _run_all(fn, items, limit, None, ordered=False)
+    call = _check_arguments(fn, items, limit, policy)
+    await _run_all(call, items, limit, None, ordered=False)
 
 
 async def _run_all(
