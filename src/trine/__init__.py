@@ -15,17 +15,31 @@ from ._hooks import GuardEvent as GuardEvent
 from ._hooks import Hook as Hook
 from ._hooks import RetryGaveUp as RetryGaveUp
 from ._hooks import RetryScheduled as RetryScheduled
+from ._retry import Backoff as Backoff
+from ._retry import Retry as Retry
+from ._retry import RetryAttempt as RetryAttempt
+from ._retry import RetryBudget as RetryBudget
+from ._retry import RetryBudgetStatistics as RetryBudgetStatistics
+from ._retry import RetryOn as RetryOn
+from ._retry import RetryStatistics as RetryStatistics
 from ._version import __version__ as __version__
 
 __all__ = [
     "AttemptTimedOut",
+    "Backoff",
     "CallRejected",
     "CircuitStateChanged",
     "FallbackUsed",
     "GuardEvent",
     "Hook",
+    "Retry",
+    "RetryAttempt",
+    "RetryBudget",
+    "RetryBudgetStatistics",
     "RetryGaveUp",
+    "RetryOn",
     "RetryScheduled",
+    "RetryStatistics",
     "TrineError",
 ]
 
