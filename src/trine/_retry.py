@@ -28,8 +28,18 @@ import math
 import random
 from abc import ABCMeta
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from types import TracebackType
-from typing import Any, Literal, NoReturn, ParamSpec, TypeAlias, TypeVar, final
+from types import FunctionType, TracebackType
+from typing import (
+    Any,
+    Literal,
+    NoReturn,
+    ParamSpec,
+    TypeAlias,
+    TypeVar,
+    TypeVarTuple,
+    Unpack,
+    final,
+)
 
 import attrs
 import trio
@@ -49,6 +59,7 @@ __all__ = [
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
+_Ts = TypeVarTuple("_Ts")
 
 RetryOn: TypeAlias = type[Exception] | tuple[type[Exception], ...] | Callable[[Exception], bool]
 """What :class:`Retry` accepts as ``on=``: an exception class, a tuple of
@@ -539,7 +550,7 @@ class Retry:
 
     # ----------------------------------------------------------------- the three styles
 
-    async def call(self, fn: Callable[..., Awaitable[_T]], *args: Any) -> _T:
+    async def call(self, fn: Callable[[*_Ts], Awaitable[_T]], *args: *_Ts) -> _T:
         """Call ``await fn(*args)``, retrying as configured, and return its result.
 
         Raises:
@@ -547,8 +558,28 @@ class Retry:
           trio.TooSlowError: if the timeout passed during an attempt.
           Exception: the last attempt's error, when it gives up.
         """
-        check_async_callable("fn", fn)
-        return await self._call(fn, args)
+        if type(fn) is not FunctionType:  # a plain function needs no check: hot path
+            check_async_callable("fn", fn)
+        self._calls += 1
+        self._attempts_started += 1
+        if self.budget is not None:
+            self.budget.deposit()
+        if self.timeout is None:
+            # The success path without a timeout: no state object, one frame.
+            try:
+                return await fn(*args)
+            except Exception as error:
+                run = _Run(self.backoff.initial, None)
+                delay = self._after_failure(error, run)
+                if delay is None:
+                    raise
+            return await self._attempt_loop(fn, args, run, delay)
+        deadline = trio.current_time() + self.timeout
+        run = _Run(self.backoff.initial, deadline)
+        with trio.CancelScope(deadline=deadline):
+            return await self._attempt_loop(fn, args, run, None)
+        # Only reached when the deadline cancelled an attempt.
+        raise self._timed_out(run) from run.last_error
 
     def __call__(self, fn: Callable[_P, Awaitable[_T]]) -> Callable[_P, Coroutine[Any, Any, _T]]:
         """Decorate an async function so that every call of it is retried.
@@ -563,8 +594,8 @@ class Retry:
         @functools.wraps(fn)
         async def retrying(*args: _P.args, **kwargs: _P.kwargs) -> _T:
             if kwargs:
-                return await self._call(functools.partial(fn, **kwargs), args)
-            return await self._call(fn, args)
+                return await self.call(functools.partial(fn, **kwargs), *args)
+            return await self.call(fn, *args)
 
         return retrying
 
@@ -603,31 +634,28 @@ class Retry:
         deadline = None if self.timeout is None else trio.current_time() + self.timeout
         return _Run(self.backoff.initial, deadline)
 
-    async def _call(self, fn: Callable[..., Awaitable[_T]], args: tuple[Any, ...]) -> _T:
-        run = self._start()
-        if run.deadline is None:
-            return await self._attempt_loop(fn, args, run)
-        with trio.CancelScope(deadline=run.deadline):
-            return await self._attempt_loop(fn, args, run)
-        # Only reached when the deadline cancelled an attempt.
-        raise self._timed_out(run) from run.last_error
-
     async def _attempt_loop(
-        self, fn: Callable[..., Awaitable[_T]], args: tuple[Any, ...], run: _Run
+        self,
+        fn: Callable[..., Awaitable[_T]],
+        args: tuple[Any, ...],
+        run: _Run,
+        delay: float | None,
     ) -> _T:
+        """Run attempts until one succeeds or the Retry gives up; sleep *delay* first if given."""
         while True:
+            if delay is not None:
+                # Sleep outside the except block, so that a Cancelled raised
+                # here does not get the attempt's error as its __context__.
+                await trio.sleep(delay)
+                run.attempt += 1
+                self._attempts_started += 1
+                self._retries += 1
             try:
                 return await fn(*args)
             except Exception as error:
                 delay = self._after_failure(error, run)
                 if delay is None:
                     raise
-            # Sleep outside the except block, so that a Cancelled raised here
-            # does not get the attempt's error as its __context__.
-            await trio.sleep(delay)
-            run.attempt += 1
-            self._attempts_started += 1
-            self._retries += 1
 
     def _matches(self, error: Exception) -> bool:
         if self._on_predicate is not None:

@@ -30,3 +30,11 @@ async def _retry_types() -> None:
     assert_type(retry.statistics(), trine.RetryStatistics)
     assert_type(trine.RetryBudget().try_withdraw(), bool)
     assert_type(trine.RetryBudget().statistics(), trine.RetryBudgetStatistics)
+
+
+async def _retry_call_checks_arguments() -> None:
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    assert_type(await trine.Retry().call(add, 1, 2), int)
+    await trine.Retry().call(add, 1, "2")  # type: ignore[arg-type]
