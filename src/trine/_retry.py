@@ -37,7 +37,6 @@ from typing import (
     TypeAlias,
     TypeVar,
     TypeVarTuple,
-    Unpack,
     final,
 )
 
