@@ -279,8 +279,8 @@ async def test_cancel_during_the_async_for_sleep(autojump_clock: trio.testing.Mo
     assert retry.statistics().attempts == 1
 
 
-async def test_cancelled_raised_by_fn_is_never_retried() -> None:
-    """Even a Cancelled from inside fn with a broad `on` is not retried."""
+async def test_base_exceptions_are_never_retried() -> None:
+    """A BaseException that is not an Exception passes at once, even with a catch-all predicate."""
 
     class Interrupt(BaseException):
         pass
@@ -289,6 +289,16 @@ async def test_cancelled_raised_by_fn_is_never_retried() -> None:
     with pytest.raises(Interrupt) as caught:
         await Retry(3, on=lambda exc: True).call(flaky)
     assert not hasattr(caught.value, "__notes__")
+    assert len(flaky.starts) == 1
+
+
+async def test_a_base_exception_group_is_never_retried() -> None:
+    """A group holding a BaseException (say, a Cancelled from a nursery) propagates unchanged."""
+    group = BaseExceptionGroup("g", [ValueError(), KeyboardInterrupt()])
+    flaky = Flaky(group)
+    with pytest.raises(BaseExceptionGroup) as caught:
+        await Retry(3, backoff=Backoff.constant(0)).call(flaky)
+    assert caught.value is group
     assert len(flaky.starts) == 1
 
 
@@ -835,3 +845,33 @@ def test_retries_through_a_shared_budget_stay_within_the_bound(
         recent = sum(1 for r in retries if t - 9.0 <= r <= t)
         window_requests = sum(1 for q in requests if t - 10.0 < q <= t)
         assert recent <= 0.2 * window_requests + 1.0
+
+
+@given(
+    failures=st.lists(st.integers(0, 6), min_size=1, max_size=8),
+    attempts=st.integers(1, 5),
+    delay=st.sampled_from([0.0, 0.25, 1.0]),
+)
+def test_constant_backoff_timing_and_counters(
+    failures: list[int], attempts: int, delay: float
+) -> None:
+    """Each call ends at exactly min(failures, attempts - 1) * delay; attempts = calls + retries."""
+
+    async def main() -> None:
+        retry = Retry(attempts, backoff=Backoff.constant(delay))
+        for count in failures:
+            start = trio.current_time()
+            flaky = Flaky(*[Down() for _ in range(count)])
+            if count < attempts:
+                assert await retry.call(flaky) == "ok"
+            else:
+                with pytest.raises(Down):
+                    await retry.call(flaky)
+            assert trio.current_time() - start == min(count, attempts - 1) * delay
+        stats = retry.statistics()
+        assert stats.calls == len(failures)
+        assert stats.attempts == stats.calls + stats.retries
+        assert stats.retries == sum(min(count, attempts - 1) for count in failures)
+        assert stats.give_ups == sum(1 for count in failures if count >= attempts)
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
