@@ -399,6 +399,19 @@ class RetryStatistics:
     """Retries the :class:`RetryBudget` refused."""
 
 
+class _Counts:
+    """What a Retry has done (mutable; see RetryStatistics for the meaning)."""
+
+    __slots__ = ("attempts", "budget_refusals", "calls", "give_ups", "retries")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.attempts = 0
+        self.retries = 0
+        self.give_ups = 0
+        self.budget_refusals = 0
+
+
 @attrs.define(eq=False)
 class _Run:
     """The state of one call across its attempts."""
@@ -505,11 +518,9 @@ class Retry:
     _rng: random.Random = attrs.field(repr=False)
     _on_types: tuple[type[Exception], ...] | None = attrs.field(repr=False)
     _on_predicate: Callable[[Exception], bool] | None = attrs.field(repr=False)
-    _calls: int = attrs.field(default=0, repr=False)
-    _attempts_started: int = attrs.field(default=0, repr=False)
-    _retries: int = attrs.field(default=0, repr=False)
-    _give_ups: int = attrs.field(default=0, repr=False)
-    _budget_refusals: int = attrs.field(default=0, repr=False)
+    # In a plain object: the frozen fields give Retry a Python-level
+    # __setattr__, which would make every counter update slow.
+    _counts: _Counts = attrs.field(factory=lambda: _Counts(), init=False, repr=False)
 
     def __init__(
         self,
@@ -559,8 +570,9 @@ class Retry:
         """
         if type(fn) is not FunctionType:  # a plain function needs no check: hot path
             check_async_callable("fn", fn)
-        self._calls += 1
-        self._attempts_started += 1
+        counts = self._counts
+        counts.calls += 1
+        counts.attempts += 1
         if self.budget is not None:
             self.budget.deposit()
         if self.timeout is None:
@@ -615,19 +627,20 @@ class Retry:
     def statistics(self) -> RetryStatistics:
         """Return a :class:`RetryStatistics` with the counts so far."""
         return RetryStatistics(
-            calls=self._calls,
-            attempts=self._attempts_started,
-            retries=self._retries,
-            give_ups=self._give_ups,
-            budget_refusals=self._budget_refusals,
+            calls=self._counts.calls,
+            attempts=self._counts.attempts,
+            retries=self._counts.retries,
+            give_ups=self._counts.give_ups,
+            budget_refusals=self._counts.budget_refusals,
         )
 
     # ----------------------------------------------------------------- machinery
 
     def _start(self) -> _Run:
         """Count a new call and return its state."""
-        self._calls += 1
-        self._attempts_started += 1
+        counts = self._counts
+        counts.calls += 1
+        counts.attempts += 1
         if self.budget is not None:
             self.budget.deposit()
         deadline = None if self.timeout is None else trio.current_time() + self.timeout
@@ -647,8 +660,8 @@ class Retry:
                 # here does not get the attempt's error as its __context__.
                 await trio.sleep(delay)
                 run.attempt += 1
-                self._attempts_started += 1
-                self._retries += 1
+                self._counts.attempts += 1
+                self._counts.retries += 1
             try:
                 return await fn(*args)
             except Exception as error:
@@ -696,7 +709,7 @@ class Retry:
             self._give_up(error, run, "timeout", note=note)
             return None
         if self.budget is not None and not self.budget.try_withdraw():
-            self._budget_refusals += 1
+            self._counts.budget_refusals += 1
             self._give_up(error, run, "budget", note=f"{gave_up}: the retry budget is exhausted")
             return None
         run.previous = delay
@@ -715,7 +728,7 @@ class Retry:
     ) -> None:
         if note is not None and note not in getattr(error, "__notes__", ()):
             error.add_note(note)
-        self._give_ups += 1
+        self._counts.give_ups += 1
         if self.hooks:
             call_hooks(self.hooks, RetryGaveUp(self.name, run.attempt, error, reason))
 
@@ -820,7 +833,7 @@ class _RetryIterator(AsyncIterator[RetryAttempt]):
             )
         await trio.sleep(self.delay)
         self.run.attempt += 1
-        retry._attempts_started += 1
-        retry._retries += 1
+        retry._counts.attempts += 1
+        retry._counts.retries += 1
         self.entered = False
         return RetryAttempt._create(self, self.run.attempt)
