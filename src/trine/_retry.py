@@ -27,7 +27,7 @@ import functools
 import math
 import random
 from abc import ABCMeta
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from types import FunctionType, TracebackType
 from typing import (
     Any,
@@ -465,6 +465,11 @@ class Retry:
         )
         response = await retry.call(client.get, url)
 
+    The same object works three ways, with the same rules: ``await
+    retry.call(fn, *args)``; as a decorator, ``@retry`` on an async function;
+    and around a block, ``async for attempt in retry: with attempt: ...``
+    (see :class:`RetryAttempt`).
+
     **Which errors are retried.** Only :class:`Exception` instances that match
     *on*. :exc:`trio.Cancelled`, :exc:`KeyboardInterrupt` and every other
     :class:`BaseException` propagate at once, unchanged, and so do errors that
@@ -532,7 +537,7 @@ class Retry:
         timeout: float | None = None,
         rng: random.Random | None = None,
         name: str | None = None,
-        hooks: tuple[Hook, ...] | list[Hook] | None = None,
+        hooks: Sequence[Hook] | None = None,
     ) -> None:
         attempts = check_int("attempts", attempts)
         on_types, on_predicate = _check_on(on)
