@@ -43,6 +43,13 @@ from ._rate import RateLimiter as RateLimiter
 from ._rate import RateLimiterStatistics as RateLimiterStatistics
 from ._rate import SlidingWindowLimiter as SlidingWindowLimiter
 from ._rate import SlidingWindowLimiterStatistics as SlidingWindowLimiterStatistics
+from ._retry import Backoff as Backoff
+from ._retry import Retry as Retry
+from ._retry import RetryAttempt as RetryAttempt
+from ._retry import RetryBudget as RetryBudget
+from ._retry import RetryBudgetStatistics as RetryBudgetStatistics
+from ._retry import RetryOn as RetryOn
+from ._retry import RetryStatistics as RetryStatistics
 from ._stats import LatencyHistogram as LatencyHistogram
 from ._stats import LatencySummary as LatencySummary
 from ._version import __version__ as __version__
@@ -52,6 +59,7 @@ __all__ = [
     "AdaptiveLimiterStatistics",
     "AdaptivePermit",
     "AttemptTimedOut",
+    "Backoff",
     "Bulkhead",
     "BulkheadFull",
     "BulkheadStatistics",
@@ -72,8 +80,14 @@ __all__ = [
     "RateLimitExceeded",
     "RateLimiter",
     "RateLimiterStatistics",
+    "Retry",
+    "RetryAttempt",
+    "RetryBudget",
+    "RetryBudgetStatistics",
     "RetryGaveUp",
+    "RetryOn",
     "RetryScheduled",
+    "RetryStatistics",
     "SlidingWindowLimiter",
     "SlidingWindowLimiterStatistics",
     "TrineError",
