@@ -43,6 +43,10 @@ from ._limit import PriorityLimiterStatistics as PriorityLimiterStatistics
 from ._limit import WeightedSemaphore as WeightedSemaphore
 from ._limit import WeightedSemaphoreStatistics as WeightedSemaphoreStatistics
 from ._limit import acquire_all as acquire_all
+from ._map import amap as amap
+from ._map import for_each as for_each
+from ._map import map_all as map_all
+from ._policy import Policy as Policy
 from ._process import Command as Command
 from ._process import CommandResult as CommandResult
 from ._process import CommandStatus as CommandStatus
@@ -55,6 +59,13 @@ from ._rate import RateLimiter as RateLimiter
 from ._rate import RateLimiterStatistics as RateLimiterStatistics
 from ._rate import SlidingWindowLimiter as SlidingWindowLimiter
 from ._rate import SlidingWindowLimiterStatistics as SlidingWindowLimiterStatistics
+from ._retry import Backoff as Backoff
+from ._retry import Retry as Retry
+from ._retry import RetryAttempt as RetryAttempt
+from ._retry import RetryBudget as RetryBudget
+from ._retry import RetryBudgetStatistics as RetryBudgetStatistics
+from ._retry import RetryOn as RetryOn
+from ._retry import RetryStatistics as RetryStatistics
 from ._stats import LatencyHistogram as LatencyHistogram
 from ._stats import LatencySummary as LatencySummary
 from ._version import __version__ as __version__
@@ -64,6 +75,7 @@ __all__ = [
     "AdaptiveLimiterStatistics",
     "AdaptivePermit",
     "AttemptTimedOut",
+    "Backoff",
     "Bulkhead",
     "BulkheadFull",
     "BulkheadStatistics",
@@ -89,13 +101,20 @@ __all__ = [
     "NodeEvent",
     "NodeResult",
     "NodeStatus",
+    "Policy",
     "PriorityLimiter",
     "PriorityLimiterStatistics",
     "RateLimitExceeded",
     "RateLimiter",
     "RateLimiterStatistics",
+    "Retry",
+    "RetryAttempt",
+    "RetryBudget",
+    "RetryBudgetStatistics",
     "RetryGaveUp",
+    "RetryOn",
     "RetryScheduled",
+    "RetryStatistics",
     "SlidingWindowLimiter",
     "SlidingWindowLimiterStatistics",
     "SystemLoad",
@@ -105,8 +124,11 @@ __all__ = [
     "WeightedSemaphore",
     "WeightedSemaphoreStatistics",
     "acquire_all",
+    "amap",
+    "for_each",
     "gather",
     "hedge",
+    "map_all",
     "race",
     "run_commands",
     "settle",

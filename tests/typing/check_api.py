@@ -68,6 +68,66 @@ async def _limiters() -> None:
         assert_type(held, None)
 
 
+async def _policy_types() -> None:
+    async def fetch(url: str, retries: int) -> bytes:
+        return b""
+
+    policy = trine.Policy(timeout=1.0)
+    assert_type(await policy.call(fetch, "u", 3), bytes)
+    wrapped = policy(fetch)
+    assert_type(await wrapped("u", retries=3), bytes)
+    assert_type(policy.evolve(timeout=2.0), trine.Policy)
+    assert_type(policy.layers, tuple[str, ...])
+    await policy.call(fetch, "u")  # type: ignore[arg-type]  # a missing argument is caught
+
+
+async def _check_map() -> None:
+    from collections.abc import AsyncIterator
+
+    async def length(text: str) -> int:
+        return len(text)
+
+    async def words() -> AsyncIterator[str]:
+        yield "a"
+
+    async with trine.amap(length, ["a", "bb"], limit=2) as lengths:
+        assert_type(lengths, AsyncIterator[int])
+        async for n in lengths:
+            assert_type(n, int)
+    async with trine.amap(length, words(), limit=2, ordered=False) as streamed:
+        assert_type(streamed, AsyncIterator[int])
+    assert_type(await trine.map_all(length, ["a"], limit=2), list[int])
+    assert_type(await trine.map_all(length, words(), limit=2, ordered=False), list[int])
+    assert_type(await trine.for_each(length, ["a"], limit=2), None)
+
+
+async def _retry_types() -> None:
+    retry = trine.Retry(3, on=OSError, backoff=trine.Backoff.constant(1.0))
+
+    async def fetch(url: str, *, limit: float = 1.0) -> bytes:
+        return b""
+
+    assert_type(await retry.call(fetch, "u"), bytes)
+    decorated = retry(fetch)
+    assert_type(await decorated("u", limit=2.0), bytes)
+    async for attempt in retry:
+        assert_type(attempt, trine.RetryAttempt)
+        assert_type(attempt.number, int)
+        with attempt:
+            pass
+    assert_type(retry.statistics(), trine.RetryStatistics)
+    assert_type(trine.RetryBudget().try_withdraw(), bool)
+    assert_type(trine.RetryBudget().statistics(), trine.RetryBudgetStatistics)
+
+
+async def _retry_call_checks_arguments() -> None:
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    assert_type(await trine.Retry().call(add, 1, 2), int)
+    await trine.Retry().call(add, 1, "2")  # type: ignore[arg-type]
+
+
 async def _check_commands() -> None:
     results = await trine.run_commands([["true"], trine.Command("ls | wc", shell=True)], limit=2)
     assert_type(results, list[trine.CommandResult])
