@@ -217,6 +217,20 @@ async def test_retries_rerun_timed_out_commands() -> None:
     assert result.attempts == 2
 
 
+async def test_backoff_waits_between_attempts() -> None:
+    """backoff= puts a trine.Backoff delay between a command's attempts."""
+    [result] = await trine.run_commands(
+        [py("import sys; sys.exit(1)")],
+        limit=1,
+        retries=2,
+        backoff=trine.Backoff.constant(0.1),
+    )
+    assert result.status is CommandStatus.FAILED
+    assert result.attempts == 3
+    # Two sleeps of 0.1 s happened in between (a sleep never ends early).
+    assert result.duration >= 0.2
+
+
 async def test_limit_bounds_the_commands_running_at_once(tmp_path: Path) -> None:
     """No more than `limit` commands run at the same time."""
     # Each command holds a lock file while it runs; a command that finds more
@@ -314,6 +328,8 @@ async def test_malformed_commands_are_refused_before_anything_runs(
         ({"limit": 1, "output_tail": -1}, ValueError, r"^output_tail must be >= 0, got -1$"),
         ({"limit": 1, "kill_grace": -1}, ValueError, r"^kill_grace must be >= 0, got -1$"),
         ({"limit": 1, "admission": 5}, TypeError, r"^admission must be a SystemLoad, got 5$"),
+        ({"limit": 1, "backoff": 0.5}, TypeError, r"^backoff must be a trine.Backoff, got 0.5$"),
+        ({"limit": 1, "rng": 3}, TypeError, r"^rng must be a random.Random, got 3$"),
     ],
 )
 async def test_arguments_are_validated(

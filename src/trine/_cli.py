@@ -29,7 +29,14 @@ import trio
 from ._graph import Node, NodeEvent, NodeStatus, TaskGraph, topological_order
 from ._jobs_file import Job, JobsFile, JobsFileError, load_jobs_file, waves
 from ._limit import WeightedSemaphore
-from ._process import Command, CommandResult, CommandStatus, SystemLoad, _run_command
+from ._process import (
+    Command,
+    CommandResult,
+    CommandStatus,
+    SystemLoad,
+    _command_retry,
+    _run_command,
+)
 
 __all__ = ["main"]
 
@@ -305,7 +312,7 @@ class _Runner:
                 shell=job.shell,
             ),
             default_timeout=None,
-            retries=job.retries,
+            retry=_command_retry(job.retries, None, None),
             env=None,
             cwd=None,
             output_tail=4096,

@@ -19,6 +19,7 @@ import enum
 import inspect
 import math
 import os
+import random
 import signal
 import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -27,6 +28,7 @@ from typing import IO, Any, TypeVar, final
 import attrs
 import trio
 
+from ._retry import Backoff, Retry
 from ._util import check_int, check_number, check_optional_number
 
 __all__ = [
@@ -472,6 +474,27 @@ class _Attempt:
     error: str | None
 
 
+class _AttemptFailed(Exception):
+    """An attempt failed or timed out: what the per-command :class:`Retry` retries on."""
+
+    def __init__(self, attempt: _Attempt) -> None:
+        super().__init__(attempt.error)
+        self.attempt = attempt
+
+
+def _command_retry(retries: int, backoff: Backoff | None, rng: random.Random | None) -> Retry:
+    return Retry(
+        retries + 1,
+        on=_AttemptFailed,
+        backoff=_NO_BACKOFF if backoff is None else backoff,
+        rng=rng,
+        name="run_commands",
+    )
+
+
+_NO_BACKOFF = Backoff.constant(0.0)
+
+
 async def _run_attempt(
     command: Command,
     *,
@@ -546,7 +569,7 @@ async def _run_command(
     command: Command,
     *,
     default_timeout: float | None,
-    retries: int,
+    retry: Retry,
     env: Mapping[str, str] | None,
     cwd: str | None,
     output_tail: int,
@@ -562,9 +585,9 @@ async def _run_command(
         effective_timeout = math.inf
     started = trio.current_time()
     attempts = 0
-    # A plain retry loop, without backoff: a failed or timed-out command is
-    # simply run again. (To be replaced by trine.Retry once it is on main.)
-    while True:
+
+    async def attempt_once() -> _Attempt:
+        nonlocal attempts
         if admission is not None:
             await admission.wait_admitted()
         attempts += 1
@@ -577,10 +600,16 @@ async def _run_command(
             kill_grace=kill_grace,
             logs=logs,
         )
-        # A command that cannot start will not start next time either.
-        retryable = attempt.status in (CommandStatus.FAILED, CommandStatus.TIMED_OUT)
-        if not retryable or attempts > retries:
-            break
+        # Failed and timed-out runs are retried; a command that cannot start
+        # would not start next time either, so an error is returned as is.
+        if attempt.status in (CommandStatus.FAILED, CommandStatus.TIMED_OUT):
+            raise _AttemptFailed(attempt)
+        return attempt
+
+    try:
+        attempt = await retry.call(attempt_once)
+    except _AttemptFailed as exc:
+        attempt = exc.attempt
     assert command.id is not None
     return CommandResult(
         id=command.id,
@@ -601,6 +630,8 @@ async def run_commands(
     limit: int,
     timeout: float | None = None,  # noqa: ASYNC109  # each command's timeout, not the call's
     retries: int = 0,
+    backoff: Backoff | None = None,
+    rng: random.Random | None = None,
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
     output_tail: int = 4096,
@@ -629,8 +660,13 @@ async def run_commands(
       limit: the most commands running at once.
       timeout: seconds each attempt may run (a command's own ``timeout``
         overrides it), or ``None``.
-      retries: how many more times a failed or timed-out command is run.
-        A command that cannot start is not retried.
+      retries: how many more times a failed or timed-out command is run
+        (through a :class:`~trine.Retry`). A command that cannot start is not
+        retried.
+      backoff: the :class:`~trine.Backoff` between a command's attempts;
+        default none (run again at once).
+      rng: the :class:`random.Random` for the backoff's jitter (seed it to
+        replay delays).
       env: variables added to the inherited environment for every command.
       cwd: the working directory for commands without their own.
       output_tail: bytes of stdout and of stderr kept per command.
@@ -659,6 +695,10 @@ async def run_commands(
     check_int("limit", limit)
     check_optional_number("timeout", timeout, exclusive=True, allow_inf=True)
     check_int("retries", retries, minimum=0)
+    if backoff is not None and not isinstance(backoff, Backoff):
+        raise TypeError(f"backoff must be a trine.Backoff, got {backoff!r}")
+    if rng is not None and not isinstance(rng, random.Random):
+        raise TypeError(f"rng must be a random.Random, got {rng!r}")
     env = _to_env(env)
     cwd_path = _to_cwd(cwd)
     logs_path = _to_cwd(logs)
@@ -680,7 +720,7 @@ async def run_commands(
             results[index] = await _run_command(
                 specs[index],
                 default_timeout=timeout,
-                retries=retries,
+                retry=_command_retry(retries, backoff, rng),
                 env=env,
                 cwd=cwd_path,
                 output_tail=output_tail,
