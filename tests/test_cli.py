@@ -19,9 +19,11 @@ from pathlib import Path
 import psutil
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trine._cli import main
-from trine._jobs_file import load_jobs_file, waves
+from trine._jobs_file import JobsFileError, load_jobs_file, parse_jobs, waves
 
 PY = sys.executable
 ROOT = Path(__file__).resolve().parent.parent
@@ -586,3 +588,50 @@ def test_main_requires_a_command(capsys: pytest.CaptureFixture[str]) -> None:
         main([])
     assert info.value.code == 2
     assert "usage: trine" in capsys.readouterr().err
+
+
+@given(
+    st.integers(min_value=1, max_value=8).flatmap(
+        lambda n: st.tuples(
+            st.just(n),
+            st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=16),
+        )
+    )
+)
+def test_cycles_are_found_and_waves_respect_dependencies(
+    graph: tuple[int, list[tuple[int, int]]],
+) -> None:
+    """Any dependency graph: a real cycle is named, or every job's wave follows its deps'."""
+    n, edges = graph
+    after: dict[str, list[str]] = {f"j{i}": [] for i in range(n)}
+    for job, dep in edges:
+        if job != dep and f"j{dep}" not in after[f"j{job}"]:
+            after[f"j{job}"].append(f"j{dep}")
+    data = {"jobs": {name: {"cmd": ["true"], "after": deps} for name, deps in after.items()}}
+    # Kahn's algorithm decides whether there is a cycle.
+    remaining = {name: set(deps) for name, deps in after.items()}
+    while True:
+        free = [name for name, deps in remaining.items() if not deps]
+        if not free:
+            break
+        for name in free:
+            del remaining[name]
+        for deps in remaining.values():
+            deps.difference_update(free)
+    try:
+        jobs_file = parse_jobs(data, path="jobs.toml", base=Path("/"))
+    except JobsFileError as exc:
+        assert remaining, "a cycle was reported in an acyclic graph"
+        [problem] = exc.problems
+        cycle = problem.removeprefix("cycle: ").split(" -> ")
+        assert cycle[0] == cycle[-1]
+        assert len(set(cycle[:-1])) == len(cycle) - 1
+        for job, dep in itertools.pairwise(cycle):
+            assert dep in after[job]
+    else:
+        assert not remaining, "a cyclic graph was accepted"
+        wave_of = {name: index for index, wave in enumerate(waves(jobs_file.jobs)) for name in wave}
+        assert set(wave_of) == set(after)
+        for name, deps in after.items():
+            assert all(wave_of[dep] < wave_of[name] for dep in deps)
+            assert wave_of[name] == 0 or any(wave_of[dep] == wave_of[name] - 1 for dep in deps)

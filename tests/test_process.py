@@ -15,9 +15,12 @@ from pathlib import Path
 import psutil
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
 import trine
 from trine import Command, CommandResult, CommandStatus, LoadSample, SystemLoad
+from trine._process import _Tail
 
 PY = sys.executable
 
@@ -490,3 +493,18 @@ async def test_to_process_needs_trio_parallel(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setitem(sys.modules, "trio_parallel", None)
     with pytest.raises(ModuleNotFoundError, match=r"^to_process needs trio-parallel: "):
         await trine.to_process(square, 2)
+
+
+@given(
+    size=st.integers(min_value=0, max_value=64),
+    chunks=st.lists(st.binary(max_size=100), max_size=30),
+)
+def test_output_tail_is_the_last_bytes_written(size: int, chunks: list[bytes]) -> None:
+    """However the output is chunked, the tail is the last `size` bytes, in O(size) memory."""
+    tail = _Tail(size)
+    for chunk in chunks:
+        tail.write(chunk)
+        assert len(tail._buffer) <= 2 * size + len(chunk)
+    everything = b"".join(chunks)
+    expected = everything[-size:] if size else b""
+    assert tail.text() == expected.decode("utf-8", errors="replace")

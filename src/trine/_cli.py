@@ -392,7 +392,7 @@ class _Runner:
                 resources=dict(job.uses),
             )
         self.started = trio.current_time()
-        self.progress = _make_progress(self.progress_mode, list(self.records.values()))
+        assert self.progress is not None
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self.watch_signals, signals)
@@ -553,6 +553,10 @@ def _command_run(args: argparse.Namespace) -> int:
         except OSError as exc:
             return _error(f"--logs {args.logs}: {exc.strerror or exc}")
     runner = _Runner(jobs_file, args.progress, args.logs, admission)
+    try:
+        runner.progress = _make_progress(args.progress, list(runner.records.values()))
+    except ImportError:
+        return _error("--progress rich needs the rich package: pip install 'trine[cli]'")
 
     async def main() -> float:
         await runner.run()

@@ -40,7 +40,15 @@ from typing import Any, final
 
 import attrs
 
-__all__ = ["Job", "JobsFile", "JobsFileError", "RunSettings", "load_jobs_file", "waves"]
+__all__ = [
+    "Job",
+    "JobsFile",
+    "JobsFileError",
+    "RunSettings",
+    "load_jobs_file",
+    "parse_jobs",
+    "waves",
+]
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _TOP_KEYS = ("run", "resources", "jobs")
