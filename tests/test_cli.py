@@ -523,6 +523,28 @@ def test_retries_and_timeouts_from_the_run_table(tmp_path: Path) -> None:
     )
 
 
+def test_admission_settings_and_limit_override(tmp_path: Path) -> None:
+    """[run] max_cpu_percent/min_free_memory admit jobs on an idle-enough machine; --limit wins."""
+    path = write(
+        tmp_path,
+        f"""
+        [run]
+        limit = 4
+        max_cpu_percent = 100
+        min_free_memory = 0
+        [jobs.a]
+        cmd = ["{PY}", "-c", "import time; time.sleep(0.1)"]
+        [jobs.b]
+        cmd = ["{PY}", "-c", "import time; time.sleep(0.1)"]
+        """,
+    )
+    report_path = tmp_path / "r.json"
+    process = trine(tmp_path, "run", "--limit", "1", str(path), "--json", str(report_path))
+    assert process.returncode == 0, process.stderr
+    jobs = json.loads(report_path.read_text())["jobs"]
+    assert jobs["a"]["finished_at"] <= jobs["b"]["started_at"]
+
+
 def test_rich_progress_renders(tmp_path: Path) -> None:
     """--progress rich draws the live display and a summary table, even into a pipe."""
     path = write(tmp_path, '[jobs.hello]\ncmd = ["echo", "hi"]\n')

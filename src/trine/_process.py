@@ -647,7 +647,8 @@ async def run_commands(
     as it arrives and only the last *output_tail* bytes of each stream are
     kept, so a command printing gigabytes costs O(*output_tail*) memory.
 
-    Each command runs in a new session (its own process group). When it
+    Commands read from ``/dev/null`` (nothing waits for a terminal). Each
+    command runs in a new session (its own process group). When it
     times out, or the call is cancelled, the group gets ``SIGTERM``, then
     ``SIGKILL`` after *kill_grace* seconds, and the command is reaped before
     anything else happens. A command that exits normally but leaves
