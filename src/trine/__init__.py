@@ -6,6 +6,11 @@ Everything public is importable from ``trine`` itself; the private modules
 
 from __future__ import annotations
 
+from ._breaker import CircuitBreaker as CircuitBreaker
+from ._breaker import CircuitBreakerStatistics as CircuitBreakerStatistics
+from ._breaker import CircuitState as CircuitState
+from ._breaker import ExceptionFilter as ExceptionFilter
+from ._errors import CircuitOpenError as CircuitOpenError
 from ._errors import TrineError as TrineError
 from ._hooks import AttemptTimedOut as AttemptTimedOut
 from ._hooks import CallRejected as CallRejected
@@ -20,7 +25,12 @@ from ._version import __version__ as __version__
 __all__ = [
     "AttemptTimedOut",
     "CallRejected",
+    "CircuitBreaker",
+    "CircuitBreakerStatistics",
+    "CircuitOpenError",
+    "CircuitState",
     "CircuitStateChanged",
+    "ExceptionFilter",
     "FallbackUsed",
     "GuardEvent",
     "Hook",
