@@ -297,7 +297,7 @@ async def test_time_window_memory_is_bounded(autojump_clock: trio.testing.MockCl
     breaker = CircuitBreaker(failure_rate=1.0, window=60.0, window_type="time")
     for _ in range(2000):
         await breaker.call(succeed)
-    window = breaker._window
+    window = breaker._outcomes
     assert window.calls == 2000
     assert len(window._calls) == 20  # type: ignore[union-attr]
 

@@ -64,9 +64,6 @@ _CANCELLED = 3  # trio.Cancelled or any other BaseException that is not an Excep
 # call stays in the window for between (1 - 1/_TIME_BUCKETS) * window and window seconds.
 _TIME_BUCKETS = 20
 
-# The configuration is validated once, in __attrs_post_init__, so it may not change after.
-_read_only = attrs.setters.frozen
-
 
 class CircuitState(enum.StrEnum):
     """The states of a :class:`CircuitBreaker`. Each member is also its string value."""
@@ -364,27 +361,23 @@ class CircuitBreaker:
        breaker).
     """
 
-    name: str | None = attrs.field(default=None, kw_only=True, on_setattr=_read_only)
-    failure_threshold: int = attrs.field(default=5, kw_only=True, on_setattr=_read_only)
-    failure_rate: float | None = attrs.field(default=None, kw_only=True, on_setattr=_read_only)
-    window: float = attrs.field(default=100, kw_only=True, on_setattr=_read_only)
-    window_type: Literal["count", "time"] = attrs.field(
-        default="count", kw_only=True, on_setattr=_read_only
+    _name: str | None = attrs.field(default=None, kw_only=True)
+    _failure_threshold: int = attrs.field(default=5, kw_only=True)
+    _failure_rate: float | None = attrs.field(default=None, kw_only=True)
+    _window: float = attrs.field(default=100, kw_only=True)
+    _window_type: Literal["count", "time"] = attrs.field(default="count", kw_only=True)
+    _minimum_calls: int = attrs.field(default=10, kw_only=True)
+    _slow_call_duration: float | None = attrs.field(default=None, kw_only=True)
+    _slow_call_rate: float = attrs.field(default=1.0, kw_only=True)
+    _reset_timeout: float = attrs.field(default=30.0, kw_only=True)
+    _half_open_max_calls: int = attrs.field(default=1, kw_only=True)
+    _success_threshold: int = attrs.field(default=1, kw_only=True)
+    _record: ExceptionFilter = attrs.field(default=(Exception,), kw_only=True)
+    _ignore: ExceptionFilter = attrs.field(default=(), kw_only=True)
+    _on_state_change: Callable[[CircuitState, CircuitState], object] | None = attrs.field(
+        default=None, kw_only=True
     )
-    minimum_calls: int = attrs.field(default=10, kw_only=True, on_setattr=_read_only)
-    slow_call_duration: float | None = attrs.field(
-        default=None, kw_only=True, on_setattr=_read_only
-    )
-    slow_call_rate: float = attrs.field(default=1.0, kw_only=True, on_setattr=_read_only)
-    reset_timeout: float = attrs.field(default=30.0, kw_only=True, on_setattr=_read_only)
-    half_open_max_calls: int = attrs.field(default=1, kw_only=True, on_setattr=_read_only)
-    success_threshold: int = attrs.field(default=1, kw_only=True, on_setattr=_read_only)
-    record: ExceptionFilter = attrs.field(default=(Exception,), kw_only=True, on_setattr=_read_only)
-    ignore: ExceptionFilter = attrs.field(default=(), kw_only=True, on_setattr=_read_only)
-    on_state_change: Callable[[CircuitState, CircuitState], object] | None = attrs.field(
-        default=None, kw_only=True, on_setattr=_read_only
-    )
-    hooks: Iterable[Hook] | None = attrs.field(default=None, kw_only=True, on_setattr=_read_only)
+    _hooks: Iterable[Hook] | None = attrs.field(default=None, kw_only=True)
 
     # The time source of the synchronous core. Always trio.current_time in use;
     # the state-machine property test swaps in a plain function so it can drive
@@ -393,7 +386,7 @@ class CircuitBreaker:
     _hook_tuple: tuple[Hook, ...] = attrs.field(init=False)
     _is_recorded: Callable[[BaseException], bool] = attrs.field(init=False)
     _is_ignored: Callable[[BaseException], bool] = attrs.field(init=False)
-    _window: _CountWindow | _TimeWindow = attrs.field(init=False)
+    _outcomes: _CountWindow | _TimeWindow = attrs.field(init=False)
     _minimum: int = attrs.field(init=False)
     _state: CircuitState = attrs.field(default=CircuitState.CLOSED, init=False)
     _epoch: int = attrs.field(default=0, init=False)
@@ -412,45 +405,113 @@ class CircuitBreaker:
     _held: dict[trio.lowlevel.Task, list[_Permit]] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
-        # The public fields are read-only after this, so set them around the guard.
-        def normalize(field: str, value: object) -> None:
-            object.__setattr__(self, field, value)
-
-        if self.name is not None and not isinstance(self.name, str):
-            raise TypeError(f"name must be a str or None, got {self.name!r}")
-        check_int("failure_threshold", self.failure_threshold)
-        if self.failure_rate is not None:
-            normalize("failure_rate", _check_rate("failure_rate", self.failure_rate))
-        check_choice("window_type", self.window_type, ("count", "time"))
-        if self.window_type == "count":
-            check_int("window", self.window)
+        if self._name is not None and not isinstance(self._name, str):
+            raise TypeError(f"name must be a str or None, got {self._name!r}")
+        check_int("failure_threshold", self._failure_threshold)
+        if self._failure_rate is not None:
+            self._failure_rate = _check_rate("failure_rate", self._failure_rate)
+        check_choice("window_type", self._window_type, ("count", "time"))
+        if self._window_type == "count":
+            check_int("window", self._window)
         else:
-            normalize("window", check_number("window", self.window, minimum=0.0, exclusive=True))
-        check_int("minimum_calls", self.minimum_calls)
-        if self.slow_call_duration is not None:
+            self._window = check_number("window", self._window, minimum=0.0, exclusive=True)
+        check_int("minimum_calls", self._minimum_calls)
+        if self._slow_call_duration is not None:
             duration = check_number(
-                "slow_call_duration", self.slow_call_duration, minimum=0.0, exclusive=True
+                "slow_call_duration", self._slow_call_duration, minimum=0.0, exclusive=True
             )
-            normalize("slow_call_duration", duration)
-        normalize("slow_call_rate", _check_rate("slow_call_rate", self.slow_call_rate))
-        normalize("reset_timeout", check_number("reset_timeout", self.reset_timeout))
-        check_int("half_open_max_calls", self.half_open_max_calls)
-        check_int("success_threshold", self.success_threshold)
-        self._is_recorded = _check_filter("record", self.record)
-        self._is_ignored = _check_filter("ignore", self.ignore)
-        if self.on_state_change is not None and not callable(self.on_state_change):
+            self._slow_call_duration = duration
+        self._slow_call_rate = _check_rate("slow_call_rate", self._slow_call_rate)
+        self._reset_timeout = check_number("reset_timeout", self._reset_timeout)
+        check_int("half_open_max_calls", self._half_open_max_calls)
+        check_int("success_threshold", self._success_threshold)
+        self._is_recorded = _check_filter("record", self._record)
+        self._is_ignored = _check_filter("ignore", self._ignore)
+        if self._on_state_change is not None and not callable(self._on_state_change):
             raise TypeError(
-                f"on_state_change must be callable or None, got {self.on_state_change!r}"
+                f"on_state_change must be callable or None, got {self._on_state_change!r}"
             )
-        self._hook_tuple = check_hooks(self.hooks)
-        if self.window_type == "count":
-            size = int(self.window)
-            self._window = _CountWindow(size)
+        self._hook_tuple = check_hooks(self._hooks)
+        if self._window_type == "count":
+            size = int(self._window)
+            self._outcomes = _CountWindow(size)
             # As Resilience4j does: a count window can never hold more than its size.
-            self._minimum = min(self.minimum_calls, size)
+            self._minimum = min(self._minimum_calls, size)
         else:
-            self._window = _TimeWindow(self.window)
-            self._minimum = self.minimum_calls
+            self._outcomes = _TimeWindow(self._window)
+            self._minimum = self._minimum_calls
+
+    # ---------------------------------------------------------- configuration
+
+    @property
+    def name(self) -> str | None:
+        """The breaker's name, shown in errors, statistics and hook events."""
+        return self._name
+
+    @property
+    def failure_threshold(self) -> int:
+        """Consecutive failures that open the breaker (without *failure_rate*)."""
+        return self._failure_threshold
+
+    @property
+    def failure_rate(self) -> float | None:
+        """The failure share in the window that opens the breaker, if rate-based."""
+        return self._failure_rate
+
+    @property
+    def window(self) -> float:
+        """The window's size: calls (count window) or seconds (time window)."""
+        return self._window
+
+    @property
+    def window_type(self) -> Literal["count", "time"]:
+        """``"count"`` or ``"time"``."""
+        return self._window_type
+
+    @property
+    def minimum_calls(self) -> int:
+        """Calls the window must hold before rates are judged (as given)."""
+        return self._minimum_calls
+
+    @property
+    def slow_call_duration(self) -> float | None:
+        """Seconds from which a call is slow, or ``None``."""
+        return self._slow_call_duration
+
+    @property
+    def slow_call_rate(self) -> float:
+        """The slow-call share in the window that opens the breaker."""
+        return self._slow_call_rate
+
+    @property
+    def reset_timeout(self) -> float:
+        """Seconds the breaker stays open before probing."""
+        return self._reset_timeout
+
+    @property
+    def half_open_max_calls(self) -> int:
+        """Probes allowed in flight at once while half-open."""
+        return self._half_open_max_calls
+
+    @property
+    def success_threshold(self) -> int:
+        """Successful probes that close a half-open breaker."""
+        return self._success_threshold
+
+    @property
+    def record(self) -> ExceptionFilter:
+        """What counts as a failure, as given."""
+        return self._record
+
+    @property
+    def ignore(self) -> ExceptionFilter:
+        """What counts as nothing, as given."""
+        return self._ignore
+
+    @property
+    def on_state_change(self) -> Callable[[CircuitState, CircuitState], object] | None:
+        """The state-change callback, if any."""
+        return self._on_state_change
 
     def __repr__(self) -> str:
         name = "" if self.name is None else f" {self.name!r}"
@@ -468,7 +529,7 @@ class CircuitBreaker:
     def _refresh(self) -> None:
         if self._state is CircuitState.OPEN:
             assert self._opened_at is not None
-            if self._clock() >= self._opened_at + self.reset_timeout:
+            if self._clock() >= self._opened_at + self._reset_timeout:
                 self._transition(CircuitState.HALF_OPEN)
 
     def _transition(self, new: CircuitState) -> None:
@@ -476,7 +537,7 @@ class CircuitBreaker:
         old = self._state
         self._state = new
         self._epoch += 1
-        self._window.clear()
+        self._outcomes.clear()
         self._consecutive_failures = 0
         self._half_open_in_flight = 0
         self._half_open_successes = 0
@@ -486,10 +547,10 @@ class CircuitBreaker:
             self._opened_at = None
         # State is consistent before any user code runs, so callbacks may read it.
         if old is not new:
-            if self.on_state_change is not None:
-                self.on_state_change(old, new)
+            if self._on_state_change is not None:
+                self._on_state_change(old, new)
             if self._hook_tuple:
-                call_hooks(self._hook_tuple, CircuitStateChanged(self.name, old, new))
+                call_hooks(self._hook_tuple, CircuitStateChanged(self._name, old, new))
 
     def force_open(self) -> None:
         """Reject every call from now on, until :meth:`reset`.
@@ -513,7 +574,7 @@ class CircuitBreaker:
         state = self._state
         if state is CircuitState.OPEN:
             assert self._opened_at is not None
-            return max(0.0, self._opened_at + self.reset_timeout - self._clock())
+            return max(0.0, self._opened_at + self._reset_timeout - self._clock())
         if state is CircuitState.FORCED_OPEN:
             return math.inf
         return 0.0
@@ -521,7 +582,7 @@ class CircuitBreaker:
     def statistics(self) -> CircuitBreakerStatistics:
         """Return a fresh :class:`CircuitBreakerStatistics` snapshot."""
         self._refresh()
-        window = self._window
+        window = self._outcomes
         window.expire(self._clock())
         enough = window.calls >= self._minimum and window.calls > 0
         return CircuitBreakerStatistics(
@@ -561,18 +622,20 @@ class CircuitBreaker:
         if state is CircuitState.CLOSED:
             probe = False
         elif state is CircuitState.HALF_OPEN and (
-            self._half_open_in_flight < self.half_open_max_calls
+            self._half_open_in_flight < self._half_open_max_calls
         ):
             self._half_open_in_flight += 1
             probe = True
         else:
             self._rejections += 1
-            error = CircuitOpenError(self.name, self._retry_after(), state.value)
+            error = CircuitOpenError(self._name, self._retry_after(), state.value)
             if self._hook_tuple:
-                call_hooks(self._hook_tuple, CallRejected("breaker", self.name, error))
+                call_hooks(self._hook_tuple, CallRejected("breaker", self._name, error))
             raise error
         self._calls += 1
-        return _Permit(self, self._epoch, self._clock(), probe)
+        # Only slow-call tracking needs the start time; skip the clock read otherwise.
+        start = self._clock() if self._slow_call_duration is not None else 0.0
+        return _Permit(self, self._epoch, start, probe)
 
     def _classify(self, error: BaseException | None) -> int:
         if error is None:
@@ -596,8 +659,9 @@ class CircuitBreaker:
             if permit.probe and permit.epoch == self._epoch:
                 self._half_open_in_flight -= 1
             return
-        now = self._clock()
-        slow = self.slow_call_duration is not None and now - permit.start >= self.slow_call_duration
+        duration = self._slow_call_duration
+        now = self._clock() if duration is not None or self._window_type == "time" else 0.0
+        slow = duration is not None and now - permit.start >= duration
         failed = kind == _FAILURE
         if failed:
             self._failures += 1
@@ -613,26 +677,26 @@ class CircuitBreaker:
                 self._transition(CircuitState.OPEN)
             else:
                 self._half_open_successes += 1
-                if self._half_open_successes >= self.success_threshold:
+                if self._half_open_successes >= self._success_threshold:
                     self._transition(CircuitState.CLOSED)
             return
         # CLOSED (the only other state that admits calls).
-        window = self._window
+        window = self._outcomes
         window.add(now, failed, slow)
         if failed:
             self._consecutive_failures += 1
         else:
             self._consecutive_failures = 0
-        if self.failure_rate is None:
-            trip = self._consecutive_failures >= self.failure_threshold
+        if self._failure_rate is None:
+            trip = self._consecutive_failures >= self._failure_threshold
         else:
             # Compare the quotient, as statistics() reports it (0.3 * 10 > 3.0 in floats).
             trip = window.calls >= self._minimum and (
-                window.failures / window.calls >= self.failure_rate
+                window.failures / window.calls >= self._failure_rate
             )
-        if not trip and self.slow_call_duration is not None:
+        if not trip and self._slow_call_duration is not None:
             trip = window.calls >= self._minimum and (
-                window.slow / window.calls >= self.slow_call_rate
+                window.slow / window.calls >= self._slow_call_rate
             )
         if trip:
             self._transition(CircuitState.OPEN)
@@ -651,7 +715,9 @@ class CircuitBreaker:
         refusal is a full Trio checkpoint, so a loop of refused calls cannot
         starve other tasks.
         """
-        check_async_callable("fn", fn)
+        given: object = fn  # typed callers always pass a callable; untyped ones may not
+        if not callable(given):  # e.g. a coroutine object: the helper says what to do
+            check_async_callable("fn", given)
         await trio.lowlevel.checkpoint_if_cancelled()
         try:
             permit = self._admit()
@@ -661,9 +727,9 @@ class CircuitBreaker:
         try:
             result = await fn(*args)
         except BaseException as exc:
-            permit.finish(exc)
+            self._finish(permit, exc)
             raise
-        permit.finish(None)
+        self._finish(permit, None)
         return result
 
     async def __aenter__(self) -> None:
@@ -692,7 +758,7 @@ class CircuitBreaker:
         permit = held.pop()
         if not held:
             del self._held[task]
-        permit.finish(exc_value)
+        self._finish(permit, exc_value)
 
     def __call__(self, fn: Callable[_P, Awaitable[_T]]) -> Callable[_P, Coroutine[Any, Any, _T]]:
         """Decorate an async function so that every call goes through the breaker."""
