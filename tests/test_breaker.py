@@ -958,3 +958,16 @@ def test_stale_probe_cannot_free_a_slot_it_no_longer_holds() -> None:
     second.finish(trio.Cancelled._create())
     stats = breaker.statistics()
     assert (stats.state, stats.half_open_in_flight, stats.cancelled) == (CLOSED, 0, 1)
+
+
+def test_guide_example_prints_what_the_guide_says() -> None:
+    """docs/examples/breaker_recovery.py produces the output quoted in docs/guide/breaker.rst."""
+    import pathlib
+    import runpy
+
+    root = pathlib.Path(__file__).parent.parent
+    namespace = runpy.run_path(str(root / "docs" / "examples" / "breaker_recovery.py"))
+    lines = trio.run(namespace["main"], clock=trio.testing.MockClock(autojump_threshold=0))
+    guide = (root / "docs" / "guide" / "breaker.rst").read_text()
+    quoted = "\n".join(f"    {line}" for line in lines)
+    assert quoted in guide
