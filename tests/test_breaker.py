@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.lowlevel
 import trio.testing
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -23,6 +23,7 @@ from hypothesis.stateful import (
 from trine import (
     CallRejected,
     CircuitBreaker,
+    CircuitBreakerStatistics,
     CircuitOpenError,
     CircuitState,
     CircuitStateChanged,
@@ -971,3 +972,124 @@ def test_guide_example_prints_what_the_guide_says() -> None:
     guide = (root / "docs" / "guide" / "breaker.rst").read_text()
     quoted = "\n".join(f"    {line}" for line in lines)
     assert quoted in guide
+
+
+def test_works_outside_trio_while_closed() -> None:
+    """A closed breaker can be made, inspected and printed outside trio.run."""
+    breaker = CircuitBreaker(name="api")
+    assert breaker.state is CLOSED
+    assert breaker.statistics().calls == 0
+    assert repr(breaker).startswith("<trine.CircuitBreaker 'api' closed at 0x")
+
+
+# ------------------------------------- concurrent calls with cancellation, in Trio
+
+call_specs = st.lists(
+    st.tuples(
+        st.sampled_from([0.0, 0.5, 1.0, 3.0, 7.0]),  # when the caller starts
+        st.sampled_from([0.0, 0.5, 2.0, 4.0]),  # how long the call takes
+        st.sampled_from(["failure", "success", "ignored"]),
+        st.sampled_from([None, 0.0, 0.25, 1.0, 3.0]),  # cancel the caller after
+        st.sampled_from(["call", "async_with", "decorator"]),
+    ),
+    min_size=3,
+    max_size=25,
+)
+TRANSITIONS = {
+    ("closed", "open"),
+    ("open", "half_open"),
+    ("half_open", "open"),
+    ("half_open", "closed"),
+}
+
+
+@given(
+    specs=call_specs,
+    half_open_max_calls=st.integers(1, 3),
+    reset_timeout=st.sampled_from([0.0, 1.0, 2.5]),
+    slow_call_duration=st.none() | st.just(2.0),
+)
+def test_concurrent_calls_with_cancellation_keep_the_books(
+    specs: list[tuple[float, float, str, float | None, str]],
+    half_open_max_calls: int,
+    reset_timeout: float,
+    slow_call_duration: float | None,
+) -> None:
+    """Any mix of concurrent calls, outcomes and cancellations: counts balance, slots never leak."""
+    changes: list[tuple[float, str, str]] = []
+    breaker = CircuitBreaker(
+        failure_threshold=1,
+        reset_timeout=reset_timeout,
+        half_open_max_calls=half_open_max_calls,
+        slow_call_duration=slow_call_duration,
+        ignore=KeyError,
+        on_state_change=lambda old, new: changes.append((trio.current_time(), old, new)),
+    )
+    seen = dict.fromkeys(["ran", "ok", "failed", "ignored", "cancelled", "rejected"], 0)
+
+    async def body(latency: float, outcome: str) -> None:
+        seen["ran"] += 1
+        assert 0 <= breaker.statistics().half_open_in_flight <= half_open_max_calls
+        try:
+            await trio.sleep(latency)
+        except trio.Cancelled:
+            seen["cancelled"] += 1
+            raise
+        if outcome == "failure":
+            seen["failed"] += 1
+            raise RuntimeError("down")
+        if outcome == "ignored":
+            seen["ignored"] += 1
+            raise KeyError("not found")
+        seen["ok"] += 1
+
+    decorated = breaker(body)
+
+    async def caller(spec: tuple[float, float, str, float | None, str]) -> None:
+        start, latency, outcome, cancel_after, front = spec
+        await trio.sleep(start)
+        with trio.move_on_after(math.inf if cancel_after is None else cancel_after):
+            try:
+                if front == "call":
+                    await breaker.call(body, latency, outcome)
+                elif front == "decorator":
+                    await decorated(latency, outcome)
+                else:
+                    async with breaker:
+                        await body(latency, outcome)
+            except CircuitOpenError:
+                seen["rejected"] += 1
+            except (RuntimeError, KeyError):
+                pass
+
+    async def main() -> CircuitBreakerStatistics:
+        async with trio.open_nursery() as nursery:
+            for spec in specs:
+                nursery.start_soon(caller, spec)
+        return breaker.statistics()
+
+    stats = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert stats.in_flight == 0
+    assert stats.half_open_in_flight == 0
+    assert (stats.calls, stats.successes, stats.failures) == (
+        seen["ran"],
+        seen["ok"],
+        seen["failed"],
+    )
+    assert (stats.ignored, stats.cancelled, stats.rejections) == (
+        seen["ignored"],
+        seen["cancelled"],
+        seen["rejected"],
+    )
+    assert stats.calls == stats.successes + stats.failures + stats.ignored + stats.cancelled
+    previous = "closed"
+    opened_at = 0.0
+    for time, old, new in changes:
+        assert (old, new) in TRANSITIONS
+        assert old == previous
+        if new == "open":
+            opened_at = time
+        if new == "half_open":
+            assert time >= opened_at + reset_timeout
+        previous = new
+    assert breaker._held == {}

@@ -183,9 +183,6 @@ class _CountWindow:
         self.failures += failed
         self.slow += slow
 
-    def expire(self, now: float) -> None:
-        """Count windows do not age."""
-
     def clear(self) -> None:
         self._ring = [0] * self.size
         self._next = 0
@@ -514,8 +511,10 @@ class CircuitBreaker:
         return self._on_state_change
 
     def __repr__(self) -> str:
-        name = "" if self.name is None else f" {self.name!r}"
-        return f"<trine.CircuitBreaker{name} {self.state.value} at {id(self):#x}>"
+        # The stored state, without reading the clock: a repr must work anywhere
+        # (outside trio.run too) and must not run state-change callbacks.
+        name = "" if self._name is None else f" {self._name!r}"
+        return f"<trine.CircuitBreaker{name} {self._state.value} at {id(self):#x}>"
 
     # ------------------------------------------------------------------ state
 
@@ -583,7 +582,8 @@ class CircuitBreaker:
         """Return a fresh :class:`CircuitBreakerStatistics` snapshot."""
         self._refresh()
         window = self._outcomes
-        window.expire(self._clock())
+        if isinstance(window, _TimeWindow):  # count windows do not age
+            window.expire(self._clock())
         enough = window.calls >= self._minimum and window.calls > 0
         return CircuitBreakerStatistics(
             state=self._state,
@@ -711,9 +711,10 @@ class CircuitBreaker:
             refuses the call.
           Exception: whatever *fn* raises, unchanged, after counting it.
 
-        A cancelled caller is refused before it can take a probe slot. A
-        refusal is a full Trio checkpoint, so a loop of refused calls cannot
-        starve other tasks.
+        A cancelled caller is stopped (with :exc:`trio.Cancelled`) before it
+        can take a probe slot. A refusal is a full Trio checkpoint, so a loop
+        of refused calls cannot starve other tasks; an admitted call adds no
+        schedule point of its own beyond those *fn* makes.
         """
         given: object = fn  # typed callers always pass a callable; untyped ones may not
         if not callable(given):  # e.g. a coroutine object: the helper says what to do
