@@ -579,7 +579,11 @@ class CircuitBreaker:
         return 0.0
 
     def statistics(self) -> CircuitBreakerStatistics:
-        """Return a fresh :class:`CircuitBreakerStatistics` snapshot."""
+        """Return a fresh :class:`CircuitBreakerStatistics` snapshot.
+
+        Like reading :attr:`state`, this applies a reset timeout that has
+        passed (moving OPEN to HALF_OPEN and running the callbacks).
+        """
         self._refresh()
         window = self._outcomes
         if isinstance(window, _TimeWindow):  # count windows do not age
