@@ -6,7 +6,12 @@ Everything public is importable from ``trine`` itself; the private modules
 
 from __future__ import annotations
 
+from ._breaker import CircuitBreaker as CircuitBreaker
+from ._breaker import CircuitBreakerStatistics as CircuitBreakerStatistics
+from ._breaker import CircuitState as CircuitState
+from ._breaker import ExceptionFilter as ExceptionFilter
 from ._errors import BulkheadFull as BulkheadFull
+from ._errors import CircuitOpenError as CircuitOpenError
 from ._errors import CycleError as CycleError
 from ._errors import RateLimitExceeded as RateLimitExceeded
 from ._errors import TrineError as TrineError
@@ -80,11 +85,16 @@ __all__ = [
     "BulkheadFull",
     "BulkheadStatistics",
     "CallRejected",
+    "CircuitBreaker",
+    "CircuitBreakerStatistics",
+    "CircuitOpenError",
+    "CircuitState",
     "CircuitStateChanged",
     "Command",
     "CommandResult",
     "CommandStatus",
     "CycleError",
+    "ExceptionFilter",
     "FallbackUsed",
     "GraphResult",
     "GraphStatistics",

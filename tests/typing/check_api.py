@@ -136,3 +136,21 @@ async def _check_commands() -> None:
     assert_type(await trine.to_process(len, "abc"), int)
     load = trine.SystemLoad(max_cpu_percent=90, probe=lambda: trine.LoadSample(1.0, 2))
     assert_type(load.statistics(), trine.SystemLoadStatistics)
+
+
+breaker = trine.CircuitBreaker(name="api")
+assert_type(breaker.state, trine.CircuitState)
+assert_type(breaker.statistics().failure_rate, float | None)
+
+
+async def _fetch(url: str, retries: int) -> bytes:
+    return b""
+
+
+async def _check_breaker() -> None:
+    assert_type(await breaker.call(_fetch, "https://x", 3), bytes)
+    guarded = breaker(_fetch)
+    assert_type(await guarded("https://x", retries=3), bytes)
+    service = trine.testing.FakeService(latency=0.1)
+    assert_type(await service.call("GET"), int)
+    assert_type(service.statistics().peak_concurrency, int)
