@@ -372,7 +372,7 @@ class _Tail:
         self._size = size
         self._buffer = bytearray()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         if self._size == 0:
             return
         self._buffer += data
