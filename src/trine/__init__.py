@@ -9,7 +9,6 @@ from __future__ import annotations
 from ._breaker import CircuitBreaker as CircuitBreaker
 from ._breaker import CircuitBreakerStatistics as CircuitBreakerStatistics
 from ._breaker import CircuitState as CircuitState
-from ._breaker import ExceptionFilter as ExceptionFilter
 from ._errors import BulkheadFull as BulkheadFull
 from ._errors import CircuitOpenError as CircuitOpenError
 from ._errors import CycleError as CycleError
@@ -73,6 +72,7 @@ from ._retry import RetryOn as RetryOn
 from ._retry import RetryStatistics as RetryStatistics
 from ._stats import LatencyHistogram as LatencyHistogram
 from ._stats import LatencySummary as LatencySummary
+from ._util import ExceptionFilter as ExceptionFilter
 from ._version import __version__ as __version__
 
 __all__ = [

@@ -29,30 +29,32 @@ import functools
 import math
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from types import TracebackType
-from typing import Any, Literal, ParamSpec, TypeAlias, TypeVar, TypeVarTuple, final
+from typing import Any, Literal, ParamSpec, TypeVar, TypeVarTuple, final
 
 import attrs
 import trio
 
 from ._errors import CircuitOpenError
 from ._hooks import CallRejected, CircuitStateChanged, Hook, call_hooks, check_hooks
-from ._util import check_async_callable, check_choice, check_int, check_number
+from ._util import (
+    ExceptionFilter,
+    check_async_callable,
+    check_choice,
+    check_int,
+    check_number,
+    exception_matcher,
+)
 
 __all__ = [
     "CircuitBreaker",
     "CircuitBreakerStatistics",
     "CircuitState",
-    "ExceptionFilter",
 ]
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
 _Ts = TypeVarTuple("_Ts")
 
-ExceptionFilter: TypeAlias = (
-    type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
-)
-"""What ``record=`` and ``ignore=`` accept: an exception type, a tuple of them, or a predicate."""
 
 # How a finished call is classified. Kept as small ints: this is the hot path.
 _SUCCESS = 0
@@ -124,28 +126,6 @@ class CircuitBreakerStatistics:
     retry_after: float
     """Seconds until a probe would be admitted: 0 when calls are admitted now,
     ``math.inf`` while forced open."""
-
-
-def _check_filter(name: str, value: object) -> Callable[[BaseException], bool]:
-    """Turn a ``record=``/``ignore=`` argument into a predicate, validating it."""
-    if isinstance(value, type) and issubclass(value, BaseException):
-        exception_type = value
-        return lambda exc: isinstance(exc, exception_type)
-    if isinstance(value, tuple):
-        for item in value:
-            if not (isinstance(item, type) and issubclass(item, BaseException)):
-                raise TypeError(
-                    f"{name} must contain only exception types, got {item!r} in {value!r}"
-                )
-        exception_types = value
-        return lambda exc: isinstance(exc, exception_types)
-    if callable(value):
-        predicate: Callable[[BaseException], bool] = value
-        return lambda exc: bool(predicate(exc))
-    raise TypeError(
-        f"{name} must be an exception type, a tuple of exception types or a predicate, "
-        f"got {value!r}"
-    )
 
 
 def _check_rate(name: str, value: object) -> float:
@@ -422,8 +402,8 @@ class CircuitBreaker:
         self._reset_timeout = check_number("reset_timeout", self._reset_timeout)
         check_int("half_open_max_calls", self._half_open_max_calls)
         check_int("success_threshold", self._success_threshold)
-        self._is_recorded = _check_filter("record", self._record)
-        self._is_ignored = _check_filter("ignore", self._ignore)
+        self._is_recorded = exception_matcher("record", self._record)
+        self._is_ignored = exception_matcher("ignore", self._ignore)
         if self._on_state_change is not None and not callable(self._on_state_change):
             raise TypeError(
                 f"on_state_change must be callable or None, got {self._on_state_change!r}"

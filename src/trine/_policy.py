@@ -33,7 +33,7 @@ import trio
 from ._errors import TrineError
 from ._hooks import AttemptTimedOut, CallRejected, FallbackUsed, Hook, call_hooks, check_hooks
 from ._limit import LimiterLike, hold_opener
-from ._util import check_async_callable, check_optional_number
+from ._util import check_async_callable, check_optional_number, exception_matcher
 
 __all__ = ["Policy", "SupportsAcquire", "SupportsCall"]
 
@@ -82,18 +82,6 @@ def _check_rate(rate: object) -> None:
         return
     if isinstance(rate, type) or not inspect.iscoroutinefunction(getattr(rate, "acquire", None)):
         raise TypeError(f"rate must have an async acquire() method, got {rate!r}")
-
-
-def _check_fallback_on(fallback_on: object) -> None:
-    exception_types = fallback_on if isinstance(fallback_on, tuple) else (fallback_on,)
-    if all(isinstance(t, type) and issubclass(t, Exception) for t in exception_types):
-        return
-    if callable(fallback_on) and not isinstance(fallback_on, type | tuple):
-        return
-    raise TypeError(
-        "fallback_on must be an Exception subclass, a tuple of them, or a predicate "
-        f"taking the exception, got {fallback_on!r}"
-    )
 
 
 def _check_fallback(fallback: object) -> None:
@@ -221,16 +209,7 @@ def _fallback_layer(
     name: str | None,
     hooks: tuple[Hook, ...],
 ) -> _Layer:
-    matches: Callable[[Exception], object]
-    if isinstance(fallback_on, type | tuple):
-        exception_types: _ExceptionTypes = fallback_on
-
-        def matches_types(exc: Exception) -> object:
-            return isinstance(exc, exception_types)
-
-        matches = matches_types
-    else:
-        matches = fallback_on
+    matches = exception_matcher("fallback_on", fallback_on, only_exceptions=True)
 
     async def fallback_layer(fn: _AsyncFn, args: tuple[Any, ...]) -> Any:
         try:
@@ -393,7 +372,7 @@ class Policy:
         check_optional_number("timeout", self.timeout, exclusive=True, allow_inf=True)
         check_optional_number("total_timeout", self.total_timeout, exclusive=True, allow_inf=True)
         _check_fallback(self.fallback)
-        _check_fallback_on(self.fallback_on)
+        exception_matcher("fallback_on", self.fallback_on, only_exceptions=True)
         _check_call_guard("retry", self.retry)
         _check_call_guard("breaker", self.breaker)
         _check_rate(self.rate)

@@ -44,7 +44,13 @@ import attrs
 import trio
 
 from ._hooks import Hook, RetryGaveUp, RetryScheduled, call_hooks, check_hooks
-from ._util import check_async_callable, check_choice, check_int, check_number
+from ._util import (
+    check_async_callable,
+    check_choice,
+    check_int,
+    check_number,
+    exception_matcher,
+)
 
 __all__ = [
     "Backoff",
@@ -427,29 +433,6 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def _check_on(
-    on: object,
-) -> tuple[tuple[type[Exception], ...] | None, Callable[[Exception], bool] | None]:
-    """Split ``on=`` into a tuple of classes or a predicate."""
-    if isinstance(on, type):
-        on = (on,)
-    if isinstance(on, tuple):
-        if not on:
-            raise ValueError("on must not be an empty tuple: nothing would be retried")
-        for item in on:
-            if not (isinstance(item, type) and issubclass(item, BaseException)):
-                raise TypeError(f"on must contain only exception classes, got {item!r}")
-            if not issubclass(item, Exception):
-                raise TypeError(
-                    f"on must contain only Exception subclasses, got {item!r}: "
-                    "trio.Cancelled and other BaseExceptions are never retried"
-                )
-        return on, None
-    if callable(on):
-        return None, on
-    raise TypeError(f"on must be an exception class, a tuple of them, or a predicate, got {on!r}")
-
-
 @final
 @attrs.define(eq=False, init=False)
 class Retry:
@@ -521,8 +504,7 @@ class Retry:
     name: str | None = attrs.field(on_setattr=attrs.setters.frozen)
     hooks: tuple[Hook, ...] = attrs.field(on_setattr=attrs.setters.frozen, repr=False)
     _rng: random.Random = attrs.field(repr=False)
-    _on_types: tuple[type[Exception], ...] | None = attrs.field(repr=False)
-    _on_predicate: Callable[[Exception], bool] | None = attrs.field(repr=False)
+    _matches: Callable[[BaseException], bool] = attrs.field(repr=False)
     # In a plain object: the frozen fields give Retry a Python-level
     # __setattr__, which would make every counter update slow.
     _counts: _Counts = attrs.field(factory=lambda: _Counts(), init=False, repr=False)
@@ -540,7 +522,7 @@ class Retry:
         hooks: Sequence[Hook] | None = None,
     ) -> None:
         attempts = check_int("attempts", attempts)
-        on_types, on_predicate = _check_on(on)
+        matches = exception_matcher("on", on, only_exceptions=True, allow_empty=False)
         if not isinstance(backoff, Backoff):
             raise TypeError(f"backoff must be a trine.Backoff, got {backoff!r}")
         if budget is not None and not isinstance(budget, RetryBudget):
@@ -559,8 +541,7 @@ class Retry:
             name,
             check_hooks(hooks),
             rng,
-            on_types,
-            on_predicate,
+            matches,
         )
 
     # ----------------------------------------------------------------- the three styles
@@ -673,19 +654,6 @@ class Retry:
                 delay = self._after_failure(error, run)
                 if delay is None:
                     raise
-
-    def _matches(self, error: Exception) -> bool:
-        if self._on_predicate is not None:
-            return bool(self._on_predicate(error))
-        on = self._on_types
-        assert on is not None
-        if isinstance(error, on):
-            return True
-        if isinstance(error, ExceptionGroup):
-            # Like except*: the group is retryable if every leaf matches.
-            _, rest = error.split(on)
-            return rest is None
-        return False
 
     def _after_failure(self, error: Exception, run: _Run) -> float | None:
         """Decide after a failed attempt: the delay before the next, or None to give up.
