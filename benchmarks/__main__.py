@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     selected: list[Case] = []
     for module_name, cases in modules.items():
         for case in cases:
-            if not args.names or module_name in args.names or case.name in args.names:
+            if case.name in args.names or (
+                not case.opt_in and (not args.names or module_name in args.names)
+            ):
                 selected.append(case)
     if args.list:
         for module_name, cases in modules.items():

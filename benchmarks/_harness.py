@@ -34,6 +34,8 @@ class Case:
     per: int
     """How many items one run handles, to report a per-item cost."""
     variants: list[Variant] = field(default_factory=list)
+    opt_in: bool = False
+    """Run only when named on the command line (for slow cases)."""
 
 
 def installed(module: str) -> bool:

@@ -1413,3 +1413,17 @@ def test_guide_examples_run(source: str, capsys: pytest.CaptureFixture[str]) -> 
     namespace: dict[str, Any] = {}
     exec(compile(source.rstrip().removesuffix("trio.run(main)"), str(_GUIDE), "exec"), namespace)
     trio.run(namespace["main"], clock=_mock_clock())
+
+
+def test_hold_opener_refuses_a_keyed_limiter_and_suggests_for_key() -> None:
+    """A KeyedLimiter needs a key: hold_opener says to bind one with for_key."""
+    from trine._limit import hold_opener
+
+    keyed = KeyedLimiter(2)
+    with pytest.raises(
+        TypeError, match=r"hold\(\) takes no arguments, got .*; pass keyed\.for_key\(key\)$"
+    ):
+        hold_opener(keyed)
+    assert hold_opener(keyed.for_key("a"))  # a bound key is a Limiter
+    capacity = trio.CapacityLimiter(1)
+    assert hold_opener(capacity)() is capacity

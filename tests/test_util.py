@@ -95,3 +95,54 @@ def test_check_async_callable_refuses_non_callable() -> None:
     with pytest.raises(TypeError, match=r"^fn must be an async function, got 3$"):
         check_async_callable("fn", 3)
     assert check_async_callable("fn", _job) is _job
+
+
+def test_exception_matcher_classes_tuples_and_groups() -> None:
+    """A class or tuple matches instances, and a group only if every leaf matches (as except*)."""
+    from trine._util import exception_matcher
+
+    matches = exception_matcher("on", (KeyError, OSError))
+    assert matches(KeyError("k"))
+    assert matches(ConnectionError("c"))
+    assert not matches(ValueError("v"))
+    assert matches(ExceptionGroup("g", [KeyError("k"), OSError("o")]))
+    assert not matches(ExceptionGroup("g", [KeyError("k"), ValueError("v")]))
+    assert not exception_matcher("ignore", ())(KeyError("k"))
+
+
+def test_exception_matcher_predicates() -> None:
+    """A predicate decides; its answer is taken as true or false."""
+    from trine._util import exception_matcher
+
+    matches = exception_matcher("on", lambda error: getattr(error, "errno", None))
+    assert not matches(OSError("no errno"))
+    assert matches(OSError(5, "io"))
+
+
+@pytest.mark.parametrize(
+    ("value", "kwargs", "error", "message"),
+    [
+        (
+            3,
+            {},
+            TypeError,
+            r"^on must be an exception class, a tuple of them, or a predicate, got 3$",
+        ),
+        ((KeyError, "x"), {}, TypeError, r"^on must contain only exception classes, got 'x'$"),
+        ((), {"allow_empty": False}, ValueError, r"^on must not be an empty tuple: it would match"),
+        (
+            KeyboardInterrupt,
+            {"only_exceptions": True},
+            TypeError,
+            r"^on must contain only Exception subclasses, got <class 'KeyboardInterrupt'>: ",
+        ),
+    ],
+)
+def test_exception_matcher_refuses(
+    value: object, kwargs: dict[str, bool], error: type[Exception], message: str
+) -> None:
+    """Every malformed filter is refused with the parameter named."""
+    from trine._util import exception_matcher
+
+    with pytest.raises(error, match=message):
+        exception_matcher("on", value, **kwargs)

@@ -6,7 +6,11 @@ Everything public is importable from ``trine`` itself; the private modules
 
 from __future__ import annotations
 
+from ._breaker import CircuitBreaker as CircuitBreaker
+from ._breaker import CircuitBreakerStatistics as CircuitBreakerStatistics
+from ._breaker import CircuitState as CircuitState
 from ._errors import BulkheadFull as BulkheadFull
+from ._errors import CircuitOpenError as CircuitOpenError
 from ._errors import CycleError as CycleError
 from ._errors import RateLimitExceeded as RateLimitExceeded
 from ._errors import TrineError as TrineError
@@ -43,12 +47,32 @@ from ._limit import PriorityLimiterStatistics as PriorityLimiterStatistics
 from ._limit import WeightedSemaphore as WeightedSemaphore
 from ._limit import WeightedSemaphoreStatistics as WeightedSemaphoreStatistics
 from ._limit import acquire_all as acquire_all
+from ._map import amap as amap
+from ._map import for_each as for_each
+from ._map import map_all as map_all
+from ._policy import Policy as Policy
+from ._process import Command as Command
+from ._process import CommandResult as CommandResult
+from ._process import CommandStatus as CommandStatus
+from ._process import LoadSample as LoadSample
+from ._process import SystemLoad as SystemLoad
+from ._process import SystemLoadStatistics as SystemLoadStatistics
+from ._process import run_commands as run_commands
+from ._process import to_process as to_process
 from ._rate import RateLimiter as RateLimiter
 from ._rate import RateLimiterStatistics as RateLimiterStatistics
 from ._rate import SlidingWindowLimiter as SlidingWindowLimiter
 from ._rate import SlidingWindowLimiterStatistics as SlidingWindowLimiterStatistics
+from ._retry import Backoff as Backoff
+from ._retry import Retry as Retry
+from ._retry import RetryAttempt as RetryAttempt
+from ._retry import RetryBudget as RetryBudget
+from ._retry import RetryBudgetStatistics as RetryBudgetStatistics
+from ._retry import RetryOn as RetryOn
+from ._retry import RetryStatistics as RetryStatistics
 from ._stats import LatencyHistogram as LatencyHistogram
 from ._stats import LatencySummary as LatencySummary
+from ._util import ExceptionFilter as ExceptionFilter
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -56,12 +80,21 @@ __all__ = [
     "AdaptiveLimiterStatistics",
     "AdaptivePermit",
     "AttemptTimedOut",
+    "Backoff",
     "Bulkhead",
     "BulkheadFull",
     "BulkheadStatistics",
     "CallRejected",
+    "CircuitBreaker",
+    "CircuitBreakerStatistics",
+    "CircuitOpenError",
+    "CircuitState",
     "CircuitStateChanged",
+    "Command",
+    "CommandResult",
+    "CommandStatus",
     "CycleError",
+    "ExceptionFilter",
     "FallbackUsed",
     "GraphResult",
     "GraphStatistics",
@@ -73,28 +106,43 @@ __all__ = [
     "LatencySummary",
     "Limiter",
     "LimiterLike",
+    "LoadSample",
     "Node",
     "NodeEvent",
     "NodeResult",
     "NodeStatus",
+    "Policy",
     "PriorityLimiter",
     "PriorityLimiterStatistics",
     "RateLimitExceeded",
     "RateLimiter",
     "RateLimiterStatistics",
+    "Retry",
+    "RetryAttempt",
+    "RetryBudget",
+    "RetryBudgetStatistics",
     "RetryGaveUp",
+    "RetryOn",
     "RetryScheduled",
+    "RetryStatistics",
     "SlidingWindowLimiter",
     "SlidingWindowLimiterStatistics",
+    "SystemLoad",
+    "SystemLoadStatistics",
     "TaskGraph",
     "TrineError",
     "WeightedSemaphore",
     "WeightedSemaphoreStatistics",
     "acquire_all",
+    "amap",
+    "for_each",
     "gather",
     "hedge",
+    "map_all",
     "race",
+    "run_commands",
     "settle",
+    "to_process",
 ]
 
 

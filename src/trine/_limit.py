@@ -22,9 +22,10 @@ All of them share Trio's habits:
 from __future__ import annotations
 
 import heapq
+import inspect
 import math
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from types import TracebackType
 from typing import Any, Generic, Literal, Protocol, TypeAlias, TypeVar, final
@@ -60,6 +61,7 @@ __all__ = [
     "WeightedSemaphore",
     "WeightedSemaphoreStatistics",
     "acquire_all",
+    "hold_opener",
     "open_hold",
 ]
 
@@ -103,6 +105,42 @@ def _check_limiter(limiter: object, name: str) -> None:
         f"{name} must be a limiter (an object with a hold() method, or a "
         f"trio.CapacityLimiter, trio.Semaphore or trio.Lock), got {limiter!r}"
     )
+
+
+def _takes_no_arguments(method: Callable[..., object]) -> bool:
+    try:
+        inspect.signature(method).bind()
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (a builtin): trust it
+        return True
+    return True
+
+
+def hold_opener(
+    limiter: LimiterLike, *, name: str = "limiter"
+) -> Callable[[], AbstractAsyncContextManager[object]]:
+    """Check *limiter* once; return a function that holds one slot of it per call.
+
+    For callers that hold the same limiter many times (a Policy, a pipeline
+    stage): the check, including that ``hold()`` needs no arguments, happens
+    here, at construction, not on every call.
+
+    Raises:
+      TypeError: naming *name*, if *limiter* is not a :data:`LimiterLike` or
+        its ``hold()`` needs arguments (a :class:`KeyedLimiter`: pass
+        ``keyed.for_key(key)``).
+    """
+    if isinstance(limiter, _TRIO_LIMITERS):
+        return lambda: limiter
+    _check_limiter(limiter, name)
+    candidate: object = limiter  # for the KeyedLimiter hint, which the static type rules out
+    if not _takes_no_arguments(limiter.hold):
+        raise TypeError(
+            f"{name} must be a limiter whose hold() takes no arguments, got {limiter!r}"
+            + ("; pass keyed.for_key(key)" if isinstance(candidate, KeyedLimiter) else "")
+        )
+    return limiter.hold
 
 
 def open_hold(

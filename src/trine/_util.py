@@ -11,14 +11,16 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 __all__ = [
+    "ExceptionFilter",
     "check_async_callable",
     "check_choice",
     "check_int",
     "check_number",
     "check_optional_number",
+    "exception_matcher",
 ]
 
 _T = TypeVar("_T")
@@ -121,3 +123,63 @@ def check_async_callable(name: str, fn: object) -> Callable[..., Any]:
     if not callable(fn):
         raise TypeError(f"{name} must be an async function, got {fn!r}")
     return fn
+
+
+ExceptionFilter: TypeAlias = (
+    type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], object]
+)
+"""What ``on=``, ``record=``, ``ignore=`` and ``fallback_on=`` accept: an
+exception class, a tuple of them, or a predicate taking the exception."""
+
+
+def exception_matcher(
+    name: str, value: object, *, only_exceptions: bool = False, allow_empty: bool = True
+) -> Callable[[BaseException], bool]:
+    """Validate an exception filter and return the predicate it stands for.
+
+    A class or a tuple of classes matches an exception that is an instance of
+    one of them, or an exception group whose every leaf is (as ``except*``
+    would catch the whole group). A predicate is called with the exception
+    and its answer taken as true or false.
+
+    Args:
+      name: the parameter's name, for the message.
+      value: what the caller passed.
+      only_exceptions: refuse classes that are not :class:`Exception`
+        subclasses (where trio.Cancelled and KeyboardInterrupt never arrive).
+      allow_empty: accept ``()``, which matches nothing.
+
+    Raises:
+      TypeError: if *value* is none of those shapes, naming *name*.
+      ValueError: if *value* is ``()`` and *allow_empty* is false.
+    """
+    if isinstance(value, type):
+        value = (value,)
+    if isinstance(value, tuple):
+        if not value and not allow_empty:
+            raise ValueError(f"{name} must not be an empty tuple: it would match nothing")
+        for item in value:
+            if not (isinstance(item, type) and issubclass(item, BaseException)):
+                raise TypeError(f"{name} must contain only exception classes, got {item!r}")
+            if only_exceptions and not issubclass(item, Exception):
+                raise TypeError(
+                    f"{name} must contain only Exception subclasses, got {item!r}: "
+                    "trio.Cancelled and other BaseExceptions never reach it"
+                )
+        classes: tuple[type[BaseException], ...] = value
+
+        def matches(error: BaseException) -> bool:
+            if isinstance(error, classes):
+                return True
+            if isinstance(error, BaseExceptionGroup):
+                _, rest = error.split(classes)
+                return rest is None
+            return False
+
+        return matches
+    if callable(value):
+        predicate = value
+        return lambda error: bool(predicate(error))
+    raise TypeError(
+        f"{name} must be an exception class, a tuple of them, or a predicate, got {value!r}"
+    )

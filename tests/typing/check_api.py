@@ -100,3 +100,97 @@ async def _graph_policy_types() -> None:
     graph = trine.TaskGraph()
     node = graph.add(_str_of, 1, policy=_PolicyShaped())
     assert_type(node, trine.Node[str])
+
+
+async def _policy_types() -> None:
+    async def fetch(url: str, retries: int) -> bytes:
+        return b""
+
+    policy = trine.Policy(timeout=1.0)
+    assert_type(await policy.call(fetch, "u", 3), bytes)
+    wrapped = policy(fetch)
+    assert_type(await wrapped("u", retries=3), bytes)
+    assert_type(policy.evolve(timeout=2.0), trine.Policy)
+    assert_type(policy.layers, tuple[str, ...])
+    await policy.call(fetch, "u")  # type: ignore[arg-type]  # a missing argument is caught
+
+
+async def _check_map() -> None:
+    from collections.abc import AsyncIterator
+
+    async def length(text: str) -> int:
+        return len(text)
+
+    async def words() -> AsyncIterator[str]:
+        yield "a"
+
+    async with trine.amap(length, ["a", "bb"], limit=2) as lengths:
+        assert_type(lengths, AsyncIterator[int])
+        async for n in lengths:
+            assert_type(n, int)
+    async with trine.amap(length, words(), limit=2, ordered=False) as streamed:
+        assert_type(streamed, AsyncIterator[int])
+    assert_type(await trine.map_all(length, ["a"], limit=2), list[int])
+    assert_type(await trine.map_all(length, words(), limit=2, ordered=False), list[int])
+    assert_type(await trine.for_each(length, ["a"], limit=2), None)
+
+
+async def _retry_types() -> None:
+    retry = trine.Retry(3, on=OSError, backoff=trine.Backoff.constant(1.0))
+
+    async def fetch(url: str, *, limit: float = 1.0) -> bytes:
+        return b""
+
+    assert_type(await retry.call(fetch, "u"), bytes)
+    decorated = retry(fetch)
+    assert_type(await decorated("u", limit=2.0), bytes)
+    async for attempt in retry:
+        assert_type(attempt, trine.RetryAttempt)
+        assert_type(attempt.number, int)
+        with attempt:
+            pass
+    assert_type(retry.statistics(), trine.RetryStatistics)
+    assert_type(trine.RetryBudget().try_withdraw(), bool)
+    assert_type(trine.RetryBudget().statistics(), trine.RetryBudgetStatistics)
+
+
+async def _retry_call_checks_arguments() -> None:
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    assert_type(await trine.Retry().call(add, 1, 2), int)
+    await trine.Retry().call(add, 1, "2")  # type: ignore[arg-type]
+
+
+async def _check_commands() -> None:
+    results = await trine.run_commands([["true"], trine.Command("ls | wc", shell=True)], limit=2)
+    assert_type(results, list[trine.CommandResult])
+    assert_type(results[0].status, trine.CommandStatus)
+    assert_type(results[0].returncode, int | None)
+    assert_type(await trine.to_process(len, "abc"), int)
+    load = trine.SystemLoad(max_cpu_percent=90, probe=lambda: trine.LoadSample(1.0, 2))
+    assert_type(load.statistics(), trine.SystemLoadStatistics)
+
+
+breaker = trine.CircuitBreaker(name="api")
+assert_type(breaker.state, trine.CircuitState)
+assert_type(breaker.statistics().failure_rate, float | None)
+
+
+async def _fetch(url: str, retries: int) -> bytes:
+    return b""
+
+
+async def _check_breaker() -> None:
+    assert_type(await breaker.call(_fetch, "https://x", 3), bytes)
+    guarded = breaker(_fetch)
+    assert_type(await guarded("https://x", retries=3), bytes)
+    service = trine.testing.FakeService(latency=0.1)
+    assert_type(await service.call("GET"), int)
+    assert_type(service.statistics().peak_concurrency, int)
+
+
+async def _graph_with_policy_types() -> None:
+    graph = trine.TaskGraph()
+    node = graph.add(_str_of, 1, policy=trine.Policy(timeout=1.0))
+    assert_type(node, trine.Node[str])

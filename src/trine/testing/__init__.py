@@ -8,12 +8,20 @@ times and exact concurrency.
 
 from __future__ import annotations
 
+from ._fake_service import FakeCall as FakeCall
+from ._fake_service import FakeService as FakeService
+from ._fake_service import FakeServiceError as FakeServiceError
+from ._fake_service import FakeServiceStatistics as FakeServiceStatistics
 from ._probe import ConcurrencyProbe as ConcurrencyProbe
 from ._probe import ProbeEvent as ProbeEvent
 from ._probe import assert_takes as assert_takes
 
 __all__ = [
     "ConcurrencyProbe",
+    "FakeCall",
+    "FakeService",
+    "FakeServiceError",
+    "FakeServiceStatistics",
     "ProbeEvent",
     "assert_takes",
 ]

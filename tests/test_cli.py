@@ -1,0 +1,659 @@
+"""The ``trine`` command line: jobs-file validation, run, graph, reports, Ctrl-C.
+
+Validation messages are checked in-process through ``main()`` (fast); runs go
+through ``python -m trine`` in a real subprocess, as a user would start it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import psutil
+import pytest
+import trio
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trine._cli import main
+from trine._jobs_file import JobsFileError, load_jobs_file, parse_jobs, waves
+
+PY = sys.executable
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "jobs.toml"
+
+
+def write(tmp_path: Path, text: str, name: str = "jobs.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for a ``python -m trine`` subprocess of this checkout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    # `python3` in the example's commands is this interpreter.
+    env["PATH"] = os.pathsep.join([str(Path(PY).parent), env.get("PATH", "")])
+    env["ETL_WORK_DIR"] = str(tmp_path / "work")
+    return env
+
+
+def trine(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PY, "-m", "trine", *args],
+        env=cli_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def errors_of(path: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """Run ``trine run --dry-run PATH`` in-process; return its error lines (exit 2 asserted)."""
+    assert main(["run", "--dry-run", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    prefix = f"trine: {path}: "
+    lines = captured.err.splitlines()
+    assert all(line.startswith(prefix) for line in lines), lines
+    return [line.removeprefix(prefix) for line in lines]
+
+
+# ----------------------------------------------------------------------------
+# Validation: every problem, with its path, exit 2, nothing run
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            """
+            [jobs.fetch]
+            cmd = ["true"]
+            [jobs.analyze]
+            cmd = ["true"]
+            after = ["fetch_tx"]
+            """,
+            ["jobs.analyze.after: unknown job 'fetch_tx'"],
+        ),
+        (
+            """
+            [jobs.a]
+            cmd = ["true"]
+            after = ["b"]
+            [jobs.b]
+            cmd = ["true"]
+            after = ["a"]
+            """,
+            ["cycle: a -> b -> a"],
+        ),
+        (
+            """
+            [jobs.x]
+            cmd = ["true"]
+            [jobs.a]
+            cmd = ["true"]
+            after = ["x", "c"]
+            [jobs.b]
+            cmd = ["true"]
+            after = ["a"]
+            [jobs.c]
+            cmd = ["true"]
+            after = ["b"]
+            """,
+            ["cycle: a -> c -> b -> a"],
+        ),
+        (
+            """
+            [jobs.a]
+            cmd = ["true"]
+            after = ["a"]
+            """,
+            ["jobs.a.after: a job cannot run after itself"],
+        ),
+        (
+            """
+            [jobs.a]
+            cmd = "make all"
+            """,
+            [
+                "jobs.a.cmd: is a string: set shell = true to run it through /bin/sh, "
+                "or give an array of arguments"
+            ],
+        ),
+        (
+            """
+            [jobs.a]
+            cmd = ["make"]
+            shell = true
+            """,
+            ["jobs.a.cmd: with shell = true, cmd must be one string"],
+        ),
+        (
+            """
+            [jobs.a]
+            cmd = ["make", 3]
+            """,
+            [
+                "jobs.a.cmd: must be an array of strings (or a string with shell = true), "
+                "got an array"
+            ],
+        ),
+        ("[jobs.a]\ncmd = []\n", ["jobs.a.cmd: must not be empty"]),
+        ("[jobs.a]\nshell = true\n", ["jobs.a: missing key 'cmd'"]),
+        (
+            """
+            [jobs.a]
+            cmd = ["true"]
+            timeout = "ten"
+            retries = -1
+            priority = 1.5
+            optional = "yes"
+            env = { A = 1 }
+            cwd = 7
+            """,
+            [
+                "jobs.a.timeout: must be a number of seconds, got a string 'ten'",
+                "jobs.a.retries: must be >= 0, got -1",
+                "jobs.a.priority: must be an integer, got a float 1.5",
+                "jobs.a.env.A: must be a string, got an integer 1",
+                "jobs.a.cwd: must be a string, got an integer 7",
+                "jobs.a.optional: must be true or false, got a string 'yes'",
+            ],
+        ),
+        (
+            """
+            [jobs.a]
+            cmd = ["true"]
+            aftr = ["b"]
+            """,
+            ["jobs.a: unknown key 'aftr' (did you mean 'after'?)"],
+        ),
+        (
+            """
+            [run]
+            limit = 0
+            timeout = -1
+            fail_fast = 1
+            max_cpu_percent = 150
+            min_free_memory = "1G"
+            [jobs.a]
+            cmd = ["true"]
+            """,
+            [
+                "run.limit: must be >= 1, got 0",
+                "run.timeout: must be > 0, got -1",
+                "run.fail_fast: must be true or false, got an integer 1",
+                "run.max_cpu_percent: must be a percentage in (0, 100], got an integer 150",
+                "run.min_free_memory: must be an integer, got a string '1G'",
+            ],
+        ),
+        (
+            """
+            [resources]
+            db = 0
+            [jobs.a]
+            cmd = ["true"]
+            """,
+            ["resources.db: must be >= 1, got 0"],
+        ),
+        (
+            """
+            [resources]
+            db = 2
+            [jobs.a]
+            cmd = ["true"]
+            uses = ["gpu"]
+            [jobs.b]
+            cmd = ["true"]
+            uses = { db = 3 }
+            [jobs.c]
+            cmd = ["true"]
+            uses = "db"
+            """,
+            [
+                "jobs.a.uses: unknown resource 'gpu' (resources: 'db')",
+                "jobs.b.uses.db: weight 3 is more than resource 'db' has (2)",
+                "jobs.c.uses: must be an array of resource names or a table of name = weight, "
+                "got a string 'db'",
+            ],
+        ),
+        (
+            """
+            jobs = 3
+            extra = 1
+            """,
+            ["unknown key 'extra'", "jobs: must be a table, got an integer 3"],
+        ),
+        ("[run]\nlimit = 2\n", ["no jobs: add at least one [jobs.NAME] table"]),
+        (
+            """
+            [jobs."a b"]
+            cmd = ["true"]
+            """,
+            [
+                "jobs.'a b': a job name may only contain letters, digits, '_', '-' and '.' "
+                "(and may not start with '-' or '.')"
+            ],
+        ),
+        ("[jobs.a]\ncmd = [\n", None),
+    ],
+)
+def test_invalid_jobs_files_are_refused_with_precise_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: list[str] | None
+) -> None:
+    """Each problem is reported with the path of the value at fault, and exit status 2."""
+    problems = errors_of(write(tmp_path, text), capsys)
+    if expected is None:  # a TOML syntax error: the parser's own message
+        assert len(problems) == 1
+        assert problems[0].startswith("invalid TOML: ")
+    else:
+        assert problems == expected
+
+
+def test_missing_jobs_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A jobs file that cannot be read is exit 2 with the OS's reason."""
+    assert errors_of(tmp_path / "nope.toml", capsys) == ["cannot read: No such file or directory"]
+
+
+def test_invalid_file_runs_nothing_and_exits_2(tmp_path: Path) -> None:
+    """Through the real command: exit 2, the message on stderr, no job started."""
+    marker = tmp_path / "ran"
+    path = write(
+        tmp_path,
+        f"""
+        [jobs.ok]
+        cmd = ["{PY}", "-c", "open({str(marker)!r}, 'w')"]
+        [jobs.analyze]
+        cmd = ["true"]
+        after = ["fetch_tx"]
+        """,
+    )
+    process = trine(tmp_path, "run", str(path))
+    assert process.returncode == 2
+    assert process.stderr == f"trine: {path}: jobs.analyze.after: unknown job 'fetch_tx'\n"
+    assert process.stdout == ""
+    assert not marker.exists()
+
+
+def test_waves_group_jobs_by_longest_dependency_chain(tmp_path: Path) -> None:
+    """A job's wave is one after its latest dependency's; file order within a wave."""
+    path = write(
+        tmp_path,
+        """
+        [jobs.d]
+        cmd = ["true"]
+        after = ["c", "a"]
+        [jobs.a]
+        cmd = ["true"]
+        [jobs.c]
+        cmd = ["true"]
+        after = ["b"]
+        [jobs.b]
+        cmd = ["true"]
+        after = ["a"]
+        [jobs.e]
+        cmd = ["true"]
+        """,
+    )
+    assert waves(load_jobs_file(path).jobs) == [["a", "e"], ["b"], ["c"], ["d"]]
+
+
+def test_relative_cwd_is_resolved_against_the_jobs_file(tmp_path: Path) -> None:
+    """Jobs run in the jobs file's directory, or cwd relative to it."""
+    path = write(
+        tmp_path,
+        """
+        [jobs.a]
+        cmd = ["true"]
+        [jobs.b]
+        cmd = ["true"]
+        cwd = "sub"
+        """,
+    )
+    jobs = load_jobs_file(path).jobs
+    assert jobs["a"].cwd == str(tmp_path)
+    assert jobs["b"].cwd == str(tmp_path / "sub")
+
+
+# ----------------------------------------------------------------------------
+# graph and --dry-run
+
+
+def test_graph_prints_the_waves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`trine graph` prints each wave with each job's dependencies and resources."""
+    assert main(["graph", str(EXAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == (f"{EXAMPLE}: 9 jobs in 4 waves, limit 4, resources net=2, db=1")
+    assert "wave 2:\n  clean  (after fetch_orders, fetch_customers; uses db=1)\n" in out
+    assert "  geocode  (after clean; optional)\n" in out
+    assert "  analyse_sales  (after clean, fetch_rates; uses db=1; priority 1)\n" in out
+
+
+def test_graph_dot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`trine graph --dot` prints Graphviz: a node per job, an edge per dependency."""
+    path = write(
+        tmp_path,
+        """
+        [resources]
+        db = 1
+        [jobs.a]
+        cmd = ["true"]
+        [jobs.b]
+        cmd = ["true"]
+        after = ["a"]
+        uses = ["db"]
+        optional = true
+        """,
+    )
+    assert main(["graph", "--dot", str(path)]) == 0
+    assert capsys.readouterr().out == textwrap.dedent(
+        """\
+        digraph jobs {
+          rankdir=LR;
+          node [shape=box];
+          "a" [label="a"];
+          "b" [style=dashed, label="b\\ndb=1"];
+          "a" -> "b";
+        }
+        """
+    )
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`trine run --dry-run` shows the commands per wave and starts none of them."""
+    marker = tmp_path / "ran"
+    path = write(
+        tmp_path,
+        f"""
+        [jobs.touch]
+        cmd = ["{PY}", "-c", "open({str(marker)!r}, 'w')"]
+        [jobs.after]
+        cmd = "echo done | wc -c"
+        shell = true
+        after = ["touch"]
+        """,
+    )
+    assert main(["run", "--dry-run", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "wave 2:\n  after  (after touch)\n      $ echo done | wc -c\n" in out
+    assert out.endswith("dry run: nothing was started\n")
+    assert not marker.exists()
+
+
+# ----------------------------------------------------------------------------
+# Running
+
+
+def test_example_runs_and_shows_every_status(tmp_path: Path) -> None:
+    """The example ETL exits 0 with a retried job, a timed-out optional job and a skip."""
+    report_path = tmp_path / "report.json"
+    logs = tmp_path / "logs"
+    process = trine(tmp_path, "run", str(EXAMPLE), "--json", str(report_path), "--logs", str(logs))
+    assert process.returncode == 0, process.stdout + process.stderr
+    report = json.loads(report_path.read_text())
+    assert report["exit_code"] == 0
+    assert report["outcome"] == "succeeded"
+    assert report["counts"] == {"succeeded": 7, "timed_out": 1, "skipped": 1}
+    jobs = report["jobs"]
+    assert jobs["fetch_rates"]["status"] == "succeeded"
+    assert jobs["fetch_rates"]["attempts"] == 2
+    assert jobs["geocode"]["status"] == "timed_out"
+    assert jobs["geocode"]["optional"] is True
+    assert jobs["geocode"]["error"] == "timed out after 1.5 s"
+    assert jobs["map_regions"]["status"] == "skipped"
+    assert jobs["map_regions"]["skipped_because"] == "geocode"
+    assert jobs["map_regions"]["started_at"] is None
+    assert jobs["report"]["stdout_tail"].startswith("orders: ")
+    # The db resource (capacity 1) kept its three users apart.
+    db_users = [jobs[name] for name in ("clean", "analyse_sales", "analyse_regions")]
+    spans = sorted((job["started_at"], job["finished_at"]) for job in db_users)
+    assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))
+    assert (logs / "report.stdout").read_text() == jobs["report"]["stdout_tail"]
+    assert (logs / "geocode.stdout").read_text() == "geocoding regions...\n"
+    summary = process.stdout.split("\n\n")[-1]
+    assert summary.startswith("9 jobs: 7 succeeded, 1 timed_out, 1 skipped in ")
+    assert summary.endswith(": succeeded\n")
+    assert "geocode          timed_out  1" in process.stdout
+
+
+def test_failure_exits_1_and_skips_dependents(tmp_path: Path) -> None:
+    """A failed job makes exit 1; its dependents are skipped, independent jobs still run."""
+    path = write(
+        tmp_path,
+        f"""
+        [jobs.bad]
+        cmd = ["{PY}", "-c", "import sys; print('oops', file=sys.stderr); sys.exit(4)"]
+        [jobs.child]
+        cmd = ["true"]
+        after = ["bad"]
+        [jobs.grandchild]
+        cmd = ["true"]
+        after = ["child"]
+        [jobs.independent]
+        cmd = ["true"]
+        [jobs.missing]
+        cmd = ["trine-no-such-program"]
+        optional = true
+        """,
+    )
+    report_path = tmp_path / "r.json"
+    process = trine(tmp_path, "run", str(path), "--json", str(report_path))
+    assert process.returncode == 1
+    jobs = json.loads(report_path.read_text())["jobs"]
+    assert {name: job["status"] for name, job in jobs.items()} == {
+        "bad": "failed",
+        "child": "skipped",
+        "grandchild": "skipped",
+        "independent": "succeeded",
+        "missing": "error",
+    }
+    assert jobs["bad"]["returncode"] == 4
+    assert jobs["bad"]["error"] == "exited with status 4"
+    assert jobs["grandchild"]["skipped_because"] == "bad"
+    assert "--- bad: last output ---\noops\n" in process.stdout
+    assert process.stdout.endswith(": failed\n")
+
+
+def test_fail_fast_cancels_the_rest(tmp_path: Path) -> None:
+    """With fail_fast, the first failure stops running jobs; they are reported cancelled."""
+    path = write(
+        tmp_path,
+        f"""
+        [run]
+        fail_fast = true
+        kill_grace = 0.5
+        [jobs.slow]
+        cmd = ["{PY}", "-c", "import time; time.sleep(30)"]
+        [jobs.bad]
+        cmd = ["{PY}", "-c", "import sys, time; time.sleep(0.2); sys.exit(1)"]
+        [jobs.later]
+        cmd = ["true"]
+        after = ["slow"]
+        """,
+    )
+    report_path = tmp_path / "r.json"
+    process = trine(tmp_path, "run", str(path), "--json", str(report_path))
+    assert process.returncode == 1
+    report = json.loads(report_path.read_text())
+    assert report["outcome"] == "failed (fail_fast)"
+    assert {name: job["status"] for name, job in report["jobs"].items()} == {
+        "slow": "cancelled",
+        "bad": "failed",
+        "later": "cancelled",
+    }
+
+
+def test_retries_and_timeouts_from_the_run_table(tmp_path: Path) -> None:
+    """[run] timeout and retries apply to every job without its own."""
+    path = write(
+        tmp_path,
+        f"""
+        [run]
+        timeout = 0.3
+        retries = 1
+        kill_grace = 0.2
+        [jobs.hang]
+        cmd = ["{PY}", "-c", "import time; time.sleep(30)"]
+        [jobs.quick]
+        cmd = ["{PY}", "-c", "import time; time.sleep(30)"]
+        timeout = 0.1
+        retries = 0
+        """,
+    )
+    report_path = tmp_path / "r.json"
+    process = trine(tmp_path, "run", str(path), "--json", str(report_path))
+    assert process.returncode == 1
+    jobs = json.loads(report_path.read_text())["jobs"]
+    assert (jobs["hang"]["status"], jobs["hang"]["attempts"]) == ("timed_out", 2)
+    assert (jobs["quick"]["status"], jobs["quick"]["error"]) == (
+        "timed_out",
+        "timed out after 0.1 s",
+    )
+
+
+def test_admission_settings_and_limit_override(tmp_path: Path) -> None:
+    """[run] max_cpu_percent/min_free_memory admit jobs on an idle-enough machine; --limit wins."""
+    path = write(
+        tmp_path,
+        f"""
+        [run]
+        limit = 4
+        max_cpu_percent = 100
+        min_free_memory = 0
+        [jobs.a]
+        cmd = ["{PY}", "-c", "import time; time.sleep(0.1)"]
+        [jobs.b]
+        cmd = ["{PY}", "-c", "import time; time.sleep(0.1)"]
+        """,
+    )
+    report_path = tmp_path / "r.json"
+    process = trine(tmp_path, "run", "--limit", "1", str(path), "--json", str(report_path))
+    assert process.returncode == 0, process.stderr
+    jobs = json.loads(report_path.read_text())["jobs"]
+    assert jobs["a"]["finished_at"] <= jobs["b"]["started_at"]
+
+
+def test_rich_progress_renders(tmp_path: Path) -> None:
+    """--progress rich draws the live display and a summary table, even into a pipe."""
+    path = write(tmp_path, '[jobs.hello]\ncmd = ["echo", "hi"]\n')
+    process = trine(tmp_path, "run", "--progress", "rich", str(path))
+    assert process.returncode == 0, process.stderr
+    assert "hello" in process.stdout
+    assert "1 jobs: 1 succeeded in" in process.stdout
+
+
+async def test_ctrl_c_terminates_children_and_writes_the_report(tmp_path: Path) -> None:
+    """SIGINT to `trine run`: exit 130, running children gone, report written."""
+    pid_file = tmp_path / "child.pid"
+    code = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)"
+    path = write(
+        tmp_path,
+        f"""
+        [run]
+        kill_grace = 0.5
+        [jobs.long]
+        cmd = ["{PY}", "-c", "{code}", "{pid_file}"]
+        [jobs.next]
+        cmd = ["true"]
+        after = ["long"]
+        [jobs.quick]
+        cmd = ["true"]
+        """,
+    )
+    report_path = tmp_path / "r.json"
+    process = await trio.lowlevel.open_process(
+        [PY, "-m", "trine", "run", str(path), "--json", str(report_path)],
+        env=cli_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with trio.fail_after(20):
+            while not (pid_file.exists() and pid_file.read_text()):  # noqa: ASYNC110  # another process
+                await trio.sleep(0.02)
+        child = int(pid_file.read_text())
+        process.send_signal(signal.SIGINT)
+        with trio.fail_after(20):
+            returncode = await process.wait()
+    finally:
+        if process.returncode is None:  # only if the test failed before trine exited
+            process.kill()
+            with trio.CancelScope(shield=True):
+                await process.wait()
+    assert returncode == 130
+    with contextlib.suppress(psutil.NoSuchProcess):  # gone, or a zombie of a non-reaping init
+        assert psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+    report = json.loads(report_path.read_text())
+    assert report["outcome"] == "interrupted by SIGINT"
+    assert report["exit_code"] == 130
+    statuses = {name: job["status"] for name, job in report["jobs"].items()}
+    assert statuses == {"long": "cancelled", "next": "cancelled", "quick": "succeeded"}
+    assert report["jobs"]["long"]["started_at"] is not None
+    assert report["jobs"]["next"]["started_at"] is None
+
+
+def test_main_requires_a_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """`trine` alone prints usage and exits 2 (argparse)."""
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == 2
+    assert "usage: trine" in capsys.readouterr().err
+
+
+@given(
+    st.integers(min_value=1, max_value=8).flatmap(
+        lambda n: st.tuples(
+            st.just(n),
+            st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=16),
+        )
+    )
+)
+def test_cycles_are_found_and_waves_respect_dependencies(
+    graph: tuple[int, list[tuple[int, int]]],
+) -> None:
+    """Any dependency graph: a real cycle is named, or every job's wave follows its deps'."""
+    n, edges = graph
+    after: dict[str, list[str]] = {f"j{i}": [] for i in range(n)}
+    for job, dep in edges:
+        if job != dep and f"j{dep}" not in after[f"j{job}"]:
+            after[f"j{job}"].append(f"j{dep}")
+    data = {"jobs": {name: {"cmd": ["true"], "after": deps} for name, deps in after.items()}}
+    # Kahn's algorithm decides whether there is a cycle.
+    remaining = {name: set(deps) for name, deps in after.items()}
+    while True:
+        free = [name for name, deps in remaining.items() if not deps]
+        if not free:
+            break
+        for name in free:
+            del remaining[name]
+        for deps in remaining.values():
+            deps.difference_update(free)
+    try:
+        jobs_file = parse_jobs(data, path="jobs.toml", base=Path("/"))
+    except JobsFileError as exc:
+        assert remaining, "a cycle was reported in an acyclic graph"
+        [problem] = exc.problems
+        cycle = problem.removeprefix("cycle: ").split(" -> ")
+        assert cycle[0] == cycle[-1]
+        assert len(set(cycle[:-1])) == len(cycle) - 1
+        for job, dep in itertools.pairwise(cycle):
+            assert dep in after[job]
+    else:
+        assert not remaining, "a cyclic graph was accepted"
+        wave_of = {name: index for index, wave in enumerate(waves(jobs_file.jobs)) for name in wave}
+        assert set(wave_of) == set(after)
+        for name, deps in after.items():
+            assert all(wave_of[dep] < wave_of[name] for dep in deps)
+            assert wave_of[name] == 0 or any(wave_of[dep] == wave_of[name] - 1 for dep in deps)
