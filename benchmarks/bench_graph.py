@@ -34,10 +34,10 @@ extra trip through Trio's scheduler. Building every ``NodeResult`` eagerly
 at the end of a run cost another 1.4 to 3 us per node (0.14 to 0.30 s per
 100,000, measured), so results are built when first asked for. ``add()``
 costs 3 to 7 us per node (validation, unique names, edge lists). With
-resources, a pass of the scheduler looks at one
-node per group of nodes sharing the same resources, so 40,000 nodes over
-two shared ``WeightedSemaphore`` resources and ``limit=8`` schedule in time
-linear in the nodes (21 us per node including a checkpoint each).
+resources, a pass of the scheduler looks at one node per group of nodes
+sharing the same resources, so 40,000 nodes over two shared
+``WeightedSemaphore`` resources and ``limit=8`` schedule in time linear in
+the nodes (21 us per node including a checkpoint each).
 """
 
 from __future__ import annotations

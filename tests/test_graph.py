@@ -429,6 +429,27 @@ async def test_policy_calls_are_counted_as_attempts() -> None:
     assert result[node].attempts == 2
 
 
+async def test_attempts_through_a_real_policy(autojump_clock: trio.testing.MockClock) -> None:
+    """With trine.Policy(retry=...), attempts counts every call the retry made."""
+    calls: list[float] = []
+
+    async def flaky() -> str:
+        calls.append(trio.current_time())
+        await trio.sleep(1)
+        if len(calls) < 3:
+            raise ConnectionError("try again")
+        return "ok"
+
+    graph = trine.TaskGraph()
+    policy = trine.Policy(retry=trine.Retry(5, backoff=trine.Backoff.constant(2.0)))
+    node = graph.add(flaky, policy=policy)
+    result = await graph.run()
+    assert result[node].value == "ok"
+    assert result[node].attempts == 3
+    assert calls == [0, 3, 6]
+    assert (result[node].started_at, result[node].finished_at) == (0, 7)
+
+
 async def test_statistics_during_a_run(autojump_clock: trio.testing.MockClock) -> None:
     """statistics() reports pending, ready and running nodes while the graph runs."""
     work = _sleeper()
