@@ -608,7 +608,7 @@ class TaskGraph:
             ``__name__``, made unique with a suffix (``fetch``, ``fetch-2``, ...).
           priority: among ready nodes, higher priorities start first (any ``int``).
           policy: call *fn* through ``await policy.call(fn, *args)`` (a
-            ``trine.Policy``, or anything with such a method): retries, timeouts,
+            :class:`~trine.Policy`, or anything with such a method): retries, timeouts,
             breakers per node.
           resources: the graph's resources this node holds while it runs: a
             sequence of names (weight 1 each) or a mapping of name to weight.
