@@ -6,6 +6,7 @@ Everything public is importable from ``trine`` itself; the private modules
 
 from __future__ import annotations
 
+from ._errors import StageError as StageError
 from ._errors import TrineError as TrineError
 from ._hooks import AttemptTimedOut as AttemptTimedOut
 from ._hooks import CallRejected as CallRejected
@@ -15,6 +16,11 @@ from ._hooks import GuardEvent as GuardEvent
 from ._hooks import Hook as Hook
 from ._hooks import RetryGaveUp as RetryGaveUp
 from ._hooks import RetryScheduled as RetryScheduled
+from ._pipeline import Pipeline as Pipeline
+from ._pipeline import PipelineOutput as PipelineOutput
+from ._pipeline import PipelineStatistics as PipelineStatistics
+from ._pipeline import StageStatistics as StageStatistics
+from ._pipeline import merge as merge
 from ._stats import LatencyHistogram as LatencyHistogram
 from ._stats import LatencySummary as LatencySummary
 from ._version import __version__ as __version__
@@ -28,9 +34,15 @@ __all__ = [
     "Hook",
     "LatencyHistogram",
     "LatencySummary",
+    "Pipeline",
+    "PipelineOutput",
+    "PipelineStatistics",
     "RetryGaveUp",
     "RetryScheduled",
+    "StageError",
+    "StageStatistics",
     "TrineError",
+    "merge",
 ]
 
 
