@@ -1215,9 +1215,13 @@ class _Run:
         output = stage_run.output
         on_error = stage.on_error
         latency = stage_run.latency
-        now = trio.current_time
+        now = trio.lowlevel.current_clock().current_time  # trio.current_time, minus two calls
+        record = latency.record
         coroutine_type = types.CoroutineType
         isawaitable = inspect.isawaitable
+        # Types already seen not to be awaitable: skips inspect.isawaitable's ABC check.
+        plain_types: set[type] = set()
+        emits_result = kind in ("map", "enumerate")
         try:
             while True:
                 limit = None
@@ -1241,8 +1245,11 @@ class _Run:
                     results_before = len(out)
                     try:
                         result = call(item)
-                        if type(result) is coroutine_type or isawaitable(result):
-                            step = result if type(result) is coroutine_type else result.__await__()
+                        result_type = type(result)
+                        if result_type is coroutine_type or (
+                            result_type not in plain_types and isawaitable(result)
+                        ):
+                            step = result if result_type is coroutine_type else result.__await__()
                             try:
                                 yielded = step.send(None)
                             except StopIteration as stop:
@@ -1260,7 +1267,9 @@ class _Run:
                                     out = remaining
                                     results_before = len(out)
                                 result = await _resume(step, yielded)
-                        if kind == "map" or kind == "enumerate":
+                        elif len(plain_types) < 64:
+                            plain_types.add(result_type)
+                        if emits_result:
                             out.append(result)
                         elif kind == "filter":
                             if result:
@@ -1306,7 +1315,7 @@ class _Run:
                                 return
                         del out[results_before:]
                     finished = now()
-                    latency.record(finished - started)
+                    record(finished - started)
                     started = finished
                     if reorder is not None:
                         reorder.pending[first_sequence + index - 1] = out
