@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 import trio.lowlevel
 import trio.testing
 
@@ -416,3 +418,171 @@ def test_source_of_the_wrong_type_is_refused() -> None:
         r"async generator function, got 42$",
     ):
         Pipeline.source(42)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- properties
+
+stage_strategy = st.fixed_dictionaries(
+    {
+        "kind": st.sampled_from(["map", "filter", "flat_map", "tap"]),
+        "workers": st.integers(1, 4),
+        "buffer": st.none() | st.integers(1, 5),
+        "ordered": st.booleans(),
+        "fail_modulus": st.none() | st.integers(2, 7),
+        "delay_modulus": st.integers(1, 4),
+    }
+)
+
+
+def build_random_pipeline(items: list[int], stages: list[dict[str, Any]]) -> Pipeline[int]:
+    """Each stage keeps an item's identity (so it can be tracked) but may sleep, drop or fail."""
+    pipe: Pipeline[int] = Pipeline.source(items)
+    for index, spec in enumerate(stages):
+
+        async def work(x: int, spec: dict[str, Any] = spec, index: int = index) -> int:
+            await trio.sleep((x * (index + 3)) % spec["delay_modulus"] / 10)
+            if spec["fail_modulus"] and (x + index) % spec["fail_modulus"] == 0:
+                raise ValueError(x)
+            return x
+
+        options: dict[str, Any] = {
+            "workers": spec["workers"],
+            "buffer": spec["buffer"],
+            "ordered": spec["ordered"],
+            "on_error": "skip",
+            "name": f"s{index}",
+        }
+        if spec["kind"] == "map":
+            pipe = pipe.map(work, **options)
+        elif spec["kind"] == "filter":
+
+            async def keep(x: int, work: Any = work, index: int = index) -> bool:
+                return bool((await work(x)) % 5 != index)
+
+            pipe = pipe.filter(keep, **options)
+        elif spec["kind"] == "flat_map":
+
+            async def one(x: int, work: Any = work) -> list[int]:
+                return [await work(x)]
+
+            pipe = pipe.flat_map(one, **options)
+        else:
+            pipe = pipe.tap(lambda x: None)
+    return pipe
+
+
+def expected_output(items: list[int], stages: list[dict[str, Any]]) -> tuple[list[int], int]:
+    """What must come out (in input order) and how many items fail along the way."""
+    out, failed = [], 0
+    for x in items:
+        alive = True
+        for index, spec in enumerate(stages):
+            if spec["kind"] == "tap":
+                continue
+            if spec["fail_modulus"] and (x + index) % spec["fail_modulus"] == 0:
+                failed += 1
+                alive = False
+                break
+            if spec["kind"] == "filter" and x % 5 == index:
+                alive = False
+                break
+        if alive:
+            out.append(x)
+    return out, failed
+
+
+def check_buffers(pipe: Pipeline[Any]) -> None:
+    run = pipe._latest.run
+    assert run is not None
+    for stage_run in run.stage_runs:
+        for buffer in stage_run.inputs:
+            assert buffer.peak <= buffer.capacity, (stage_run.stage.name, buffer.peak)
+    assert run.output_buffer.peak <= run.output_buffer.capacity
+
+
+@given(
+    items=st.lists(st.integers(0, 50), max_size=30, unique=True),
+    stages=st.lists(stage_strategy, min_size=1, max_size=4),
+)
+def test_every_item_is_delivered_once_or_counted_failed(
+    items: list[int], stages: list[dict[str, Any]]
+) -> None:
+    """Random pipelines: exactly-once delivery, failures counted, order kept, buffers bounded."""
+    pipe = build_random_pipeline(items, stages)
+
+    async def main() -> None:
+        output = await pipe.collect()
+        expected, failed = expected_output(items, stages)
+        assert sorted(output) == sorted(expected)
+        assert len(output) == len(set(output))
+        stats = pipe.statistics()
+        assert sum(stage.failed for stage in stats.stages) == failed
+        assert sum(stage.skipped for stage in stats.stages) == failed
+        if all(spec["ordered"] or spec["workers"] == 1 for spec in stages):
+            assert output == expected
+        check_buffers(pipe)
+        assert all(stage.busy_workers == 0 for stage in stats.stages)
+        assert pipeline_tasks() == []
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+@given(
+    items=st.lists(st.integers(0, 50), max_size=30, unique=True),
+    stages=st.lists(stage_strategy, min_size=1, max_size=4),
+    cancel_at=st.integers(0, 30).map(lambda tenths: tenths / 10),
+    early_exit_after=st.none() | st.integers(0, 5),
+)
+def test_cancellation_at_any_time_leaves_no_tasks(
+    items: list[int],
+    stages: list[dict[str, Any]],
+    cancel_at: float,
+    early_exit_after: int | None,
+) -> None:
+    """Cancelling from outside, or leaving open() early, at any fake time leaves nothing running."""
+    pipe = build_random_pipeline(items, stages)
+
+    async def main() -> None:
+        received: list[int] = []
+        with trio.move_on_after(cancel_at):
+            async with pipe.open() as out:
+                async for x in out:
+                    received.append(x)
+                    if early_exit_after is not None and len(received) > early_exit_after:
+                        break
+        assert pipeline_tasks() == []
+        assert not pipe.statistics().running
+        assert len(received) == len(set(received))
+        check_buffers(pipe)
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+@given(
+    items=st.lists(st.tuples(st.integers(0, 4), st.integers(0, 3)), max_size=40),
+    workers=st.integers(2, 4),
+    buffer=st.none() | st.integers(1, 4),
+)
+def test_key_keeps_per_key_order(
+    items: list[tuple[int, int]], workers: int, buffer: int | None
+) -> None:
+    """Items with the same key leave a keyed stage in the order they came in."""
+    numbered = [(key, delay, seq) for seq, (key, delay) in enumerate(items)]
+
+    async def work(item: tuple[int, int, int]) -> tuple[int, int, int]:
+        await trio.sleep(item[1])
+        return item
+
+    pipe = Pipeline.source(numbered).map(
+        work, workers=workers, buffer=buffer, key=lambda item: item[0]
+    )
+
+    async def main() -> None:
+        output = await pipe.collect()
+        assert sorted(output) == sorted(numbered)
+        for key in range(5):
+            sequence = [seq for k, _, seq in output if k == key]
+            assert sequence == sorted(sequence)
+        check_buffers(pipe)
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))

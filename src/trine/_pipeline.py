@@ -983,15 +983,6 @@ class _KeyedRouter:
             buffer.put_nowait([item])
         return []
 
-    async def wait_space(self) -> int:
-        # The source cannot know where its next item goes: put one at a time.
-        await trio.lowlevel.checkpoint()
-        return 1
-
-    def put_nowait(self, items: list[Any]) -> None:
-        rest = self.put_some_nowait(items)
-        assert not rest, "wait_space() promised room"
-
     def close_producer(self) -> None:
         for buffer in self._buffers:
             buffer.close_producer()
@@ -1028,14 +1019,14 @@ class _Run:
         for index in range(len(stages) - 1, -1, -1):
             stage = stages[index]
             producers = stages[index - 1].workers if index > 0 else 1
+            shared = _ItemBuffer(stage.buffer, producers)
+            inputs = [shared]
             if stage.key is not None and stage.workers > 1:
-                inputs = [_ItemBuffer(stage.buffer, producers) for _ in range(stage.workers)]
-                router: Any = _KeyedRouter(inputs, stage.key)
-            else:
-                inputs = [_ItemBuffer(stage.buffer, producers)]
-                router = inputs[0]
+                # A dispatcher task moves items from the shared buffer to
+                # one buffer per worker, chosen by the item's key.
+                inputs += [_ItemBuffer(stage.buffer, 1) for _ in range(stage.workers)]
             self.stage_runs.append(_StageRun(stage, inputs, downstream))
-            downstream = router
+            downstream = shared
         self.stage_runs.reverse()
         self.source_output: Any = downstream
         self.output_buffer = output_buffer_obj
@@ -1172,8 +1163,13 @@ class _Run:
                     if stage.ordered and stage.workers > 1
                     else None
                 )
+                keyed = len(stage_run.inputs) > 1
+                if keyed:
+                    nursery.start_soon(
+                        self._dispatch_by_key, stage_run, name=f"{stage.name} dispatcher"
+                    )
                 for index in range(stage.workers):
-                    inputs = stage_run.inputs[index if len(stage_run.inputs) > 1 else 0]
+                    inputs = stage_run.inputs[index + 1 if keyed else 0]
                     nursery.start_soon(
                         self._worker,
                         stage_run,
@@ -1182,6 +1178,30 @@ class _Run:
                         reorder,
                         name=f"{stage.name} worker {index}",
                     )
+
+    async def _dispatch_by_key(self, stage_run: _StageRun) -> None:
+        stage = stage_run.stage
+        assert stage.key is not None
+        shared, *buffers = stage_run.inputs
+        router = _KeyedRouter(buffers, stage.key)
+        try:
+            while chunk := await shared.get_many():
+                try:
+                    await router.put_many(chunk)
+                except Exception as exc:
+                    self.fail(
+                        StageError(
+                            f"the key function of stage {stage.name!r} failed: "
+                            f"{type(exc).__name__}: {exc}",
+                            stage=stage.name,
+                            item=None,
+                        ),
+                        exc,
+                    )
+                    return
+                shared.commit(len(chunk))
+        finally:
+            router.close_producer()
 
     @staticmethod
     def _make_call(stage: _Stage) -> Callable[[Any], Any]:
