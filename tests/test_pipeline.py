@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import trio
-from hypothesis import given
-from hypothesis import strategies as st
 import trio.lowlevel
 import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trine import Pipeline, StageError, TrineError
 from trine.testing import ConcurrencyProbe, assert_takes
