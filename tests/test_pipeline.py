@@ -13,7 +13,7 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trine import Pipeline, StageError, TrineError
+from trine import Pipeline, StageError, TrineError, merge
 from trine.testing import ConcurrencyProbe, assert_takes
 
 
@@ -349,6 +349,145 @@ async def test_statistics_while_running(autojump_clock: Any) -> None:
     assert out.statistics() == pipe.statistics()
 
 
+# --------------------------------------------------------------------------- concurrent extras
+
+
+async def test_ordered_stage_emits_in_input_order(autojump_clock: Any) -> None:
+    """``ordered=True`` emits results in input order even when later items finish first."""
+
+    async def work(x: int) -> int:
+        await trio.sleep(5 - x)
+        return x
+
+    pipe = Pipeline.source(range(5)).map(work, workers=5, ordered=True)
+    with assert_takes(5.0):
+        assert await pipe.collect() == [0, 1, 2, 3, 4]
+
+
+async def test_ordered_window_bounds_work_ahead(autojump_clock: Any) -> None:
+    """A slow item stalls an ordered stage after ``workers + buffer`` items."""
+    started: list[int] = []
+
+    async def work(x: int) -> int:
+        started.append(x)
+        await trio.sleep(10 if x == 0 else 1)
+        return x
+
+    pipe = Pipeline.source(range(20)).map(work, workers=2, buffer=2, ordered=True)
+    async with pipe.open() as out:
+        await trio.sleep(5)
+        assert max(started) == 3  # items 0..3 taken; item 4 waits for 0 to leave
+        assert [x async for x in out] == list(range(20))
+
+
+async def test_key_sends_equal_keys_to_one_worker(autojump_clock: Any) -> None:
+    """With ``key=``, items of one key never run at the same time; other keys do."""
+    probes = {key: ConcurrencyProbe() for key in "ab"}
+
+    async def work(item: tuple[str, int]) -> tuple[str, int]:
+        with probes[item[0]].track(item):
+            await trio.sleep(1)
+        return item
+
+    items = [("a", i) for i in range(3)] + [("b", i) for i in range(3)]
+    pipe = Pipeline.source(items).map(work, workers=4, key=lambda item: item[0])
+    output = await pipe.collect()
+    assert [i for k, i in output if k == "a"] == [0, 1, 2]
+    assert probes["a"].peak == 1
+    assert probes["b"].peak == 1
+
+
+async def test_broadcast_sends_every_item_to_every_branch() -> None:
+    """Each branch sees every item; their outputs are merged."""
+    result = await (
+        Pipeline.source(range(4))
+        .broadcast(lambda p: p.map(lambda x: ("a", x)), lambda p: p.map(lambda x: ("b", x)))
+        .collect()
+    )
+    assert sorted(result) == [(k, x) for k in "ab" for x in range(4)]
+
+
+async def test_broadcast_backpressure_is_set_by_the_slowest_branch(autojump_clock: Any) -> None:
+    """A fast branch waits for a slow one once the slow branch's buffer is full."""
+    fast_times: list[float] = []
+
+    def fast(p: Pipeline[int]) -> Pipeline[None]:
+        return p.map(lambda x: fast_times.append(trio.current_time()))
+
+    def slow(p: Pipeline[int]) -> Pipeline[int]:
+        return p.map(lambda x: sleep_then(1, x), buffer=1)
+
+    pipe = Pipeline.source(range(5)).broadcast(fast, slow, name="fan")
+    with assert_takes(5.0):
+        await pipe.run()
+    # Items 0 and 1 pass at once (one in the slow worker, one in its buffer);
+    # each further item passes when the slow branch takes the previous one.
+    assert fast_times == [0.0, 0.0, 1.0, 2.0, 3.0]
+    assert {stage.name for stage in pipe.statistics().stages} == {
+        "fan",
+        "fan[0].1:map",
+        "fan[1].1:map",
+    }
+
+
+async def test_merge_of_unequal_sources(autojump_clock: Any) -> None:
+    """``merge`` interleaves pipelines as items arrive and ends when the longest ends."""
+    slow = Pipeline.source(range(3)).map(lambda x: sleep_then(1, ("slow", x)))
+    fast = Pipeline.source(range(5)).map(lambda x: ("fast", x))
+    merged = merge(slow, fast).map(lambda item: item[0])
+    with assert_takes(3.0):
+        result = await merged.collect()
+    assert result == ["fast"] * 5 + ["slow"] * 3
+
+
+async def test_policy_wraps_each_call() -> None:
+    """Every item's call goes through ``policy.call(fn, item)``."""
+    calls: list[int] = []
+
+    class Recording:
+        async def call(self, fn: Any, *args: Any) -> Any:
+            calls.append(args[0])
+            return await fn(*args)
+
+    async def double(x: int) -> int:
+        return 2 * x
+
+    assert await Pipeline.source([1, 2]).map(double, policy=Recording()).collect() == [2, 4]
+    assert calls == [1, 2]
+
+
+async def test_thread_executor_runs_sync_functions_in_threads() -> None:
+    """``executor="thread"`` runs a plain function off the Trio thread."""
+    import threading
+
+    main_thread = threading.get_ident()
+    result = await (
+        Pipeline.source(range(4))
+        .map(lambda x: (x, threading.get_ident() != main_thread), workers=2, executor="thread")
+        .collect()
+    )
+    assert sorted(result) == [(x, True) for x in range(4)]
+
+
+async def test_process_executor_runs_in_worker_processes() -> None:
+    """``executor="process"`` runs a picklable function through trio-parallel."""
+    assert sorted(await Pipeline.source([-1, -2]).map(abs, executor="process").collect()) == [1, 2]
+
+
+def test_process_executor_without_trio_parallel_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without trio-parallel, ``executor="process"`` is refused when building, with the fix."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "trio_parallel", None)
+    with pytest.raises(
+        ImportError,
+        match=r'^executor="process" needs trio-parallel: pip install "trine\[process\]"$',
+    ):
+        Pipeline.source([1]).map(abs, executor="process")
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -385,6 +524,14 @@ def fn(x: int) -> int:
             ValueError,
             r"^key and ordered cannot be combined: key already keeps per-key order$",
         ),
+        (lambda p: p.broadcast(), ValueError, r"^broadcast needs at least one branch$"),
+        (
+            lambda p: p.broadcast(lambda q: 42),
+            TypeError,
+            r"^each branch must return stages added to the pipeline it is given, got 42$",
+        ),
+        (lambda p: merge(), ValueError, r"^merge needs at least one pipeline$"),
+        (lambda p: merge(p, 3), TypeError, r"^merge takes Pipelines, got 3$"),
         (lambda p: p.batch(0), ValueError, r"^size must be >= 1, got 0$"),
         (lambda p: p.batch(2, timeout=0), ValueError, r"^timeout must be > 0, got 0$"),
         (lambda p: p.rate_limit(-1), ValueError, r"^rate must be > 0, got -1$"),

@@ -262,6 +262,25 @@ class _Stage:
     size: int = 0
     timeout: float | None = None
     interval: float = 0.0
+    branches: tuple[tuple[_Stage, ...], ...] = ()
+
+
+def _stage_producers(stage: _Stage) -> int:
+    """How many tasks write a stage's output (each closes it once when done)."""
+    if stage.kind == "broadcast":
+        return sum(_stage_producers(branch[-1]) if branch else 1 for branch in stage.branches)
+    return stage.workers
+
+
+def _source_producers(source: _SourceState) -> int:
+    if source.kind != "merge":
+        return 1
+    pipelines: tuple[Pipeline[Any], ...] = source.items  # type: ignore[assignment]  # see merge()
+    return sum(_chain_producers(pipeline._source_state, pipeline._stages) for pipeline in pipelines)
+
+
+def _chain_producers(source: _SourceState, stages: tuple[_Stage, ...]) -> int:
+    return _stage_producers(stages[-1]) if stages else _source_producers(source)
 
 
 @attrs.define(eq=False)
@@ -685,11 +704,60 @@ class Pipeline(Generic[T_co]):
             )
         )
 
+    def broadcast(
+        self, *branches: Callable[[Pipeline[T_co]], Pipeline[U]], name: str | None = None
+    ) -> Pipeline[U]:
+        """Send every item to every branch; emit what all the branches emit.
+
+        Each branch is a function that adds stages to the pipeline it is given
+        (``lambda p: p.map(store)``); it runs in the broadcast stage's nursery.
+        The outputs of the branches are interleaved as they arrive.
+
+        .. note::
+           Backpressure comes from the *slowest* branch: an item goes to the
+           next branch only when the previous one had room for it, so a fast
+           branch waits for a slow one once the slow branch's buffer is full.
+
+        Raises:
+          TypeError: if a branch is not callable or does not return a pipeline
+            built on the one it was given.
+          ValueError: if no branch is given.
+        """
+        if not branches:
+            raise ValueError("broadcast needs at least one branch")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {name!r}")
+        stage_name = name or self._default_name("broadcast", None)
+        built: list[tuple[_Stage, ...]] = []
+        for number, branch in enumerate(branches):
+            branch = check_async_callable("branch", branch)
+            stub: Pipeline[Any] = Pipeline(_SourceState(None, "branch"), ())
+            result = branch(stub)
+            if not isinstance(result, Pipeline) or result._source_state is not stub._source_state:
+                raise TypeError(
+                    "each branch must return stages added to the pipeline it is given, "
+                    f"got {result!r}"
+                )
+            built.append(
+                tuple(
+                    attrs.evolve(stage, name=f"{stage_name}[{number}].{stage.name}")
+                    for stage in result._stages
+                )
+            )
+        return self._then(
+            _Stage(kind="broadcast", name=stage_name, buffer=1, branches=tuple(built))
+        )
+
     # -- running ----------------------------------------------------------
 
-    def _start_run(self, output_buffer: int) -> _Run:
+    def _claim_sources(self) -> None:
         state = self._source_state
-        if state.kind in ("iterator", "async_iterator", "channel"):
+        if state.kind == "branch":
+            raise RuntimeError("a broadcast branch cannot be run on its own")
+        if state.kind == "merge":
+            for pipeline in state.items:  # type: ignore[attr-defined]  # a tuple of Pipelines
+                pipeline._claim_sources()
+        elif state.kind in ("iterator", "async_iterator", "channel"):
             if state.used:
                 raise RuntimeError(
                     f"this pipeline's source is a one-shot {state.kind.replace('_', ' ')} "
@@ -697,7 +765,10 @@ class Pipeline(Generic[T_co]):
                     "build it on a list or an async generator function"
                 )
             state.used = True
-        run = _Run(self._stages, state, output_buffer)
+
+    def _start_run(self, output_buffer: int) -> _Run:
+        self._claim_sources()
+        run = _Run(self._stages, self._source_state, output_buffer)
         self._latest.run = run
         return run
 
@@ -773,8 +844,27 @@ class Pipeline(Generic[T_co]):
 
 
 def merge(*pipelines: Pipeline[T]) -> Pipeline[T]:
-    """Not yet implemented on this branch."""
-    raise NotImplementedError("merge is not implemented yet")
+    """A pipeline whose source is the outputs of *pipelines*, interleaved as they arrive.
+
+    Each input pipeline runs with its own source and stages inside the merged
+    pipeline's nursery; the merged output ends when all of them have ended.
+    Stages added to the result apply to the items of every input::
+
+        both = merge(Pipeline.source(local_files), Pipeline.source(remote_urls).map(download))
+        await both.map(index, workers=4).run()
+
+    Raises:
+      TypeError: if an argument is not a :class:`Pipeline`.
+      ValueError: if no pipeline is given.
+    """
+    if not pipelines:
+        raise ValueError("merge needs at least one pipeline")
+    for pipeline in pipelines:
+        if not isinstance(pipeline, Pipeline):
+            raise TypeError(f"merge takes Pipelines, got {pipeline!r}")
+        if pipeline._source_state.kind == "branch":
+            raise TypeError("a broadcast branch cannot be merged: it has no source of its own")
+    return Pipeline(_SourceState(tuple(pipelines), "merge"), ())
 
 
 def _require_trio_parallel() -> Any:
@@ -911,6 +1001,8 @@ class _StageRun:
     """One stage's counters and buffers during a run."""
 
     __slots__ = (
+        "branch_entries",
+        "branch_runs",
         "busy",
         "dead_lettered",
         "failed",
@@ -925,6 +1017,8 @@ class _StageRun:
 
     def __init__(self, stage: _Stage, inputs: list[_ItemBuffer], output: Any) -> None:
         self.stage = stage
+        self.branch_entries: list[_ItemBuffer] = []
+        self.branch_runs: list[list[_StageRun]] = []
         self.inputs = inputs
         self.output = output
         self.items_in = 0
@@ -1006,30 +1100,61 @@ class _Run:
     def __init__(
         self, stages: tuple[_Stage, ...], source: _SourceState, output_buffer: int
     ) -> None:
-        self.source = source
         self.failure: StageError | None = None
         self.finished = False
         self.cancel_scope: trio.CancelScope | None = None
         self.stage_runs: list[_StageRun] = []
-        # Build buffers back to front: each stage's output is the next one's input.
-        last = stages[-1].workers if stages else 1
-        output_buffer_obj = _ItemBuffer(output_buffer, last)
-        self.output = PipelineOutput[Any](self, output_buffer_obj)
-        downstream: Any = output_buffer_obj
+        """Every stage, branches and merged pipelines included (for statistics)."""
+        self.top_level: list[_StageRun] = []
+        """The stages the pipeline's own nursery starts (branch stages are their broadcast's)."""
+        self.sources: list[tuple[_SourceState, _ItemBuffer]] = []
+        self.output_buffer = _ItemBuffer(output_buffer, _chain_producers(source, stages))
+        self.output = PipelineOutput[Any](self, self.output_buffer)
+        self._wire_pipeline(source, stages, self.output_buffer)
+
+    def _wire_pipeline(
+        self, source: _SourceState, stages: tuple[_Stage, ...], downstream: _ItemBuffer
+    ) -> None:
+        entry = self._wire_chain(stages, downstream, _source_producers(source), self.top_level)
+        if source.kind == "merge":
+            for pipeline in source.items:  # type: ignore[attr-defined]  # a tuple of Pipelines
+                self._wire_pipeline(pipeline._source_state, pipeline._stages, entry)
+        else:
+            self.sources.append((source, entry))
+
+    def _wire_chain(
+        self,
+        stages: tuple[_Stage, ...],
+        downstream: _ItemBuffer,
+        first_producers: int,
+        into: list[_StageRun],
+    ) -> _ItemBuffer:
+        """Build *stages*' buffers back to front; return the buffer the chain reads first."""
+        chain: list[_StageRun] = []
         for index in range(len(stages) - 1, -1, -1):
             stage = stages[index]
-            producers = stages[index - 1].workers if index > 0 else 1
+            producers = _stage_producers(stages[index - 1]) if index > 0 else first_producers
             shared = _ItemBuffer(stage.buffer, producers)
-            inputs = [shared]
+            stage_run = _StageRun(stage, [shared], downstream)
             if stage.key is not None and stage.workers > 1:
                 # A dispatcher task moves items from the shared buffer to
                 # one buffer per worker, chosen by the item's key.
-                inputs += [_ItemBuffer(stage.buffer, 1) for _ in range(stage.workers)]
-            self.stage_runs.append(_StageRun(stage, inputs, downstream))
+                stage_run.inputs += [_ItemBuffer(stage.buffer, 1) for _ in range(stage.workers)]
+            chain.append(stage_run)
             downstream = shared
-        self.stage_runs.reverse()
-        self.source_output: Any = downstream
-        self.output_buffer = output_buffer_obj
+        chain.reverse()
+        for stage_run in chain:
+            self.stage_runs.append(stage_run)
+            into.append(stage_run)
+            for branch in stage_run.stage.branches:
+                # Each branch reads what the broadcast's distributor hands it
+                # and writes into the broadcast's own downstream.
+                branch_runs: list[_StageRun] = []
+                stage_run.branch_entries.append(
+                    self._wire_chain(branch, stage_run.output, 1, branch_runs)
+                )
+                stage_run.branch_runs.append(branch_runs)
+        return downstream
 
     def statistics(self) -> PipelineStatistics:
         return PipelineStatistics(
@@ -1040,11 +1165,15 @@ class _Run:
 
     def start(self, nursery: trio.Nursery) -> None:
         self.cancel_scope = nursery.cancel_scope
-        nursery.start_soon(self._read_source, name="trine.Pipeline source")
-        for stage_run in self.stage_runs:
-            nursery.start_soon(
-                self._run_stage, stage_run, name=f"trine.Pipeline stage {stage_run.stage.name!r}"
-            )
+        for source, entry in self.sources:
+            nursery.start_soon(self._read_source, source, entry, name="trine.Pipeline source")
+        for stage_run in self.top_level:
+            self._start_stage(nursery, stage_run)
+
+    def _start_stage(self, nursery: trio.Nursery, stage_run: _StageRun) -> None:
+        nursery.start_soon(
+            self._run_stage, stage_run, name=f"trine.Pipeline stage {stage_run.stage.name!r}"
+        )
 
     def fail(self, error: StageError, cause: BaseException) -> None:
         error.__cause__ = cause
@@ -1055,9 +1184,7 @@ class _Run:
 
     # -- source -----------------------------------------------------------
 
-    async def _read_source(self) -> None:
-        output = self.source_output
-        source = self.source
+    async def _read_source(self, source: _SourceState, output: _ItemBuffer) -> None:
         items: Any = source.items
         try:
             if source.kind in ("iterable", "iterator"):
@@ -1152,7 +1279,12 @@ class _Run:
         stage = stage_run.stage
         kind = stage.kind
         async with trio.open_nursery() as nursery:
-            if kind == "batch":
+            if kind == "broadcast":
+                nursery.start_soon(self._distribute, stage_run, name=f"{stage.name} distributor")
+                for branch_runs in stage_run.branch_runs:
+                    for branch_run in branch_runs:
+                        self._start_stage(nursery, branch_run)
+            elif kind == "batch":
                 nursery.start_soon(self._batch_worker, stage_run, name=f"{stage.name} worker")
             elif kind == "rate_limit":
                 nursery.start_soon(self._rate_worker, stage_run, name=f"{stage.name} worker")
@@ -1178,6 +1310,22 @@ class _Run:
                         reorder,
                         name=f"{stage.name} worker {index}",
                     )
+
+    @staticmethod
+    async def _distribute(stage_run: _StageRun) -> None:
+        """Hand every item to every branch, in turn: the slowest branch sets the pace."""
+        inputs = stage_run.inputs[0]
+        entries = stage_run.branch_entries
+        try:
+            while chunk := await inputs.get_many():
+                stage_run.items_in += len(chunk)
+                for entry in entries:
+                    await entry.put_many(chunk)
+                    stage_run.items_out += len(chunk)
+                inputs.commit(len(chunk))
+        finally:
+            for entry in entries:
+                entry.close_producer()
 
     async def _dispatch_by_key(self, stage_run: _StageRun) -> None:
         stage = stage_run.stage
