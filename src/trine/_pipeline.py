@@ -1446,6 +1446,10 @@ class _Run:
                             out.append(item)
                         else:  # flat_map
                             if isinstance(result, AsyncIterable):
+                                # Iterating may block: return the rest of the chunk first.
+                                if index < count:
+                                    inputs.give_back(chunk[index:], taken)
+                                    taken = count = index
                                 async for produced in result:
                                     out.append(produced)
                             else:
