@@ -532,6 +532,11 @@ def fn(x: int) -> int:
         ),
         (lambda p: merge(), ValueError, r"^merge needs at least one pipeline$"),
         (lambda p: merge(p, 3), TypeError, r"^merge takes Pipelines, got 3$"),
+        (
+            lambda p: p.map(sleep_then, executor="thread"),
+            TypeError,
+            r"^executor='thread' runs plain functions, got the async <function sleep_then at .*>$",
+        ),
         (lambda p: p.batch(0), ValueError, r"^size must be >= 1, got 0$"),
         (lambda p: p.batch(2, timeout=0), ValueError, r"^timeout must be > 0, got 0$"),
         (lambda p: p.rate_limit(-1), ValueError, r"^rate must be > 0, got -1$"),
@@ -730,6 +735,37 @@ def test_key_keeps_per_key_order(
         for key in range(5):
             sequence = [seq for k, _, seq in output if k == key]
             assert sequence == sorted(sequence)
+        check_buffers(pipe)
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+@given(
+    sizes=st.lists(st.integers(0, 15), min_size=1, max_size=3),
+    delays=st.lists(st.integers(0, 3), min_size=3, max_size=3),
+    buffer=st.integers(1, 3),
+    workers=st.integers(1, 3),
+)
+def test_merge_delivers_everything_within_bounds(
+    sizes: list[int], delays: list[int], buffer: int, workers: int
+) -> None:
+    """Merged pipelines (async sources that block) deliver each item once, buffers bounded."""
+
+    def make_source(number: int, size: int) -> Any:
+        async def numbers() -> AsyncIterator[tuple[int, int]]:
+            for i in range(size):
+                if i % 2:
+                    await trio.sleep(delays[number] / 10)
+                yield (number, i)
+
+        return numbers
+
+    inputs = [Pipeline.source(make_source(n, size)) for n, size in enumerate(sizes)]
+    pipe = merge(*inputs).map(lambda x: sleep_then(0.1, x), workers=workers, buffer=buffer)
+
+    async def main() -> None:
+        output = await pipe.collect()
+        assert sorted(output) == [(n, i) for n, size in enumerate(sizes) for i in range(size)]
         check_buffers(pipe)
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))

@@ -128,12 +128,11 @@ class _ItemBuffer:
     async def wait_space(self) -> int:
         """Wait until at least one item fits; return how many fit. A checkpoint."""
         await trio.lowlevel.checkpoint_if_cancelled()
-        parked = False
+        if self.capacity - len(self._items) - self._reserved > 0:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        # Measured after the last wait: another producer may have run meanwhile.
         while (space := self.capacity - len(self._items) - self._reserved) <= 0:
             await self._putters.park()
-            parked = True
-        if not parked:
-            await trio.lowlevel.cancel_shielded_checkpoint()
         return space
 
     def put_nowait(self, items: list[Any]) -> None:
@@ -421,6 +420,8 @@ class Pipeline(Generic[T_co]):
         executor = check_choice("executor", executor, _EXECUTORS)
         if executor is not None and policy is not None:
             raise ValueError("executor and policy cannot be combined")
+        if executor is not None and inspect.iscoroutinefunction(fn):
+            raise TypeError(f"executor={executor!r} runs plain functions, got the async {fn!r}")
         if executor == "process":
             _require_trio_parallel()
         return _Stage(
@@ -908,7 +909,8 @@ class StageStatistics:
     buffer_size: int
     """The bound of the stage's input buffer."""
     latency: LatencySummary
-    """How long the stage's function took per item."""
+    """How long the stage's function took per item (``batch``, ``rate_limit`` and
+    ``broadcast`` stages call no function and record none)."""
 
 
 @attrs.frozen
@@ -1229,6 +1231,8 @@ class _Run:
 
     @staticmethod
     async def _read_channel(channel: trio.abc.ReceiveChannel[Any], output: Any) -> None:
+        # After a blocking receive another source (merge) may have filled the
+        # buffer, so every put that follows a wait goes through put_many.
         while True:
             space = await output.wait_space()
             chunk: list[Any] = []
@@ -1237,14 +1241,14 @@ class _Run:
                     try:
                         chunk.append(channel.receive_nowait())  # type: ignore[attr-defined]
                     except (trio.WouldBlock, AttributeError):
-                        if chunk:
-                            break
-                        chunk.append(await channel.receive())
+                        if not chunk:
+                            chunk.append(await channel.receive())
+                        break
             except (trio.EndOfChannel, trio.ClosedResourceError):
                 if chunk:
-                    output.put_nowait(chunk)
+                    await output.put_many(chunk)
                 return
-            output.put_nowait(chunk)
+            await output.put_many(chunk)
 
     @staticmethod
     async def _read_async(iterator: AsyncIterator[Any], output: Any) -> None:
@@ -1260,18 +1264,19 @@ class _Run:
                     continue
                 except StopAsyncIteration:
                     if chunk:
-                        output.put_nowait(chunk)
+                        output.put_nowait(chunk)  # nothing blocked since wait_space: it fits
                     return
-                # The next item is not ready: hand over what we have first.
+                # The next item is not ready: hand over what we have first
+                # (it fits: nothing has blocked since wait_space).
                 if chunk:
                     output.put_nowait(chunk)
-                    space -= len(chunk)
                     chunk = []
                 try:
                     chunk.append(await _resume(step, yielded))
                 except StopAsyncIteration:
                     return
-            output.put_nowait(chunk)
+                break  # we blocked: the room counted before may be gone (merge)
+            await output.put_many(chunk)
 
     # -- stages -----------------------------------------------------------
 
