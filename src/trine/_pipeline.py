@@ -963,14 +963,14 @@ class PipelineOutput(Generic[T_co]):
             await trio.lowlevel.checkpoint_if_cancelled()
             item = self._chunk[self._index]
             self._index += 1
-            return item  # type: ignore[no-any-return]
+            return item  # type: ignore[no-any-return]  # buffers hold Any
         chunk = await self._buffer.get_many()
         if not chunk:
             raise StopAsyncIteration
         self._buffer.commit(len(chunk))
         self._chunk = chunk
         self._index = 1
-        return chunk[0]  # type: ignore[no-any-return]
+        return chunk[0]  # type: ignore[no-any-return]  # buffers hold Any
 
     async def receive(self) -> T_co:
         """The next result.
@@ -1239,7 +1239,7 @@ class _Run:
             try:
                 while len(chunk) < space:
                     try:
-                        chunk.append(channel.receive_nowait())  # type: ignore[attr-defined]
+                        chunk.append(channel.receive_nowait())  # type: ignore[attr-defined]  # memory channels have it
                     except (trio.WouldBlock, AttributeError):
                         if not chunk:
                             chunk.append(await channel.receive())
