@@ -140,7 +140,9 @@ class _ItemBuffer:
         self._items.extend(items)
         self._note_peak()
         if self._getters:
-            self._getters.unpark_all()
+            # One consumer takes everything there is; waking them all would
+            # only send the others through the scheduler to find it empty.
+            self._getters.unpark()
 
     def put_some_nowait(self, items: list[Any]) -> list[Any]:
         """Append what fits of *items*; return the rest."""
@@ -197,6 +199,8 @@ class _ItemBuffer:
             items.clear()
         else:
             chunk = [items.popleft() for _ in range(limit)]
+            if self._getters:  # what we leave is for the next consumer
+                self._getters.unpark()
         self._reserved += len(chunk)
         self.taken += len(chunk)
         return chunk
@@ -214,7 +218,7 @@ class _ItemBuffer:
             self._items.extendleft(reversed(items))
             self.taken -= len(items)
             if self._getters:
-                self._getters.unpark_all()
+                self._getters.unpark()
         if self._putters:
             self._putters.unpark_all()
 
