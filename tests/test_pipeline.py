@@ -703,7 +703,9 @@ def test_cancellation_at_any_time_leaves_no_tasks(
                     if early_exit_after is not None and len(received) > early_exit_after:
                         break
         assert pipeline_tasks() == []
-        assert not pipe.statistics().running
+        stats = pipe.statistics()
+        assert not stats.running
+        assert all(stage.busy_workers == 0 for stage in stats.stages)
         assert len(received) == len(set(received))
         check_buffers(pipe)
 

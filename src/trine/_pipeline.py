@@ -1413,96 +1413,101 @@ class _Run:
                 count = taken
                 out: list[Any] = []
                 stage_run.busy += 1
-                started = now()
-                index = 0
-                while index < count:
-                    item = chunk[index]
-                    index += 1
-                    stage_run.items_in += 1
-                    results_before = len(out)
-                    try:
-                        result = call(item)
-                        result_type = type(result)
-                        if result_type is coroutine_type or (
-                            result_type not in plain_types and isawaitable(result)
-                        ):
-                            step = result if result_type is coroutine_type else result.__await__()
-                            try:
-                                yielded = step.send(None)
-                            except StopIteration as stop:
-                                result = stop.value
-                            else:
-                                # About to block: return the rest of the chunk
-                                # (an idle sibling takes it now) and hand over
-                                # what is done, as far as it fits.
-                                if index < count:
-                                    inputs.give_back(chunk[index:], taken)
-                                    taken = count = index
-                                if out and reorder is None:
-                                    remaining = output.put_some_nowait(out)
-                                    stage_run.items_out += len(out) - len(remaining)
-                                    out = remaining
-                                    results_before = len(out)
-                                result = await _resume(step, yielded)
-                        elif len(plain_types) < 64:
-                            plain_types.add(result_type)
-                        if emits_result:
-                            out.append(result)
-                        elif kind == "filter":
-                            if result:
-                                out.append(item)
-                        elif kind == "tap":
-                            out.append(item)
-                        else:  # flat_map
-                            if isinstance(result, AsyncIterable):
-                                # Iterating may block: return the rest of the chunk first.
-                                if index < count:
-                                    inputs.give_back(chunk[index:], taken)
-                                    taken = count = index
-                                async for produced in result:
-                                    out.append(produced)
-                            else:
-                                out.extend(result)
-                    except Exception as exc:
-                        stage_run.failed += 1
-                        if on_error == "skip":
-                            stage_run.skipped += 1
-                        elif on_error == "raise":
-                            error = StageError(
-                                f"stage {stage.name!r} failed on item {reprlib.repr(item)}: "
-                                f"{type(exc).__name__}: {exc}",
-                                stage=stage.name,
-                                item=item,
-                            )
-                            self.fail(error, exc)
-                            return
-                        else:
-                            stage_run.dead_lettered += 1
-                            try:
-                                hook_result = on_error(item, exc)
-                                if isawaitable(hook_result):
+                try:
+                    started = now()
+                    index = 0
+                    while index < count:
+                        item = chunk[index]
+                        index += 1
+                        stage_run.items_in += 1
+                        results_before = len(out)
+                        try:
+                            result = call(item)
+                            result_type = type(result)
+                            if result_type is coroutine_type or (
+                                result_type not in plain_types and isawaitable(result)
+                            ):
+                                step = (
+                                    result if result_type is coroutine_type else result.__await__()
+                                )
+                                try:
+                                    yielded = step.send(None)
+                                except StopIteration as stop:
+                                    result = stop.value
+                                else:
+                                    # About to block: return the rest of the chunk
+                                    # (an idle sibling takes it now) and hand over
+                                    # what is done, as far as it fits.
                                     if index < count:
                                         inputs.give_back(chunk[index:], taken)
                                         taken = count = index
-                                    await hook_result
-                            except Exception as hook_exc:
+                                    if out and reorder is None:
+                                        remaining = output.put_some_nowait(out)
+                                        stage_run.items_out += len(out) - len(remaining)
+                                        out = remaining
+                                        results_before = len(out)
+                                    result = await _resume(step, yielded)
+                            elif len(plain_types) < 64:
+                                plain_types.add(result_type)
+                            if emits_result:
+                                out.append(result)
+                            elif kind == "filter":
+                                if result:
+                                    out.append(item)
+                            elif kind == "tap":
+                                out.append(item)
+                            else:  # flat_map
+                                if isinstance(result, AsyncIterable):
+                                    # Iterating may block: return the rest of the chunk first.
+                                    if index < count:
+                                        inputs.give_back(chunk[index:], taken)
+                                        taken = count = index
+                                    async for produced in result:
+                                        out.append(produced)
+                                else:
+                                    out.extend(result)
+                        except Exception as exc:
+                            stage_run.failed += 1
+                            if on_error == "skip":
+                                stage_run.skipped += 1
+                            elif on_error == "raise":
                                 error = StageError(
-                                    f"the on_error hook of stage {stage.name!r} failed on item "
-                                    f"{reprlib.repr(item)}: {type(hook_exc).__name__}: {hook_exc}",
+                                    f"stage {stage.name!r} failed on item {reprlib.repr(item)}: "
+                                    f"{type(exc).__name__}: {exc}",
                                     stage=stage.name,
                                     item=item,
                                 )
-                                self.fail(error, hook_exc)
+                                self.fail(error, exc)
                                 return
-                        del out[results_before:]
-                    finished = now()
-                    record(finished - started)
-                    started = finished
-                    if reorder is not None:
-                        reorder.pending[first_sequence + index - 1] = out
-                        out = []
-                inputs.commit(taken)
-                stage_run.busy -= 1
+                            else:
+                                stage_run.dead_lettered += 1
+                                try:
+                                    hook_result = on_error(item, exc)
+                                    if isawaitable(hook_result):
+                                        if index < count:
+                                            inputs.give_back(chunk[index:], taken)
+                                            taken = count = index
+                                        await hook_result
+                                except Exception as hook_exc:
+                                    error = StageError(
+                                        f"the on_error hook of stage {stage.name!r} failed on item "
+                                        f"{reprlib.repr(item)}: "
+                                        f"{type(hook_exc).__name__}: {hook_exc}",
+                                        stage=stage.name,
+                                        item=item,
+                                    )
+                                    self.fail(error, hook_exc)
+                                    return
+                            del out[results_before:]
+                        finished = now()
+                        record(finished - started)
+                        started = finished
+                        if reorder is not None:
+                            reorder.pending[first_sequence + index - 1] = out
+                            out = []
+                    inputs.commit(taken)
+                finally:
+                    stage_run.busy -= 1
                 if reorder is not None:
                     await self._emit_in_order(stage_run, reorder)
                 elif out:
