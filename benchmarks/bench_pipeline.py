@@ -13,15 +13,19 @@ A separate case runs trine on 1,000,000 and 10,000,000 items in fresh
 processes and prints the peak RSS of each (flat memory: the second must not
 be bigger in proportion).
 
-Measured here (2 shared cores, Python 3.11, trio 0.35, ``--repeat 5``, medians;
-the lead re-runs these)::
+Measured here (2 shared cores, Python 3.11, trio 0.35, ``--repeat 5``, medians
+of one run; the lead re-runs these)::
 
-    hand-written trio memory channels (buffer 256)  ~24 us/item   1.00x
-    trine, 1 worker/stage, buffer 256                ~1.8 us/item  ~0.08x  (~13x faster)
-    trine, 4 workers/stage, buffer 256               ~2.0 us/item  ~0.08x
-    trine, default buffers (1 item per hop)          ~30 us/item   ~1.2x
-    aiostream (asyncio)                              see table
-    slurry                                           see table
+    variant                                       median    per item   ratio
+    hand-written trio memory channels (buf 256)   22360ms   22.36 us   1.00x
+    trine, 1 worker/stage, buffer 256              1668ms    1.67 us   0.07x  (13x faster)
+    trine, 4 workers/stage, buffer 256             1660ms    1.66 us   0.07x  (= 1 worker)
+    trine, default buffers (1 item/hop)           26490ms   26.49 us   1.18x
+    aiostream (asyncio), 1 task/stage              4877ms    4.88 us   0.22x  (trine 2.9x faster)
+    slurry 1.3 (trio)                             41977ms   41.98 us   1.88x
+
+    pipeline_memory: peak RSS 27.7 MiB for 1,000,000 items and 27.7 MiB for
+    10,000,000 items (flat; buffer=256 per stage).
 
 Why: a memory-channel hop is a trip through Trio's scheduler per item per
 stage. trine's stages hand over every item that is ready in one chunk and
