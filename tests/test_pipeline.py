@@ -488,6 +488,13 @@ def test_process_executor_without_trio_parallel_says_what_to_install(
         Pipeline.source([1]).map(abs, executor="process")
 
 
+async def test_receiving_a_new_chunk_is_a_checkpoint() -> None:
+    """Waiting for the next chunk of results is a full Trio checkpoint."""
+    async with Pipeline.source([1, 2]).open() as out:
+        with trio.testing.assert_checkpoints():
+            assert await out.receive() == 1
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -592,7 +599,9 @@ def build_random_pipeline(items: list[int], stages: list[dict[str, Any]]) -> Pip
     for index, spec in enumerate(stages):
 
         async def work(x: int, spec: dict[str, Any] = spec, index: int = index) -> int:
-            await trio.sleep((x * (index + 3)) % spec["delay_modulus"] / 10)
+            delay = (x * (index + 3)) % spec["delay_modulus"] / 10
+            if delay:  # some calls finish without blocking: chunks mix both kinds
+                await trio.sleep(delay)
             if spec["fail_modulus"] and (x + index) % spec["fail_modulus"] == 0:
                 raise ValueError(x)
             return x
