@@ -780,3 +780,20 @@ def test_merge_delivers_everything_within_bounds(
         check_buffers(pipe)
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+async def test_async_generator_source_is_closed_when_the_run_ends_early() -> None:
+    """An async generator source runs its ``finally`` when the pipeline is left early."""
+    closed: list[bool] = []
+
+    async def numbers() -> AsyncIterator[int]:
+        try:
+            for i in range(1000):
+                await trio.lowlevel.checkpoint()
+                yield i
+        finally:
+            closed.append(True)
+
+    async with Pipeline.source(numbers).open() as out:
+        await out.receive()
+    assert closed == [True]

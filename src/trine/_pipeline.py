@@ -1197,8 +1197,8 @@ class _Run:
                 await self._read_iterable(iter(items), output)
             elif source.kind == "channel":
                 await self._read_channel(items, output)
-            elif source.kind == "function":
-                iterator = items()
+            else:
+                iterator = items() if source.kind == "function" else aiter(items)
                 if not isinstance(iterator, AsyncIterator):
                     raise TypeError(
                         f"the source function must return an async iterator, got {iterator!r}"
@@ -1206,12 +1206,11 @@ class _Run:
                 try:
                     await self._read_async(iterator, output)
                 finally:
-                    aclose = getattr(iterator, "aclose", None)
-                    if aclose is not None:
-                        with trio.CancelScope(shield=True):
-                            await aclose()
-            else:
-                await self._read_async(aiter(items), output)
+                    # An async generator is finalized here, in its own task,
+                    # not later by the garbage collector. Not shielded: if its
+                    # clean-up blocks, a cancelled pipeline must not wait for it.
+                    if inspect.isasyncgen(iterator):
+                        await iterator.aclose()
         except Exception as exc:
             self.fail(
                 StageError(
