@@ -471,6 +471,7 @@ async def test_thread_executor_runs_sync_functions_in_threads() -> None:
 
 async def test_process_executor_runs_in_worker_processes() -> None:
     """``executor="process"`` runs a picklable function through trio-parallel."""
+    pytest.importorskip("trio_parallel")
     assert sorted(await Pipeline.source([-1, -2]).map(abs, executor="process").collect()) == [1, 2]
 
 
