@@ -13,6 +13,7 @@ from ._errors import BulkheadFull as BulkheadFull
 from ._errors import CircuitOpenError as CircuitOpenError
 from ._errors import CycleError as CycleError
 from ._errors import RateLimitExceeded as RateLimitExceeded
+from ._errors import StageError as StageError
 from ._errors import TrineError as TrineError
 from ._fan import gather as gather
 from ._fan import hedge as hedge
@@ -50,6 +51,11 @@ from ._limit import acquire_all as acquire_all
 from ._map import amap as amap
 from ._map import for_each as for_each
 from ._map import map_all as map_all
+from ._pipeline import Pipeline as Pipeline
+from ._pipeline import PipelineOutput as PipelineOutput
+from ._pipeline import PipelineStatistics as PipelineStatistics
+from ._pipeline import StageStatistics as StageStatistics
+from ._pipeline import merge as merge
 from ._policy import Policy as Policy
 from ._process import Command as Command
 from ._process import CommandResult as CommandResult
@@ -111,6 +117,9 @@ __all__ = [
     "NodeEvent",
     "NodeResult",
     "NodeStatus",
+    "Pipeline",
+    "PipelineOutput",
+    "PipelineStatistics",
     "Policy",
     "PriorityLimiter",
     "PriorityLimiterStatistics",
@@ -127,6 +136,8 @@ __all__ = [
     "RetryStatistics",
     "SlidingWindowLimiter",
     "SlidingWindowLimiterStatistics",
+    "StageError",
+    "StageStatistics",
     "SystemLoad",
     "SystemLoadStatistics",
     "TaskGraph",
@@ -139,6 +150,7 @@ __all__ = [
     "gather",
     "hedge",
     "map_all",
+    "merge",
     "race",
     "run_commands",
     "settle",

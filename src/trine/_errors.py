@@ -12,14 +12,22 @@ The class tree::
           ├── BulkheadFull
           ├── CircuitOpenError
           ├── CycleError          (also ValueError)
-          └── RateLimitExceeded   (also trio.WouldBlock)
+          ├── RateLimitExceeded   (also trio.WouldBlock)
+          └── StageError
 """
 
 from __future__ import annotations
 
 import trio
 
-__all__ = ["BulkheadFull", "CircuitOpenError", "CycleError", "RateLimitExceeded", "TrineError"]
+__all__ = [
+    "BulkheadFull",
+    "CircuitOpenError",
+    "CycleError",
+    "RateLimitExceeded",
+    "StageError",
+    "TrineError",
+]
 
 
 class TrineError(Exception):
@@ -168,3 +176,22 @@ class CircuitOpenError(TrineError):
         if self.state == "forced_open":
             return f"{breaker} is forced open; calls are rejected until reset()"
         return f"{breaker} is open; a probe will be admitted in {self.retry_after:.6g} s"
+
+
+class StageError(TrineError):
+    """A pipeline stage failed on an item (with ``on_error="raise"``).
+
+    The pipeline was cancelled; the exception the stage's function raised is
+    this error's ``__cause__``. When the source itself fails, :attr:`stage`
+    is ``"source"`` and :attr:`item` is ``None``.
+    """
+
+    stage: str
+    """The failing stage's name."""
+    item: object
+    """The item it failed on."""
+
+    def __init__(self, message: str, *, stage: str, item: object) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.item = item

@@ -194,3 +194,20 @@ async def _graph_with_policy_types() -> None:
     graph = trine.TaskGraph()
     node = graph.add(_str_of, 1, policy=trine.Policy(timeout=1.0))
     assert_type(node, trine.Node[str])
+
+
+async def _pipeline_types() -> None:
+    async def fetch(url: str) -> bytes:
+        return url.encode()
+
+    pipe = trine.Pipeline.source(["a", "b"]).map(fetch).map(len)
+    assert_type(pipe, trine.Pipeline[int])
+    assert_type(await pipe.collect(), list[int])
+    assert_type(pipe.batch(2), trine.Pipeline[list[int]])
+    assert_type(pipe.enumerate(), trine.Pipeline[tuple[int, int]])
+    assert_type(trine.Pipeline.source(["a"]).flat_map(list), trine.Pipeline[str])
+    assert_type(trine.merge(pipe, pipe), trine.Pipeline[int])
+    async with pipe.open() as out:
+        async for item in out:
+            assert_type(item, int)
+    assert_type(pipe.statistics(), trine.PipelineStatistics)

@@ -1,0 +1,800 @@
+"""Pipeline: stages, shutdown, errors, cancellation, statistics, exact fake times."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import trio
+import trio.lowlevel
+import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trine import Pipeline, StageError, TrineError, merge
+from trine.testing import ConcurrencyProbe, assert_takes
+
+
+async def sleep_then(seconds: float, value: Any) -> Any:
+    await trio.sleep(seconds)
+    return value
+
+
+def pipeline_tasks() -> list[str]:
+    """Names of every running task that belongs to a pipeline."""
+    found: list[str] = []
+
+    def walk(task: trio.lowlevel.Task) -> None:
+        if task.name.startswith("trine.Pipeline") or " worker" in task.name:
+            found.append(task.name)
+        for nursery in task.child_nurseries:
+            for child in nursery.child_tasks:
+                walk(child)
+
+    walk(trio.lowlevel.current_root_task())  # type: ignore[arg-type]
+    return found
+
+
+# --------------------------------------------------------------------------- basics
+
+
+async def test_map_filter_flat_map_tap_enumerate() -> None:
+    """Each stage kind transforms items as documented, sync or async functions alike."""
+    seen: list[int] = []
+
+    async def double(x: int) -> int:
+        return 2 * x
+
+    async def pairs(x: int) -> AsyncIterator[int]:
+        yield x
+        yield -x
+
+    result = await (
+        Pipeline.source(range(5))
+        .map(double)
+        .filter(lambda x: x != 4)
+        .tap(seen.append)
+        .flat_map(pairs)
+        .flat_map(lambda x: [x] if x > 0 else [])
+        .enumerate(start=1)
+        .collect()
+    )
+    assert result == [(1, 2), (2, 6), (3, 8)]
+    assert seen == [0, 2, 6, 8]
+
+
+async def test_sources_of_every_kind() -> None:
+    """Lists, iterators, async iterables, channels and async generator functions are sources."""
+
+    async def numbers() -> AsyncIterator[int]:
+        for i in range(3):
+            await trio.lowlevel.checkpoint()
+            yield i
+
+    send, receive = trio.open_memory_channel[int](10)
+    async with send:
+        for i in range(3):
+            await send.send(i)
+    assert await Pipeline.source([0, 1, 2]).collect() == [0, 1, 2]
+    assert await Pipeline.source(iter(range(3))).collect() == [0, 1, 2]
+    assert await Pipeline.source(numbers).collect() == [0, 1, 2]
+    assert await Pipeline.source(numbers()).collect() == [0, 1, 2]
+    assert await Pipeline.source(receive).collect() == [0, 1, 2]
+
+
+async def test_open_yields_items_and_receive_ends_with_end_of_channel() -> None:
+    """``open()`` gives an async iterator whose ``receive()`` raises EndOfChannel at the end."""
+    async with Pipeline.source([1, 2]).map(lambda x: x * 10).open() as out:
+        assert await out.receive() == 10
+        assert [x async for x in out] == [20]
+        with pytest.raises(trio.EndOfChannel):
+            await out.receive()
+
+
+async def test_run_discards_results() -> None:
+    """``run()`` drains the pipeline for its side effects."""
+    seen: list[int] = []
+    assert await Pipeline.source(range(3)).tap(seen.append).run() is None
+    assert seen == [0, 1, 2]
+
+
+async def test_description_is_reusable_and_immutable() -> None:
+    """A pipeline runs again on a re-iterable source, and builders never change their receiver."""
+    base = Pipeline.source([1, 2, 3])
+    doubled = base.map(lambda x: 2 * x)
+    assert await doubled.collect() == [2, 4, 6]
+    assert await doubled.collect() == [2, 4, 6]
+    assert await base.collect() == [1, 2, 3]
+
+
+async def test_one_shot_source_refuses_a_second_run() -> None:
+    """A consumed iterator cannot be run twice: a clear error says what to use instead."""
+    pipe = Pipeline.source(iter([1, 2]))
+    assert await pipe.collect() == [1, 2]
+    with pytest.raises(
+        RuntimeError,
+        match=r"^this pipeline's source is a one-shot iterator that an earlier run already "
+        r"consumed; to run a pipeline again, build it on a list or an async generator function$",
+    ):
+        await pipe.collect()
+
+
+# --------------------------------------------------------------------------- exact times
+
+
+async def test_three_stages_finish_at_the_computed_time(autojump_clock: Any) -> None:
+    """Stages overlap: 6 items through 1 s/2 workers, 2 s/4 workers, 0.5 s/1 worker."""
+    # Stage 1 emits two items each second (t=1,1,2,2,3,3). Stage 2 (4 workers)
+    # finishes each 2 s after arrival: t=3,3,4,4,5,5. Stage 3 is serial at 0.5 s
+    # per item: done at 3.5, 4.0, 4.5, 5.0, 5.5, 6.0.
+    pipe = (
+        Pipeline.source(range(6))
+        .map(lambda x: sleep_then(1, x), workers=2)
+        .map(lambda x: sleep_then(2, x), workers=4)
+        .map(lambda x: sleep_then(0.5, x))
+    )
+    with assert_takes(6.0):
+        assert sorted(await pipe.collect()) == list(range(6))
+
+
+async def test_workers_bound_the_concurrency(autojump_clock: Any) -> None:
+    """A stage never runs more than ``workers`` calls at once, and keeps them all busy."""
+    probe = ConcurrencyProbe()
+
+    async def work(x: int) -> int:
+        with probe.track(x):
+            await trio.sleep(1)
+        return x
+
+    with assert_takes(3.0):
+        await Pipeline.source(range(9)).map(work, workers=3).run()
+    assert probe.peak == 3
+
+
+async def test_batch_by_size_and_by_timeout(autojump_clock: Any) -> None:
+    """A batch leaves when full, or ``timeout`` after its first item, or at the end."""
+    arrivals: list[tuple[float, list[int]]] = []
+
+    async def source() -> AsyncIterator[int]:
+        for i in range(3):  # three at once: a full batch at t=0
+            yield i
+        await trio.sleep(1)
+        yield 3  # alone: leaves at t=1.5 by timeout
+        await trio.sleep(2)
+        yield 4  # t=3; the input ends at t=3.2
+        await trio.sleep(0.2)
+
+    pipe = Pipeline.source(source).batch(3, timeout=0.5)
+    async with pipe.open() as out:
+        async for batch in out:
+            arrivals.append((trio.current_time(), batch))
+    assert arrivals == [(0.0, [0, 1, 2]), (1.5, [3]), (pytest.approx(3.2), [4])]
+
+
+async def test_rate_limit_spaces_items(autojump_clock: Any) -> None:
+    """``rate_limit(2)`` lets items through every 0.5 s and drops none."""
+    times: list[float] = []
+    async with Pipeline.source(range(4)).rate_limit(2).open() as out:
+        async for _ in out:
+            times.append(trio.current_time())
+    assert times == [0.0, 0.5, 1.0, 1.5]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+async def test_stage_error_carries_stage_and_item_and_chains_the_cause() -> None:
+    """A failing stage raises StageError naming the stage and the item, from the cause."""
+
+    def explode(x: int) -> int:
+        if x == 3:
+            raise KeyError("boom")
+        return x
+
+    with pytest.raises(StageError) as info:
+        await Pipeline.source(range(10)).map(explode, name="explode").collect()
+    error = info.value
+    assert isinstance(error, TrineError)
+    assert (error.stage, error.item) == ("explode", 3)
+    assert isinstance(error.__cause__, KeyError)
+    assert str(error) == "stage 'explode' failed on item 3: KeyError: 'boom'"
+
+
+async def test_failure_cancels_the_whole_pipeline(autojump_clock: Any) -> None:
+    """A raise in one stage cancels the slow work elsewhere at once."""
+
+    async def fail_at_one(x: int) -> int:
+        await trio.sleep(1)
+        raise ValueError(x)
+
+    pipe = Pipeline.source(range(10)).map(fail_at_one).map(lambda x: sleep_then(100, x))
+    with assert_takes(1.0), pytest.raises(StageError):
+        await pipe.run()
+    assert pipeline_tasks() == []
+
+
+async def test_skip_counts_and_drops_failures() -> None:
+    """``on_error="skip"`` drops the failing items and counts them in statistics."""
+    pipe = Pipeline.source(range(10)).map(lambda x: 10 // (x % 3), on_error="skip", name="div")
+    assert await pipe.collect() == [10 // (x % 3) for x in range(10) if x % 3]
+    stats = pipe.statistics().stage("div")
+    assert (stats.items_in, stats.items_out, stats.failed, stats.skipped) == (10, 6, 4, 4)
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+async def test_dead_letter_hook_receives_item_and_exception(asynchronous: bool) -> None:
+    """An ``on_error`` function (plain or async) gets each failing item and its exception."""
+    dead: list[tuple[int, str]] = []
+
+    def record(item: int, exc: Exception) -> None:
+        dead.append((item, type(exc).__name__))
+
+    async def record_async(item: int, exc: Exception) -> None:
+        await trio.lowlevel.checkpoint()
+        record(item, exc)
+
+    pipe = Pipeline.source(range(6)).map(
+        lambda x: 1 // (x % 2), on_error=record_async if asynchronous else record, name="m"
+    )
+    assert await pipe.collect() == [1, 1, 1]
+    assert dead == [(0, "ZeroDivisionError"), (2, "ZeroDivisionError"), (4, "ZeroDivisionError")]
+    assert pipe.statistics().stage("m").dead_lettered == 3
+
+
+async def test_failing_hook_fails_the_pipeline() -> None:
+    """If the dead-letter hook itself raises, the pipeline fails with its error as the cause."""
+
+    def bad_hook(item: int, exc: Exception) -> None:
+        raise RuntimeError("hook")
+
+    with pytest.raises(StageError, match=r"^the on_error hook of stage 'm' failed") as info:
+        await Pipeline.source([1]).map(lambda x: 1 // 0, on_error=bad_hook, name="m").run()
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+async def test_failing_source_is_a_stage_error() -> None:
+    """An exception from the source is a StageError with stage ``"source"``."""
+
+    def broken() -> Any:
+        yield 1
+        raise OSError("disk")
+
+    with pytest.raises(StageError) as info:
+        await Pipeline.source(broken()).run()
+    assert (info.value.stage, info.value.item) == ("source", None)
+    assert isinstance(info.value.__cause__, OSError)
+
+
+async def test_block_exception_passes_through_bare() -> None:
+    """An exception raised in the ``open()`` block reaches the caller unwrapped."""
+
+    async def body() -> None:
+        async with Pipeline.source(range(10)).open() as out:
+            async for _ in out:
+                1 // 0  # noqa: B018
+
+    with pytest.raises(ZeroDivisionError):
+        await body()
+
+
+# --------------------------------------------------------------------------- cancellation
+
+
+async def test_leaving_open_early_cancels_the_rest(autojump_clock: Any) -> None:
+    """Breaking out of ``open()`` cancels every stage at once; no task is left."""
+    pipe = Pipeline.source(range(1000)).map(lambda x: sleep_then(1, x), workers=4)
+    with assert_takes(1.0):
+        async with pipe.open() as out:
+            async for _ in out:
+                break
+    assert pipeline_tasks() == []
+    assert pipe.statistics().running is False
+
+
+async def test_outside_cancellation_is_prompt_and_leaves_no_tasks(autojump_clock: Any) -> None:
+    """A cancel scope around the pipeline cancels it at its deadline, leaving nothing running."""
+    pipe = (
+        Pipeline.source(range(100))
+        .map(lambda x: sleep_then(1, x), workers=2)
+        .map(lambda x: sleep_then(3, x))
+    )
+    with assert_takes(2.5), trio.move_on_after(2.5):
+        await pipe.run()
+    assert pipeline_tasks() == []
+
+
+async def test_task_tree_is_pipeline_stage_workers(autojump_clock: Any) -> None:
+    """While running, each stage task owns a nursery with its workers."""
+    pipe = Pipeline.source(range(10)).map(lambda x: sleep_then(1, x), workers=2, name="slow")
+    async with pipe.open() as out:
+        await out.receive()
+        await trio.testing.wait_all_tasks_blocked()
+        stage_task = next(
+            task
+            for task in trio.lowlevel.current_task().child_nurseries[-1].child_tasks
+            if task.name == "trine.Pipeline stage 'slow'"
+        )
+        (nursery,) = stage_task.child_nurseries
+        assert sorted(task.name for task in nursery.child_tasks) == [
+            "slow worker 0",
+            "slow worker 1",
+        ]
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+async def test_statistics_while_running(autojump_clock: Any) -> None:
+    """``statistics()`` reports busy workers, buffer use and latency during a run."""
+    pipe = Pipeline.source(range(10)).map(lambda x: sleep_then(2, x), workers=3, name="s")
+    before = pipe.statistics().stage("s")
+    assert (before.items_in, before.busy_workers, before.latency.count) == (0, 0, 0)
+    async with pipe.open() as out:
+        await trio.sleep(1)
+        stats = pipe.statistics()
+        assert stats.running
+        stage = stats.stage("s")
+        assert (stage.busy_workers, stage.items_in, stage.buffer_used, stage.buffer_size) == (
+            3,
+            3,
+            3,
+            3,
+        )
+        assert sorted([x async for x in out]) == list(range(10))
+    stage = pipe.statistics().stage("s")
+    assert (stage.items_out, stage.busy_workers) == (10, 0)
+    assert stage.latency.p50 == pytest.approx(2.0, rel=0.01)
+    assert out.statistics() == pipe.statistics()
+
+
+# --------------------------------------------------------------------------- concurrent extras
+
+
+async def test_ordered_stage_emits_in_input_order(autojump_clock: Any) -> None:
+    """``ordered=True`` emits results in input order even when later items finish first."""
+
+    async def work(x: int) -> int:
+        await trio.sleep(5 - x)
+        return x
+
+    pipe = Pipeline.source(range(5)).map(work, workers=5, ordered=True)
+    with assert_takes(5.0):
+        assert await pipe.collect() == [0, 1, 2, 3, 4]
+
+
+async def test_ordered_window_bounds_work_ahead(autojump_clock: Any) -> None:
+    """A slow item stalls an ordered stage after ``workers + buffer`` items."""
+    started: list[int] = []
+
+    async def work(x: int) -> int:
+        started.append(x)
+        await trio.sleep(10 if x == 0 else 1)
+        return x
+
+    pipe = Pipeline.source(range(20)).map(work, workers=2, buffer=2, ordered=True)
+    async with pipe.open() as out:
+        await trio.sleep(5)
+        assert max(started) == 3  # items 0..3 taken; item 4 waits for 0 to leave
+        assert [x async for x in out] == list(range(20))
+
+
+async def test_key_sends_equal_keys_to_one_worker(autojump_clock: Any) -> None:
+    """With ``key=``, items of one key never run at the same time; other keys do."""
+    probes = {key: ConcurrencyProbe() for key in "ab"}
+
+    async def work(item: tuple[str, int]) -> tuple[str, int]:
+        with probes[item[0]].track(item):
+            await trio.sleep(1)
+        return item
+
+    items = [("a", i) for i in range(3)] + [("b", i) for i in range(3)]
+    pipe = Pipeline.source(items).map(work, workers=4, key=lambda item: item[0])
+    output = await pipe.collect()
+    assert [i for k, i in output if k == "a"] == [0, 1, 2]
+    assert probes["a"].peak == 1
+    assert probes["b"].peak == 1
+
+
+async def test_broadcast_sends_every_item_to_every_branch() -> None:
+    """Each branch sees every item; their outputs are merged."""
+    result = await (
+        Pipeline.source(range(4))
+        .broadcast(lambda p: p.map(lambda x: ("a", x)), lambda p: p.map(lambda x: ("b", x)))
+        .collect()
+    )
+    assert sorted(result) == [(k, x) for k in "ab" for x in range(4)]
+
+
+async def test_broadcast_backpressure_is_set_by_the_slowest_branch(autojump_clock: Any) -> None:
+    """A fast branch waits for a slow one once the slow branch's buffer is full."""
+    fast_times: list[float] = []
+
+    def fast(p: Pipeline[int]) -> Pipeline[None]:
+        return p.map(lambda x: fast_times.append(trio.current_time()))
+
+    def slow(p: Pipeline[int]) -> Pipeline[int]:
+        return p.map(lambda x: sleep_then(1, x), buffer=1)
+
+    pipe = Pipeline.source(range(5)).broadcast(fast, slow, name="fan")
+    with assert_takes(5.0):
+        await pipe.run()
+    # Items 0 and 1 pass at once (one in the slow worker, one in its buffer);
+    # each further item passes when the slow branch takes the previous one.
+    assert fast_times == [0.0, 0.0, 1.0, 2.0, 3.0]
+    assert {stage.name for stage in pipe.statistics().stages} == {
+        "fan",
+        "fan[0].1:map",
+        "fan[1].1:map",
+    }
+
+
+async def test_merge_of_unequal_sources(autojump_clock: Any) -> None:
+    """``merge`` interleaves pipelines as items arrive and ends when the longest ends."""
+    slow = Pipeline.source(range(3)).map(lambda x: sleep_then(1, ("slow", x)))
+    fast = Pipeline.source(range(5)).map(lambda x: ("fast", x))
+    merged = merge(slow, fast).map(lambda item: item[0])
+    with assert_takes(3.0):
+        result = await merged.collect()
+    assert result == ["fast"] * 5 + ["slow"] * 3
+
+
+async def test_policy_wraps_each_call() -> None:
+    """Every item's call goes through ``policy.call(fn, item)``."""
+    calls: list[int] = []
+
+    class Recording:
+        async def call(self, fn: Any, *args: Any) -> Any:
+            calls.append(args[0])
+            return await fn(*args)
+
+    async def double(x: int) -> int:
+        return 2 * x
+
+    assert await Pipeline.source([1, 2]).map(double, policy=Recording()).collect() == [2, 4]
+    assert calls == [1, 2]
+
+
+async def test_thread_executor_runs_sync_functions_in_threads() -> None:
+    """``executor="thread"`` runs a plain function off the Trio thread."""
+    import threading
+
+    main_thread = threading.get_ident()
+    result = await (
+        Pipeline.source(range(4))
+        .map(lambda x: (x, threading.get_ident() != main_thread), workers=2, executor="thread")
+        .collect()
+    )
+    assert sorted(result) == [(x, True) for x in range(4)]
+
+
+async def test_process_executor_runs_in_worker_processes() -> None:
+    """``executor="process"`` runs a picklable function through trio-parallel."""
+    pytest.importorskip("trio_parallel")
+    assert sorted(await Pipeline.source([-1, -2]).map(abs, executor="process").collect()) == [1, 2]
+
+
+def test_process_executor_without_trio_parallel_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without trio-parallel, ``executor="process"`` is refused when building, with the fix."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "trio_parallel", None)
+    with pytest.raises(
+        ImportError,
+        match=r'^executor="process" needs trio-parallel: pip install "trine\[process\]"$',
+    ):
+        Pipeline.source([1]).map(abs, executor="process")
+
+
+async def test_receiving_a_new_chunk_is_a_checkpoint() -> None:
+    """Waiting for the next chunk of results is a full Trio checkpoint."""
+    async with Pipeline.source([1, 2]).open() as out:
+        with trio.testing.assert_checkpoints():
+            assert await out.receive() == 1
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def fn(x: int) -> int:
+    return x
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "message"),
+    [
+        (lambda p: p.map(fn, workers=0), ValueError, r"^workers must be >= 1, got 0$"),
+        (lambda p: p.map(fn, workers=1.5), TypeError, r"^workers must be an int, got 1.5$"),
+        (lambda p: p.map(fn, buffer=0), ValueError, r"^buffer must be >= 1, got 0$"),
+        (
+            lambda p: p.map(fn, on_error="ignore"),
+            ValueError,
+            r"^on_error must be one of 'raise', 'skip', got 'ignore'$",
+        ),
+        (lambda p: p.map(42), TypeError, r"^fn must be an async function, got 42$"),
+        (lambda p: p.map(fn, ordered=1), TypeError, r"^ordered must be a bool, got 1$"),
+        (lambda p: p.map(fn, name=3), TypeError, r"^name must be a str, got 3$"),
+        (
+            lambda p: p.map(fn, executor="gpu"),
+            ValueError,
+            r"^executor must be one of None, 'thread', 'process', got 'gpu'$",
+        ),
+        (
+            lambda p: p.map(fn, policy=object()),
+            TypeError,
+            r"^policy must have an async call\(fn, \*args\) method, got <object object at .*>$",
+        ),
+        (
+            lambda p: p.map(fn, workers=2, key=fn, ordered=True),
+            ValueError,
+            r"^key and ordered cannot be combined: key already keeps per-key order$",
+        ),
+        (lambda p: p.broadcast(), ValueError, r"^broadcast needs at least one branch$"),
+        (
+            lambda p: p.broadcast(lambda q: 42),
+            TypeError,
+            r"^each branch must return stages added to the pipeline it is given, got 42$",
+        ),
+        (lambda p: merge(), ValueError, r"^merge needs at least one pipeline$"),
+        (lambda p: merge(p, 3), TypeError, r"^merge takes Pipelines, got 3$"),
+        (
+            lambda p: p.map(sleep_then, executor="thread"),
+            TypeError,
+            r"^executor='thread' runs plain functions, got the async <function sleep_then at .*>$",
+        ),
+        (lambda p: p.batch(0), ValueError, r"^size must be >= 1, got 0$"),
+        (lambda p: p.batch(2, timeout=0), ValueError, r"^timeout must be > 0, got 0$"),
+        (lambda p: p.rate_limit(-1), ValueError, r"^rate must be > 0, got -1$"),
+        (lambda p: p.rate_limit(1, per=math.nan), ValueError, r"^per must not be NaN, got nan$"),
+        (lambda p: p.enumerate(start="0"), TypeError, r"^start must be an int, got '0'$"),
+    ],
+)
+def test_arguments_are_validated_when_building(build: Any, error: Any, message: str) -> None:
+    """Every bad argument is refused at build time with a message naming it."""
+    with pytest.raises(error, match=message):
+        build(Pipeline.source([1]))
+
+
+def test_coroutine_objects_are_refused() -> None:
+    """Passing ``f(x)`` instead of ``f`` is a TypeError that says what to do."""
+
+    async def work(x: int) -> int:
+        return x
+
+    with pytest.raises(TypeError, match=r"pass the function and its arguments"):
+        Pipeline.source([1]).map(work(1))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"pass the function and its arguments"):
+        Pipeline.source(work(1))  # type: ignore[arg-type]
+
+
+def test_source_of_the_wrong_type_is_refused() -> None:
+    """A non-iterable source is refused, naming what is accepted."""
+    with pytest.raises(
+        TypeError,
+        match=r"^items must be an iterable, an async iterable, a trio ReceiveChannel or an "
+        r"async generator function, got 42$",
+    ):
+        Pipeline.source(42)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- properties
+
+stage_strategy = st.fixed_dictionaries(
+    {
+        "kind": st.sampled_from(["map", "filter", "flat_map", "tap"]),
+        "workers": st.integers(1, 4),
+        "buffer": st.none() | st.integers(1, 5),
+        "ordered": st.booleans(),
+        "fail_modulus": st.none() | st.integers(2, 7),
+        "delay_modulus": st.integers(1, 4),
+    }
+)
+
+
+def build_random_pipeline(items: list[int], stages: list[dict[str, Any]]) -> Pipeline[int]:
+    """Each stage keeps an item's identity (so it can be tracked) but may sleep, drop or fail."""
+    pipe: Pipeline[int] = Pipeline.source(items)
+    for index, spec in enumerate(stages):
+
+        async def work(x: int, spec: dict[str, Any] = spec, index: int = index) -> int:
+            delay = (x * (index + 3)) % spec["delay_modulus"] / 10
+            if delay:  # some calls finish without blocking: chunks mix both kinds
+                await trio.sleep(delay)
+            if spec["fail_modulus"] and (x + index) % spec["fail_modulus"] == 0:
+                raise ValueError(x)
+            return x
+
+        options: dict[str, Any] = {
+            "workers": spec["workers"],
+            "buffer": spec["buffer"],
+            "ordered": spec["ordered"],
+            "on_error": "skip",
+            "name": f"s{index}",
+        }
+        if spec["kind"] == "map":
+            pipe = pipe.map(work, **options)
+        elif spec["kind"] == "filter":
+
+            async def keep(x: int, work: Any = work, index: int = index) -> bool:
+                return bool((await work(x)) % 5 != index)
+
+            pipe = pipe.filter(keep, **options)
+        elif spec["kind"] == "flat_map":
+
+            async def one(x: int, work: Any = work) -> list[int]:
+                return [await work(x)]
+
+            pipe = pipe.flat_map(one, **options)
+        else:
+            pipe = pipe.tap(lambda x: None)
+    return pipe
+
+
+def expected_output(items: list[int], stages: list[dict[str, Any]]) -> tuple[list[int], int]:
+    """What must come out (in input order) and how many items fail along the way."""
+    out, failed = [], 0
+    for x in items:
+        alive = True
+        for index, spec in enumerate(stages):
+            if spec["kind"] == "tap":
+                continue
+            if spec["fail_modulus"] and (x + index) % spec["fail_modulus"] == 0:
+                failed += 1
+                alive = False
+                break
+            if spec["kind"] == "filter" and x % 5 == index:
+                alive = False
+                break
+        if alive:
+            out.append(x)
+    return out, failed
+
+
+def check_buffers(pipe: Pipeline[Any]) -> None:
+    run = pipe._latest.run
+    assert run is not None
+    for stage_run in run.stage_runs:
+        for buffer in stage_run.inputs:
+            assert buffer.peak <= buffer.capacity, (stage_run.stage.name, buffer.peak)
+    assert run.output_buffer.peak <= run.output_buffer.capacity
+
+
+@given(
+    items=st.lists(st.integers(0, 50), max_size=30, unique=True),
+    stages=st.lists(stage_strategy, min_size=1, max_size=4),
+)
+def test_every_item_is_delivered_once_or_counted_failed(
+    items: list[int], stages: list[dict[str, Any]]
+) -> None:
+    """Random pipelines: exactly-once delivery, failures counted, order kept, buffers bounded."""
+    pipe = build_random_pipeline(items, stages)
+
+    async def main() -> None:
+        output = await pipe.collect()
+        expected, failed = expected_output(items, stages)
+        assert sorted(output) == sorted(expected)
+        assert len(output) == len(set(output))
+        stats = pipe.statistics()
+        assert sum(stage.failed for stage in stats.stages) == failed
+        assert sum(stage.skipped for stage in stats.stages) == failed
+        if all(spec["ordered"] or spec["workers"] == 1 for spec in stages):
+            assert output == expected
+        check_buffers(pipe)
+        assert all(stage.busy_workers == 0 for stage in stats.stages)
+        assert pipeline_tasks() == []
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+@given(
+    items=st.lists(st.integers(0, 50), max_size=30, unique=True),
+    stages=st.lists(stage_strategy, min_size=1, max_size=4),
+    cancel_at=st.integers(0, 30).map(lambda tenths: tenths / 10),
+    early_exit_after=st.none() | st.integers(0, 5),
+)
+def test_cancellation_at_any_time_leaves_no_tasks(
+    items: list[int],
+    stages: list[dict[str, Any]],
+    cancel_at: float,
+    early_exit_after: int | None,
+) -> None:
+    """Cancelling from outside, or leaving open() early, at any fake time leaves nothing running."""
+    pipe = build_random_pipeline(items, stages)
+
+    async def main() -> None:
+        received: list[int] = []
+        with trio.move_on_after(cancel_at):
+            async with pipe.open() as out:
+                async for x in out:
+                    received.append(x)
+                    if early_exit_after is not None and len(received) > early_exit_after:
+                        break
+        assert pipeline_tasks() == []
+        stats = pipe.statistics()
+        assert not stats.running
+        assert all(stage.busy_workers == 0 for stage in stats.stages)
+        assert len(received) == len(set(received))
+        check_buffers(pipe)
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+@given(
+    items=st.lists(st.tuples(st.integers(0, 4), st.integers(0, 3)), max_size=40),
+    workers=st.integers(2, 4),
+    buffer=st.none() | st.integers(1, 4),
+)
+def test_key_keeps_per_key_order(
+    items: list[tuple[int, int]], workers: int, buffer: int | None
+) -> None:
+    """Items with the same key leave a keyed stage in the order they came in."""
+    numbered = [(key, delay, seq) for seq, (key, delay) in enumerate(items)]
+
+    async def work(item: tuple[int, int, int]) -> tuple[int, int, int]:
+        await trio.sleep(item[1])
+        return item
+
+    pipe = Pipeline.source(numbered).map(
+        work, workers=workers, buffer=buffer, key=lambda item: item[0]
+    )
+
+    async def main() -> None:
+        output = await pipe.collect()
+        assert sorted(output) == sorted(numbered)
+        for key in range(5):
+            sequence = [seq for k, _, seq in output if k == key]
+            assert sequence == sorted(sequence)
+        check_buffers(pipe)
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+@given(
+    sizes=st.lists(st.integers(0, 15), min_size=1, max_size=3),
+    delays=st.lists(st.integers(0, 3), min_size=3, max_size=3),
+    buffer=st.integers(1, 3),
+    workers=st.integers(1, 3),
+)
+def test_merge_delivers_everything_within_bounds(
+    sizes: list[int], delays: list[int], buffer: int, workers: int
+) -> None:
+    """Merged pipelines (async sources that block) deliver each item once, buffers bounded."""
+
+    def make_source(number: int, size: int) -> Any:
+        async def numbers() -> AsyncIterator[tuple[int, int]]:
+            for i in range(size):
+                if i % 2:
+                    await trio.sleep(delays[number] / 10)
+                yield (number, i)
+
+        return numbers
+
+    inputs = [Pipeline.source(make_source(n, size)) for n, size in enumerate(sizes)]
+    pipe = merge(*inputs).map(lambda x: sleep_then(0.1, x), workers=workers, buffer=buffer)
+
+    async def main() -> None:
+        output = await pipe.collect()
+        assert sorted(output) == [(n, i) for n, size in enumerate(sizes) for i in range(size)]
+        check_buffers(pipe)
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+async def test_async_generator_source_is_closed_when_the_run_ends_early() -> None:
+    """An async generator source runs its ``finally`` when the pipeline is left early."""
+    closed: list[bool] = []
+
+    async def numbers() -> AsyncIterator[int]:
+        try:
+            for i in range(1000):
+                await trio.lowlevel.checkpoint()
+                yield i
+        finally:
+            closed.append(True)
+
+    async with Pipeline.source(numbers).open() as out:
+        await out.receive()
+    assert closed == [True]
