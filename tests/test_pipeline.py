@@ -798,3 +798,12 @@ async def test_async_generator_source_is_closed_when_the_run_ends_early() -> Non
     async with Pipeline.source(numbers).open() as out:
         await out.receive()
     assert closed == [True]
+
+
+async def test_rate_limit_burst_goes_through_the_rate_limiter(autojump_clock: Any) -> None:
+    """``rate_limit(1, burst=3)`` paces with trine.RateLimiter: 3 at once, then one per second."""
+    times: list[float] = []
+    async with Pipeline.source(range(5)).rate_limit(1, burst=3).open() as out:
+        async for _ in out:
+            times.append(trio.current_time())
+    assert times == [0.0, 0.0, 0.0, 1.0, 2.0]

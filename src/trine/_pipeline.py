@@ -48,6 +48,7 @@ import attrs
 import trio
 
 from ._errors import StageError
+from ._rate import RateLimiter
 from ._stats import LatencyHistogram, LatencySummary
 from ._util import check_async_callable, check_choice, check_int, check_number
 
@@ -264,7 +265,7 @@ class _Stage:
     executor: str | None = None
     size: int = 0
     timeout: float | None = None
-    interval: float = 0.0
+    rate: tuple[float, float, int] | None = None  # rate, per, burst
     branches: tuple[tuple[_Stage, ...], ...] = ()
 
 
@@ -686,26 +687,30 @@ class Pipeline(Generic[T_co]):
         )
 
     def rate_limit(
-        self, rate: float, per: float = 1.0, *, name: str | None = None
+        self, rate: float, per: float = 1.0, *, burst: int = 1, name: str | None = None
     ) -> Pipeline[T_co]:
         """Let at most *rate* items through per *per* seconds, evenly spaced.
 
-        Items are delayed, never dropped: the *n*-th item after a pause leaves
-        ``n * per / rate`` seconds after the first (GCRA spacing, burst 1).
+        Items are delayed, never dropped. Each run of the pipeline paces its
+        items with its own :class:`~trine.RateLimiter` ``(rate, per, burst=burst)``,
+        so the guarantee is the rate limiter's: in any interval of length *t*
+        at most ``burst + rate * t / per`` items leave; with ``burst=1`` the
+        *n*-th item after a pause leaves ``n * per / rate`` seconds after the first.
 
         Raises:
-          TypeError, ValueError: if *rate* or *per* is not a number ``> 0``.
+          TypeError, ValueError: if *rate*, *per* or *burst* is not valid for
+            :class:`~trine.RateLimiter`.
         """
-        # The lead will move this onto trine.RateLimiter once it is merged.
-        rate = check_number("rate", rate, exclusive=True)
-        per = check_number("per", per, exclusive=True)
+        # Built once here so that bad arguments fail at build time, with
+        # RateLimiter's own messages; each run gets a fresh one.
+        RateLimiter(rate, per, burst=burst)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str, got {name!r}")
         return self._then(
             _Stage(
                 kind="rate_limit",
                 name=name or self._default_name("rate_limit", None),
-                interval=per / rate,
+                rate=(rate, per, burst),
             )
         )
 
@@ -1582,20 +1587,17 @@ class _Run:
             output.close_producer()
 
     async def _rate_worker(self, stage_run: _StageRun) -> None:
-        interval = stage_run.stage.interval
+        assert stage_run.stage.rate is not None
+        rate, per, burst = stage_run.stage.rate
+        limiter = RateLimiter(rate, per, burst=burst)
         inputs = stage_run.inputs[0]
         output = stage_run.output
-        allowed_at = -math.inf
         try:
             while chunk := await inputs.get_many():
                 inputs.commit(len(chunk))
                 for item in chunk:
                     stage_run.items_in += 1
-                    now = trio.current_time()
-                    if allowed_at > now:
-                        await trio.sleep_until(allowed_at)
-                        now = allowed_at
-                    allowed_at = now + interval
+                    await limiter.acquire()
                     await output.put_many([item])
                     stage_run.items_out += 1
         finally:
