@@ -25,13 +25,14 @@ import heapq
 import types
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
-from typing import Any, Generic, Literal, Protocol, TypeVar, final
+from typing import Any, Generic, Literal, TypeVar, final
 
 import attrs
 import trio
 
 from ._errors import CycleError
 from ._limit import KeyedLimiter, LimiterLike, WeightedSemaphore, _check_limiter, open_hold
+from ._policy import SupportsCall, _check_call_guard
 from ._util import check_async_callable, check_int
 
 __all__ = [
@@ -59,12 +60,6 @@ _PLAIN_CALLABLES = frozenset(
 # than a tuple, and orders by priority (higher first), then insertion order.
 _INDEX_BITS = 40
 _INDEX_MASK = (1 << _INDEX_BITS) - 1
-
-
-class _PolicyLike(Protocol):
-    """What ``policy=`` accepts: anything with ``async def call(fn, *args)``, e.g. a ``Policy``."""
-
-    def call(self, fn: Callable[..., Awaitable[_T]], /, *args: Any) -> Awaitable[_T]: ...
 
 
 class NodeStatus(enum.StrEnum):
@@ -528,7 +523,7 @@ class TaskGraph:
     _deps: list[tuple[int, ...]] = attrs.field(factory=list, init=False)
     _dependents: list[list[int]] = attrs.field(factory=list, init=False)
     _keys: list[int] = attrs.field(factory=list, init=False)
-    _policies: list[_PolicyLike | None] = attrs.field(factory=list, init=False)
+    _policies: list[SupportsCall | None] = attrs.field(factory=list, init=False)
     _needs: list[tuple[tuple[_Resource, int], ...]] = attrs.field(factory=list, init=False)
     _blocking: list[bool] = attrs.field(factory=list, init=False)
     # Ready nodes that take the same resources without waiting share one heap
@@ -593,7 +588,7 @@ class TaskGraph:
         deps: Sequence[Node[Any]] = (),
         name: str | None = None,
         priority: int = 0,
-        policy: _PolicyLike | None = None,
+        policy: SupportsCall | None = None,
         resources: Sequence[str] | Mapping[str, int] = (),
     ) -> Node[_T]:
         """Add a node that will call ``await fn(*args, *results_of_deps)``.
@@ -642,10 +637,8 @@ class TaskGraph:
             raise ValueError(f"name {name!r} is already used by another node of this graph")
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise TypeError(f"priority must be an int, got {priority!r}")
-        if policy is not None and not callable(getattr(policy, "call", None)):
-            raise TypeError(
-                f"policy must have an async call(fn, *args) method (a trine.Policy), got {policy!r}"
-            )
+        if policy is not None:
+            _check_call_guard("policy", policy)
         given_deps: object = deps
         if type(given_deps) not in (tuple, list) and (
             isinstance(given_deps, str | bytes) or not isinstance(given_deps, Iterable)

@@ -42,12 +42,13 @@ from collections.abc import (
     Iterable,
 )
 from contextlib import asynccontextmanager
-from typing import Any, Generic, Literal, Protocol, TypeVar, final, overload
+from typing import Any, Generic, Literal, TypeVar, final, overload
 
 import attrs
 import trio
 
 from ._errors import StageError
+from ._policy import SupportsCall, _check_call_guard
 from ._rate import RateLimiter
 from ._stats import LatencyHistogram, LatencySummary
 from ._util import check_async_callable, check_choice, check_int, check_number
@@ -69,12 +70,6 @@ _EXECUTORS: tuple[str | None, ...] = (None, "thread", "process")
 # collect() and run() keep everything they receive, so their last hop may be
 # wide: it only bounds how many results wait for the caller's task.
 _COLLECT_BUFFER = 1024
-
-
-class _CallPolicy(Protocol):
-    """What ``policy=`` needs: a :class:`trine.Policy`, or anything with ``call``."""
-
-    async def call(self, fn: Callable[..., Awaitable[Any]], /, *args: Any) -> Any: ...
 
 
 # --------------------------------------------------------------------------- buffer
@@ -261,7 +256,7 @@ class _Stage:
     ordered: bool = False
     key: Callable[[Any], Any] | None = None
     on_error: OnError = "raise"
-    policy: _CallPolicy | None = None
+    policy: SupportsCall | None = None
     executor: str | None = None
     size: int = 0
     timeout: float | None = None
@@ -414,8 +409,8 @@ class Pipeline(Generic[T_co]):
             check_choice("on_error", on_error, _ON_ERROR_CHOICES)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str, got {name!r}")
-        if policy is not None and not callable(getattr(policy, "call", None)):
-            raise TypeError(f"policy must have an async call(fn, *args) method, got {policy!r}")
+        if policy is not None:
+            _check_call_guard("policy", policy)
         if key is not None:
             key = check_async_callable("key", key)
             if ordered:
@@ -453,7 +448,7 @@ class Pipeline(Generic[T_co]):
         key: Callable[[T_co], object] | None = None,
         on_error: OnError = "raise",
         name: str | None = None,
-        policy: _CallPolicy | None = None,
+        policy: SupportsCall | None = None,
         executor: Literal["thread", "process"] | None = None,
     ) -> Pipeline[U]: ...
     @overload
@@ -467,7 +462,7 @@ class Pipeline(Generic[T_co]):
         key: Callable[[T_co], object] | None = None,
         on_error: OnError = "raise",
         name: str | None = None,
-        policy: _CallPolicy | None = None,
+        policy: SupportsCall | None = None,
         executor: Literal["thread", "process"] | None = None,
     ) -> Pipeline[U]: ...
     def map(
@@ -480,7 +475,7 @@ class Pipeline(Generic[T_co]):
         key: Callable[[T_co], object] | None = None,
         on_error: OnError = "raise",
         name: str | None = None,
-        policy: _CallPolicy | None = None,
+        policy: SupportsCall | None = None,
         executor: Literal["thread", "process"] | None = None,
     ) -> Pipeline[Any]:
         """Replace each item by ``fn(item)`` (awaited if *fn* is async).
@@ -531,7 +526,7 @@ class Pipeline(Generic[T_co]):
         key: Callable[[T_co], object] | None = None,
         on_error: OnError = "raise",
         name: str | None = None,
-        policy: _CallPolicy | None = None,
+        policy: SupportsCall | None = None,
     ) -> Pipeline[T_co]:
         """Keep the items for which ``fn(item)`` is true (awaited if async).
 
@@ -562,7 +557,7 @@ class Pipeline(Generic[T_co]):
         key: Callable[[T_co], object] | None = None,
         on_error: OnError = "raise",
         name: str | None = None,
-        policy: _CallPolicy | None = None,
+        policy: SupportsCall | None = None,
     ) -> Pipeline[U]: ...
     @overload
     def flat_map(
@@ -575,7 +570,7 @@ class Pipeline(Generic[T_co]):
         key: Callable[[T_co], object] | None = None,
         on_error: OnError = "raise",
         name: str | None = None,
-        policy: _CallPolicy | None = None,
+        policy: SupportsCall | None = None,
     ) -> Pipeline[U]: ...
     @overload
     def flat_map(
@@ -588,7 +583,7 @@ class Pipeline(Generic[T_co]):
         key: Callable[[T_co], object] | None = None,
         on_error: OnError = "raise",
         name: str | None = None,
-        policy: _CallPolicy | None = None,
+        policy: SupportsCall | None = None,
     ) -> Pipeline[U]: ...
     def flat_map(
         self,
@@ -600,7 +595,7 @@ class Pipeline(Generic[T_co]):
         key: Callable[[T_co], object] | None = None,
         on_error: OnError = "raise",
         name: str | None = None,
-        policy: _CallPolicy | None = None,
+        policy: SupportsCall | None = None,
     ) -> Pipeline[Any]:
         """Replace each item by every item of ``fn(item)``.
 
