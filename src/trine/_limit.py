@@ -177,6 +177,19 @@ _GRANTED = 1
 _GONE = 2
 
 
+def _sweep(heap: list[Any], waiting: int) -> None:
+    """Drop cancelled waiters from a heap whose entries end with their waiter.
+
+    Cancelled waiters are skipped lazily when popped; once they outnumber the
+    live ones the heap is rebuilt, so memory stays O(waiters).
+    """
+    if not waiting:
+        heap.clear()
+    elif len(heap) > 2 * waiting + 16:
+        heap[:] = [entry for entry in heap if entry[-1].state == _WAITING]
+        heapq.heapify(heap)
+
+
 @final
 class _Waiter:
     """One task parked in a limiter's queue."""
@@ -522,13 +535,7 @@ class PriorityLimiter:
         def abort(_: object) -> Abort:
             waiter.state = _GONE
             self._waiting -= 1
-            heap = self._heap
-            if not self._waiting:
-                heap.clear()
-            elif len(heap) > 2 * self._waiting + 16:
-                # Mostly dead entries: sweep so memory stays O(waiters).
-                heap[:] = [entry for entry in heap if entry[2].state == _WAITING]
-                heapq.heapify(heap)
+            _sweep(self._heap, self._waiting)
             return Abort.SUCCEEDED
 
         await wait_task_rescheduled(abort)
@@ -731,12 +738,7 @@ class KeyedLimiter:
                 self._mark_ready(state)
                 self._wake()
             self._forget_if_idle(key, state)
-            ready = self._ready
-            if not self._waiting:
-                ready.clear()
-            elif len(ready) > 2 * self._waiting + 16:
-                ready[:] = [entry for entry in ready if entry[1].state == _WAITING]
-                heapq.heapify(ready)
+            _sweep(self._ready, self._waiting)
             return Abort.SUCCEEDED
 
         await wait_task_rescheduled(abort)
