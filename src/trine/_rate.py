@@ -204,6 +204,15 @@ class _Admissions(Generic[_State]):
             default=0,
         )
 
+    def _admit_or_raise(self, cost: float, key: Hashable, limit: str) -> None:
+        """Admit *cost* now, or raise RateLimitExceeded saying when it would be admitted."""
+        if not self._try_acquire(cost, key):
+            retry_after = self._wait_time(cost, key)
+            raise RateLimitExceeded(
+                f"{limit} exceeded for key {key!r}, retry after {retry_after:g}s",
+                retry_after=retry_after,
+            )
+
     def _waiting_summary(self) -> str:
         keys = len(self._states)
         return f"{self._tasks_waiting} waiting, {keys} key{'' if keys == 1 else 's'}"
@@ -439,14 +448,9 @@ class RateLimiter(_Admissions[_GcraState]):
             enough).
           ValueError: as for :meth:`acquire`.
         """
-        cost = self._check_cost(cost)
-        if not self._try_acquire(cost, key):
-            retry_after = self._wait_time(cost, key)
-            raise RateLimitExceeded(
-                f"rate limit of {self._rate:g} per {self._per:g}s exceeded for key {key!r}, "
-                f"retry after {retry_after:g}s",
-                retry_after=retry_after,
-            )
+        self._admit_or_raise(
+            self._check_cost(cost), key, f"rate limit of {self._rate:g} per {self._per:g}s"
+        )
 
     def statistics(self) -> RateLimiterStatistics:
         """Return a fresh :class:`RateLimiterStatistics` snapshot."""
@@ -654,14 +658,9 @@ class SlidingWindowLimiter(_Admissions[_WindowState]):
             would wait if called instead, were nothing to change meanwhile.
           ValueError: as for :meth:`acquire`.
         """
-        cost = self._check_cost(cost)
-        if not self._try_acquire(cost, key):
-            retry_after = self._wait_time(cost, key)
-            raise RateLimitExceeded(
-                f"limit of {self._limit} per {self._window:g}s window exceeded for key {key!r}, "
-                f"retry after {retry_after:g}s",
-                retry_after=retry_after,
-            )
+        self._admit_or_raise(
+            self._check_cost(cost), key, f"limit of {self._limit} per {self._window:g}s window"
+        )
 
     def statistics(self) -> SlidingWindowLimiterStatistics:
         """Return a fresh :class:`SlidingWindowLimiterStatistics` snapshot."""
