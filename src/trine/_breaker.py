@@ -632,6 +632,20 @@ class CircuitBreaker:
             return _FAILURE
         return _SUCCESS
 
+    async def _enter(self) -> _Permit:
+        """Admit a call or raise :exc:`CircuitOpenError`; either way a checkpoint.
+
+        Cancellation is checked before admission, so a cancelled task never
+        takes a probe slot; a refusal still yields, so a loop of refused calls
+        cannot starve other tasks.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            return self._admit()
+        except CircuitOpenError:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            raise
+
     def _finish(self, permit: _Permit, error: BaseException | None) -> None:
         """Record how an admitted call ended (the other half of :meth:`_admit`)."""
         kind = self._classify(error)
@@ -703,12 +717,7 @@ class CircuitBreaker:
         given: object = fn  # typed callers always pass a callable; untyped ones may not
         if not callable(given):  # e.g. a coroutine object: the helper says what to do
             check_async_callable("fn", given)
-        await trio.lowlevel.checkpoint_if_cancelled()
-        try:
-            permit = self._admit()
-        except CircuitOpenError:
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            raise
+        permit = await self._enter()
         try:
             result = await fn(*args)
         except BaseException as exc:
@@ -719,12 +728,7 @@ class CircuitBreaker:
 
     async def __aenter__(self) -> None:
         """Enter a guarded block; raises :exc:`CircuitOpenError` if refused."""
-        await trio.lowlevel.checkpoint_if_cancelled()
-        try:
-            permit = self._admit()
-        except CircuitOpenError:
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            raise
+        permit = await self._enter()
         task = trio.lowlevel.current_task()
         held = self._held.get(task)
         if held is None:
@@ -751,18 +755,13 @@ class CircuitBreaker:
 
         @functools.wraps(fn)
         async def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _T:
-            await trio.lowlevel.checkpoint_if_cancelled()
-            try:
-                permit = self._admit()
-            except CircuitOpenError:
-                await trio.lowlevel.cancel_shielded_checkpoint()
-                raise
+            permit = await self._enter()
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as exc:
-                permit.finish(exc)
+                self._finish(permit, exc)
                 raise
-            permit.finish(None)
+            self._finish(permit, None)
             return result
 
         return guarded
