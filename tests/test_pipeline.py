@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -420,9 +420,10 @@ async def test_broadcast_backpressure_is_set_by_the_slowest_branch(autojump_cloc
     pipe = Pipeline.source(range(5)).broadcast(fast, slow, name="fan")
     with assert_takes(5.0):
         await pipe.run()
-    # Items 0 and 1 pass at once (one in the slow worker, one in its buffer);
-    # each further item passes when the slow branch takes the previous one.
-    assert fast_times == [0.0, 0.0, 1.0, 2.0, 3.0]
+    # Items 0, 1 and 2 reach the fast branch at once: 0 is in the slow worker,
+    # 1 in its buffer, and the distributor holds 2 until the slow branch has
+    # room (at t=1); each further item passes when the slow branch takes one.
+    assert fast_times == [0.0, 0.0, 0.0, 1.0, 2.0]
     assert {stage.name for stage in pipe.statistics().stages} == {
         "fan",
         "fan[0].1:map",
@@ -594,16 +595,22 @@ stage_strategy = st.fixed_dictionaries(
 )
 
 
-def build_random_pipeline(items: list[int], stages: list[dict[str, Any]]) -> Pipeline[int]:
-    """Each stage keeps an item's identity (so it can be tracked) but may sleep, drop or fail."""
+def build_random_pipeline(
+    items: Iterable[int], stages: list[dict[str, Any]], dropped: Any = lambda x: None
+) -> Pipeline[int]:
+    """Each stage keeps an item's identity (so it can be tracked) but may sleep, drop or fail.
+
+    *dropped* is called with each item the moment a stage fails on it or filters it out.
+    """
     pipe: Pipeline[int] = Pipeline.source(items)
     for index, spec in enumerate(stages):
 
         async def work(x: int, spec: dict[str, Any] = spec, index: int = index) -> int:
             delay = (x * (index + 3)) % spec["delay_modulus"] / 10
-            if delay:  # some calls finish without blocking: chunks mix both kinds
+            if delay:  # some calls finish without blocking: runs mix both kinds
                 await trio.sleep(delay)
             if spec["fail_modulus"] and (x + index) % spec["fail_modulus"] == 0:
+                dropped(x)
                 raise ValueError(x)
             return x
 
@@ -619,7 +626,10 @@ def build_random_pipeline(items: list[int], stages: list[dict[str, Any]]) -> Pip
         elif spec["kind"] == "filter":
 
             async def keep(x: int, work: Any = work, index: int = index) -> bool:
-                return bool((await work(x)) % 5 != index)
+                kept = (await work(x)) % 5 != index
+                if not kept:
+                    dropped(x)
+                return kept
 
             pipe = pipe.filter(keep, **options)
         elif spec["kind"] == "flat_map":
@@ -629,7 +639,7 @@ def build_random_pipeline(items: list[int], stages: list[dict[str, Any]]) -> Pip
 
             pipe = pipe.flat_map(one, **options)
         else:
-            pipe = pipe.tap(lambda x: None)
+            pipe = pipe.tap(lambda x: None, **options)
     return pipe
 
 
@@ -653,13 +663,71 @@ def expected_output(items: list[int], stages: list[dict[str, Any]]) -> tuple[lis
     return out, failed
 
 
-def check_buffers(pipe: Pipeline[Any]) -> None:
-    run = pipe._latest.run
-    assert run is not None
-    for stage_run in run.stage_runs:
-        for buffer in stage_run.inputs:
-            assert buffer.peak <= buffer.capacity, (stage_run.stage.name, buffer.peak)
-    assert run.output_buffer.peak <= run.output_buffer.capacity
+def items_held_bound(stages: list[dict[str, Any]], output_buffer: int) -> int:
+    """The most items a run of *stages* may hold at once, as the docs promise.
+
+    The source holds the one it is handing on; a stage holds ``buffer`` waiting
+    items and one per worker; an ordered stage of several workers also holds
+    finished results until their turn (at most ``workers + buffer`` items are
+    taken and not yet emitted, plus the one being emitted).
+    """
+    total = 1 + output_buffer
+    for spec in stages:
+        workers = spec["workers"]
+        buffer = spec["buffer"] or workers
+        if spec["ordered"] and workers > 1:
+            total += buffer + (workers + buffer) + 1
+        else:
+            total += buffer + workers
+    return total
+
+
+class PipelineWatch(trio.abc.Instrument):
+    """Checks a run after every task step: the ground truth, not the run's own counters.
+
+    Every buffer holds at most its capacity, and (if *bound* is given) the
+    items taken from the source and neither received nor dropped yet never
+    exceed *bound*. Trio disables an instrument that raises, so violations are
+    collected and asserted on by the test.
+    """
+
+    def __init__(self, pipe: Pipeline[Any] | None = None, bound: int | None = None) -> None:
+        self.pipe = pipe
+        self.bound = bound
+        self.pulled = 0
+        self.finished = 0  # received by the test, or dropped by a stage
+        self.most_held = 0
+        self.violations: list[str] = []
+
+    def source(self, items: list[int]) -> Iterator[int]:
+        for item in items:
+            self.pulled += 1
+            yield item
+
+    def finish(self, _: object = None) -> None:
+        self.finished += 1
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        run = self.pipe._latest.run if self.pipe is not None else None
+        if run is None:
+            return
+        buffers = [buffer for stage in run.stage_runs for buffer in stage.inputs]
+        for buffer in [*buffers, run.output_buffer]:
+            if len(buffer.items) > buffer.capacity:
+                self.violations.append(
+                    f"{len(buffer.items)} items in a buffer of {buffer.capacity}"
+                )
+            if buffer._getters_woken < 0 or buffer._putters_woken < 0:
+                self.violations.append("a buffer counted more wake-ups than it made")
+        held = self.pulled - self.finished
+        self.most_held = max(self.most_held, held)
+        if self.bound is not None and held > self.bound:
+            self.violations.append(f"{held} items held, more than the bound {self.bound}")
+
+
+def run_watched(main: Any, watch: PipelineWatch) -> None:
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0), instruments=[watch])
+    assert watch.violations == []
 
 
 @given(
@@ -669,11 +737,16 @@ def check_buffers(pipe: Pipeline[Any]) -> None:
 def test_every_item_is_delivered_once_or_counted_failed(
     items: list[int], stages: list[dict[str, Any]]
 ) -> None:
-    """Random pipelines: exactly-once delivery, failures counted, order kept, buffers bounded."""
-    pipe = build_random_pipeline(items, stages)
+    """Random pipelines: exactly-once delivery, failures counted, order kept, memory bounded."""
+    watch = PipelineWatch(bound=items_held_bound(stages, output_buffer=1))
+    pipe = watch.pipe = build_random_pipeline(watch.source(items), stages, dropped=watch.finish)
 
     async def main() -> None:
-        output = await pipe.collect()
+        output: list[int] = []
+        async with pipe.open() as out:
+            async for x in out:
+                watch.finish()
+                output.append(x)
         expected, failed = expected_output(items, stages)
         assert sorted(output) == sorted(expected)
         assert len(output) == len(set(output))
@@ -682,11 +755,10 @@ def test_every_item_is_delivered_once_or_counted_failed(
         assert sum(stage.skipped for stage in stats.stages) == failed
         if all(spec["ordered"] or spec["workers"] == 1 for spec in stages):
             assert output == expected
-        check_buffers(pipe)
         assert all(stage.busy_workers == 0 for stage in stats.stages)
         assert pipeline_tasks() == []
 
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    run_watched(main, watch)
 
 
 @given(
@@ -703,6 +775,7 @@ def test_cancellation_at_any_time_leaves_no_tasks(
 ) -> None:
     """Cancelling from outside, or leaving open() early, at any fake time leaves nothing running."""
     pipe = build_random_pipeline(items, stages)
+    watch = PipelineWatch(pipe)
 
     async def main() -> None:
         received: list[int] = []
@@ -717,9 +790,8 @@ def test_cancellation_at_any_time_leaves_no_tasks(
         assert not stats.running
         assert all(stage.busy_workers == 0 for stage in stats.stages)
         assert len(received) == len(set(received))
-        check_buffers(pipe)
 
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    run_watched(main, watch)
 
 
 @given(
@@ -747,9 +819,8 @@ def test_key_keeps_per_key_order(
         for key in range(5):
             sequence = [seq for k, _, seq in output if k == key]
             assert sequence == sorted(sequence)
-        check_buffers(pipe)
 
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    run_watched(main, PipelineWatch(pipe))
 
 
 @given(
@@ -778,9 +849,8 @@ def test_merge_delivers_everything_within_bounds(
     async def main() -> None:
         output = await pipe.collect()
         assert sorted(output) == [(n, i) for n, size in enumerate(sizes) for i in range(size)]
-        check_buffers(pipe)
 
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    run_watched(main, PipelineWatch(pipe))
 
 
 async def test_async_generator_source_is_closed_when_the_run_ends_early() -> None:
@@ -807,3 +877,56 @@ async def test_rate_limit_burst_goes_through_the_rate_limiter(autojump_clock: An
         async for _ in out:
             times.append(trio.current_time())
     assert times == [0.0, 0.0, 0.0, 1.0, 2.0]
+
+
+# --------------------------------------------------------------------------- bounds (issue 5)
+
+
+async def test_issue5_a_blocking_stage_keeps_its_buffer_bounded(autojump_clock: Any) -> None:
+    """Regression: behind a fast stage, a blocking one never lets more than ``buffer`` wait.
+
+    An earlier engine released a chunk's items twice when the function blocked,
+    so a ``buffer=4`` stage behind a fast one came to hold dozens of items.
+    """
+    pulled = 0
+
+    def numbers() -> Iterator[int]:
+        nonlocal pulled
+        for i in range(40):
+            pulled += 1
+            yield i
+
+    pipe = (
+        Pipeline.source(numbers())
+        .map(lambda x: x, buffer=8)
+        .map(lambda x: sleep_then(1, x), buffer=4, name="slow")
+    )
+    most_held = 0
+    received = 0
+    async with pipe.open() as out:
+        async for _ in out:
+            received += 1
+            await trio.testing.wait_all_tasks_blocked()
+            assert pipe.statistics().stage("slow").buffer_used == max(0, min(4, 39 - received))
+            most_held = max(most_held, pulled - received)
+    # Held at most: 4 waiting and 1 in the slow worker, 8 waiting and 1 in the
+    # fast worker (holding a result for the full buffer), 1 in the source.
+    assert most_held == 15
+    assert received == 40
+
+
+async def test_issue5_flat_map_hands_items_on_as_they_come(autojump_clock: Any) -> None:
+    """Regression: a flat_map of a long iterable holds one produced item, not all of them."""
+    produced = 0
+
+    def many(x: int) -> Iterator[int]:
+        nonlocal produced
+        for i in range(1000):
+            produced += 1
+            yield i
+
+    async with Pipeline.source([0]).flat_map(many).open() as out:
+        assert await out.receive() == 0
+        await trio.testing.wait_all_tasks_blocked()
+        # One received, one waiting in the output buffer, one in the worker's hand.
+        assert produced == 3

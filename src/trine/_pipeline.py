@@ -5,23 +5,24 @@ stages. :meth:`Pipeline.open` runs it in one nursery, with one child nursery
 per stage holding that stage's workers, so a Trio task tree reads
 pipeline → stage → workers.
 
-Why not memory channels between stages? In Trio every ``send``/``receive``
-is a trip through the scheduler (about 8 µs here) whatever the user's function
-costs. Stages here are joined by :class:`_ItemBuffer`, a bounded deque of
-items with parking-lot wake-ups: a stage that finds several items ready takes
-them *all* at once and hands its results downstream together (opportunistic
-chunking). Nothing ever waits for a chunk to fill, so no latency is added, and
-every bound is still counted in items. Everything a user can see (functions,
-``on_error``, statistics, order) stays per item.
+Why not memory channels between stages? In Trio every ``send`` and every
+``receive`` is a trip through the scheduler (about 8 µs here), whatever the
+user's function costs. Stages here are joined by :class:`_Buffer`, a bounded
+deque with its own wait queues, and a worker never yields while it has work
+it can do without waiting: it takes the next waiting item, calls the
+function, hands the result downstream and goes on to the next item, parking
+only when its input is empty, its output is full or the function itself
+blocks. A stage that finds several items ready therefore moves them all in
+one trip through the scheduler (opportunistic chunking: nothing waits for a
+chunk to fill), while every function is still called once per item, every
+result is handed on as soon as it exists, and every bound counts items.
 
-A worker runs the user's function on the items of its chunk one after the
-other. It starts each call by hand (``coroutine.send(None)``): if the call
-finishes without blocking, the next item follows at once; if it is about to
-block, the worker first gives the rest of its chunk back to the buffer (so an
-idle sibling worker picks it up at the same instant) and then lets the call
-block as an ordinary ``await`` would. A stage of many workers therefore
-behaves exactly like workers taking one item at a time, while a stage whose
-function never blocks moves whole chunks per scheduler trip.
+The bounds are a memory channel's: at most ``buffer`` items wait in front of
+a stage, and each worker holds the one item it is working on (or the one
+result it is handing on). The function is started by hand
+(``coroutine.send(None)``) so that a worker knows when it is about to block:
+if items are still waiting then, it wakes one idle sibling to take them, so a
+stage of many workers behaves as workers taking one item at a time would.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import itertools
 import math
 import reprlib
 import types
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -40,6 +41,7 @@ from collections.abc import (
     Callable,
     Generator,
     Iterable,
+    Iterator,
 )
 from contextlib import asynccontextmanager
 from typing import Any, Generic, Literal, TypeVar, final, overload
@@ -55,6 +57,7 @@ from ._util import check_async_callable, check_choice, check_int, check_number
 
 __all__ = [
     "Pipeline",
+    "PipelineOutput",
     "PipelineStatistics",
     "StageStatistics",
     "merge",
@@ -74,149 +77,133 @@ _COLLECT_BUFFER = 1024
 
 # --------------------------------------------------------------------------- buffer
 
+_END: Any = object()
+"""What :meth:`_Buffer.get` returns once every producer is done and the buffer is empty."""
+
+
+def _parked_in(waiters: OrderedDict[trio.lowlevel.Task, None]) -> Callable[[Any], Any]:
+    """Add the current task to *waiters*; return the abort function for its park.
+
+    Used as ``await trio.lowlevel.wait_task_rescheduled(_parked_in(waiters))``:
+    a waker pops the task and reschedules it; cancellation removes it.
+    """
+    task = trio.lowlevel.current_task()
+    waiters[task] = None
+
+    def abort(_: Any) -> trio.lowlevel.Abort:
+        del waiters[task]
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    return abort
+
 
 @final
-class _ItemBuffer:
-    """A bounded FIFO of items between two stages, moved in chunks.
+class _Buffer:
+    """A bounded FIFO of items between two stages (or the last stage and the caller).
 
-    Occupancy is the items waiting *plus* the items a consumer took for a
-    chunk it is still running without blocking (``_reserved``); a consumer
-    releases them with :meth:`commit` or returns the unprocessed ones with
-    :meth:`give_back`. So ``len(items) + reserved <= capacity`` always holds.
+    Like a memory channel of ``capacity`` items: at most ``capacity`` items
+    wait here, and a consumer holds the item it took. Each producer calls
+    :meth:`close_producer` once when it is done; when none is left and the
+    buffer is empty, consumers see the end.
+
+    Producers append with :meth:`put_nowait` (or :meth:`put` to wait for
+    room); consumers take from :attr:`items` directly (``popleft``) and then
+    call :meth:`freed` if producers are parked. Waking is frugal, because
+    every wake-up is a trip through the scheduler: a put wakes a parked
+    consumer only if none is already on its way, a consumer about to block
+    while items still wait hands them on with :meth:`pass_on`, and a taken
+    item wakes a parked producer only if the room is not already promised
+    to another.
     """
 
     __slots__ = (
         "_getters",
-        "_items",
+        "_getters_woken",
         "_producers",
         "_putters",
-        "_reserved",
+        "_putters_woken",
         "capacity",
-        "peak",
-        "taken",
+        "items",
     )
 
     def __init__(self, capacity: int, producers: int) -> None:
         self.capacity = capacity
-        self._items: deque[Any] = deque()
-        self._reserved = 0
+        self.items: deque[Any] = deque()
         self._producers = producers
-        self._getters = trio.lowlevel.ParkingLot()
-        self._putters = trio.lowlevel.ParkingLot()
-        self.peak = 0
-        """The largest occupancy ever seen (tests check it never exceeds capacity)."""
-        self.taken = 0
-        """How many items consumers have taken for good (sequence numbers of ordered stages)."""
-
-    @property
-    def used(self) -> int:
-        return len(self._items) + self._reserved
-
-    def space(self) -> int:
-        return self.capacity - len(self._items) - self._reserved
-
-    def _note_peak(self) -> None:
-        used = len(self._items) + self._reserved
-        if used > self.peak:
-            self.peak = used
+        # Parked tasks, oldest first, and how many were woken but have not run yet.
+        self._getters: OrderedDict[trio.lowlevel.Task, None] = OrderedDict()
+        self._getters_woken = 0
+        self._putters: OrderedDict[trio.lowlevel.Task, None] = OrderedDict()
+        self._putters_woken = 0
 
     # producer side
-    async def wait_space(self) -> int:
-        """Wait until at least one item fits; return how many fit. A checkpoint."""
-        await trio.lowlevel.checkpoint_if_cancelled()
-        if self.capacity - len(self._items) - self._reserved > 0:
-            await trio.lowlevel.cancel_shielded_checkpoint()
-        # Measured after the last wait: another producer may have run meanwhile.
-        while (space := self.capacity - len(self._items) - self._reserved) <= 0:
-            await self._putters.park()
-        return space
+    def put_nowait(self, item: Any) -> bool:
+        """Append *item* if there is room; return whether it was appended."""
+        items = self.items
+        if len(items) >= self.capacity:
+            return False
+        items.append(item)
+        if self._getters and not self._getters_woken:
+            self._wake_getter()
+        return True
 
-    def put_nowait(self, items: list[Any]) -> None:
-        """Append *items*, which the caller knows fit."""
-        self._items.extend(items)
-        self._note_peak()
-        if self._getters:
-            # One consumer takes everything there is; waking them all would
-            # only send the others through the scheduler to find it empty.
-            self._getters.unpark()
-
-    def put_some_nowait(self, items: list[Any]) -> list[Any]:
-        """Append what fits of *items*; return the rest."""
-        space = self.capacity - len(self._items) - self._reserved
-        if space <= 0:
-            return items
-        if space >= len(items):
-            self.put_nowait(items)
-            return []
-        self.put_nowait(items[:space])
-        return items[space:]
-
-    async def put_many(self, items: list[Any]) -> None:
-        """Append *items*, waiting for room as often as needed.
-
-        Checks for cancellation but only yields when it has to wait: the
-        worker loops that call it yield once per chunk in :meth:`get_many`.
-        """
-        await trio.lowlevel.checkpoint_if_cancelled()
-        while True:
-            items = self.put_some_nowait(items)
-            if not items:
-                return
-            await self._putters.park()
+    async def put(self, item: Any) -> None:
+        """Append *item*, parking until there is room."""
+        while len(self.items) >= self.capacity:
+            await trio.lowlevel.wait_task_rescheduled(_parked_in(self._putters))
+            self._putters_woken -= 1
+        self.items.append(item)
+        if self._getters and not self._getters_woken:
+            self._wake_getter()
 
     def close_producer(self) -> None:
+        """One producer is done; after the last, consumers see the end."""
         self._producers -= 1
-        if self._producers == 0:
-            self._getters.unpark_all()
+        if self._producers <= 0:
+            while self._getters:
+                self._wake_getter()
 
     # consumer side
-    async def get_many(self, limit: int | None = None) -> list[Any]:
-        """Take every waiting item (at most *limit*); ``[]`` once closed and empty.
-
-        The items stay counted against the capacity until :meth:`commit` or
-        :meth:`give_back`. Always a checkpoint.
-        """
-        await trio.lowlevel.checkpoint_if_cancelled()
-        parked = False
-        while not self._items:
+    async def wait_item(self) -> bool:
+        """Park until an item waits; ``False`` if none ever will (every producer is done)."""
+        while not self.items:
             if self._producers <= 0:
-                if not parked:
-                    await trio.lowlevel.cancel_shielded_checkpoint()
-                return []
-            await self._getters.park()
-            parked = True
-        if not parked:
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            if not self._items:  # a sibling took them while we yielded
-                return await self.get_many(limit)
-        items = self._items
-        if limit is None or len(items) <= limit:
-            chunk = list(items)
-            items.clear()
-        else:
-            chunk = [items.popleft() for _ in range(limit)]
-            if self._getters:  # what we leave is for the next consumer
-                self._getters.unpark()
-        self._reserved += len(chunk)
-        self.taken += len(chunk)
-        return chunk
+                return False
+            await trio.lowlevel.wait_task_rescheduled(_parked_in(self._getters))
+            self._getters_woken -= 1
+        return True
 
-    def commit(self, count: int) -> None:
-        """Release *count* taken items from the capacity."""
-        self._reserved -= count
+    def take(self) -> Any:
+        """Take the oldest item (the caller knows there is one)."""
+        item = self.items.popleft()
         if self._putters:
-            self._putters.unpark_all()
+            self.freed()
+        return item
 
-    def give_back(self, items: list[Any], taken: int) -> None:
-        """Release *taken* items and put the unprocessed *items* back in front."""
-        self._reserved -= taken
-        if items:
-            self._items.extendleft(reversed(items))
-            self.taken -= len(items)
-            if self._getters:
-                self._getters.unpark()
-        if self._putters:
-            self._putters.unpark_all()
+    async def get(self) -> Any:
+        """Take the oldest item, parking while there is none; :data:`_END` after the last."""
+        if not self.items and not await self.wait_item():
+            return _END
+        return self.take()
+
+    def freed(self) -> None:
+        """Items were taken: wake parked producers for the room not yet promised."""
+        room = self.capacity - len(self.items)
+        putters = self._putters
+        while putters and self._putters_woken < room:
+            task, _ = putters.popitem(last=False)
+            self._putters_woken += 1
+            trio.lowlevel.reschedule(task)
+
+    def pass_on(self) -> None:
+        """The caller is about to block: wake a parked consumer for the items still waiting."""
+        if self.items and self._getters and not self._getters_woken:
+            self._wake_getter()
+
+    def _wake_getter(self) -> None:
+        task, _ = self._getters.popitem(last=False)
+        self._getters_woken += 1
+        trio.lowlevel.reschedule(task)
 
 
 @types.coroutine
@@ -231,7 +218,7 @@ def _resume(coroutine: Any, yielded: Any) -> Generator[Any, Any, Any]:
         except GeneratorExit:
             coroutine.close()
             raise
-        except BaseException as exc:
+        except BaseException as exc:  # forwarded to the coroutine, which re-raises it
             try:
                 yielded = coroutine.throw(exc)
             except StopIteration as stop:
@@ -384,6 +371,15 @@ class Pipeline(Generic[T_co]):
             base = kind
         return f"{len(self._stages) + 1}:{base}"
 
+    def _check_common(self, kind: str, fn: object, buffer: object, name: object) -> tuple[int, str]:
+        """Check the options every stage has; return the buffer and the name to use."""
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {name!r}")
+        return (
+            check_int("buffer", buffer),
+            name if isinstance(name, str) else self._default_name(kind, fn),
+        )
+
     def _build(
         self,
         kind: str,
@@ -402,13 +398,11 @@ class Pipeline(Generic[T_co]):
         workers = check_int("workers", workers)
         if not isinstance(ordered, bool):
             raise TypeError(f"ordered must be a bool, got {ordered!r}")
-        buffer = workers if buffer is None else check_int("buffer", buffer)
+        buffer, name = self._check_common(kind, fn, workers if buffer is None else buffer, name)
         if not isinstance(on_error, str):
             on_error = check_async_callable("on_error", on_error)
         else:
             check_choice("on_error", on_error, _ON_ERROR_CHOICES)
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a str, got {name!r}")
         if policy is not None:
             _check_call_guard("policy", policy)
         if key is not None:
@@ -426,7 +420,7 @@ class Pipeline(Generic[T_co]):
             _require_trio_parallel()
         return _Stage(
             kind=kind,
-            name=name if isinstance(name, str) else self._default_name(kind, fn),
+            name=name,
             fn=fn,
             workers=workers,
             buffer=buffer,
@@ -622,39 +616,54 @@ class Pipeline(Generic[T_co]):
         self,
         fn: Callable[[T_co], object],
         *,
+        workers: int = 1,
+        ordered: bool = False,
+        buffer: int | None = None,
+        key: Callable[[T_co], object] | None = None,
         on_error: OnError = "raise",
         name: str | None = None,
+        policy: SupportsCall | None = None,
     ) -> Pipeline[T_co]:
-        """Call ``fn(item)`` (awaited if async) for its side effect; pass the item on."""
+        """Call ``fn(item)`` (awaited if async) for its side effect; pass the item on.
+
+        Arguments as for :meth:`map`; an item whose call fails is not passed on.
+        """
         return self._then(
             self._build(
                 "tap",
                 fn,
-                workers=1,
-                ordered=False,
-                buffer=None,
+                workers=workers,
+                ordered=ordered,
+                buffer=buffer,
                 on_error=on_error,
                 name=name,
-                policy=None,
+                policy=policy,
+                key=key,
             )
         )
 
-    def enumerate(self, *, start: int = 0, name: str | None = None) -> Pipeline[tuple[int, T_co]]:
-        """Replace each item by ``(index, item)``, counting from *start*."""
+    def enumerate(
+        self, *, start: int = 0, buffer: int = 1, name: str | None = None
+    ) -> Pipeline[tuple[int, T_co]]:
+        """Replace each item by ``(index, item)``, counting from *start*.
+
+        Args:
+          start: the first index.
+          buffer: how many items may wait for this stage (``>= 1``).
+          name: the stage's name in statistics and errors.
+        """
         if isinstance(start, bool) or not isinstance(start, int):
             raise TypeError(f"start must be an int, got {start!r}")
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a str, got {name!r}")
-        return self._then(
-            _Stage(
-                kind="enumerate",
-                name=name or self._default_name("enumerate", None),
-                size=start,
-            )
-        )
+        buffer, name = self._check_common("enumerate", None, buffer, name)
+        return self._then(_Stage(kind="enumerate", name=name, size=start, buffer=buffer))
 
     def batch(
-        self, size: int, timeout: float | None = None, *, name: str | None = None
+        self,
+        size: int,
+        timeout: float | None = None,
+        *,
+        buffer: int | None = None,
+        name: str | None = None,
     ) -> Pipeline[list[T_co]]:
         """Group items into lists of *size*.
 
@@ -662,27 +671,32 @@ class Pipeline(Generic[T_co]):
         passed since its first item arrived (if *timeout* is given), or when
         the input ends (the last list may be short; an empty list is never emitted).
 
+        Args:
+          size: the most items in a list (``>= 1``).
+          timeout: the most seconds a list waits for more items after its first.
+          buffer: how many items may wait for this stage (default: *size*).
+          name: the stage's name in statistics and errors.
+
         Raises:
-          TypeError, ValueError: if *size* is not an int ``>= 1`` or
+          TypeError, ValueError: if *size* or *buffer* is not an int ``>= 1`` or
             *timeout* not a number ``> 0``.
         """
         size = check_int("size", size)
         if timeout is not None:
             timeout = check_number("timeout", timeout, exclusive=True, allow_inf=True)
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a str, got {name!r}")
+        buffer, name = self._check_common("batch", None, size if buffer is None else buffer, name)
         return self._then(
-            _Stage(
-                kind="batch",
-                name=name or self._default_name("batch", None),
-                size=size,
-                timeout=timeout,
-                buffer=size,
-            )
+            _Stage(kind="batch", name=name, size=size, timeout=timeout, buffer=buffer)
         )
 
     def rate_limit(
-        self, rate: float, per: float = 1.0, *, burst: int = 1, name: str | None = None
+        self,
+        rate: float,
+        per: float = 1.0,
+        *,
+        burst: int = 1,
+        buffer: int = 1,
+        name: str | None = None,
     ) -> Pipeline[T_co]:
         """Let at most *rate* items through per *per* seconds, evenly spaced.
 
@@ -692,25 +706,28 @@ class Pipeline(Generic[T_co]):
         at most ``burst + rate * t / per`` items leave; with ``burst=1`` the
         *n*-th item after a pause leaves ``n * per / rate`` seconds after the first.
 
+        Args:
+          rate, per, burst: as for :class:`~trine.RateLimiter`.
+          buffer: how many items may wait for this stage (``>= 1``).
+          name: the stage's name in statistics and errors.
+
         Raises:
           TypeError, ValueError: if *rate*, *per* or *burst* is not valid for
-            :class:`~trine.RateLimiter`.
+            :class:`~trine.RateLimiter`, or *buffer* is not an int ``>= 1``.
         """
         # Built once here so that bad arguments fail at build time, with
         # RateLimiter's own messages; each run gets a fresh one.
         RateLimiter(rate, per, burst=burst)
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a str, got {name!r}")
+        buffer, name = self._check_common("rate_limit", None, buffer, name)
         return self._then(
-            _Stage(
-                kind="rate_limit",
-                name=name or self._default_name("rate_limit", None),
-                rate=(rate, per, burst),
-            )
+            _Stage(kind="rate_limit", name=name, rate=(rate, per, burst), buffer=buffer)
         )
 
     def broadcast(
-        self, *branches: Callable[[Pipeline[T_co]], Pipeline[U]], name: str | None = None
+        self,
+        *branches: Callable[[Pipeline[T_co]], Pipeline[U]],
+        buffer: int = 1,
+        name: str | None = None,
     ) -> Pipeline[U]:
         """Send every item to every branch; emit what all the branches emit.
 
@@ -723,16 +740,20 @@ class Pipeline(Generic[T_co]):
            next branch only when the previous one had room for it, so a fast
            branch waits for a slow one once the slow branch's buffer is full.
 
+        Args:
+          branches: functions that each add stages to the pipeline they are given.
+          buffer: how many items may wait for the distributor (``>= 1``).
+          name: the stage's name in statistics and errors; the branches'
+            stages are called ``name[number].stage``.
+
         Raises:
           TypeError: if a branch is not callable or does not return a pipeline
             built on the one it was given.
-          ValueError: if no branch is given.
+          ValueError: if no branch is given, or *buffer* is not ``>= 1``.
         """
         if not branches:
             raise ValueError("broadcast needs at least one branch")
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a str, got {name!r}")
-        stage_name = name or self._default_name("broadcast", None)
+        buffer, stage_name = self._check_common("broadcast", None, buffer, name)
         built: list[tuple[_Stage, ...]] = []
         for number, branch in enumerate(branches):
             branch = check_async_callable("branch", branch)
@@ -750,7 +771,7 @@ class Pipeline(Generic[T_co]):
                 )
             )
         return self._then(
-            _Stage(kind="broadcast", name=stage_name, buffer=1, branches=tuple(built))
+            _Stage(kind="broadcast", name=stage_name, buffer=buffer, branches=tuple(built))
         )
 
     # -- running ----------------------------------------------------------
@@ -883,6 +904,7 @@ def _require_trio_parallel() -> Any:
 
 
 # --------------------------------------------------------------------------- statistics
+# --------------------------------------------------------------------------- statistics
 
 
 @attrs.frozen
@@ -892,29 +914,33 @@ class StageStatistics:
     name: str
     """The stage's name (``name=``, or its position and function name)."""
     kind: str
-    """``"map"``, ``"filter"``, ``"flat_map"``, ``"tap"``, ``"batch"``, ``"enumerate"``
-    or ``"rate_limit"``."""
+    """``"map"``, ``"filter"``, ``"flat_map"``, ``"tap"``, ``"enumerate"``, ``"batch"``,
+    ``"rate_limit"`` or ``"broadcast"``."""
     workers: int
     """How many workers the stage has."""
     items_in: int
-    """Items the stage has started to process."""
+    """Items the stage has taken from its buffer."""
     items_out: int
-    """Items the stage has handed downstream."""
+    """Items the stage has handed downstream (lists, for ``batch``; one per branch
+    and item, for ``broadcast``)."""
     failed: int
-    """Items whose function raised (whatever ``on_error`` then did)."""
+    """Items whose function (or key function) raised, whatever ``on_error`` then did."""
     skipped: int
     """Failed items dropped by ``on_error="skip"``."""
     dead_lettered: int
     """Failed items handed to an ``on_error`` function."""
     busy_workers: int
-    """Workers processing an item right now."""
+    """Workers waiting inside the stage's function right now."""
     buffer_used: int
-    """Items counted against the stage's input buffer now."""
+    """Items waiting in the stage's buffer now (not those a worker holds)."""
     buffer_size: int
-    """The bound of the stage's input buffer."""
+    """The bound of the stage's buffer (for a keyed stage, the sum of its queues)."""
     latency: LatencySummary
-    """How long the stage's function took per item (``batch``, ``rate_limit`` and
-    ``broadcast`` stages call no function and record none)."""
+    """Time per item in the stage: for ``map``, ``filter``, ``tap`` and ``enumerate`` the
+    function call; for ``flat_map`` the call and the iteration of what it returned; for
+    ``rate_limit`` how long the item was held back; for ``broadcast`` how long it took to
+    hand the item to every branch; for ``batch``, one sample per list, from its first
+    item to handing it on."""
 
 
 @attrs.frozen
@@ -922,7 +948,7 @@ class PipelineStatistics:
     """A snapshot of a pipeline run, as :meth:`Pipeline.statistics` returns it."""
 
     stages: tuple[StageStatistics, ...]
-    """One entry per stage, in order."""
+    """One entry per stage, in order (a broadcast's branch stages follow it)."""
     running: bool
     """Whether the run is still going."""
     output_buffer_used: int
@@ -948,33 +974,28 @@ class PipelineOutput(Generic[T_co]):
     """The results of a running pipeline: ``async for item in output``.
 
     Also :meth:`receive` (raising :exc:`trio.EndOfChannel` at the end), as a
-    :class:`trio.abc.ReceiveChannel` does.
+    :class:`trio.abc.ReceiveChannel` does. Every item checks for cancellation;
+    the scheduler is visited whenever no result is waiting, which is at least
+    once every ``buffer`` results (the stages cannot refill the buffer while
+    your loop runs without yielding).
     """
 
-    __slots__ = ("_buffer", "_chunk", "_index", "_run")
+    __slots__ = ("_buffer", "_run")
 
-    def __init__(self, run: _Run, buffer: _ItemBuffer) -> None:
+    def __init__(self, run: _Run, buffer: _Buffer) -> None:
         self._run = run
         self._buffer = buffer
-        self._chunk: list[Any] = []
-        self._index = 0
 
     def __aiter__(self) -> PipelineOutput[T_co]:
         return self
 
     async def __anext__(self) -> T_co:
-        if self._index < len(self._chunk):
-            await trio.lowlevel.checkpoint_if_cancelled()
-            item = self._chunk[self._index]
-            self._index += 1
-            return item  # type: ignore[no-any-return]  # buffers hold Any
-        chunk = await self._buffer.get_many()
-        if not chunk:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        buffer = self._buffer
+        items = buffer.items
+        if not items and not await buffer.wait_item():
             raise StopAsyncIteration
-        self._buffer.commit(len(chunk))
-        self._chunk = chunk
-        self._index = 1
-        return chunk[0]  # type: ignore[no-any-return]  # buffers hold Any
+        return buffer.take()  # type: ignore[no-any-return]  # buffers hold Any
 
     async def receive(self) -> T_co:
         """The next result.
@@ -987,15 +1008,15 @@ class PipelineOutput(Generic[T_co]):
         except StopAsyncIteration:
             raise trio.EndOfChannel from None
 
-    async def _drain(self, sink: Callable[[list[Any]], object] | None) -> None:
-        if self._index < len(self._chunk):
+    async def _drain(self, sink: Callable[[Iterable[Any]], object] | None) -> None:
+        buffer = self._buffer
+        items = buffer.items
+        while await buffer.wait_item():
             if sink is not None:
-                sink(self._chunk[self._index :])
-            self._chunk = []
-        while chunk := await self._buffer.get_many():
-            self._buffer.commit(len(chunk))
-            if sink is not None:
-                sink(chunk)
+                sink(items)
+            items.clear()
+            if buffer._putters:
+                buffer.freed()
 
     def statistics(self) -> PipelineStatistics:
         """The same as :meth:`Pipeline.statistics` for this run."""
@@ -1021,11 +1042,12 @@ class _StageRun:
         "stage",
     )
 
-    def __init__(self, stage: _Stage, inputs: list[_ItemBuffer], output: Any) -> None:
+    def __init__(self, stage: _Stage, inputs: list[_Buffer], output: _Buffer) -> None:
         self.stage = stage
-        self.branch_entries: list[_ItemBuffer] = []
+        self.branch_entries: list[_Buffer] = []
         self.branch_runs: list[list[_StageRun]] = []
         self.inputs = inputs
+        """The stage's buffer; for a keyed stage then one queue per worker."""
         self.output = output
         self.items_in = 0
         self.items_out = 0
@@ -1047,56 +1069,34 @@ class _StageRun:
             skipped=self.skipped,
             dead_lettered=self.dead_lettered,
             busy_workers=self.busy,
-            buffer_used=sum(buffer.used for buffer in self.inputs),
+            buffer_used=sum(len(buffer.items) for buffer in self.inputs),
             buffer_size=sum(buffer.capacity for buffer in self.inputs),
             latency=self.latency.summary(),
         )
 
 
 @final
-class _KeyedRouter:
-    """The producer side of a keyed stage: routes each item to its worker's buffer."""
-
-    __slots__ = ("_buffers", "_key")
-
-    def __init__(self, buffers: list[_ItemBuffer], key: Callable[[Any], Any]) -> None:
-        self._buffers = buffers
-        self._key = key
-
-    async def put_many(self, items: list[Any]) -> None:
-        await trio.lowlevel.checkpoint_if_cancelled()
-        buffers = self._buffers
-        count = len(buffers)
-        for item in items:
-            buffer = buffers[hash(self._key(item)) % count]
-            while buffer.space() <= 0:
-                await buffer._putters.park()
-            buffer.put_nowait([item])
-
-    def put_some_nowait(self, items: list[Any]) -> list[Any]:
-        buffers = self._buffers
-        count = len(buffers)
-        for index, item in enumerate(items):
-            buffer = buffers[hash(self._key(item)) % count]
-            if buffer.space() <= 0:
-                return items[index:]
-            buffer.put_nowait([item])
-        return []
-
-    def close_producer(self) -> None:
-        for buffer in self._buffers:
-            buffer.close_producer()
-
-
 class _Reorder:
-    """Emits an ordered stage's results in input order (a bounded window)."""
+    """An ordered stage's results, emitted in input order from a bounded window.
+
+    A worker may take the item numbered ``taken`` only while it is less than
+    ``emitted + window``, so at most ``window`` items are taken and not yet
+    emitted, however slow the oldest one is.
+    """
+
+    __slots__ = ("emitted", "emitting", "pending", "taken", "window", "window_moved")
 
     def __init__(self, window: int) -> None:
         self.window = window
+        self.taken = 0
+        self.emitted = 0
         self.pending: dict[int, list[Any]] = {}
-        self.next = 0
+        """Results of finished items, by input number, until their turn."""
         self.emitting = False
-        self.lot = trio.lowlevel.ParkingLot()
+        self.window_moved = trio.lowlevel.ParkingLot()
+
+    def is_full(self) -> bool:
+        return self.taken >= self.emitted + self.window
 
 
 @final
@@ -1113,13 +1113,13 @@ class _Run:
         """Every stage, branches and merged pipelines included (for statistics)."""
         self.top_level: list[_StageRun] = []
         """The stages the pipeline's own nursery starts (branch stages are their broadcast's)."""
-        self.sources: list[tuple[_SourceState, _ItemBuffer]] = []
-        self.output_buffer = _ItemBuffer(output_buffer, _chain_producers(source, stages))
+        self.sources: list[tuple[_SourceState, _Buffer]] = []
+        self.output_buffer = _Buffer(output_buffer, _chain_producers(source, stages))
         self.output = PipelineOutput[Any](self, self.output_buffer)
         self._wire_pipeline(source, stages, self.output_buffer)
 
     def _wire_pipeline(
-        self, source: _SourceState, stages: tuple[_Stage, ...], downstream: _ItemBuffer
+        self, source: _SourceState, stages: tuple[_Stage, ...], downstream: _Buffer
     ) -> None:
         entry = self._wire_chain(stages, downstream, _source_producers(source), self.top_level)
         if source.kind == "merge":
@@ -1131,21 +1131,21 @@ class _Run:
     def _wire_chain(
         self,
         stages: tuple[_Stage, ...],
-        downstream: _ItemBuffer,
+        downstream: _Buffer,
         first_producers: int,
         into: list[_StageRun],
-    ) -> _ItemBuffer:
+    ) -> _Buffer:
         """Build *stages*' buffers back to front; return the buffer the chain reads first."""
         chain: list[_StageRun] = []
         for index in range(len(stages) - 1, -1, -1):
             stage = stages[index]
             producers = _stage_producers(stages[index - 1]) if index > 0 else first_producers
-            shared = _ItemBuffer(stage.buffer, producers)
+            shared = _Buffer(stage.buffer, producers)
             stage_run = _StageRun(stage, [shared], downstream)
             if stage.key is not None and stage.workers > 1:
                 # A dispatcher task moves items from the shared buffer to
-                # one buffer per worker, chosen by the item's key.
-                stage_run.inputs += [_ItemBuffer(stage.buffer, 1) for _ in range(stage.workers)]
+                # one queue per worker, chosen by the item's key.
+                stage_run.inputs += [_Buffer(stage.buffer, 1) for _ in range(stage.workers)]
             chain.append(stage_run)
             downstream = shared
         chain.reverse()
@@ -1166,7 +1166,7 @@ class _Run:
         return PipelineStatistics(
             stages=tuple(stage_run.statistics() for stage_run in self.stage_runs),
             running=self.cancel_scope is not None and not self.finished,
-            output_buffer_used=self.output_buffer.used,
+            output_buffer_used=len(self.output_buffer.items),
         )
 
     def start(self, nursery: trio.Nursery) -> None:
@@ -1188,9 +1188,57 @@ class _Run:
         assert self.cancel_scope is not None
         self.cancel_scope.cancel()
 
+    async def _failed(
+        self,
+        stage_run: _StageRun,
+        item: Any,
+        exc: Exception,
+        inputs: _Buffer,
+        what: str = "stage",
+    ) -> bool:
+        """Apply the stage's ``on_error`` to *item*'s failure; ``False`` if the run fails.
+
+        *what* names the failing part in the message (``"the key function of stage"``).
+        """
+        stage = stage_run.stage
+        on_error = stage.on_error
+        stage_run.failed += 1
+        if on_error == "skip":
+            stage_run.skipped += 1
+            return True
+        if on_error == "raise":
+            self.fail(
+                StageError(
+                    f"{what} {stage.name!r} failed on item {reprlib.repr(item)}: "
+                    f"{type(exc).__name__}: {exc}",
+                    stage=stage.name,
+                    item=item,
+                ),
+                exc,
+            )
+            return False
+        stage_run.dead_lettered += 1
+        try:
+            hook_result = on_error(item, exc)
+            if inspect.isawaitable(hook_result):
+                inputs.pass_on()
+                await hook_result
+        except Exception as hook_exc:
+            self.fail(
+                StageError(
+                    f"the on_error hook of stage {stage.name!r} failed on item "
+                    f"{reprlib.repr(item)}: {type(hook_exc).__name__}: {hook_exc}",
+                    stage=stage.name,
+                    item=item,
+                ),
+                hook_exc,
+            )
+            return False
+        return True
+
     # -- source -----------------------------------------------------------
 
-    async def _read_source(self, source: _SourceState, output: _ItemBuffer) -> None:
+    async def _read_source(self, source: _SourceState, output: _Buffer) -> None:
         items: Any = source.items
         try:
             if source.kind in ("iterable", "iterator"):
@@ -1222,64 +1270,46 @@ class _Run:
         output.close_producer()
 
     @staticmethod
-    async def _read_iterable(iterator: Iterable[Any], output: Any) -> None:
-        islice = itertools.islice
-        while True:
-            space = await output.wait_space()
-            chunk = list(islice(iterator, space))
-            if chunk:
-                output.put_nowait(chunk)
-            if len(chunk) < space:
-                return
+    async def _read_iterable(iterator: Iterator[Any], output: _Buffer) -> None:
+        put_nowait = output.put_nowait
+        try:
+            for item in iterator:
+                if not put_nowait(item):
+                    await output.put(item)
+        finally:
+            if inspect.isgenerator(iterator):
+                iterator.close()  # its finally blocks run now, not at garbage collection
 
     @staticmethod
-    async def _read_channel(channel: trio.abc.ReceiveChannel[Any], output: Any) -> None:
-        # After a blocking receive another source (merge) may have filled the
-        # buffer, so every put that follows a wait goes through put_many.
-        while True:
-            space = await output.wait_space()
-            chunk: list[Any] = []
-            try:
-                while len(chunk) < space:
-                    try:
-                        chunk.append(channel.receive_nowait())  # type: ignore[attr-defined]  # memory channels have it
-                    except (trio.WouldBlock, AttributeError):
-                        if not chunk:
-                            chunk.append(await channel.receive())
-                        break
-            except (trio.EndOfChannel, trio.ClosedResourceError):
-                if chunk:
-                    await output.put_many(chunk)
-                return
-            await output.put_many(chunk)
+    async def _read_channel(channel: trio.abc.ReceiveChannel[Any], output: _Buffer) -> None:
+        # The pipeline is the channel's consumer, so it closes the channel when
+        # it stops reading: a producer still sending learns it at once
+        # (BrokenResourceError) instead of waiting forever.
+        receive_nowait = getattr(channel, "receive_nowait", None)  # memory channels have it
+        put_nowait = output.put_nowait
+        try:
+            while True:
+                try:
+                    if receive_nowait is None:
+                        item = await channel.receive()
+                    else:
+                        try:
+                            item = receive_nowait()
+                        except trio.WouldBlock:
+                            item = await channel.receive()
+                except (trio.EndOfChannel, trio.ClosedResourceError):
+                    return
+                if not put_nowait(item):
+                    await output.put(item)
+        finally:
+            await channel.aclose()
 
     @staticmethod
-    async def _read_async(iterator: AsyncIterator[Any], output: Any) -> None:
-        while True:
-            space = await output.wait_space()
-            chunk: list[Any] = []
-            while len(chunk) < space:
-                step = iterator.__anext__().__await__()
-                try:
-                    yielded = step.send(None)
-                except StopIteration as stop:
-                    chunk.append(stop.value)
-                    continue
-                except StopAsyncIteration:
-                    if chunk:
-                        output.put_nowait(chunk)  # nothing blocked since wait_space: it fits
-                    return
-                # The next item is not ready: hand over what we have first
-                # (it fits: nothing has blocked since wait_space).
-                if chunk:
-                    output.put_nowait(chunk)
-                    chunk = []
-                try:
-                    chunk.append(await _resume(step, yielded))
-                except StopAsyncIteration:
-                    return
-                break  # we blocked: the room counted before may be gone (merge)
-            await output.put_many(chunk)
+    async def _read_async(iterator: AsyncIterator[Any], output: _Buffer) -> None:
+        put_nowait = output.put_nowait
+        async for item in iterator:
+            if not put_nowait(item):
+                await output.put(item)
 
     # -- stages -----------------------------------------------------------
 
@@ -1320,46 +1350,6 @@ class _Run:
                     )
 
     @staticmethod
-    async def _distribute(stage_run: _StageRun) -> None:
-        """Hand every item to every branch, in turn: the slowest branch sets the pace."""
-        inputs = stage_run.inputs[0]
-        entries = stage_run.branch_entries
-        try:
-            while chunk := await inputs.get_many():
-                stage_run.items_in += len(chunk)
-                for entry in entries:
-                    await entry.put_many(chunk)
-                    stage_run.items_out += len(chunk)
-                inputs.commit(len(chunk))
-        finally:
-            for entry in entries:
-                entry.close_producer()
-
-    async def _dispatch_by_key(self, stage_run: _StageRun) -> None:
-        stage = stage_run.stage
-        assert stage.key is not None
-        shared, *buffers = stage_run.inputs
-        router = _KeyedRouter(buffers, stage.key)
-        try:
-            while chunk := await shared.get_many():
-                try:
-                    await router.put_many(chunk)
-                except Exception as exc:
-                    self.fail(
-                        StageError(
-                            f"the key function of stage {stage.name!r} failed: "
-                            f"{type(exc).__name__}: {exc}",
-                            stage=stage.name,
-                            item=None,
-                        ),
-                        exc,
-                    )
-                    return
-                shared.commit(len(chunk))
-        finally:
-            router.close_producer()
-
-    @staticmethod
     def _make_call(stage: _Stage) -> Callable[[Any], Any]:
         if stage.kind == "enumerate":
             counter = itertools.count(stage.size)
@@ -1370,230 +1360,270 @@ class _Run:
             policy_call = stage.policy.call
             return lambda item: policy_call(fn, item)
         if stage.executor == "thread":
-            limiter = trio.CapacityLimiter(stage.workers)
             run_sync = trio.to_thread.run_sync
-            return lambda item: run_sync(fn, item, limiter=limiter)
+            return lambda item: run_sync(fn, item)
         if stage.executor == "process":
-            trio_parallel = _require_trio_parallel()
-            limiter = trio.CapacityLimiter(stage.workers)
-            return lambda item: trio_parallel.run_sync(fn, item, limiter=limiter)
+            process_run_sync = _require_trio_parallel().run_sync
+            return lambda item: process_run_sync(fn, item)
         return fn
 
     async def _worker(
         self,
         stage_run: _StageRun,
-        inputs: _ItemBuffer,
+        inputs: _Buffer,
         call: Callable[[Any], Any],
         reorder: _Reorder | None,
     ) -> None:
-        stage = stage_run.stage
-        kind = stage.kind
+        """Take items one by one, call the function, hand each result on at once."""
+        kind = stage_run.stage.kind
         output = stage_run.output
-        on_error = stage.on_error
-        latency = stage_run.latency
+        put_nowait = output.put_nowait
+        items = inputs.items
         now = trio.lowlevel.current_clock().current_time  # trio.current_time, minus two calls
-        record = latency.record
+        record = stage_run.latency.record
         coroutine_type = types.CoroutineType
         isawaitable = inspect.isawaitable
         # Types already seen not to be awaitable: skips inspect.isawaitable's ABC check.
         plain_types: set[type] = set()
-        emits_result = kind in ("map", "enumerate")
+        number = 0
+        outs: list[Any] | None = None  # an ordered stage's results of the current item
+        # `started` is when the current item's work began: the end of the
+        # previous item's, unless the worker waited in between.
+        started = now()
         try:
             while True:
-                limit = None
+                if not items:
+                    if not await inputs.wait_item():
+                        return
+                    started = now()  # the wait is not the next item's work
                 if reorder is not None:
-                    while (limit := reorder.next + reorder.window - inputs.taken) <= 0:
-                        await reorder.lot.park()
-                chunk = await inputs.get_many(limit)
-                if not chunk:
-                    return
-                taken = len(chunk)
-                first_sequence = inputs.taken - taken
-                count = taken
-                out: list[Any] = []
-                stage_run.busy += 1
+                    if reorder.is_full():
+                        await reorder.window_moved.park()
+                        started = now()
+                        continue
+                    number = reorder.taken
+                    reorder.taken += 1
+                    outs = []
+                item = inputs.take()
+                stage_run.items_in += 1
+                keep = True
                 try:
-                    started = now()
-                    index = 0
-                    while index < count:
-                        item = chunk[index]
-                        index += 1
-                        stage_run.items_in += 1
-                        results_before = len(out)
+                    result = call(item)
+                    result_type = type(result)
+                    if result_type is coroutine_type:
+                        step = result
+                    elif result_type in plain_types:
+                        step = None
+                    elif isawaitable(result):
+                        step = result.__await__()
+                    else:
+                        step = None
+                        if len(plain_types) < 64:
+                            plain_types.add(result_type)
+                    if step is not None:
                         try:
-                            result = call(item)
-                            result_type = type(result)
-                            if result_type is coroutine_type or (
-                                result_type not in plain_types and isawaitable(result)
-                            ):
-                                step = (
-                                    result if result_type is coroutine_type else result.__await__()
-                                )
-                                try:
-                                    yielded = step.send(None)
-                                except StopIteration as stop:
-                                    result = stop.value
-                                else:
-                                    # About to block: return the rest of the chunk
-                                    # (an idle sibling takes it now) and hand over
-                                    # what is done, as far as it fits.
-                                    if index < count:
-                                        inputs.give_back(chunk[index:], taken)
-                                        taken = count = index
-                                    if out and reorder is None:
-                                        remaining = output.put_some_nowait(out)
-                                        stage_run.items_out += len(out) - len(remaining)
-                                        out = remaining
-                                        results_before = len(out)
-                                    result = await _resume(step, yielded)
-                            elif len(plain_types) < 64:
-                                plain_types.add(result_type)
-                            if emits_result:
-                                out.append(result)
-                            elif kind == "filter":
-                                if result:
-                                    out.append(item)
-                            elif kind == "tap":
-                                out.append(item)
-                            else:  # flat_map
-                                if isinstance(result, AsyncIterable):
-                                    # Iterating may block: return the rest of the chunk first.
-                                    if index < count:
-                                        inputs.give_back(chunk[index:], taken)
-                                        taken = count = index
-                                    async for produced in result:
-                                        out.append(produced)
-                                else:
-                                    out.extend(result)
-                        except Exception as exc:
-                            stage_run.failed += 1
-                            if on_error == "skip":
-                                stage_run.skipped += 1
-                            elif on_error == "raise":
-                                error = StageError(
-                                    f"stage {stage.name!r} failed on item {reprlib.repr(item)}: "
-                                    f"{type(exc).__name__}: {exc}",
-                                    stage=stage.name,
-                                    item=item,
-                                )
-                                self.fail(error, exc)
-                                return
-                            else:
-                                stage_run.dead_lettered += 1
-                                try:
-                                    hook_result = on_error(item, exc)
-                                    if isawaitable(hook_result):
-                                        if index < count:
-                                            inputs.give_back(chunk[index:], taken)
-                                            taken = count = index
-                                        await hook_result
-                                except Exception as hook_exc:
-                                    error = StageError(
-                                        f"the on_error hook of stage {stage.name!r} failed on item "
-                                        f"{reprlib.repr(item)}: "
-                                        f"{type(hook_exc).__name__}: {hook_exc}",
-                                        stage=stage.name,
-                                        item=item,
-                                    )
-                                    self.fail(error, hook_exc)
-                                    return
-                            del out[results_before:]
-                        finished = now()
-                        record(finished - started)
-                        started = finished
-                        if reorder is not None:
-                            reorder.pending[first_sequence + index - 1] = out
-                            out = []
-                    inputs.commit(taken)
-                finally:
-                    stage_run.busy -= 1
-                if reorder is not None:
-                    await self._emit_in_order(stage_run, reorder)
-                elif out:
-                    await output.put_many(out)
-                    stage_run.items_out += len(out)
+                            yielded = step.send(None)
+                        except StopIteration as stop:
+                            result = stop.value
+                        else:
+                            # About to block: let an idle sibling take what waits.
+                            inputs.pass_on()
+                            stage_run.busy += 1
+                            try:
+                                result = await _resume(step, yielded)
+                            finally:
+                                stage_run.busy -= 1
+                    if kind == "flat_map":
+                        keep = False  # _expand hands the items on itself
+                        await self._expand(stage_run, inputs, result, outs)
+                    elif kind == "filter":
+                        keep = bool(result)
+                        result = item
+                    elif kind == "tap":
+                        result = item
+                except Exception as exc:
+                    record(now() - started)
+                    if not await self._failed(stage_run, item, exc, inputs):
+                        return
+                    keep = False
+                    started = now()
+                else:
+                    finished = now()
+                    record(finished - started)
+                    started = finished
+                if outs is not None:
+                    if keep:
+                        outs.append(result)
+                    await self._emit_in_order(stage_run, reorder, inputs, number, outs)  # type: ignore[arg-type]  # outs implies reorder
+                    started = now()
+                elif keep:
+                    if not put_nowait(result):
+                        inputs.pass_on()
+                        await output.put(result)
+                        started = now()
+                    stage_run.items_out += 1
         finally:
             output.close_producer()
 
     @staticmethod
-    async def _emit_in_order(stage_run: _StageRun, reorder: _Reorder) -> None:
+    async def _expand(
+        stage_run: _StageRun, inputs: _Buffer, produced: object, outs: list[Any] | None
+    ) -> None:
+        """Hand on each item of a ``flat_map`` result as it comes (into *outs* if ordered)."""
+
+        async def hand_on(item: Any) -> None:
+            if outs is not None:
+                outs.append(item)
+                return
+            if not output.put_nowait(item):
+                await output.put(item)
+            stage_run.items_out += 1
+
+        output = stage_run.output
+        if isinstance(produced, AsyncIterable):
+            inputs.pass_on()  # iterating may block
+            stage_run.busy += 1
+            try:
+                async for item in produced:
+                    await hand_on(item)
+            finally:
+                stage_run.busy -= 1
+        else:
+            for item in produced:  # type: ignore[attr-defined]  # a TypeError is the item's failure
+                await hand_on(item)
+
+    @staticmethod
+    async def _emit_in_order(
+        stage_run: _StageRun, reorder: _Reorder, inputs: _Buffer, number: int, outs: list[Any]
+    ) -> None:
+        """File item *number*'s results; hand on every result whose turn has come."""
+        reorder.pending[number] = outs
         if reorder.emitting:
-            return  # the worker already emitting will pick ours up
+            return  # the worker already emitting will hand ours on
         reorder.emitting = True
+        output = stage_run.output
+        pending = reorder.pending
         try:
-            pending = reorder.pending
-            while reorder.next in pending:
-                ready: list[Any] = []
-                while reorder.next in pending:
-                    ready.extend(pending.pop(reorder.next))
-                    reorder.next += 1
-                if reorder.lot:
-                    reorder.lot.unpark_all()
-                if ready:
-                    await stage_run.output.put_many(ready)
-                    stage_run.items_out += len(ready)
+            while reorder.emitted in pending:
+                ready = pending.pop(reorder.emitted)
+                reorder.emitted += 1
+                if reorder.window_moved:
+                    reorder.window_moved.unpark_all()
+                for result in ready:
+                    if not output.put_nowait(result):
+                        inputs.pass_on()
+                        await output.put(result)
+                    stage_run.items_out += 1
         finally:
             reorder.emitting = False
 
-    async def _batch_worker(self, stage_run: _StageRun) -> None:
+    async def _dispatch_by_key(self, stage_run: _StageRun) -> None:
+        """Route each item to the queue of the worker its key belongs to."""
+        key = stage_run.stage.key
+        assert key is not None
+        shared, *queues = stage_run.inputs
+        count = len(queues)
+        try:
+            while (item := await shared.get()) is not _END:
+                try:
+                    queue = queues[hash(key(item)) % count]
+                except Exception as exc:
+                    stage_run.items_in += 1
+                    if not await self._failed(
+                        stage_run, item, exc, shared, "the key function of stage"
+                    ):
+                        return
+                    continue
+                if not queue.put_nowait(item):
+                    await queue.put(item)  # a full queue holds up every key: head-of-line
+        finally:
+            for queue in queues:
+                queue.close_producer()
+
+    @staticmethod
+    async def _distribute(stage_run: _StageRun) -> None:
+        """Hand every item to every branch, in turn: the slowest branch sets the pace."""
+        inputs = stage_run.inputs[0]
+        entries = stage_run.branch_entries
+        now = trio.lowlevel.current_clock().current_time
+        record = stage_run.latency.record
+        try:
+            while (item := await inputs.get()) is not _END:
+                stage_run.items_in += 1
+                started = now()
+                for entry in entries:
+                    if not entry.put_nowait(item):
+                        await entry.put(item)
+                    stage_run.items_out += 1
+                record(now() - started)
+        finally:
+            for entry in entries:
+                entry.close_producer()
+
+    @staticmethod
+    async def _batch_worker(stage_run: _StageRun) -> None:
         stage = stage_run.stage
         size = stage.size
-        timeout = stage.timeout
+        timeout = math.inf if stage.timeout is None else stage.timeout
         inputs = stage_run.inputs[0]
+        items = inputs.items
         output = stage_run.output
-        pending: list[Any] = []
-        deadline = math.inf
+        now = trio.lowlevel.current_clock().current_time
+        record = stage_run.latency.record
+        batch: list[Any] = []
+        first_at = 0.0
+
+        async def hand_on() -> None:
+            nonlocal batch
+            ready, batch = batch, []
+            if not output.put_nowait(ready):
+                await output.put(ready)
+            stage_run.items_out += 1
+            record(now() - first_at)
+
         try:
             while True:
-                chunk: list[Any] = []
-                with trio.move_on_at(deadline) as waiting:
-                    chunk = await inputs.get_many()
-                if waiting.cancelled_caught:
-                    # The deadline passed with a partial batch. (get_many takes
-                    # nothing when it is cancelled, so no item is lost here.)
-                    deadline = math.inf
-                    ready, pending = [pending], []
-                    await output.put_many(ready)
-                    stage_run.items_out += 1
-                    continue
-                if not chunk:
-                    break
-                inputs.commit(len(chunk))
-                stage_run.items_in += len(chunk)
-                if not pending and timeout is not None:
-                    deadline = trio.current_time() + timeout
-                ready = []
-                for item in chunk:
-                    pending.append(item)
-                    if len(pending) == size:
-                        ready.append(pending)
-                        pending = []
-                if ready:
-                    if pending and timeout is not None:
-                        deadline = trio.current_time() + timeout
-                    elif not pending:
-                        deadline = math.inf
-                    await output.put_many(ready)
-                    stage_run.items_out += len(ready)
-            if pending:
-                await output.put_many([pending])
-                stage_run.items_out += 1
+                if not items:
+                    if not batch:
+                        more = await inputs.wait_item()
+                    else:
+                        with trio.move_on_at(first_at + timeout) as waiting:
+                            more = await inputs.wait_item()
+                        if waiting.cancelled_caught:  # a partial batch's time is up
+                            await hand_on()
+                            continue
+                    if not more:
+                        break
+                item = inputs.take()
+                stage_run.items_in += 1
+                if not batch:
+                    first_at = now()
+                batch.append(item)
+                if len(batch) >= size:
+                    await hand_on()
+            if batch:
+                await hand_on()
         finally:
             output.close_producer()
 
-    async def _rate_worker(self, stage_run: _StageRun) -> None:
+    @staticmethod
+    async def _rate_worker(stage_run: _StageRun) -> None:
         assert stage_run.stage.rate is not None
         rate, per, burst = stage_run.stage.rate
         limiter = RateLimiter(rate, per, burst=burst)
         inputs = stage_run.inputs[0]
         output = stage_run.output
+        now = trio.lowlevel.current_clock().current_time
+        record = stage_run.latency.record
         try:
-            while chunk := await inputs.get_many():
-                inputs.commit(len(chunk))
-                for item in chunk:
-                    stage_run.items_in += 1
+            while (item := await inputs.get()) is not _END:
+                stage_run.items_in += 1
+                taken_at = now()
+                if not limiter.try_acquire():
                     await limiter.acquire()
-                    await output.put_many([item])
-                    stage_run.items_out += 1
+                if not output.put_nowait(item):
+                    await output.put(item)
+                stage_run.items_out += 1
+                record(now() - taken_at)
         finally:
             output.close_producer()
