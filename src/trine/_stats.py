@@ -22,6 +22,9 @@ __all__ = ["LatencyHistogram", "LatencySummary"]
 _ACCURACY = 0.01
 _GAMMA = (1 + _ACCURACY) / (1 - _ACCURACY)
 _LOG_GAMMA = math.log(_GAMMA)
+_INVERSE_LOG_GAMMA = 1 / _LOG_GAMMA
+_ceil = math.ceil
+_log = math.log
 # Durations below a nanosecond are recorded as zero: no clock resolves them,
 # and the cut-off bounds the number of buckets (about 1,600 from 1 ns to 1 day).
 _SMALLEST = 1e-9
@@ -68,28 +71,46 @@ class LatencyHistogram:
     """How many durations were recorded."""
     total: float = attrs.field(default=0.0, init=False)
     """Their sum, in seconds."""
-    minimum: float | None = attrs.field(default=None, init=False)
-    """The smallest recorded duration."""
-    maximum: float | None = attrs.field(default=None, init=False)
-    """The largest recorded duration."""
+    # The extremes start as +/-inf so that record() needs no test for "first
+    # sample"; the properties below say None while there is none.
+    _minimum: float = attrs.field(default=math.inf, init=False)
+    _maximum: float = attrs.field(default=-math.inf, init=False)
     _zero: int = attrs.field(default=0, init=False)
     _buckets: dict[int, int] = attrs.field(factory=dict, init=False)
 
+    @property
+    def minimum(self) -> float | None:
+        """The smallest recorded duration (``None`` before the first)."""
+        return self._minimum if self.count else None
+
+    @property
+    def maximum(self) -> float | None:
+        """The largest recorded duration (``None`` before the first)."""
+        return self._maximum if self.count else None
+
     def record(self, seconds: float) -> None:
-        """Add one duration (in seconds, ``>= 0``)."""
-        if not seconds >= 0:  # also refuses NaN
-            check_number("seconds", seconds)
-        self.count += 1
-        self.total += seconds
-        if self.minimum is None or seconds < self.minimum:
-            self.minimum = seconds
-        if self.maximum is None or seconds > self.maximum:
-            self.maximum = seconds
-        if seconds < _SMALLEST:
+        """Add one duration (in seconds, ``>= 0``).
+
+        Raises:
+          ValueError: if *seconds* is negative, NaN or infinite.
+        """
+        # Pipelines record a sample per item, so the common case comes first
+        # and costs one log: a finite duration of at least a nanosecond.
+        if _SMALLEST <= seconds < math.inf:
+            index = _ceil(_log(seconds) * _INVERSE_LOG_GAMMA)
+            buckets = self._buckets
+            buckets[index] = buckets.get(index, 0) + 1
+        elif 0 <= seconds < _SMALLEST:
             self._zero += 1
         else:
-            index = math.ceil(math.log(seconds) / _LOG_GAMMA)
-            self._buckets[index] = self._buckets.get(index, 0) + 1
+            check_number("seconds", seconds)  # names what is wrong
+            raise ValueError(f"seconds must be finite, got {seconds!r}")
+        self.count += 1
+        self.total += seconds
+        if seconds < self._minimum:
+            self._minimum = seconds
+        if seconds > self._maximum:
+            self._maximum = seconds
 
     def quantile(self, q: float) -> float | None:
         """The duration below which a fraction *q* of the samples lie, within 1 %.
