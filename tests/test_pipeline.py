@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.lowlevel
 import trio.testing
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trine import Pipeline, StageError, TrineError, merge
@@ -439,6 +439,25 @@ async def test_merge_of_unequal_sources(autojump_clock: Any) -> None:
     with assert_takes(3.0):
         result = await merged.collect()
     assert result == ["fast"] * 5 + ["slow"] * 3
+    # Each input's stages are named after its place, so no two names clash.
+    assert [stage.name for stage in merged.statistics().stages] == [
+        "1:map",
+        "merge[0].1:map",
+        "merge[1].1:map",
+    ]
+
+
+def test_merging_one_one_shot_source_twice_is_refused() -> None:
+    """Two inputs reading one iterator are refused, and a refused run consumes nothing."""
+    shared = Pipeline.source(iter([1, 2]))
+    fresh = Pipeline.source(iter([3]))
+    with pytest.raises(
+        RuntimeError,
+        match=r"^this pipeline reads one one-shot iterator twice \(merging pipelines built on "
+        r"the same source\); give each input a source of its own$",
+    ):
+        trio.run(merge(fresh, shared, shared.map(abs)).collect)
+    assert trio.run(fresh.collect) == [3]
 
 
 async def test_policy_wraps_each_call() -> None:
@@ -490,11 +509,25 @@ def test_process_executor_without_trio_parallel_says_what_to_install(
         Pipeline.source([1]).map(abs, executor="process")
 
 
-async def test_receiving_a_new_chunk_is_a_checkpoint() -> None:
-    """Waiting for the next chunk of results is a full Trio checkpoint."""
+async def test_waiting_for_a_result_is_a_checkpoint() -> None:
+    """Receiving when no result waits yet is a full Trio checkpoint."""
     async with Pipeline.source([1, 2]).open() as out:
         with trio.testing.assert_checkpoints():
             assert await out.receive() == 1
+
+
+async def test_every_result_checks_for_cancellation() -> None:
+    """A cancelled caller gets Cancelled at its next result, even when results are waiting."""
+    async with Pipeline.source(range(10)).open(buffer=10) as out:
+        assert await out.receive() == 0
+        await trio.testing.wait_all_tasks_blocked()
+        assert out.statistics().output_buffer_used == 9
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await out.receive()
+            pytest.fail("receive() did not check for cancellation")  # pragma: no cover
+        assert scope.cancelled_caught
+        assert await out.receive() == 1  # nothing was taken by the cancelled call
 
 
 # --------------------------------------------------------------------------- validation
@@ -550,6 +583,18 @@ def fn(x: int) -> int:
         (lambda p: p.batch(2, timeout=0), ValueError, r"^timeout must be > 0, got 0$"),
         (lambda p: p.rate_limit(-1), ValueError, r"^rate must be > 0, got -1$"),
         (lambda p: p.rate_limit(1, per=math.nan), ValueError, r"^per must not be NaN, got nan$"),
+        (lambda p: p.rate_limit(1, buffer=0), ValueError, r"^buffer must be >= 1, got 0$"),
+        (lambda p: p.batch(2, buffer=0), ValueError, r"^buffer must be >= 1, got 0$"),
+        (lambda p: p.broadcast(lambda q: q, buffer=0), ValueError, r"^buffer must be >= 1, got 0$"),
+        (lambda p: p.enumerate(buffer="1"), TypeError, r"^buffer must be an int, got '1'$"),
+        (lambda p: p.tap(print, workers=0), ValueError, r"^workers must be >= 1, got 0$"),
+        (
+            lambda p: p.map(fn, workers=2, key=sleep_then),
+            TypeError,
+            r"^key must be a plain function \(its result is hashed to choose a worker\), "
+            r"got <function sleep_then at .*>$",
+        ),
+        (lambda p: p.batch(2, name=1), TypeError, r"^name must be a str, got 1$"),
         (lambda p: p.enumerate(start="0"), TypeError, r"^start must be an int, got '0'$"),
     ],
 )
@@ -585,7 +630,7 @@ def test_source_of_the_wrong_type_is_refused() -> None:
 
 stage_strategy = st.fixed_dictionaries(
     {
-        "kind": st.sampled_from(["map", "filter", "flat_map", "tap"]),
+        "kind": st.sampled_from(["map", "filter", "flat_map", "tap", "keyed", "batch"]),
         "workers": st.integers(1, 4),
         "buffer": st.none() | st.integers(1, 5),
         "ordered": st.booleans(),
@@ -596,7 +641,9 @@ stage_strategy = st.fixed_dictionaries(
 
 
 def build_random_pipeline(
-    items: Iterable[int], stages: list[dict[str, Any]], dropped: Any = lambda x: None
+    items: Iterable[int] | trio.abc.ReceiveChannel[int],
+    stages: list[dict[str, Any]],
+    dropped: Any = lambda x: None,
 ) -> Pipeline[int]:
     """Each stage keeps an item's identity (so it can be tracked) but may sleep, drop or fail.
 
@@ -623,6 +670,15 @@ def build_random_pipeline(
         }
         if spec["kind"] == "map":
             pipe = pipe.map(work, **options)
+        elif spec["kind"] == "keyed":
+            options["ordered"] = False  # key= keeps per-key order by itself
+            pipe = pipe.map(work, key=lambda x: x % 3, **options)
+        elif spec["kind"] == "batch":
+            # Lists of up to `workers + 1` items, then flattened again so the
+            # items can still be tracked one by one.
+            size = spec["workers"] + 1
+            pipe = pipe.batch(size, timeout=0.3, buffer=spec["buffer"], name=f"s{index}")
+            pipe = pipe.flat_map(lambda batch: batch, name=f"s{index}.flat")
         elif spec["kind"] == "filter":
 
             async def keep(x: int, work: Any = work, index: int = index) -> bool:
@@ -649,7 +705,7 @@ def expected_output(items: list[int], stages: list[dict[str, Any]]) -> tuple[lis
     for x in items:
         alive = True
         for index, spec in enumerate(stages):
-            if spec["kind"] == "tap":
+            if spec["kind"] in ("tap", "batch"):
                 continue
             if spec["fail_modulus"] and (x + index) % spec["fail_modulus"] == 0:
                 failed += 1
@@ -669,13 +725,23 @@ def items_held_bound(stages: list[dict[str, Any]], output_buffer: int) -> int:
     The source holds the one it is handing on; a stage holds ``buffer`` waiting
     items and one per worker; an ordered stage of several workers also holds
     finished results until their turn (at most ``workers + buffer`` items are
-    taken and not yet emitted, plus the one being emitted).
+    taken and not yet emitted, plus the one being emitted). A keyed stage adds
+    its dispatcher's item and a queue of ``buffer // workers`` (at least one)
+    per worker. A batch stage
+    holds its waiting items and one list; the flat_map after it one waiting
+    list and the one it expands.
     """
     total = 1 + output_buffer
     for spec in stages:
         workers = spec["workers"]
+        if spec["kind"] == "batch":
+            size = workers + 1
+            total += (spec["buffer"] or size) + size + 2 * size
+            continue
         buffer = spec["buffer"] or workers
-        if spec["ordered"] and workers > 1:
+        if spec["kind"] == "keyed" and workers > 1:
+            total += buffer + 1 + workers * max(1, buffer // workers) + workers
+        elif spec["ordered"] and workers > 1:
             total += buffer + (workers + buffer) + 1
         else:
             total += buffer + workers
@@ -730,6 +796,8 @@ def run_watched(main: Any, watch: PipelineWatch) -> None:
     assert watch.violations == []
 
 
+# A few milliseconds each: these run many more examples than the profile's default.
+@settings(max_examples=400)
 @given(
     items=st.lists(st.integers(0, 50), max_size=30, unique=True),
     stages=st.lists(stage_strategy, min_size=1, max_size=4),
@@ -753,7 +821,9 @@ def test_every_item_is_delivered_once_or_counted_failed(
         stats = pipe.statistics()
         assert sum(stage.failed for stage in stats.stages) == failed
         assert sum(stage.skipped for stage in stats.stages) == failed
-        if all(spec["ordered"] or spec["workers"] == 1 for spec in stages):
+        if all(
+            spec["workers"] == 1 or (spec["ordered"] and spec["kind"] != "keyed") for spec in stages
+        ):
             assert output == expected
         assert all(stage.busy_workers == 0 for stage in stats.stages)
         assert pipeline_tasks() == []
@@ -761,6 +831,7 @@ def test_every_item_is_delivered_once_or_counted_failed(
     run_watched(main, watch)
 
 
+@settings(max_examples=400)
 @given(
     items=st.lists(st.integers(0, 50), max_size=30, unique=True),
     stages=st.lists(stage_strategy, min_size=1, max_size=4),
@@ -773,18 +844,35 @@ def test_cancellation_at_any_time_leaves_no_tasks(
     cancel_at: float,
     early_exit_after: int | None,
 ) -> None:
-    """Cancelling from outside, or leaving open() early, at any fake time leaves nothing running."""
-    pipe = build_random_pipeline(items, stages)
+    """Cancelling from outside, or leaving open() early, at any fake time leaves nothing running.
+
+    The source is a memory channel fed by a producer: the run closes it, so the
+    producer is never left waiting to send.
+    """
+    send, receive = trio.open_memory_channel[int](0)
+    pipe = build_random_pipeline(receive, stages)
     watch = PipelineWatch(pipe)
+
+    async def produce() -> None:
+        async with send:
+            for item in items:
+                try:
+                    await send.send(item)
+                except trio.BrokenResourceError:
+                    return
 
     async def main() -> None:
         received: list[int] = []
-        with trio.move_on_after(cancel_at):
-            async with pipe.open() as out:
-                async for x in out:
-                    received.append(x)
-                    if early_exit_after is not None and len(received) > early_exit_after:
-                        break
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(produce)
+            with trio.move_on_after(cancel_at):
+                async with pipe.open() as out:
+                    async for x in out:
+                        received.append(x)
+                        if early_exit_after is not None and len(received) > early_exit_after:
+                            break
+        with pytest.raises(trio.ClosedResourceError):
+            receive.receive_nowait()
         assert pipeline_tasks() == []
         stats = pipe.statistics()
         assert not stats.running
@@ -930,3 +1018,251 @@ async def test_issue5_flat_map_hands_items_on_as_they_come(autojump_clock: Any) 
         await trio.testing.wait_all_tasks_blocked()
         # One received, one waiting in the output buffer, one in the worker's hand.
         assert produced == 3
+
+
+async def test_channel_source_is_closed_when_the_run_stops_reading() -> None:
+    """Leaving a run early closes its channel source, so a producer learns it at once."""
+    send, receive = trio.open_memory_channel[int](0)
+    outcome: list[str] = []
+
+    async def produce() -> None:
+        try:
+            for i in range(100):
+                await send.send(i)
+        except trio.BrokenResourceError:
+            outcome.append("broken")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(produce)
+        async with Pipeline.source(receive).open() as out:
+            assert await out.receive() == 0
+    assert outcome == ["broken"]
+
+
+async def test_generator_source_is_closed_when_the_run_ends_early() -> None:
+    """A generator source runs its ``finally`` when the pipeline is left early."""
+    closed: list[bool] = []
+
+    def numbers() -> Iterator[int]:
+        try:
+            yield from range(1000)
+        finally:
+            closed.append(True)
+
+    async with Pipeline.source(numbers()).open() as out:
+        await out.receive()
+    assert closed == [True]
+
+
+@pytest.mark.parametrize("on_error", ["skip", "raise"])
+async def test_key_function_failure_is_the_items_failure(on_error: Any) -> None:
+    """A failing ``key`` goes through ``on_error`` with the item, like the function's failure."""
+    pipe = Pipeline.source([1, 0, 2]).map(
+        lambda x: x, workers=2, key=lambda x: 1 // x, on_error=on_error, name="k"
+    )
+    if on_error == "skip":
+        assert sorted(await pipe.collect()) == [1, 2]
+        stats = pipe.statistics().stage("k")
+        assert (stats.items_in, stats.failed, stats.skipped) == (3, 1, 1)
+        return
+    with pytest.raises(StageError) as info:
+        await pipe.run()
+    assert (info.value.stage, info.value.item) == ("k", 0)
+    assert str(info.value) == (
+        "the key function of stage 'k' failed on item 0: ZeroDivisionError: "
+        "integer division or modulo by zero"
+    )
+
+
+async def test_ordered_flat_map_keeps_input_order(autojump_clock: Any) -> None:
+    """An ordered flat_map emits each item's outputs together, in input order."""
+
+    async def spread(x: int) -> AsyncIterator[int]:
+        await trio.sleep(3 - x)
+        yield x * 10
+        yield x * 10 + 1
+
+    pipe = Pipeline.source(range(3)).flat_map(spread, workers=3, ordered=True)
+    with assert_takes(3.0):
+        assert await pipe.collect() == [0, 1, 10, 11, 20, 21]
+
+
+async def test_tap_takes_workers_and_a_failing_tap_drops_its_item(autojump_clock: Any) -> None:
+    """``tap`` runs on several workers and passes on only the items whose call succeeded."""
+
+    async def check(x: int) -> None:
+        await trio.sleep(1)
+        if x == 2:
+            raise ValueError(x)
+
+    pipe = Pipeline.source(range(4)).tap(check, workers=4, on_error="skip", name="t")
+    with assert_takes(1.0):
+        assert sorted(await pipe.collect()) == [0, 1, 3]
+    assert pipe.statistics().stage("t").skipped == 1
+
+
+async def test_batch_rate_limit_and_broadcast_record_latency(autojump_clock: Any) -> None:
+    """Stages without a function report their time per item in exact fake seconds."""
+
+    async def source() -> AsyncIterator[int]:
+        for i in range(4):
+            yield i
+            await trio.sleep(1)
+
+    pipe = (
+        Pipeline.source(source)
+        .batch(2, name="batch")  # lists of items 1 s apart: each took 1 s to fill
+        .rate_limit(1, per=10, name="rate")  # the second list waits until t=13
+        .broadcast(lambda p: p, lambda p: p.map(len), name="fan")
+    )
+    await pipe.run()
+    stats = pipe.statistics()
+    assert (stats.stage("batch").items_in, stats.stage("batch").items_out) == (4, 2)
+    assert stats.stage("batch").latency.maximum == 1.0
+    assert stats.stage("batch").latency.count == 2
+    rate = stats.stage("rate").latency
+    # The first list arrives at t=1 and passes; the second arrives at t=3 and passes at t=11.
+    assert (rate.minimum, rate.maximum) == (0.0, 8.0)
+    fan = stats.stage("fan")
+    assert (fan.items_in, fan.items_out, fan.latency.count) == (2, 4, 2)
+
+
+async def test_two_readers_of_one_output_each_get_results(autojump_clock: Any) -> None:
+    """Results that arrive together while two tasks wait are shared by both readers."""
+    got: list[tuple[str, int]] = []
+
+    async def two_then_nothing() -> AsyncIterator[int]:
+        await trio.sleep(1)  # both readers are waiting by now
+        yield 0
+        yield 1
+        await trio.sleep_forever()  # the input never ends, so only a wake-up helps
+
+    async def read(name: str, out: Any) -> None:
+        got.append((name, await out.receive()))
+        await trio.sleep(5)  # this reader is busy now: the other must get the next result
+
+    async with (
+        Pipeline.source(two_then_nothing).open(buffer=2) as out,
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(read, "a", out)
+        nursery.start_soon(read, "b", out)
+        await trio.sleep(2)
+        assert sorted(item for _, item in got) == [0, 1]
+        assert {name for name, _ in got} == {"a", "b"}
+        nursery.cancel_scope.cancel()
+
+
+async def test_output_is_closed_once_open_has_exited() -> None:
+    """Reading after the block raises ClosedResourceError, as a closed channel does."""
+    async with Pipeline.source(range(10)).map(lambda x: x).open() as out:
+        assert await out.receive() == 0
+    with pytest.raises(trio.ClosedResourceError, match=r"^this pipeline run has ended"):
+        await out.receive()
+
+
+async def test_a_stage_failure_and_a_block_error_are_both_raised() -> None:
+    """If a stage fails and the block raises while unwinding, neither error is lost."""
+
+    def explode(x: int) -> int:
+        raise KeyError(x)
+
+    async def body() -> None:
+        async with Pipeline.source([1]).map(explode, name="m").open() as out:
+            try:
+                await out.receive()
+            finally:
+                raise OSError("cleaning up failed")
+
+    with pytest.raises(BaseExceptionGroup) as info:
+        await body()
+    errors = info.value.exceptions
+    assert [type(error) for error in errors] == [StageError, OSError]
+    assert errors[0].stage == "m"
+
+
+async def test_keyed_stage_holds_its_buffer_and_one_item_per_worker(autojump_clock: Any) -> None:
+    """A keyed stage's worker queues share its bound: O(buffer + workers) items, not more."""
+    pulled = 0
+
+    def numbers() -> Iterator[int]:
+        nonlocal pulled
+        for i in range(100):
+            pulled += 1
+            yield i
+
+    pipe = Pipeline.source(numbers()).map(
+        lambda x: sleep_then(math.inf, x), workers=4, key=lambda x: x
+    )
+    async with pipe.open():
+        await trio.testing.wait_all_tasks_blocked()
+        # 4 in the workers, 1 in each worker's queue, 1 held by the dispatcher,
+        # 4 in the stage's buffer, 1 held by the source.
+        assert pulled == 14
+        assert pipe.statistics().stages[0].buffer_size == 4 + 4 * 1
+
+
+async def test_flat_map_closes_an_async_generator_in_its_worker() -> None:
+    """An async generator a flat_map function returns is finalized before open() returns."""
+    finalized_in: list[str] = []
+
+    async def many(x: int) -> AsyncIterator[int]:
+        try:
+            for i in range(1000):
+                yield i  # cancelled while suspended here, waiting for room downstream
+        finally:
+            finalized_in.append(trio.lowlevel.current_task().name)
+
+    async with Pipeline.source([0]).flat_map(many, name="many").open() as out:
+        assert await out.receive() == 0
+    assert finalized_in == ["many worker 0"]
+
+
+async def test_ordered_flat_map_streams_its_oldest_item(autojump_clock: Any) -> None:
+    """An ordered flat_map hands on the oldest item's outputs as they come, however many.
+
+    The next item keeps at most ``buffer`` outputs until its turn.
+    """
+    produced = {0: 0, 1: 0}
+
+    async def endless(x: int) -> AsyncIterator[tuple[int, int]]:
+        for i in range(10**9):
+            produced[x] += 1
+            await trio.sleep(1)
+            yield (x, i)
+
+    pipe = Pipeline.source([0, 1]).flat_map(endless, workers=2, ordered=True, buffer=3)
+    async with pipe.open() as out:
+        assert [await out.receive() for _ in range(5)] == [(0, i) for i in range(5)]
+        await trio.sleep(100)
+        assert produced[1] == 4  # three kept, the fourth waits to be handed on
+
+
+async def test_process_executor_kills_its_worker_on_cancellation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``executor="process"`` asks trio-parallel to kill a cancelled call's worker process."""
+    trio_parallel = pytest.importorskip("trio_parallel")
+    calls: list[dict[str, Any]] = []
+
+    async def fake_run_sync(fn: Any, *args: Any, **options: Any) -> Any:
+        calls.append(options)
+        return fn(*args)
+
+    monkeypatch.setattr(trio_parallel, "run_sync", fake_run_sync)
+    assert await Pipeline.source([-1]).map(abs, workers=3, executor="process").collect() == [1]
+    assert calls[0]["kill_on_cancel"] is True
+    assert calls[0]["limiter"].total_tokens == 3
+
+
+async def test_generator_based_coroutines_are_awaited() -> None:
+    """A function may return a generator-based coroutine (``types.coroutine``)."""
+    import types
+
+    @types.coroutine
+    def legacy(x: int) -> Any:
+        # Awaited by the `yield from`, which is how such coroutines await.
+        yield from trio.lowlevel.checkpoint().__await__()  # noqa: ASYNC105
+        return x * 2
+
+    assert await Pipeline.source([1, 2]).map(legacy).collect() == [2, 4]

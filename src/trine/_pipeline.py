@@ -102,9 +102,10 @@ class _Buffer:
     """A bounded FIFO of items between two stages (or the last stage and the caller).
 
     Like a memory channel of ``capacity`` items: at most ``capacity`` items
-    wait here, and a consumer holds the item it took. Each producer calls
-    :meth:`close_producer` once when it is done; when none is left and the
-    buffer is empty, consumers see the end.
+    wait here, and a consumer holds the item it took. Every task that writes
+    here is counted once with :meth:`add_producer` when the run is wired, and
+    calls :meth:`close_producer` once when it is done; when none is left and
+    the buffer is empty, consumers see the end.
 
     Producers append with :meth:`put_nowait` (or :meth:`put` to wait for
     room); consumers take from :attr:`items` directly (``popleft``) and then
@@ -126,10 +127,10 @@ class _Buffer:
         "items",
     )
 
-    def __init__(self, capacity: int, producers: int) -> None:
+    def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.items: deque[Any] = deque()
-        self._producers = producers
+        self._producers = 0
         # Parked tasks, oldest first, and how many were woken but have not run yet.
         self._getters: OrderedDict[trio.lowlevel.Task, None] = OrderedDict()
         self._getters_woken = 0
@@ -155,6 +156,10 @@ class _Buffer:
         self.items.append(item)
         if self._getters and not self._getters_woken:
             self._wake_getter()
+
+    def add_producer(self, count: int = 1) -> None:
+        """Count *count* more tasks that will write here (before the run starts)."""
+        self._producers += count
 
     def close_producer(self) -> None:
         """One producer is done; after the last, consumers see the end."""
@@ -249,24 +254,6 @@ class _Stage:
     timeout: float | None = None
     rate: tuple[float, float, int] | None = None  # rate, per, burst
     branches: tuple[tuple[_Stage, ...], ...] = ()
-
-
-def _stage_producers(stage: _Stage) -> int:
-    """How many tasks write a stage's output (each closes it once when done)."""
-    if stage.kind == "broadcast":
-        return sum(_stage_producers(branch[-1]) if branch else 1 for branch in stage.branches)
-    return stage.workers
-
-
-def _source_producers(source: _SourceState) -> int:
-    if source.kind != "merge":
-        return 1
-    pipelines: tuple[Pipeline[Any], ...] = source.items  # type: ignore[assignment]  # see merge()
-    return sum(_chain_producers(pipeline._source_state, pipeline._stages) for pipeline in pipelines)
-
-
-def _chain_producers(source: _SourceState, stages: tuple[_Stage, ...]) -> int:
-    return _stage_producers(stages[-1]) if stages else _source_producers(source)
 
 
 @attrs.define(eq=False)
@@ -407,6 +394,11 @@ class Pipeline(Generic[T_co]):
             _check_call_guard("policy", policy)
         if key is not None:
             key = check_async_callable("key", key)
+            if inspect.iscoroutinefunction(key) or inspect.isasyncgenfunction(key):
+                raise TypeError(
+                    "key must be a plain function (its result is hashed to choose a "
+                    f"worker), got {key!r}"
+                )
             if ordered:
                 raise ValueError(
                     "key and ordered cannot be combined: key already keeps per-key order"
@@ -776,20 +768,32 @@ class Pipeline(Generic[T_co]):
 
     # -- running ----------------------------------------------------------
 
-    def _claim_sources(self) -> None:
+    def _one_shot_sources(self) -> list[_SourceState]:
         state = self._source_state
-        if state.kind == "branch":
-            raise RuntimeError("a broadcast branch cannot be run on its own")
         if state.kind == "merge":
-            for pipeline in state.items:  # type: ignore[attr-defined]  # a tuple of Pipelines
-                pipeline._claim_sources()
-        elif state.kind in ("iterator", "async_iterator", "channel"):
+            pipelines: tuple[Pipeline[Any], ...] = state.items  # type: ignore[assignment]  # see merge()
+            return [found for pipeline in pipelines for found in pipeline._one_shot_sources()]
+        return [state] if state.kind in ("iterator", "async_iterator", "channel") else []
+
+    def _claim_sources(self) -> None:
+        """Mark this run's one-shot sources used, after checking every one of them."""
+        if self._source_state.kind == "branch":
+            raise RuntimeError("a broadcast branch cannot be run on its own")
+        states = self._one_shot_sources()
+        for number, state in enumerate(states):
+            kind = state.kind.replace("_", " ")
+            if any(state is earlier for earlier in states[:number]):
+                raise RuntimeError(
+                    f"this pipeline reads one one-shot {kind} twice (merging pipelines "
+                    "built on the same source); give each input a source of its own"
+                )
             if state.used:
                 raise RuntimeError(
-                    f"this pipeline's source is a one-shot {state.kind.replace('_', ' ')} "
-                    "that an earlier run already consumed; to run a pipeline again, "
-                    "build it on a list or an async generator function"
+                    f"this pipeline's source is a one-shot {kind} that an earlier run already "
+                    "consumed; to run a pipeline again, build it on a list or an async "
+                    "generator function"
                 )
+        for state in states:
             state.used = True
 
     def _start_run(self, output_buffer: int) -> _Run:
@@ -825,12 +829,18 @@ class Pipeline(Generic[T_co]):
                     nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             # Workers never raise (a failure is recorded and cancels the run),
-            # so the group holds the block's own exception: give it back bare.
-            if len(group.exceptions) == 1 and run.failure is None:
-                raise group.exceptions[0] from None
+            # so the group holds what the block raised.
+            if run.failure is not None:
+                raise BaseExceptionGroup(
+                    "a pipeline stage failed and the open() block raised",
+                    [run.failure, *group.exceptions],
+                ) from None
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None  # the block's exception, bare
             raise
         finally:
             run.finished = True
+            run.output._closed = True
         if run.failure is not None:
             raise run.failure
 
@@ -890,7 +900,19 @@ def merge(*pipelines: Pipeline[T]) -> Pipeline[T]:
             raise TypeError(f"merge takes Pipelines, got {pipeline!r}")
         if pipeline._source_state.kind == "branch":
             raise TypeError("a broadcast branch cannot be merged: it has no source of its own")
-    return Pipeline(_SourceState(tuple(pipelines), "merge"), ())
+    # Each input's stages are renamed after its place, as a broadcast's
+    # branches are, so that no two stages of the merged run share a name.
+    renamed: tuple[Pipeline[T], ...] = tuple(
+        Pipeline(
+            pipeline._source_state,
+            tuple(
+                attrs.evolve(stage, name=f"merge[{number}].{stage.name}")
+                for stage in pipeline._stages
+            ),
+        )
+        for number, pipeline in enumerate(pipelines)
+    )
+    return Pipeline(_SourceState(renamed, "merge"), ())
 
 
 def _require_trio_parallel() -> Any:
@@ -977,31 +999,42 @@ class PipelineOutput(Generic[T_co]):
     :class:`trio.abc.ReceiveChannel` does. Every item checks for cancellation;
     the scheduler is visited whenever no result is waiting, which is at least
     once every ``buffer`` results (the stages cannot refill the buffer while
-    your loop runs without yielding).
+    your loop runs without yielding). Several tasks may read one output; each
+    result goes to one of them. Once :meth:`Pipeline.open` has exited, reading
+    raises :exc:`trio.ClosedResourceError`, as a closed channel does.
     """
 
-    __slots__ = ("_buffer", "_run")
+    __slots__ = ("_buffer", "_closed", "_run")
 
     def __init__(self, run: _Run, buffer: _Buffer) -> None:
         self._run = run
         self._buffer = buffer
+        self._closed = False
 
     def __aiter__(self) -> PipelineOutput[T_co]:
         return self
 
     async def __anext__(self) -> T_co:
         await trio.lowlevel.checkpoint_if_cancelled()
+        if self._closed:
+            raise trio.ClosedResourceError(
+                "this pipeline run has ended: read its output inside `async with pipe.open()`"
+            )
         buffer = self._buffer
         items = buffer.items
         if not items and not await buffer.wait_item():
             raise StopAsyncIteration
-        return buffer.take()  # type: ignore[no-any-return]  # buffers hold Any
+        item = buffer.take()
+        if buffer._getters:
+            buffer.pass_on()  # another reader waits, and our caller may block next
+        return item  # type: ignore[no-any-return]  # buffers hold Any
 
     async def receive(self) -> T_co:
         """The next result.
 
         Raises:
           trio.EndOfChannel: when the pipeline has delivered everything.
+          trio.ClosedResourceError: after :meth:`Pipeline.open` has exited.
         """
         try:
             return await self.__anext__()
@@ -1114,51 +1147,54 @@ class _Run:
         self.top_level: list[_StageRun] = []
         """The stages the pipeline's own nursery starts (branch stages are their broadcast's)."""
         self.sources: list[tuple[_SourceState, _Buffer]] = []
-        self.output_buffer = _Buffer(output_buffer, _chain_producers(source, stages))
+        self.output_buffer = _Buffer(output_buffer)
         self.output = PipelineOutput[Any](self, self.output_buffer)
         self._wire_pipeline(source, stages, self.output_buffer)
+
+    # Wiring: every task that will write a buffer is counted with it here, so
+    # each buffer knows when its last writer is done.
 
     def _wire_pipeline(
         self, source: _SourceState, stages: tuple[_Stage, ...], downstream: _Buffer
     ) -> None:
-        entry = self._wire_chain(stages, downstream, _source_producers(source), self.top_level)
+        entry = self._wire_chain(stages, downstream, self.top_level)
         if source.kind == "merge":
             for pipeline in source.items:  # type: ignore[attr-defined]  # a tuple of Pipelines
                 self._wire_pipeline(pipeline._source_state, pipeline._stages, entry)
         else:
             self.sources.append((source, entry))
+            entry.add_producer()  # the source task
 
     def _wire_chain(
-        self,
-        stages: tuple[_Stage, ...],
-        downstream: _Buffer,
-        first_producers: int,
-        into: list[_StageRun],
+        self, stages: tuple[_Stage, ...], downstream: _Buffer, into: list[_StageRun]
     ) -> _Buffer:
-        """Build *stages*' buffers back to front; return the buffer the chain reads first."""
+        """Wire *stages*, the last writing into *downstream*; return the buffer the first reads."""
         chain: list[_StageRun] = []
-        for index in range(len(stages) - 1, -1, -1):
-            stage = stages[index]
-            producers = _stage_producers(stages[index - 1]) if index > 0 else first_producers
-            shared = _Buffer(stage.buffer, producers)
+        for stage in reversed(stages):
+            shared = _Buffer(stage.buffer)
             stage_run = _StageRun(stage, [shared], downstream)
+            if stage.kind != "broadcast":  # a broadcast's branches write, below
+                downstream.add_producer(stage.workers)
             if stage.key is not None and stage.workers > 1:
-                # A dispatcher task moves items from the shared buffer to
-                # one queue per worker, chosen by the item's key.
-                stage_run.inputs += [_Buffer(stage.buffer, 1) for _ in range(stage.workers)]
+                # A dispatcher task moves items from the shared buffer to one
+                # queue per worker, chosen by the item's key; the queues share
+                # the stage's bound, so the stage holds O(buffer + workers).
+                for _ in range(stage.workers):
+                    queue = _Buffer(max(1, stage.buffer // stage.workers))
+                    queue.add_producer()
+                    stage_run.inputs.append(queue)
             chain.append(stage_run)
             downstream = shared
-        chain.reverse()
-        for stage_run in chain:
+        for stage_run in reversed(chain):
             self.stage_runs.append(stage_run)
             into.append(stage_run)
             for branch in stage_run.stage.branches:
                 # Each branch reads what the broadcast's distributor hands it
                 # and writes into the broadcast's own downstream.
                 branch_runs: list[_StageRun] = []
-                stage_run.branch_entries.append(
-                    self._wire_chain(branch, stage_run.output, 1, branch_runs)
-                )
+                entry = self._wire_chain(branch, stage_run.output, branch_runs)
+                entry.add_producer()  # the distributor
+                stage_run.branch_entries.append(entry)
                 stage_run.branch_runs.append(branch_runs)
         return downstream
 
@@ -1359,12 +1395,18 @@ class _Run:
         if stage.policy is not None:
             policy_call = stage.policy.call
             return lambda item: policy_call(fn, item)
+        # The stage's own limiter: its threads or processes never queue behind
+        # other users of Trio's (or trio-parallel's) default one.
         if stage.executor == "thread":
-            run_sync = trio.to_thread.run_sync
-            return lambda item: run_sync(fn, item)
+            limiter = trio.CapacityLimiter(stage.workers)
+            to_thread = trio.to_thread.run_sync
+            return lambda item: to_thread(fn, item, limiter=limiter)
         if stage.executor == "process":
-            process_run_sync = _require_trio_parallel().run_sync
-            return lambda item: process_run_sync(fn, item)
+            limiter = trio.CapacityLimiter(stage.workers)
+            to_process = _require_trio_parallel().run_sync
+            # A worker process can be killed, so cancellation is prompt (as
+            # with trine.to_process); a thread can only be waited for.
+            return lambda item: to_process(fn, item, limiter=limiter, kill_on_cancel=True)
         return fn
 
     async def _worker(
@@ -1415,7 +1457,8 @@ class _Run:
                     elif result_type in plain_types:
                         step = None
                     elif isawaitable(result):
-                        step = result.__await__()
+                        # (a generator-based coroutine is driven as it is)
+                        step = result.__await__() if hasattr(result, "__await__") else result
                     else:
                         step = None
                         if len(plain_types) < 64:
@@ -1435,7 +1478,7 @@ class _Run:
                                 stage_run.busy -= 1
                     if kind == "flat_map":
                         keep = False  # _expand hands the items on itself
-                        await self._expand(stage_run, inputs, result, outs)
+                        await self._expand(stage_run, inputs, result, reorder, number, outs)
                     elif kind == "filter":
                         keep = bool(result)
                         result = item
@@ -1451,10 +1494,11 @@ class _Run:
                     finished = now()
                     record(finished - started)
                     started = finished
-                if outs is not None:
+                if reorder is not None:
+                    assert outs is not None
                     if keep:
                         outs.append(result)
-                    await self._emit_in_order(stage_run, reorder, inputs, number, outs)  # type: ignore[arg-type]  # outs implies reorder
+                    await self._emit_in_order(stage_run, reorder, inputs, number, outs)
                     started = now()
                 elif keep:
                     if not put_nowait(result):
@@ -1467,30 +1511,62 @@ class _Run:
 
     @staticmethod
     async def _expand(
-        stage_run: _StageRun, inputs: _Buffer, produced: object, outs: list[Any] | None
+        stage_run: _StageRun,
+        inputs: _Buffer,
+        produced: object,
+        reorder: _Reorder | None,
+        number: int,
+        outs: list[Any] | None,
     ) -> None:
-        """Hand on each item of a ``flat_map`` result as it comes (into *outs* if ordered)."""
+        """Hand on each item of a ``flat_map`` result as it comes.
+
+        In an ordered stage, the outputs of item *number* wait in *outs* until
+        its turn (at most ``buffer`` of them; then iterating waits for the
+        turn); once its turn has come they go first and the rest stream on.
+        """
+        output = stage_run.output
+        keep_at_most = stage_run.stage.buffer
 
         async def hand_on(item: Any) -> None:
-            if outs is not None:
-                outs.append(item)
-                return
+            if reorder is not None:
+                assert outs is not None
+                while number != reorder.emitted or reorder.emitting:
+                    if len(outs) < keep_at_most:
+                        outs.append(item)
+                        return
+                    inputs.pass_on()
+                    await reorder.window_moved.park()
+                if outs:  # our turn has come: what was kept goes first
+                    kept = outs[:]
+                    outs.clear()
+                    for earlier in kept:
+                        await deliver(earlier)
+            await deliver(item)
+
+        async def deliver(item: Any) -> None:
             if not output.put_nowait(item):
+                inputs.pass_on()
                 await output.put(item)
             stage_run.items_out += 1
 
-        output = stage_run.output
-        if isinstance(produced, AsyncIterable):
-            inputs.pass_on()  # iterating may block
-            stage_run.busy += 1
-            try:
-                async for item in produced:
+        try:
+            if isinstance(produced, AsyncIterable):
+                inputs.pass_on()  # iterating may block
+                stage_run.busy += 1
+                try:
+                    async for item in produced:
+                        await hand_on(item)
+                finally:
+                    stage_run.busy -= 1
+            else:
+                for item in produced:  # type: ignore[attr-defined]  # a TypeError is the item's failure
                     await hand_on(item)
-            finally:
-                stage_run.busy -= 1
-        else:
-            for item in produced:  # type: ignore[attr-defined]  # a TypeError is the item's failure
-                await hand_on(item)
+        finally:
+            # Finalized here, in the worker, not later by the garbage collector.
+            if inspect.isasyncgen(produced):
+                await produced.aclose()
+            elif inspect.isgenerator(produced):
+                produced.close()
 
     @staticmethod
     async def _emit_in_order(
@@ -1516,6 +1592,8 @@ class _Run:
                     stage_run.items_out += 1
         finally:
             reorder.emitting = False
+            if reorder.window_moved:
+                reorder.window_moved.unpark_all()  # an ordered flat_map may wait for this
 
     async def _dispatch_by_key(self, stage_run: _StageRun) -> None:
         """Route each item to the queue of the worker its key belongs to."""
