@@ -75,3 +75,9 @@ def test_quantile_is_within_one_percent(samples: list[float], q: float) -> None:
     reported = histogram.quantile(q)
     assert reported is not None
     assert abs(reported - true) <= 0.01 * true + 1e-12
+
+
+def test_record_refuses_infinity() -> None:
+    """An infinite duration is refused by name, not with an OverflowError from the buckets."""
+    with pytest.raises(ValueError, match=r"^seconds must be finite, got inf$"):
+        LatencyHistogram().record(math.inf)
