@@ -290,11 +290,14 @@ class Pipeline(Generic[T_co]):
             async for stored in results:
                 ...
 
-    Every stage has its own workers (``workers=``) and a bounded input buffer
-    (``buffer=``, by default one item per worker). Items move between stages
-    in chunks whenever several are ready, which is what makes a pipeline
-    several times faster than memory channels, but every function is still
-    called once per item and every bound is counted in items.
+    Every stage has its own workers (``workers=``) and a bounded buffer in
+    front of it (``buffer=``, by default one item per worker), bounded as a
+    memory channel is: at most ``buffer`` items wait, and each worker holds
+    the one it works on. A worker only yields to Trio when it must wait, so
+    items that are ready together move between stages in one trip through
+    the scheduler, which is what makes a pipeline several times faster than
+    memory channels; every function is still called once per item and every
+    result is handed on as soon as it exists.
 
     When the source is exhausted each stage finishes the items it has and
     closes its output, and the next stage follows: every item is delivered
@@ -322,8 +325,9 @@ class Pipeline(Generic[T_co]):
 
         Args:
           items: an iterable (a list can be run again and again; an iterator or
-            generator only once), an async iterable, a
-            :class:`trio.abc.ReceiveChannel` (read until closed), or an async
+            generator only once, and a generator is closed when the run ends),
+            an async iterable, a :class:`trio.abc.ReceiveChannel` (read until
+            it ends; the run closes it when it stops reading), or an async
             generator function (called afresh by each run).
 
         Raises:
@@ -464,16 +468,19 @@ class Pipeline(Generic[T_co]):
         policy: SupportsCall | None = None,
         executor: Literal["thread", "process"] | None = None,
     ) -> Pipeline[Any]:
-        """Replace each item by ``fn(item)`` (awaited if *fn* is async).
+        """Replace each item by ``fn(item)`` (awaited if it is awaitable).
 
         Args:
           fn: a function of one item; async or plain.
           workers: how many items are processed at once (``>= 1``).
           ordered: with several workers, emit results in input order (a
             reorder window of ``workers + buffer`` items bounds the memory).
-          buffer: how many items may wait for this stage (default: *workers*).
-          key: with several workers, items with equal ``key(item)`` always
-            go to the same worker, so their order is kept.
+          buffer: how many items may wait for this stage (default: *workers*);
+            each worker also holds the item it works on.
+          key: with several workers, a plain function: items with equal
+            ``key(item)`` always go to the same worker, so their order is
+            kept. Each worker has a queue of ``buffer // workers`` items (at
+            least one), filled by a dispatcher; a failing key is the item's failure.
           on_error: ``"raise"`` (the pipeline fails with :exc:`StageError`),
             ``"skip"`` (the item is dropped and counted), or a dead-letter
             function ``hook(item, exc)``, plain or async, that receives it.
@@ -482,7 +489,8 @@ class Pipeline(Generic[T_co]):
             :class:`trine.Policy`) that each call goes through; *fn* must be async.
           executor: ``"thread"`` runs a plain *fn* in :func:`trio.to_thread.run_sync`,
             ``"process"`` in a worker process (``trio-parallel``), at most
-            *workers* at once.
+            *workers* at once. Cancellation kills a worker process, but waits
+            for a running thread to return.
 
         Raises:
           TypeError, ValueError: for an invalid argument, at once.
@@ -586,9 +594,13 @@ class Pipeline(Generic[T_co]):
         """Replace each item by every item of ``fn(item)``.
 
         *fn* returns an iterable, an async iterable (an async generator
-        function will do), or is async and returns an iterable. A failure
-        while iterating counts as the input item's failure; what was already
-        produced for it has been delivered. Other arguments as for :meth:`map`.
+        function will do), or is async and returns an iterable. Its items are
+        handed on one by one as they come, and a generator is closed by the
+        worker when it ends. A failure while iterating counts as the input
+        item's failure; what was already produced for it has been delivered.
+        With ``ordered=True`` the oldest item's outputs stream on, and a later
+        item keeps at most ``buffer`` outputs until its turn. Other arguments
+        as for :meth:`map`.
         """
         return self._then(
             self._build(
@@ -660,8 +672,10 @@ class Pipeline(Generic[T_co]):
         """Group items into lists of *size*.
 
         A list is emitted when it is full, or when *timeout* seconds have
-        passed since its first item arrived (if *timeout* is given), or when
-        the input ends (the last list may be short; an empty list is never emitted).
+        passed since the stage took its first item (if *timeout* is given), or
+        when the input ends (the last list may be short; an empty list is never
+        emitted). Items wait in the stage's buffer only while the previous list
+        is being handed on.
 
         Args:
           size: the most items in a list (``>= 1``).
