@@ -22,6 +22,22 @@ async def sleep_then(seconds: float, value: Any) -> Any:
     return value
 
 
+class Counted:
+    """An iterator over *items* that counts how many have been taken from it."""
+
+    def __init__(self, items: Iterable[int]) -> None:
+        self._items = iter(items)
+        self.pulled = 0
+
+    def __iter__(self) -> Counted:
+        return self
+
+    def __next__(self) -> int:
+        item = next(self._items)
+        self.pulled += 1
+        return item
+
+
 def pipeline_tasks() -> list[str]:
     """Names of every running task that belongs to a pipeline."""
     found: list[str] = []
@@ -760,15 +776,15 @@ class PipelineWatch(trio.abc.Instrument):
     def __init__(self, pipe: Pipeline[Any] | None = None, bound: int | None = None) -> None:
         self.pipe = pipe
         self.bound = bound
-        self.pulled = 0
+        self.source = Counted(())
         self.finished = 0  # received by the test, or dropped by a stage
         self.most_held = 0
         self.violations: list[str] = []
 
-    def source(self, items: list[int]) -> Iterator[int]:
-        for item in items:
-            self.pulled += 1
-            yield item
+    def count(self, items: list[int]) -> Counted:
+        """The source to build the pipeline on, so that the watch counts what it takes."""
+        self.source = Counted(items)
+        return self.source
 
     def finish(self, _: object = None) -> None:
         self.finished += 1
@@ -785,7 +801,7 @@ class PipelineWatch(trio.abc.Instrument):
                 )
             if buffer._getters_woken < 0 or buffer._putters_woken < 0:
                 self.violations.append("a buffer counted more wake-ups than it made")
-        held = self.pulled - self.finished
+        held = self.source.pulled - self.finished
         self.most_held = max(self.most_held, held)
         if self.bound is not None and held > self.bound:
             self.violations.append(f"{held} items held, more than the bound {self.bound}")
@@ -807,7 +823,7 @@ def test_every_item_is_delivered_once_or_counted_failed(
 ) -> None:
     """Random pipelines: exactly-once delivery, failures counted, order kept, memory bounded."""
     watch = PipelineWatch(bound=items_held_bound(stages, output_buffer=1))
-    pipe = watch.pipe = build_random_pipeline(watch.source(items), stages, dropped=watch.finish)
+    pipe = watch.pipe = build_random_pipeline(watch.count(items), stages, dropped=watch.finish)
 
     async def main() -> None:
         output: list[int] = []
@@ -976,16 +992,9 @@ async def test_issue5_a_blocking_stage_keeps_its_buffer_bounded(autojump_clock: 
     An earlier engine released a chunk's items twice when the function blocked,
     so a ``buffer=4`` stage behind a fast one came to hold dozens of items.
     """
-    pulled = 0
-
-    def numbers() -> Iterator[int]:
-        nonlocal pulled
-        for i in range(40):
-            pulled += 1
-            yield i
-
+    numbers = Counted(range(40))
     pipe = (
-        Pipeline.source(numbers())
+        Pipeline.source(numbers)
         .map(lambda x: x, buffer=8)
         .map(lambda x: sleep_then(1, x), buffer=4, name="slow")
     )
@@ -996,7 +1005,7 @@ async def test_issue5_a_blocking_stage_keeps_its_buffer_bounded(autojump_clock: 
             received += 1
             await trio.testing.wait_all_tasks_blocked()
             assert pipe.statistics().stage("slow").buffer_used == max(0, min(4, 39 - received))
-            most_held = max(most_held, pulled - received)
+            most_held = max(most_held, numbers.pulled - received)
     # Held at most: 4 waiting and 1 in the slow worker, 8 waiting and 1 in the
     # fast worker (holding a result for the full buffer), 1 in the source.
     assert most_held == 15
@@ -1183,22 +1192,15 @@ async def test_a_stage_failure_and_a_block_error_are_both_raised() -> None:
 
 async def test_keyed_stage_holds_its_buffer_and_one_item_per_worker(autojump_clock: Any) -> None:
     """A keyed stage's worker queues share its bound: O(buffer + workers) items, not more."""
-    pulled = 0
-
-    def numbers() -> Iterator[int]:
-        nonlocal pulled
-        for i in range(100):
-            pulled += 1
-            yield i
-
-    pipe = Pipeline.source(numbers()).map(
+    numbers = Counted(range(100))
+    pipe = Pipeline.source(numbers).map(
         lambda x: sleep_then(math.inf, x), workers=4, key=lambda x: x
     )
     async with pipe.open():
         await trio.testing.wait_all_tasks_blocked()
         # 4 in the workers, 1 in each worker's queue, 1 held by the dispatcher,
         # 4 in the stage's buffer, 1 held by the source.
-        assert pulled == 14
+        assert numbers.pulled == 14
         assert pipe.statistics().stages[0].buffer_size == 4 + 4 * 1
 
 

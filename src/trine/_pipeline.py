@@ -149,7 +149,7 @@ class _Buffer:
         return True
 
     async def put(self, item: Any) -> None:
-        """Append *item*, parking until there is room."""
+        """Append *item*, parking until there is room (hot loops try :meth:`put_nowait` first)."""
         while len(self.items) >= self.capacity:
             await trio.lowlevel.wait_task_rescheduled(_parked_in(self._putters))
             self._putters_woken -= 1
@@ -1626,8 +1626,7 @@ class _Run:
                     ):
                         return
                     continue
-                if not queue.put_nowait(item):
-                    await queue.put(item)  # a full queue holds up every key: head-of-line
+                await queue.put(item)  # a full queue holds up every key: head-of-line
         finally:
             for queue in queues:
                 queue.close_producer()
@@ -1644,8 +1643,7 @@ class _Run:
                 stage_run.items_in += 1
                 started = now()
                 for entry in entries:
-                    if not entry.put_nowait(item):
-                        await entry.put(item)
+                    await entry.put(item)
                     stage_run.items_out += 1
                 record(now() - started)
         finally:
@@ -1668,8 +1666,7 @@ class _Run:
         async def hand_on() -> None:
             nonlocal batch
             ready, batch = batch, []
-            if not output.put_nowait(ready):
-                await output.put(ready)
+            await output.put(ready)
             stage_run.items_out += 1
             record(now() - first_at)
 
@@ -1713,8 +1710,7 @@ class _Run:
                 taken_at = now()
                 if not limiter.try_acquire():
                     await limiter.acquire()
-                if not output.put_nowait(item):
-                    await output.put(item)
+                await output.put(item)
                 stage_run.items_out += 1
                 record(now() - taken_at)
         finally:
