@@ -47,15 +47,19 @@ def run_example(name: str) -> str:
     return completed.stdout
 
 
-def test_crawler_example_runs() -> None:
-    """examples/crawler.py stores every non-empty page, dead-letters the failures, prints stats."""
+def test_crawler_example_prints_what_the_guide_quotes() -> None:
+    """examples/crawler.py stores every non-empty page, dead-letters the failures, and its
+    exact fake-clock statistics are the ones docs/guide/pipelines.rst quotes."""
     output = run_example("crawler.py")
-    first, header, *stages = output.splitlines()
-    assert first.startswith("stored 186 rows in ")
-    assert first.endswith(" batches; 8 pages failed")
+    first, second, header, *stages = output.splitlines()
+    assert first == "stored 186 rows in 10 batches; 8 pages failed"
+    assert second == "took 175 ms of fake time; at most 16 fetches at once"
     assert header.split() == ["stage", "in", "out", "failed", "p50", "ms", "p99", "ms"]
-    rows = {line.split()[0]: line.split()[1:4] for line in stages}
-    assert rows["fetch"] == ["200", "192", "8"]
-    assert rows["parse"] == ["192", "192", "0"]
-    assert rows["non-empty"] == ["192", "186", "0"]
-    assert rows["batch"][0] == "186"
+    rows = {line.split()[0]: line.split()[1:] for line in stages}
+    assert rows["fetch"] == ["200", "192", "8", "9.95", "20.00"]
+    assert rows["parse"] == ["192", "192", "0", "0.00", "0.00"]
+    assert rows["non-empty"] == ["192", "186", "0", "0.00", "0.00"]
+    assert rows["batch"] == ["186", "10", "0", "15.14", "20.00"]
+    assert rows["store"] == ["10", "10", "0", "10.00", "10.00"]
+    guide = (EXAMPLES.parent / "docs" / "guide" / "pipelines.rst").read_text()
+    assert "\n".join(f"    {line}" for line in output.splitlines()) in guide
