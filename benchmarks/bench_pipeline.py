@@ -1,39 +1,48 @@
-"""Pipelines: source → map(x+1) → map(x*2) → sink over 1,000,000 integers.
+"""Pipelines: source -> map(x+1) -> map(x*2) -> sink over 1,000,000 integers.
 
-Variants, all in one process and interleaved:
+One case per buffer size (256, 16, 2 and 1 items), each timing, in one
+process and interleaved:
 
 - ``hand-written trio memory channels`` (the baseline): one task per stage,
-  ``open_memory_channel(256)`` between stages, ``async with`` close discipline;
-- ``trine`` with 1 and with 4 workers per stage (``buffer=256`` per stage,
-  the same bound as the baseline's channels), and with default buffers
-  (``buffer=workers=1``: every hop carries one item, so no chunking can happen);
-- ``slurry`` (Trio) and ``aiostream`` (asyncio) where they import and run.
+  ``open_memory_channel(size)`` between stages, ``async with`` close discipline;
+- ``trine`` with 1 and with 4 workers per stage, ``buffer=size`` on every
+  stage and on the output (one-item buffers are trine's default for 1 worker);
+- in the 256 case, ``aiostream`` (asyncio) and ``slurry`` (Trio) where they
+  import and run.
 
-A separate case runs trine on 1,000,000 and 10,000,000 items in fresh
-processes and prints the peak RSS of each (flat memory: the second must not
-be bigger in proportion).
+``pipeline_memory`` runs trine with default buffers on 1,000,000 and
+10,000,000 items in fresh processes and prints the peak RSS of each.
 
-Measured here (2 shared cores, Python 3.11, trio 0.35, ``--repeat 5``, medians
-of one run; the lead re-runs these)::
+Measured here (2 shared cores, Python 3.11, trio 0.35, ``--repeat 5``,
+medians)::
 
-    variant                                       median    per item   ratio
-    hand-written trio memory channels (buf 256)   22360ms   22.36 us   1.00x
-    trine, 1 worker/stage, buffer 256              1668ms    1.67 us   0.07x  (13x faster)
-    trine, 4 workers/stage, buffer 256             1660ms    1.66 us   0.07x  (= 1 worker)
-    trine, default buffers (1 item/hop)           26490ms   26.49 us   1.18x
-    aiostream (asyncio), 1 task/stage              4877ms    4.88 us   0.22x  (trine 2.9x faster)
-    slurry 1.3 (trio)                             41977ms   41.98 us   1.88x
+    buffers  variant                                  per item   ratio
+    256      hand-written trio memory channels        14.70 us   1.00x
+             trine, 1 worker/stage                     1.28 us   0.09x  (11.5x faster)
+             trine, 4 workers/stage                    1.30 us   0.09x  (= 1 worker)
+             aiostream 0.8 (asyncio), 1 task/stage     3.38 us   0.23x  (trine 2.6x faster)
+             slurry 1.3 (trio)                        24.04 us   1.64x  (trine 19x faster)
+    16       hand-written trio memory channels        14.77 us   1.00x
+             trine, 1 worker/stage                     2.03 us   0.14x  (7.3x faster)
+             trine, 4 workers/stage                    2.06 us   0.14x
+    2        hand-written trio memory channels        14.84 us   1.00x
+             trine, 1 worker/stage                     7.19 us   0.48x  (2.1x faster)
+             trine, 4 workers/stage                    7.25 us   0.49x
+    1        hand-written trio memory channels        14.68 us   1.00x
+             trine, 1 worker/stage                    12.61 us   0.86x  (1.16x faster)
+             trine, 4 workers/stage                   12.63 us   0.86x
 
-    pipeline_memory: peak RSS 27.7 MiB for 1,000,000 items and 27.7 MiB for
-    10,000,000 items (flat; buffer=256 per stage).
+    pipeline_memory: peak RSS 32.7 MiB for 1,000,000 items and 32.7 MiB for
+    10,000,000 items (flat; default one-item buffers).
 
-Why: a memory-channel hop is a trip through Trio's scheduler per item per
-stage. trine's stages hand over every item that is ready in one chunk and
-wake the next stage only if it is parked, so with room to batch (a buffer of
-more than one item) a trip is shared by up to ``buffer`` items. With the
-default one-item buffers nothing can be shared and trine costs about what the
-hand-written pipeline does. Peak memory is bounded by the buffers, not by the
-length of the source (see the ``pipeline_memory`` case).
+Why: every memory-channel send and receive is a trip through Trio's
+scheduler (6 task steps and 2 scheduler passes per item here, whatever the
+channel size). A trine worker yields only when its buffer is empty, the next
+buffer is full or its function blocks, so items that are ready together move
+in one trip. With one-item buffers a stage and the next can only take turns
+(4 task steps and 2 passes per item: a little less than by hand); from two
+items up the trips are shared, and with 256 one trip carries about 100 items.
+Peak memory is bounded by the buffers, not by the length of the source.
 """
 
 from __future__ import annotations
@@ -49,7 +58,6 @@ import trio
 from benchmarks._harness import Case, Variant, installed
 
 N = 1_000_000
-BUFFER = 256
 
 
 def inc(x: int) -> int:
@@ -75,10 +83,10 @@ def _trio_timed(main):
     return run
 
 
-async def hand_written() -> None:
-    send1, receive1 = trio.open_memory_channel[int](BUFFER)
-    send2, receive2 = trio.open_memory_channel[int](BUFFER)
-    send3, receive3 = trio.open_memory_channel[int](BUFFER)
+async def hand_written(buffer: int) -> None:
+    send1, receive1 = trio.open_memory_channel[int](buffer)
+    send2, receive2 = trio.open_memory_channel[int](buffer)
+    send3, receive3 = trio.open_memory_channel[int](buffer)
 
     async def source() -> None:
         async with send1:
@@ -101,7 +109,7 @@ async def hand_written() -> None:
     assert total == N * (N + 1)
 
 
-async def trine_pipeline(workers: int, buffer: int | None) -> None:
+async def trine_pipeline(workers: int, buffer: int) -> None:
     from trine import Pipeline
 
     pipe = (
@@ -110,7 +118,7 @@ async def trine_pipeline(workers: int, buffer: int | None) -> None:
         .map(dbl, workers=workers, buffer=buffer)
     )
     total = 0
-    async with pipe.open(buffer=buffer or workers) as out:
+    async with pipe.open(buffer=buffer) as out:
         async for item in out:
             total += item
     assert total == N * (N + 1)
@@ -161,27 +169,35 @@ def _slurry_works() -> bool:
     return True
 
 
-variants = [
-    Variant(
-        "hand-written trio memory channels (buf 256)", _trio_timed(hand_written), baseline=True
-    ),
-    Variant("trine, 1 worker/stage, buffer 256", _trio_timed(lambda: trine_pipeline(1, BUFFER))),
-    Variant("trine, 4 workers/stage, buffer 256", _trio_timed(lambda: trine_pipeline(4, BUFFER))),
-    Variant("trine, default buffers (1 item/hop)", _trio_timed(lambda: trine_pipeline(1, None))),
-]
-if installed("aiostream"):
-    variants.append(Variant("aiostream (asyncio), 1 task/stage", aiostream_run))
-if _slurry_works():
-    variants.append(Variant("slurry 1.3 (trio)", _trio_timed(slurry_pipeline)))
+def _variants(buffer: int, *, peers: bool) -> list[Variant]:
+    found = [
+        Variant(
+            f"hand-written trio memory channels ({buffer})",
+            _trio_timed(lambda: hand_written(buffer)),
+            baseline=True,
+        ),
+        Variant(
+            f"trine, 1 worker/stage, buffer {buffer}",
+            _trio_timed(lambda: trine_pipeline(1, buffer)),
+        ),
+        Variant(
+            f"trine, 4 workers/stage, buffer {buffer}",
+            _trio_timed(lambda: trine_pipeline(4, buffer)),
+        ),
+    ]
+    if peers and installed("aiostream"):
+        found.append(Variant("aiostream (asyncio), 1 task/stage", aiostream_run))
+    if peers and _slurry_works():
+        found.append(Variant("slurry (trio)", _trio_timed(slurry_pipeline)))
+    return found
 
 
 _MEMORY_SCRIPT = """
 import resource, trio
 from trine import Pipeline
 async def main():
-    pipe = Pipeline.source(range({n})).map(lambda x: x + 1, buffer=256).map(
-        lambda x: x * 2, buffer=256)
-    await pipe.run()
+    # Default buffers: one item per worker.
+    await Pipeline.source(range({n})).map(lambda x: x + 1).map(lambda x: x * 2).run()
 trio.run(main)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
@@ -205,13 +221,31 @@ def _peak_rss_kib(n: int) -> tuple[float, int]:
 CASES = [
     Case(
         name="pipeline_1m",
-        description="source -> map(x+1) -> map(x*2) -> sink, 1,000,000 ints",
+        description="source -> map(x+1) -> map(x*2) -> sink, 1,000,000 ints, buffers of 256",
         per=N,
-        variants=variants,
+        variants=_variants(256, peers=True),
+    ),
+    Case(
+        name="pipeline_1m_buffer16",
+        description="the same with buffers of 16",
+        per=N,
+        variants=_variants(16, peers=False),
+    ),
+    Case(
+        name="pipeline_1m_buffer2",
+        description="the same with buffers of 2",
+        per=N,
+        variants=_variants(2, peers=False),
+    ),
+    Case(
+        name="pipeline_1m_buffer1",
+        description="the same with one-item buffers (trine's default for 1 worker)",
+        per=N,
+        variants=_variants(1, peers=False),
     ),
     Case(
         name="pipeline_memory",
-        description="peak RSS, 1M vs 10M items (each measured once, in a fresh process)",
+        description="peak RSS, 1M vs 10M items, default buffers (once each, fresh process)",
         per=1,
         variants=[
             Variant("trine 1,000,000 items", lambda: _peak_rss_kib(1_000_000)[0], baseline=True),
