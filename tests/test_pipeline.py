@@ -1268,3 +1268,131 @@ async def test_generator_based_coroutines_are_awaited() -> None:
         return x * 2
 
     assert await Pipeline.source([1, 2]).map(legacy).collect() == [2, 4]
+
+
+async def test_ordered_flat_map_hands_on_what_the_next_item_kept_at_once(
+    autojump_clock: Any,
+) -> None:
+    """When the oldest item ends, what the next one kept goes out then, not at its next yield."""
+    arrivals: list[tuple[float, str]] = []
+
+    async def expand(x: int) -> AsyncIterator[str]:
+        if x == 0:
+            await trio.sleep(1)
+            yield "a0"
+        else:
+            yield "b1"  # kept: item 0 is still running
+            await trio.sleep(10)
+            yield "c1"
+
+    pipe = Pipeline.source([0, 1]).flat_map(expand, workers=2, buffer=2, ordered=True)
+    async with pipe.open() as out:
+        async for produced in out:
+            arrivals.append((trio.current_time(), produced))
+    assert arrivals == [(1.0, "a0"), (1.0, "b1"), (10.0, "c1")]
+
+
+@settings(max_examples=300)
+@given(
+    plans=st.lists(
+        st.tuples(
+            st.lists(st.integers(0, 3), max_size=5),  # tenths of a second before each output
+            st.none() | st.integers(0, 4),  # fail after this many outputs
+        ),
+        max_size=8,
+    ),
+    workers=st.integers(2, 4),
+    buffer=st.integers(1, 3),
+)
+def test_ordered_flat_map_matches_its_model(
+    plans: list[tuple[list[int], int | None]], workers: int, buffer: int
+) -> None:
+    """Ordered flat_map: every output once, items in input order, failures cut an item short."""
+    expected = [
+        (number, index)
+        for number, (delays, fail_after) in enumerate(plans)
+        for index in range(len(delays) if fail_after is None else min(fail_after, len(delays)))
+    ]
+
+    async def expand(number: int) -> AsyncIterator[tuple[int, int]]:
+        delays, fail_after = plans[number]
+        for index, delay in enumerate(delays):
+            if index == fail_after:
+                raise ValueError(number)
+            if delay:
+                await trio.sleep(delay / 10)
+            yield (number, index)
+
+    pipe = Pipeline.source(range(len(plans))).flat_map(
+        expand, workers=workers, buffer=buffer, ordered=True, on_error="skip", name="f"
+    )
+
+    async def main() -> None:
+        with trio.fail_after(1000):
+            assert await pipe.collect() == expected
+        stats = pipe.statistics().stage("f")
+        assert stats.items_out == len(expected)
+        assert stats.failed == sum(
+            1 for delays, fail_after in plans if fail_after is not None and fail_after < len(delays)
+        )
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+async def test_a_reader_outside_the_block_is_told_the_run_was_cut_short(
+    autojump_clock: Any,
+) -> None:
+    """A task reading from outside ``open()`` gets ClosedResourceError, not a normal end."""
+    seen: list[str] = []
+
+    async def read(out: Any) -> None:
+        try:
+            await out.receive()
+        except trio.EndOfChannel:
+            seen.append("end")
+        except trio.ClosedResourceError:
+            seen.append("closed")
+
+    pipe = Pipeline.source(range(5)).map(lambda x: sleep_then(10, x))
+    async with trio.open_nursery() as nursery, pipe.open() as out:
+        nursery.start_soon(read, out)
+        await trio.sleep(1)  # then leave early, before any result
+    assert seen == ["closed"]
+
+
+async def test_the_blocks_exception_keeps_its_cause() -> None:
+    """An exception raised in the block comes out with its own ``__cause__``."""
+
+    async def body() -> None:
+        async with Pipeline.source([1]).open() as out:
+            await out.receive()
+            try:
+                {}["missing"]
+            except KeyError as error:
+                raise ValueError("wrapped") from error
+
+    with pytest.raises(ValueError, match=r"^wrapped$") as info:
+        await body()
+    assert isinstance(info.value.__cause__, KeyError)
+
+
+def test_a_key_object_with_an_async_call_is_refused() -> None:
+    """An object whose ``__call__`` is async is no plain key function."""
+
+    class Key:
+        async def __call__(self, item: int) -> int:
+            return item
+
+    with pytest.raises(TypeError, match=r"^key must be a plain function"):
+        Pipeline.source([1]).map(fn, workers=2, key=Key())
+
+
+async def test_a_key_that_returns_an_awaitable_fails_its_item() -> None:
+    """A key function returning a coroutine is that item's failure, and the coroutine is closed."""
+
+    async def shard(x: int) -> int:
+        return x  # pragma: no cover  (never awaited)
+
+    pipe = Pipeline.source([1]).map(fn, workers=2, key=lambda x: shard(x), name="k")
+    with pytest.raises(StageError, match=r"^the key function of stage 'k' failed on item 1: "):
+        await pipe.run()

@@ -53,7 +53,13 @@ from ._errors import StageError
 from ._policy import SupportsCall, _check_call_guard
 from ._rate import RateLimiter
 from ._stats import LatencyHistogram, LatencySummary
-from ._util import check_async_callable, check_choice, check_int, check_number
+from ._util import (
+    check_async_callable,
+    check_choice,
+    check_int,
+    check_number,
+    close_unawaited,
+)
 
 __all__ = [
     "Pipeline",
@@ -398,7 +404,11 @@ class Pipeline(Generic[T_co]):
             _check_call_guard("policy", policy)
         if key is not None:
             key = check_async_callable("key", key)
-            if inspect.iscoroutinefunction(key) or inspect.isasyncgenfunction(key):
+            # (an object whose __call__ is async counts as an async function)
+            if any(
+                inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f)
+                for f in (key, type(key).__call__)
+            ):
                 raise TypeError(
                     "key must be a plain function (its result is hashed to choose a "
                     f"worker), got {key!r}"
@@ -479,8 +489,10 @@ class Pipeline(Generic[T_co]):
             each worker also holds the item it works on.
           key: with several workers, a plain function: items with equal
             ``key(item)`` always go to the same worker, so their order is
-            kept. Each worker has a queue of ``buffer // workers`` items (at
-            least one), filled by a dispatcher; a failing key is the item's failure.
+            kept. A dispatcher takes items from the stage's buffer into one
+            queue per worker, of ``buffer // workers`` items (at least one), and
+            holds one item while that queue is full; a failing key is the
+            item's failure.
           on_error: ``"raise"`` (the pipeline fails with :exc:`StageError`),
             ``"skip"`` (the item is dropped and counted), or a dead-letter
             function ``hook(item, exc)``, plain or async, that receives it.
@@ -834,13 +846,14 @@ class Pipeline(Generic[T_co]):
         """
         buffer = check_int("buffer", buffer)
         run = self._start_run(buffer)
+        raised: BaseException | None = None
         try:
             async with trio.open_nursery() as nursery:
                 run.start(nursery)
                 try:
                     yield run.output
                 finally:
-                    nursery.cancel_scope.cancel()
+                    run.stop()
         except BaseExceptionGroup as group:
             # Workers never raise (a failure is recorded and cancels the run),
             # so the group holds what the block raised.
@@ -849,12 +862,15 @@ class Pipeline(Generic[T_co]):
                     "a pipeline stage failed and the open() block raised",
                     [run.failure, *group.exceptions],
                 ) from None
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None  # the block's exception, bare
-            raise
+            if len(group.exceptions) != 1:
+                raise
+            raised = group.exceptions[0]  # the block's own exception, raised bare below
         finally:
             run.finished = True
             run.output._closed = True
+        if raised is not None:
+            # Outside the except clause, so that its cause and context stay its own.
+            raise raised
         if run.failure is not None:
             raise run.failure
 
@@ -968,9 +984,10 @@ class StageStatistics:
     busy_workers: int
     """Workers waiting inside the stage's function right now."""
     buffer_used: int
-    """Items waiting in the stage's buffer now (not those a worker holds)."""
+    """Items waiting in the stage's buffer now, and in a keyed stage's queues (not those
+    a worker or the dispatcher holds)."""
     buffer_size: int
-    """The bound of the stage's buffer (for a keyed stage, the sum of its queues)."""
+    """The bound of the stage's buffer (for a keyed stage, plus its workers' queues)."""
     latency: LatencySummary
     """Time per item in the stage: for ``map``, ``filter``, ``tap`` and ``enumerate`` the
     function call; for ``flat_map`` the call and the iteration of what it returned; for
@@ -1018,12 +1035,13 @@ class PipelineOutput(Generic[T_co]):
     raises :exc:`trio.ClosedResourceError`, as a closed channel does.
     """
 
-    __slots__ = ("_buffer", "_closed", "_run")
+    __slots__ = ("_buffer", "_closed", "_cut_short", "_run")
 
     def __init__(self, run: _Run, buffer: _Buffer) -> None:
         self._run = run
         self._buffer = buffer
         self._closed = False
+        self._cut_short = False  # the run was stopped before its stages finished
 
     def __aiter__(self) -> PipelineOutput[T_co]:
         return self
@@ -1037,6 +1055,9 @@ class PipelineOutput(Generic[T_co]):
         buffer = self._buffer
         items = buffer.items
         if not items and not await buffer.wait_item():
+            if self._cut_short:
+                # The stages closed their outputs because they were cancelled.
+                raise trio.ClosedResourceError("this pipeline run was stopped before its end")
             raise StopAsyncIteration
         item = buffer.take()
         if buffer._getters:
@@ -1048,7 +1069,9 @@ class PipelineOutput(Generic[T_co]):
 
         Raises:
           trio.EndOfChannel: when the pipeline has delivered everything.
-          trio.ClosedResourceError: after :meth:`Pipeline.open` has exited.
+          trio.ClosedResourceError: after :meth:`Pipeline.open` has exited, or
+            (to a task reading from outside the block) when the run was
+            stopped before its end.
         """
         try:
             return await self.__anext__()
@@ -1131,7 +1154,15 @@ class _Reorder:
     emitted, however slow the oldest one is.
     """
 
-    __slots__ = ("emitted", "emitting", "pending", "taken", "window", "window_moved")
+    __slots__ = (
+        "emitted",
+        "emitting",
+        "expanding",
+        "pending",
+        "taken",
+        "window",
+        "window_moved",
+    )
 
     def __init__(self, window: int) -> None:
         self.window = window
@@ -1139,6 +1170,8 @@ class _Reorder:
         self.emitted = 0
         self.pending: dict[int, list[Any]] = {}
         """Results of finished items, by input number, until their turn."""
+        self.expanding: dict[int, list[Any]] = {}
+        """Outputs kept by ``flat_map`` items still being iterated, by input number."""
         self.emitting = False
         self.window_moved = trio.lowlevel.ParkingLot()
 
@@ -1191,8 +1224,9 @@ class _Run:
                 downstream.add_producer(stage.workers)
             if stage.key is not None and stage.workers > 1:
                 # A dispatcher task moves items from the shared buffer to one
-                # queue per worker, chosen by the item's key; the queues share
-                # the stage's bound, so the stage holds O(buffer + workers).
+                # queue per worker, chosen by the item's key. The queues split
+                # the stage's bound between them, so the stage holds at most
+                # 2 * buffer + 2 * workers + 1 items: O(buffer + workers).
                 for _ in range(stage.workers):
                     queue = _Buffer(max(1, stage.buffer // stage.workers))
                     queue.add_producer()
@@ -1235,6 +1269,12 @@ class _Run:
         error.__cause__ = cause
         if self.failure is None:
             self.failure = error
+        self.stop()
+
+    def stop(self) -> None:
+        """Cancel every task of the run; a reader still waiting is told it was cut short."""
+        if self.output_buffer._producers > 0:
+            self.output._cut_short = True
         assert self.cancel_scope is not None
         self.cancel_scope.cancel()
 
@@ -1550,11 +1590,8 @@ class _Run:
                         return
                     inputs.pass_on()
                     await reorder.window_moved.park()
-                if outs:  # our turn has come: what was kept goes first
-                    kept = outs[:]
-                    outs.clear()
-                    for earlier in kept:
-                        await deliver(earlier)
+                # Our turn: the emitter that made us oldest handed on what we kept.
+                assert not outs
             await deliver(item)
 
         async def deliver(item: Any) -> None:
@@ -1563,6 +1600,9 @@ class _Run:
                 await output.put(item)
             stage_run.items_out += 1
 
+        if reorder is not None:
+            assert outs is not None
+            reorder.expanding[number] = outs
         try:
             if isinstance(produced, AsyncIterable):
                 inputs.pass_on()  # iterating may block
@@ -1576,6 +1616,8 @@ class _Run:
                 for item in produced:  # type: ignore[attr-defined]  # a TypeError is the item's failure
                     await hand_on(item)
         finally:
+            if reorder is not None:
+                del reorder.expanding[number]
             # Finalized here, in the worker, not later by the garbage collector.
             if inspect.isasyncgen(produced):
                 await produced.aclose()
@@ -1586,24 +1628,39 @@ class _Run:
     async def _emit_in_order(
         stage_run: _StageRun, reorder: _Reorder, inputs: _Buffer, number: int, outs: list[Any]
     ) -> None:
-        """File item *number*'s results; hand on every result whose turn has come."""
+        """File item *number*'s results; hand on every result whose turn has come.
+
+        That includes what the oldest item kept while it is still being
+        iterated (an ordered ``flat_map``): from then on it streams by itself.
+        """
         reorder.pending[number] = outs
         if reorder.emitting:
             return  # the worker already emitting will hand ours on
         reorder.emitting = True
         output = stage_run.output
         pending = reorder.pending
+
+        async def deliver(result: Any) -> None:
+            if not output.put_nowait(result):
+                inputs.pass_on()
+                await output.put(result)
+            stage_run.items_out += 1
+
         try:
-            while reorder.emitted in pending:
-                ready = pending.pop(reorder.emitted)
-                reorder.emitted += 1
-                if reorder.window_moved:
-                    reorder.window_moved.unpark_all()
-                for result in ready:
-                    if not output.put_nowait(result):
-                        inputs.pass_on()
-                        await output.put(result)
-                    stage_run.items_out += 1
+            while True:
+                while reorder.emitted in pending:
+                    ready = pending.pop(reorder.emitted)
+                    reorder.emitted += 1
+                    if reorder.window_moved:
+                        reorder.window_moved.unpark_all()
+                    for result in ready:
+                        await deliver(result)
+                # The item now oldest may still be running: what it kept goes
+                # now, one at a time, as it may keep more (or finish) meanwhile.
+                kept = reorder.expanding.get(reorder.emitted)
+                if not kept:
+                    break
+                await deliver(kept.pop(0))
         finally:
             reorder.emitting = False
             if reorder.window_moved:
@@ -1618,7 +1675,11 @@ class _Run:
         try:
             while (item := await shared.get()) is not _END:
                 try:
-                    queue = queues[hash(key(item)) % count]
+                    value = key(item)
+                    if inspect.isawaitable(value):
+                        close_unawaited(value)
+                        raise TypeError(f"key must return a hashable value, got {value!r}")
+                    queue = queues[hash(value) % count]
                 except Exception as exc:
                     stage_run.items_in += 1
                     if not await self._failed(

@@ -20,6 +20,7 @@ __all__ = [
     "check_int",
     "check_number",
     "check_optional_number",
+    "close_unawaited",
     "exception_matcher",
 ]
 
@@ -101,6 +102,13 @@ def check_choice(name: str, value: _T, choices: tuple[_T, ...]) -> _T:
     return value
 
 
+def close_unawaited(awaitable: object) -> None:
+    """Close a coroutine that will never be awaited, so Python does not warn about it."""
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()
+
+
 def check_async_callable(name: str, fn: object) -> Callable[..., Any]:
     """Return *fn* if it can be called to start async work.
 
@@ -112,10 +120,7 @@ def check_async_callable(name: str, fn: object) -> Callable[..., Any]:
       TypeError: if *fn* is a coroutine object or is not callable.
     """
     if inspect.iscoroutine(fn) or inspect.isawaitable(fn):
-        # Close it so Python does not also warn "coroutine was never awaited".
-        close = getattr(fn, "close", None)
-        if close is not None:
-            close()
+        close_unawaited(fn)
         raise TypeError(
             f"{name} must be an async function, got the coroutine object {fn!r}: "
             "pass the function and its arguments (f, x), not the result of calling it (f(x))"
