@@ -225,23 +225,14 @@ CASES = [
         per=N,
         variants=_variants(256, peers=True),
     ),
-    Case(
-        name="pipeline_1m_buffer16",
-        description="the same with buffers of 16",
-        per=N,
-        variants=_variants(16, peers=False),
-    ),
-    Case(
-        name="pipeline_1m_buffer2",
-        description="the same with buffers of 2",
-        per=N,
-        variants=_variants(2, peers=False),
-    ),
-    Case(
-        name="pipeline_1m_buffer1",
-        description="the same with one-item buffers (trine's default for 1 worker)",
-        per=N,
-        variants=_variants(1, peers=False),
+    *(
+        Case(
+            name=f"pipeline_1m_buffer{size}",
+            description=f"the same with buffers of {size}" + note,
+            per=N,
+            variants=_variants(size, peers=False),
+        )
+        for size, note in ((16, ""), (2, ""), (1, " (trine's default for 1 worker)"))
     ),
     Case(
         name="pipeline_memory",

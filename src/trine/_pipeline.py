@@ -1127,6 +1127,13 @@ class _StageRun:
         self.busy = 0
         self.latency = LatencyHistogram()
 
+    async def deliver(self, item: Any, inputs: _Buffer) -> None:
+        """Hand *item* downstream; before waiting for room, let a sibling take what waits."""
+        if not self.output.put_nowait(item):
+            inputs.pass_on()
+            await self.output.put(item)
+        self.items_out += 1
+
     def statistics(self) -> StageStatistics:
         stage = self.stage
         return StageStatistics(
@@ -1554,7 +1561,7 @@ class _Run:
                         outs.append(result)
                     await self._emit_in_order(stage_run, reorder, inputs, number, outs)
                     started = now()
-                elif keep:
+                elif keep:  # stage_run.deliver, inlined: this is the hot path
                     if not put_nowait(result):
                         inputs.pass_on()
                         await output.put(result)
@@ -1576,9 +1583,9 @@ class _Run:
 
         In an ordered stage, the outputs of item *number* wait in *outs* until
         its turn (at most ``buffer`` of them; then iterating waits for the
-        turn); once its turn has come they go first and the rest stream on.
+        turn). The emitter that makes it the oldest hands those on, and from
+        then on its outputs stream.
         """
-        output = stage_run.output
         keep_at_most = stage_run.stage.buffer
 
         async def hand_on(item: Any) -> None:
@@ -1592,13 +1599,7 @@ class _Run:
                     await reorder.window_moved.park()
                 # Our turn: the emitter that made us oldest handed on what we kept.
                 assert not outs
-            await deliver(item)
-
-        async def deliver(item: Any) -> None:
-            if not output.put_nowait(item):
-                inputs.pass_on()
-                await output.put(item)
-            stage_run.items_out += 1
+            await stage_run.deliver(item, inputs)
 
         if reorder is not None:
             assert outs is not None
@@ -1637,15 +1638,7 @@ class _Run:
         if reorder.emitting:
             return  # the worker already emitting will hand ours on
         reorder.emitting = True
-        output = stage_run.output
         pending = reorder.pending
-
-        async def deliver(result: Any) -> None:
-            if not output.put_nowait(result):
-                inputs.pass_on()
-                await output.put(result)
-            stage_run.items_out += 1
-
         try:
             while True:
                 while reorder.emitted in pending:
@@ -1654,13 +1647,13 @@ class _Run:
                     if reorder.window_moved:
                         reorder.window_moved.unpark_all()
                     for result in ready:
-                        await deliver(result)
+                        await stage_run.deliver(result, inputs)
                 # The item now oldest may still be running: what it kept goes
                 # now, one at a time, as it may keep more (or finish) meanwhile.
                 kept = reorder.expanding.get(reorder.emitted)
                 if not kept:
                     break
-                await deliver(kept.pop(0))
+                await stage_run.deliver(kept.pop(0), inputs)
         finally:
             reorder.emitting = False
             if reorder.window_moved:
