@@ -982,7 +982,8 @@ class StageStatistics:
     dead_lettered: int
     """Failed items handed to an ``on_error`` function."""
     busy_workers: int
-    """Workers waiting inside the stage's function right now."""
+    """Workers waiting inside the stage's function right now (for ``flat_map``, also
+    iterating an async result, which includes waiting for room downstream)."""
     buffer_used: int
     """Items waiting in the stage's buffer now, and in a keyed stage's queues (not those
     a worker or the dispatcher holds)."""
