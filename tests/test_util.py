@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import re
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from trine._util import (
+    NotAwaitableError,
     check_async_callable,
+    check_awaitable,
+    check_bool,
     check_choice,
+    check_hashable,
     check_int,
     check_number,
     check_optional_number,
+    check_sync_callable,
+    check_sync_result,
+    describe,
+    exception_matcher,
 )
 
 
@@ -146,3 +157,109 @@ def test_exception_matcher_refuses(
 
     with pytest.raises(error, match=message):
         exception_matcher("on", value, **kwargs)
+
+
+def test_huge_int_is_described_by_its_size() -> None:
+    """An int too large for a float is a ValueError that does not print 400 digits."""
+    with pytest.raises(ValueError, match=r"^delay must be finite, got an int of about 10\*\*400$"):
+        check_number("delay", 10**400)
+    with pytest.raises(
+        ValueError, match=r"^limit must be <= 9223372036854775807, got 9223372036854775808$"
+    ):
+        check_int("limit", 2**63)
+    assert describe(-(10**40)) == "an int of about -10**40"
+    assert describe(12) == "12"
+
+
+@pytest.mark.parametrize("value", [None, 0, 1, "yes", []])
+def test_check_bool_refuses_truthy_values(value: object) -> None:
+    """Only True and False are flags."""
+    with pytest.raises(
+        TypeError, match=rf"^ordered must be True or False, got {re.escape(repr(value))}$"
+    ):
+        check_bool("ordered", value)
+    assert check_bool("ordered", False) is False
+
+
+def test_check_hashable_names_the_argument() -> None:
+    """An unhashable key is refused by name, not with Python's bare message."""
+    with pytest.raises(TypeError, match=r"^key must be hashable, got \[1\]$"):
+        check_hashable("key", [1])
+    assert check_hashable("key", (1,)) == (1,)
+
+
+async def _coroutine_fn() -> int:
+    return 1
+
+
+def _generator_fn() -> Iterator[int]:
+    yield 1
+
+
+async def _async_generator_fn() -> AsyncIterator[int]:
+    yield 1
+
+
+def test_check_awaitable_says_what_was_returned() -> None:
+    """A sync function's value, a generator and an async generator each get their own advice."""
+    coroutine = _coroutine_fn()
+    assert check_awaitable("fn", coroutine) is coroutine
+    coroutine.close()
+    with pytest.raises(
+        NotAwaitableError,
+        match=r"^fn must be an async function, but calling it returned 3, an int: "
+        r"define it with async def$",
+    ):
+        check_awaitable("fn", 3)
+    generator = _generator_fn()
+    with pytest.raises(NotAwaitableError, match=r"returned a generator: a function with yield"):
+        check_awaitable("fn", generator)
+    assert generator.gi_frame is None  # closed, so nothing warns later
+    with pytest.raises(NotAwaitableError, match=r"returned an async generator: async def with"):
+        check_awaitable("fn", _async_generator_fn())
+
+
+def test_not_awaitable_is_never_matched_by_an_exception_filter() -> None:
+    """Retry's on=, the breaker's record= and Policy's fallback_on= let it through."""
+    error = NotAwaitableError("fn must be an async function")
+    assert not exception_matcher("on", (Exception,))(error)
+    assert not exception_matcher("on", TypeError)(error)
+    assert not exception_matcher("on", lambda exc: True)(error)
+    assert exception_matcher("on", TypeError)(TypeError("mine"))
+
+
+class _AsyncCallable:
+    async def __call__(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("fn", "message"),
+    [
+        (_coroutine_fn, r"^cb must be a plain function, got the async function <function "),
+        (functools.partial(_coroutine_fn), r"^cb must be a plain function, got the async function"),
+        (_AsyncCallable(), r"^cb must be a plain function, got the async function"),
+        (_generator_fn, r"^cb must be a plain function, got the generator function"),
+        (_async_generator_fn, r"^cb must be a plain function, got the generator function"),
+        (3, r"^cb must be a callable, got 3$"),
+    ],
+)
+def test_check_sync_callable_refuses_what_would_never_run(fn: object, message: str) -> None:
+    """A callback that only makes a coroutine or generator when called is refused."""
+    with pytest.raises(TypeError, match=message):
+        check_sync_callable("cb", fn)
+
+
+def test_check_sync_callable_accepts_plain_callables() -> None:
+    """Functions, builtins, lambdas and classes are plain callables."""
+    for fn in (print, len, lambda: 1, _AsyncCallable, functools.partial(print, 1)):
+        assert check_sync_callable("cb", fn) is fn
+
+
+def test_check_sync_result_closes_a_returned_coroutine() -> None:
+    """A lambda that returns a coroutine is caught when called, without a warning left behind."""
+    coroutine = _coroutine_fn()
+    with pytest.raises(TypeError, match=r"^cb must be a plain function, but calling it returned"):
+        check_sync_result("cb", coroutine)
+    assert coroutine.cr_frame is None
+    assert check_sync_result("cb", 3) == 3

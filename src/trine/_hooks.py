@@ -129,7 +129,10 @@ def check_hooks(hooks: Iterable[Hook] | None) -> tuple[Hook, ...]:
         return ()
     if callable(hooks):
         raise TypeError(f"hooks must be a sequence of callables, got the single callable {hooks!r}")
-    result = tuple(hooks)
+    try:
+        result = tuple(hooks)
+    except TypeError:
+        raise TypeError(f"hooks must be a sequence of callables, got {hooks!r}") from None
     for hook in result:
         if not callable(hook):
             raise TypeError(f"hooks must contain only callables, got {hook!r}")

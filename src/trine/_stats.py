@@ -92,19 +92,19 @@ class LatencyHistogram:
         """Add one duration (in seconds, ``>= 0``).
 
         Raises:
+          TypeError: if *seconds* is not an ``int`` or ``float`` (``bool`` is refused).
           ValueError: if *seconds* is negative, NaN or infinite.
         """
         # Pipelines record a sample per item, so the common case comes first
-        # and costs one log: a finite duration of at least a nanosecond.
-        if _SMALLEST <= seconds < math.inf:
+        # and costs one type test and one log: a float of at least a nanosecond.
+        if type(seconds) is not float or not _SMALLEST <= seconds < math.inf:
+            seconds = check_number("seconds", seconds)  # refuses by name what is wrong
+        if seconds >= _SMALLEST:
             index = _ceil(_log(seconds) * _INVERSE_LOG_GAMMA)
             buckets = self._buckets
             buckets[index] = buckets.get(index, 0) + 1
-        elif 0 <= seconds < _SMALLEST:
-            self._zero += 1
         else:
-            check_number("seconds", seconds)  # names what is wrong
-            raise ValueError(f"seconds must be finite, got {seconds!r}")
+            self._zero += 1
         self.count += 1
         self.total += seconds
         if seconds < self._minimum:

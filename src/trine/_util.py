@@ -10,34 +10,91 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
+import sys
+import types
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias, TypeVar
 
 __all__ = [
     "ExceptionFilter",
+    "NotAwaitableError",
     "check_async_callable",
+    "check_awaitable",
+    "check_bool",
     "check_choice",
+    "check_hashable",
     "check_int",
     "check_number",
     "check_optional_number",
+    "check_sync_callable",
+    "check_sync_result",
     "close_unawaited",
+    "describe",
     "exception_matcher",
 ]
 
 _T = TypeVar("_T")
 
+# Ints with more digits than this are described by their size, not printed:
+# 10**400 would fill a screen (and past 4,300 digits str() itself refuses).
+_LONGEST_PRINTED_INT = 10**30
 
-def check_int(name: str, value: object, *, minimum: int = 1) -> int:
-    """Return *value* if it is an ``int`` that is at least *minimum*.
+
+def describe(value: object) -> str:
+    """``repr(value)``, except that a huge int is given by its size: ``an int of about 10**400``."""
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and abs(value) >= _LONGEST_PRINTED_INT
+    ):
+        sign = "-" if value < 0 else ""
+        return f"an int of about {sign}10**{int(abs(value).bit_length() * math.log10(2))}"
+    return repr(value)
+
+
+def check_int(name: str, value: object, *, minimum: int = 1, maximum: int = sys.maxsize) -> int:
+    """Return *value* if it is an ``int`` with ``minimum <= value <= maximum``.
+
+    The default *maximum*, :data:`sys.maxsize`, is the largest size Python can
+    index, so a count that passes can size a deque or a range.
 
     Raises:
       TypeError: if *value* is not an ``int`` (``bool`` is refused too).
-      ValueError: if *value* is less than *minimum*.
+      ValueError: if *value* is less than *minimum* or more than *maximum*.
     """
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {value!r}")
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+        raise ValueError(f"{name} must be >= {minimum}, got {describe(value)}")
+    if value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {describe(value)}")
+    return value
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Return *value* if it is a ``bool``.
+
+    ``0``, ``None`` and ``"yes"`` are refused rather than read as truth
+    values: a flag set by mistake to the wrong thing should be seen.
+
+    Raises:
+      TypeError: if *value* is not ``True`` or ``False``.
+    """
+    if value is True or value is False:
+        return value
+    raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def check_hashable(name: str, value: _T) -> _T:
+    """Return *value* if it can be a dict key.
+
+    Raises:
+      TypeError: naming the parameter, if ``hash(value)`` fails.
+    """
+    try:
+        hash(value)
+    except TypeError:
+        raise TypeError(f"{name} must be hashable, got {value!r}") from None
     return value
 
 
@@ -64,7 +121,10 @@ def check_number(
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number, got {value!r}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int such as 10**400, beyond every float
+        raise ValueError(f"{name} must be finite, got {describe(value)}") from None
     if math.isnan(number):
         raise ValueError(f"{name} must not be NaN, got {value!r}")
     if math.isinf(number) and not (allow_inf and number > 0):
@@ -130,6 +190,99 @@ def check_async_callable(name: str, fn: object) -> Callable[..., Any]:
     return fn
 
 
+class NotAwaitableError(TypeError):
+    """A function given where trine needs an async one returned something that cannot be awaited.
+
+    It is a programming error, not a failure of the call: every guard lets it
+    through untouched, as it does :exc:`trio.Cancelled` -- a retry does not
+    retry it, a breaker does not count it, a fallback does not answer it, and
+    :func:`~trine.settle` and :func:`~trine.race` raise it instead of
+    collecting it. :func:`exception_matcher`'s predicates never match it.
+    """
+
+
+_CoroutineType = types.CoroutineType
+
+
+def check_awaitable(name: str, result: object) -> Awaitable[Any]:
+    """Return *result*, what calling the async function *name* returned, if it can be awaited.
+
+    Hot paths test ``type(result) is types.CoroutineType`` themselves and call
+    this only for anything else, so the common case costs one comparison.
+    Lambdas that return a coroutine (``lambda: fetch(x)``) pass, as do
+    objects with ``__await__``.
+
+    Raises:
+      NotAwaitableError: a :exc:`TypeError` naming *name*, saying what it
+        returned and what to pass instead. A generator it returned is closed
+        first, so Python does not also warn about it.
+    """
+    if type(result) is _CoroutineType or inspect.isawaitable(result):
+        return result
+    if inspect.isgenerator(result):
+        close_unawaited(result)
+        what = (
+            "a generator: a function with yield is a generator function; "
+            "define it with async def and no yield"
+        )
+    elif inspect.isasyncgen(result):
+        what = (
+            "an async generator: async def with yield is an async generator function; "
+            "define it without yield, or iterate it with async for"
+        )
+    else:
+        what = f"{describe(result)}, {_a(type(result).__name__)}: define it with async def"
+    raise NotAwaitableError(f"{name} must be an async function, but calling it returned {what}")
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
+
+
+def check_sync_callable(name: str, fn: object) -> Callable[..., Any]:
+    """Return *fn* if it is a plain (synchronous) callable, for callbacks trine calls in place.
+
+    An async function given as a callback would never run: calling it only
+    creates a coroutine. Generator and async generator functions are refused
+    for the same reason.
+
+    Raises:
+      TypeError: if *fn* is not callable, or is an async, generator or async
+        generator function (or an object whose ``__call__`` is one).
+    """
+    if not callable(fn):
+        raise TypeError(f"{name} must be a callable, got {fn!r}")
+    # An object whose __call__ is async is an async function too (a class is not:
+    # calling it builds an instance).
+    call = None if isinstance(fn, type) else type(fn).__call__
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call):
+        raise TypeError(
+            f"{name} must be a plain function, got the async function {fn!r}: "
+            "trine calls it without awaiting; start async work from it in a nursery of yours"
+        )
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        raise TypeError(f"{name} must be a plain function, got the generator function {fn!r}")
+    return fn
+
+
+def check_sync_result(name: str, result: _T) -> _T:
+    """Return *result*, what a sync callback *name* returned, unless it is a coroutine.
+
+    A lambda that calls an async function (``lambda event: log(event)``) passes
+    :func:`check_sync_callable` but returns a coroutine that would never run.
+
+    Raises:
+      TypeError: after closing the coroutine, so Python does not also warn.
+    """
+    if inspect.isawaitable(result):
+        close_unawaited(result)
+        raise TypeError(
+            f"{name} must be a plain function, but calling it returned {result!r}: "
+            "trine calls it without awaiting"
+        )
+    return result
+
+
 ExceptionFilter: TypeAlias = (
     type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], object]
 )
@@ -174,6 +327,8 @@ def exception_matcher(
         classes: tuple[type[BaseException], ...] = value
 
         def matches(error: BaseException) -> bool:
+            if isinstance(error, NotAwaitableError):
+                return False
             if isinstance(error, classes):
                 return True
             if isinstance(error, BaseExceptionGroup):
@@ -184,7 +339,7 @@ def exception_matcher(
         return matches
     if callable(value):
         predicate = value
-        return lambda error: bool(predicate(error))
+        return lambda error: not isinstance(error, NotAwaitableError) and bool(predicate(error))
     raise TypeError(
         f"{name} must be an exception class, a tuple of them, or a predicate, got {value!r}"
     )

@@ -10,6 +10,8 @@ from typing import Literal, final
 import attrs
 import trio
 
+from .._util import check_number
+
 __all__ = ["ConcurrencyProbe", "ProbeEvent", "assert_takes"]
 
 
@@ -82,7 +84,11 @@ def assert_takes(seconds: float) -> Iterator[None]:
 
         with assert_takes(4.0):
             await trine.for_each(one_second_job, range(10), limit=3)
+
+    Raises:
+      TypeError, ValueError: if *seconds* is not a finite number ``>= 0``.
     """
+    seconds = check_number("seconds", seconds)
     start = trio.current_time()
     yield
     elapsed = trio.current_time() - start
