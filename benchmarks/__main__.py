@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("names", nargs="*", help="module or case names (default: all)")
     parser.add_argument("--repeat", type=int, default=5, help="runs per variant (median)")
+    parser.add_argument(
+        "--calls", action="store_true", help="also count Python calls per item (slow)"
+    )
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     args = parser.parse_args(argv)
     modules = discover()
@@ -47,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no benchmark matches {args.names}; try --list", file=sys.stderr)
         return 2
     for case in selected:
-        run_case(case, repeat=args.repeat)
+        run_case(case, repeat=args.repeat, calls=args.calls)
     return 0
 
 

@@ -1,15 +1,34 @@
-"""Timing and reporting shared by every benchmark module."""
+"""Timing and reporting shared by every benchmark module.
+
+Every case is printed as a table: the median time of each variant over
+``--repeat`` interleaved runs, the time per item, the ratio to the baseline,
+and two figures that do not move with machine noise, taken in one extra,
+untimed run of each variant:
+
+- **steps/item**: Trio task steps per item, counted by a
+  :class:`trio.abc.Instrument` (:class:`StepCounter`). Every channel hop or
+  checkpoint is one step, a trip through the scheduler, so this says *why* one
+  variant is faster than another. A variant counts its steps only if it starts
+  Trio through :func:`run_trio` (asyncio peers show ``-``).
+- **calls/item** (cases with ``count_calls=True``, or ``--calls``): Python
+  function calls per item, counted with :func:`sys.setprofile`.
+"""
 
 from __future__ import annotations
 
 import gc
 import importlib.util
 import statistics
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
 
-__all__ = ["Case", "Variant", "installed", "run_case"]
+import trio
+
+__all__ = ["Case", "StepCounter", "Variant", "installed", "run_case", "run_trio", "timed"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +55,32 @@ class Case:
     variants: list[Variant] = field(default_factory=list)
     opt_in: bool = False
     """Run only when named on the command line (for slow cases)."""
+    count_calls: bool = False
+    """Also count Python calls per item (slow: one extra profiled run per variant)."""
+
+
+class StepCounter(trio.abc.Instrument):
+    """Counts Trio task steps: each time a task is resumed by the scheduler."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.steps += 1
+
+
+# The counter of the untimed counting run, or None while timing: an installed
+# instrument costs a Python call per step, which would tilt the timings.
+_counter: StepCounter | None = None
+
+
+def run_trio(
+    async_fn: Callable[..., Coroutine[Any, Any, Any]], *args: object, **kwargs: Any
+) -> Any:
+    """``trio.run(async_fn, *args, **kwargs)``, with the step counter during the counting run."""
+    if _counter is not None:
+        kwargs["instruments"] = [*kwargs.get("instruments", ()), _counter]
+    return trio.run(async_fn, *args, **kwargs)
 
 
 def installed(module: str) -> bool:
@@ -43,8 +88,31 @@ def installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def run_case(case: Case, *, repeat: int) -> list[tuple[str, float, float | None]]:
-    """Run every variant *repeat* times, interleaved, and print a table.
+def _count(variant: Variant, *, calls: bool) -> tuple[int | None, int | None]:
+    """Run *variant* once, untimed, and return (task steps, Python calls) it took."""
+    global _counter
+    counter = _counter = StepCounter()
+    call_count = 0
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        nonlocal call_count
+        if event == "call":
+            call_count += 1
+
+    if calls:
+        sys.setprofile(profile)
+    try:
+        variant.run()
+    finally:
+        sys.setprofile(None)
+        _counter = None
+    return (counter.steps or None, call_count if calls else None)
+
+
+def run_case(
+    case: Case, *, repeat: int, calls: bool = False
+) -> list[tuple[str, float, float | None]]:
+    """Run every variant *repeat* times, interleaved, count steps once, and print a table.
 
     Returns ``(label, median seconds, ratio to baseline)`` per variant.
     """
@@ -53,18 +121,29 @@ def run_case(case: Case, *, repeat: int) -> list[tuple[str, float, float | None]
         for variant in case.variants:
             gc.collect()
             samples[variant.label].append(variant.run())
+    counts = {v.label: _count(v, calls=calls or case.count_calls) for v in case.variants}
     medians = {label: statistics.median(values) for label, values in samples.items()}
     baseline = next((v for v in case.variants if v.baseline), None)
     base = medians[baseline.label] if baseline else None
+    show_calls = calls or case.count_calls
     print(f"\n{case.name}: {case.description}")
-    print(f"  {'variant':<44} {'median':>10} {'per item':>10} {'ratio':>7}")
+    header = f"  {'variant':<44} {'median':>10} {'per item':>10} {'ratio':>7} {'steps/item':>11}"
+    print(header + (f" {'calls/item':>11}" if show_calls else ""))
     rows: list[tuple[str, float, float | None]] = []
     for variant in case.variants:
         median = medians[variant.label]
         ratio = median / base if base else None
         per_item = median / case.per * 1e6
         ratio_text = f"{ratio:6.2f}x" if ratio is not None else "      -"
-        print(f"  {variant.label:<44} {median * 1e3:8.1f}ms {per_item:8.2f}us {ratio_text}")
+        steps, call_count = counts[variant.label]
+        steps_text = f"{steps / case.per:11.3f}" if steps is not None else f"{'-':>11}"
+        line = (
+            f"  {variant.label:<44} {median * 1e3:8.1f}ms {per_item:8.2f}us {ratio_text}"
+            f" {steps_text}"
+        )
+        if show_calls:
+            line += f" {call_count / case.per:11.1f}" if call_count is not None else f" {'-':>11}"
+        print(line)
         rows.append((variant.label, median, ratio))
     return rows
 

@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable
 import trio
 import trio.lowlevel
 
-from benchmarks._harness import Case, Variant
+from benchmarks._harness import Case, Variant, run_trio
 from trine import CircuitBreaker
 
 N = 20_000
@@ -62,7 +62,7 @@ def _run(body: Callable[[], Awaitable[None]]) -> float:
         await body()
         elapsed = time.perf_counter() - start
 
-    trio.run(main)
+    run_trio(main)
     return elapsed
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import trio
 
 import trine
-from benchmarks._harness import Case, Variant, installed, timed
+from benchmarks._harness import Case, Variant, installed, run_trio, timed
 
 GATHER_TASKS = 100_000
 RACE_TASKS = 10_000
@@ -44,7 +44,7 @@ def _gather_trine() -> float:
         results = await trine.gather(*fns)
         assert len(results) == GATHER_TASKS
 
-    return timed(lambda: trio.run(main))
+    return timed(lambda: run_trio(main))
 
 
 def _gather_hand_written() -> float:
@@ -61,7 +61,7 @@ def _gather_hand_written() -> float:
                 nursery.start_soon(run, index)
         assert len(results) == GATHER_TASKS
 
-    return timed(lambda: trio.run(main))
+    return timed(lambda: run_trio(main))
 
 
 def _gather_asyncio() -> float:
@@ -104,7 +104,7 @@ def _race_trine() -> float:
     async def main() -> None:
         assert await trine.race(*fns) == 1
 
-    return timed(lambda: trio.run(main))
+    return timed(lambda: run_trio(main))
 
 
 def _race_hand_written() -> float:
@@ -124,7 +124,7 @@ def _race_hand_written() -> float:
                 nursery.start_soon(run, index, nursery.cancel_scope)
         assert winner == [1]
 
-    return timed(lambda: trio.run(main))
+    return timed(lambda: run_trio(main))
 
 
 _gather_variants = [

@@ -48,7 +48,7 @@ import time
 import trio
 
 import trine
-from benchmarks._harness import Case, Variant
+from benchmarks._harness import Case, Variant, run_trio
 
 NODES = 100_000
 EDGES_PER_NODE = 3
@@ -66,7 +66,7 @@ def _nursery() -> float:
                 nursery.start_soon(_trivial)
         return time.perf_counter() - start
 
-    return trio.run(main)
+    return run_trio(main)
 
 
 def _deps(rng: random.Random, index: int) -> list[int]:
@@ -96,7 +96,7 @@ def _graph(*, edges: bool, include_build: bool) -> float:
         assert len(result) == NODES
         return elapsed
 
-    return trio.run(main)
+    return run_trio(main)
 
 
 CASES = [

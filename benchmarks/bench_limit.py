@@ -43,7 +43,7 @@ from contextlib import AbstractAsyncContextManager
 import trio
 
 import trine
-from benchmarks._harness import Case, Variant
+from benchmarks._harness import Case, Variant, run_trio
 
 N = 20_000
 
@@ -61,7 +61,7 @@ def _run(make: Callable[[], Enter]) -> float:
                 pass
         return time.perf_counter() - start
 
-    return trio.run(main)
+    return run_trio(main)
 
 
 def _variant(label: str, make: Callable[[], Enter], *, baseline: bool = False) -> Variant:

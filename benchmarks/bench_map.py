@@ -54,7 +54,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 import trine
-from benchmarks._harness import Case, Variant, installed, timed
+from benchmarks._harness import Case, Variant, installed, run_trio, timed
 
 N = 100_000
 LIMIT = 100
@@ -80,7 +80,7 @@ def _run(main: Callable[[], Awaitable[object]]) -> float:
         await main()
         return trio.current_time() - start
 
-    return trio.run(timed_main)
+    return run_trio(timed_main)
 
 
 # -- hand-written Trio -------------------------------------------------------------
@@ -263,7 +263,7 @@ def amap_memory() -> float:
             file=sys.stderr,
         )
 
-    return timed(lambda: trio.run(main))
+    return timed(lambda: run_trio(main))
 
 
 CASES = [

@@ -55,7 +55,7 @@ import time
 
 import trio
 
-from benchmarks._harness import Case, Variant, installed
+from benchmarks._harness import Case, Variant, installed, run_trio
 
 N = 1_000_000
 
@@ -77,7 +77,7 @@ def _trio_timed(main):
             await main()
             box.append(time.perf_counter() - start)
 
-        trio.run(wrapper)
+        run_trio(wrapper)
         return box[0]
 
     return run

@@ -46,7 +46,7 @@ from __future__ import annotations
 import trio
 
 import trine
-from benchmarks._harness import Case, Variant, timed
+from benchmarks._harness import Case, Variant, run_trio, timed
 
 N = 20_000
 
@@ -56,7 +56,7 @@ async def _trivial(x: int) -> int:
 
 
 def _run(main) -> float:
-    return timed(lambda: trio.run(main))
+    return timed(lambda: run_trio(main))
 
 
 def _bare() -> float:

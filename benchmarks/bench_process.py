@@ -27,7 +27,7 @@ import subprocess
 import trio
 
 import trine
-from benchmarks._harness import Case, Variant, timed
+from benchmarks._harness import Case, Variant, run_trio, timed
 
 COMMANDS = 1_000
 LIMIT = 16
@@ -39,7 +39,7 @@ def _trine() -> float:
         results = await trine.run_commands([[TRUE]] * COMMANDS, limit=LIMIT)
         assert all(result.succeeded for result in results)
 
-    return timed(lambda: trio.run(main))
+    return timed(lambda: run_trio(main))
 
 
 def _hand_written() -> float:
@@ -54,7 +54,7 @@ def _hand_written() -> float:
             for _ in range(COMMANDS):
                 nursery.start_soon(one)
 
-    return timed(lambda: trio.run(main))
+    return timed(lambda: run_trio(main))
 
 
 def _xargs() -> float:

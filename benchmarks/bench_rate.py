@@ -34,7 +34,7 @@ import math
 import trio
 
 import trine
-from benchmarks._harness import Case, Variant, installed, timed
+from benchmarks._harness import Case, Variant, installed, run_trio, timed
 
 ITERATIONS = 100_000
 KEYS = 1_000
@@ -49,7 +49,7 @@ def _trio_loop(acquire: object | None) -> float:
             for _ in range(ITERATIONS):
                 await acquire()  # type: ignore[operator]
 
-    return timed(lambda: trio.run(main))
+    return timed(lambda: run_trio(main))
 
 
 def _checkpoint_loop() -> float:
@@ -71,7 +71,7 @@ def _rate_keyed() -> float:
         for index in range(ITERATIONS):
             await limiter.acquire(key=index % KEYS)
 
-    return timed(lambda: trio.run(main))
+    return timed(lambda: run_trio(main))
 
 
 def _sliding_window_huge() -> float:
@@ -86,7 +86,7 @@ def _capacity_limiter() -> float:
             await limiter.acquire()
             limiter.release()
 
-    return timed(lambda: trio.run(main))
+    return timed(lambda: run_trio(main))
 
 
 def _asyncio_loop() -> float:

@@ -44,7 +44,7 @@ from __future__ import annotations
 import trio
 
 import trine
-from benchmarks._harness import Case, Variant, installed, timed
+from benchmarks._harness import Case, Variant, installed, run_trio, timed
 
 N = 20_000
 
@@ -55,7 +55,7 @@ async def _work() -> int:
 
 def _run(body) -> float:
     def go() -> None:
-        trio.run(body)
+        run_trio(body)
 
     return timed(go)
 
