@@ -1,0 +1,845 @@
+"""Every public callable refuses bad input at the door, naming the argument.
+
+One table drives one test, the way Trio runs one test over every lock-like
+class: each public callable is listed once with a valid call and, per
+argument, the *kind* of value it takes. Every kind comes with the bad values a
+user really passes by mistake (a sync function where an async one is needed,
+an int too large for a float, ``None``, a string, NaN, ...). For each (callable,
+argument, bad value) the test asserts that the call raises ``TypeError`` or
+``ValueError`` -- bare, or as the only leaf of an exception group when the
+error comes from a task -- whose message names the argument, and that no
+"coroutine was never awaited" warning is left behind (pytest's
+``filterwarnings = error`` turns one into a failure).
+
+A new argument is covered by adding it to its callable's ``params``; a new
+public callable by adding a :class:`Door`. ``test_every_public_callable_has_a_door``
+fails when a public name has none.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import random
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+import trine
+import trine.testing
+
+HUGE = 10**400
+"""An int that no float can hold."""
+
+
+async def afn(*args: object) -> int:
+    return 1
+
+
+def syncfn(*args: object) -> int:
+    return 1
+
+
+def genfn(*args: object) -> Iterator[int]:
+    yield 1
+
+
+async def agenfn(*args: object) -> Any:
+    yield 1
+
+
+@attrs.frozen
+class Bad:
+    """A bad value, by label; *make* builds a fresh one per use (coroutines are one-shot)."""
+
+    label: str
+    make: Callable[[], object]
+
+
+def _value(label: str, value: object) -> Bad:
+    return Bad(label, lambda: value)
+
+
+def _coro() -> Bad:
+    return Bad("coro", lambda: afn())
+
+
+_NONE = _value("None", None)
+_STR = _value("str", "1")
+_FLOAT = _value("1.5", 1.5)
+_TRUE = _value("True", True)
+_HUGE = _value("hugeint", HUGE)
+_NAN = _value("nan", math.nan)
+_OBJ = _value("obj", object())
+_INT1 = _value("int1", 1)
+
+KINDS: dict[str, list[Bad]] = {
+    # int >= 1, required / optional / >= 0
+    "count": [_NONE, _STR, _FLOAT, _TRUE, _value("0", 0), _HUGE],
+    "opt_count": [_STR, _FLOAT, _TRUE, _value("0", 0), _HUGE],
+    "count0": [_NONE, _STR, _FLOAT, _TRUE, _value("-1", -1), _HUGE],
+    "opt_count0": [_STR, _FLOAT, _TRUE, _value("-1", -1), _HUGE],
+    # an int of any sign (priorities, start numbers)
+    "int": [_NONE, _STR, _FLOAT, _TRUE],
+    # float >= 0 (seconds, ratios), required / optional; > 0 likewise
+    "seconds": [_NONE, _STR, _TRUE, _NAN, _value("-1", -1.0), _HUGE],
+    "opt_seconds": [_STR, _TRUE, _NAN, _value("-1", -1.0), _HUGE],
+    "pos_seconds": [_NONE, _STR, _TRUE, _NAN, _value("0", 0.0), _HUGE],
+    "opt_pos_seconds": [_STR, _TRUE, _NAN, _value("0", 0.0), _HUGE],
+    # a real number whose range the callable states (only universal mistakes here)
+    "number": [_NONE, _STR, _TRUE, _NAN, _HUGE],
+    "opt_number": [_STR, _TRUE, _NAN, _HUGE],
+    # a fraction in [0, 1]
+    "fraction": [_NONE, _STR, _TRUE, _NAN, _value("-0.5", -0.5), _value("2", 2.0), _HUGE],
+    "opt_fraction": [_STR, _TRUE, _NAN, _value("-0.5", -0.5), _value("2", 2.0), _HUGE],
+    # an async function trine awaits (checked at the call or when first called)
+    "async_fn": [
+        _value("syncfn", syncfn),
+        _value("genfn", genfn),
+        _value("agenfn", agenfn),
+        _coro(),
+        _OBJ,
+        _NONE,
+    ],
+    # a plain function trine calls without awaiting
+    "sync_fn": [_value("asyncfn", afn), _value("agenfn", agenfn), _value("genfn", genfn), _OBJ],
+    "opt_sync_fn": [_value("asyncfn", afn), _value("agenfn", agenfn), _value("genfn", genfn), _OBJ],
+    "bool": [_NONE, _INT1, _value("0", 0), _STR, _value("[]", [])],
+    "key": [_value("unhashable", [1]), _value("{}", {})],
+    "hooks": [_INT1, _OBJ, _value("[1]", [1]), _value("syncfn", syncfn)],
+    "name": [_INT1, _OBJ],
+    "rng": [_INT1, _OBJ, _value("random module", random)],
+    # exception filters where only Exception subclasses make sense
+    "exceptions": [
+        _value("(KI,)", (KeyboardInterrupt,)),
+        _value("KI", KeyboardInterrupt),
+        _value("(1,)", (1,)),
+        _INT1,
+    ],
+    "iterable": [_NONE, _INT1, _OBJ, _coro()],
+    "object": [_INT1, _OBJ],
+}
+
+
+@attrs.frozen
+class Door:
+    """One public callable: how to call it validly, and the kind of each argument."""
+
+    owner: str
+    """The module whose door this is (a ``-k`` filter: ``pytest -k limit``)."""
+    label: str
+    call: Callable[..., object]
+    """``call(**{param: value})`` with every other argument valid; may return an awaitable."""
+    params: dict[str, str]
+    names: dict[str, str] = attrs.field(factory=dict)
+    """The name the message must carry, where it is not the parameter's own."""
+    skip: frozenset[str] = frozenset()
+    """``param=label`` pairs a kind lists but this argument legitimately accepts."""
+
+
+# -- calls that need a running Trio or an async block -------------------------------
+
+
+async def _hold(cm: Any) -> None:
+    async with cm:
+        pass
+
+
+async def _amap(fn: Any = afn, items: Any = range(3), limit: Any = 2, ordered: Any = True) -> None:
+    async with trine.amap(fn, items, limit=limit, ordered=ordered) as results:
+        async for _ in results:
+            pass
+
+
+async def _graph_add(fn: Any = afn, priority: Any = 0, name: Any = None) -> None:
+    graph = trine.TaskGraph()
+    graph.add(fn, priority=priority, name=name)
+    await graph.run()
+
+
+async def _graph_run(on_event: Any = None) -> None:
+    graph = trine.TaskGraph()
+    graph.add(afn)
+    await graph.run(on_event=on_event)
+
+
+async def _breaker_trip(on_state_change: Any = None) -> None:
+    """A breaker that trips on its first failure, so the callback is called."""
+    breaker = trine.CircuitBreaker(failure_threshold=1, on_state_change=on_state_change)
+
+    async def fail() -> None:
+        raise OSError("down")
+
+    with pytest.raises(OSError, match=r"^down$"):
+        await breaker.call(fail)
+
+
+def _pipe() -> trine.Pipeline[int]:
+    return trine.Pipeline.source(range(3))
+
+
+async def _open(buffer: Any = 1) -> None:
+    async with _pipe().open(buffer=buffer) as out:
+        async for _ in out:
+            pass
+
+
+async def _admits(sample: Any) -> bool:
+    return trine.SystemLoad(probe=lambda: trine.LoadSample(0.0, 1)).admits(sample)
+
+
+_STAGE_PARAMS = {
+    "workers": "count",
+    "ordered": "bool",
+    "buffer": "opt_count0",
+    "name": "name",
+    "policy": "object",
+}
+
+
+def _stage_door(method: str) -> Door:
+    def call(**kwargs: Any) -> object:
+        return getattr(_pipe(), method)(kwargs.pop("fn", afn), **kwargs)
+
+    return Door("pipeline", f"Pipeline.{method}", call, _STAGE_PARAMS)
+
+
+DOORS: list[Door] = [
+    # -- limiters ------------------------------------------------------------------
+    Door(
+        "limit",
+        "KeyedLimiter",
+        lambda per_key=2, **kw: trine.KeyedLimiter(per_key, **kw),
+        {"per_key": "count", "total": "opt_count"},
+    ),
+    Door(
+        "limit",
+        "KeyedLimiter.hold",
+        lambda key="k": _hold(trine.KeyedLimiter(2).hold(key)),
+        {"key": "key"},
+    ),
+    Door(
+        "limit",
+        "KeyedLimiter.hold_nowait",
+        lambda key="k": trine.KeyedLimiter(2).hold_nowait(key).__enter__(),
+        {"key": "key"},
+    ),
+    Door(
+        "limit",
+        "WeightedSemaphore",
+        lambda capacity=2: trine.WeightedSemaphore(capacity),
+        {"capacity": "count"},
+    ),
+    Door(
+        "limit",
+        "WeightedSemaphore.hold",
+        lambda weight=1: _hold(trine.WeightedSemaphore(2).hold(weight)),
+        {"weight": "count"},
+    ),
+    Door(
+        "limit",
+        "PriorityLimiter",
+        lambda total=2: trine.PriorityLimiter(total),
+        {"total": "count"},
+    ),
+    Door(
+        "limit",
+        "PriorityLimiter.hold",
+        lambda priority=0: _hold(trine.PriorityLimiter(2).hold(priority)),
+        {"priority": "int"},
+    ),
+    Door(
+        "limit",
+        "Bulkhead",
+        lambda max_concurrent=2, **kw: trine.Bulkhead(max_concurrent, **kw),
+        {"max_concurrent": "count", "max_waiting": "count0", "max_wait": "opt_seconds"},
+    ),
+    Door(
+        "limit",
+        "AdaptiveLimiter",
+        lambda initial=2, max_limit=4, **kw: trine.AdaptiveLimiter(
+            initial=initial, max_limit=max_limit, **kw
+        ),
+        {
+            "initial": "count",
+            "max_limit": "count",
+            "min_limit": "count",
+            "backoff_ratio": "number",
+            "latency_threshold": "opt_pos_seconds",
+            "tolerance": "number",
+            "smoothing": "number",
+            "queue_size": "number",
+            "long_window": "count",
+        },
+    ),
+    Door(
+        "limit",
+        "acquire_all",
+        lambda limiters=None: _hold(
+            trine.acquire_all(*([trio.Lock()] if limiters is None else [limiters]))
+        ),
+        {"limiters": "object"},
+        names={"limiters": "limiters[0]"},
+    ),
+    # -- rate limiters -------------------------------------------------------------
+    Door(
+        "rate",
+        "RateLimiter",
+        lambda rate=10.0, **kw: trine.RateLimiter(rate, **kw),
+        {"rate": "pos_seconds", "per": "pos_seconds", "burst": "count"},
+        skip=frozenset({"rate=hugeint"}),  # an unlimited rate is documented: math.inf
+    ),
+    Door(
+        "rate",
+        "RateLimiter.acquire",
+        lambda **kw: trine.RateLimiter(10.0).acquire(**kw),
+        {"cost": "pos_seconds", "key": "key"},
+    ),
+    Door(
+        "rate",
+        "RateLimiter.try_acquire",
+        lambda **kw: trine.RateLimiter(10.0).try_acquire(**kw),
+        {"cost": "pos_seconds", "key": "key"},
+    ),
+    Door(
+        "rate",
+        "RateLimiter.acquire_nowait",
+        lambda **kw: trine.RateLimiter(10.0).acquire_nowait(**kw),
+        {"cost": "pos_seconds", "key": "key"},
+    ),
+    Door(
+        "rate",
+        "SlidingWindowLimiter",
+        lambda limit=10, window=1.0: trine.SlidingWindowLimiter(limit, window),
+        {"limit": "count", "window": "pos_seconds"},
+    ),
+    Door(
+        "rate",
+        "SlidingWindowLimiter.acquire",
+        lambda **kw: trine.SlidingWindowLimiter(10, 1.0).acquire(**kw),
+        {"cost": "count", "key": "key"},
+    ),
+    Door(
+        "rate",
+        "SlidingWindowLimiter.try_acquire",
+        lambda **kw: trine.SlidingWindowLimiter(10, 1.0).try_acquire(**kw),
+        {"cost": "count", "key": "key"},
+    ),
+    # -- retries -------------------------------------------------------------------
+    Door(
+        "retry",
+        "Backoff.exponential",
+        lambda **kw: trine.Backoff.exponential(**kw),
+        {"initial": "seconds", "maximum": "seconds", "multiplier": "number"},
+    ),
+    Door(
+        "retry",
+        "Backoff.decorrelated",
+        lambda **kw: trine.Backoff.decorrelated(**kw),
+        {"initial": "pos_seconds", "maximum": "seconds"},
+    ),
+    Door(
+        "retry",
+        "Backoff.constant",
+        lambda delay=1.0: trine.Backoff.constant(delay),
+        {"delay": "seconds"},
+    ),
+    Door(
+        "retry",
+        "RetryBudget",
+        lambda **kw: trine.RetryBudget(**kw),
+        {
+            "ratio": "seconds",
+            "min_per_second": "seconds",
+            "window": "pos_seconds",
+            "buckets": "count",
+        },
+    ),
+    Door(
+        "retry",
+        "Retry",
+        lambda **kw: trine.Retry(**kw),
+        {
+            "attempts": "count",
+            "on": "exceptions",
+            "backoff": "object",
+            "budget": "object",
+            "timeout": "opt_pos_seconds",
+            "rng": "rng",
+            "name": "name",
+            "hooks": "hooks",
+        },
+    ),
+    Door(
+        "retry",
+        "Retry.call",
+        lambda fn=afn: trine.Retry(backoff=trine.Backoff.constant(0)).call(fn),
+        {"fn": "async_fn"},
+    ),
+    # -- breaker -------------------------------------------------------------------
+    Door(
+        "breaker",
+        "CircuitBreaker",
+        lambda **kw: trine.CircuitBreaker(**kw),
+        {
+            "name": "name",
+            "failure_threshold": "count",
+            "failure_rate": "opt_fraction",
+            "window": "count",
+            "minimum_calls": "count",
+            "slow_call_duration": "opt_pos_seconds",
+            "slow_call_rate": "fraction",
+            "reset_timeout": "seconds",
+            "half_open_max_calls": "count",
+            "success_threshold": "count",
+            "record": "exceptions",
+            "ignore": "exceptions",
+            "on_state_change": "opt_sync_fn",
+            "hooks": "hooks",
+        },
+    ),
+    Door(
+        "breaker",
+        "CircuitBreaker(time)",
+        lambda window=10.0: trine.CircuitBreaker(window_type="time", window=window),
+        {"window": "pos_seconds"},
+    ),
+    Door(
+        "breaker",
+        "CircuitBreaker(trip)",
+        _breaker_trip,
+        {"on_state_change": "opt_sync_fn"},
+    ),
+    Door(
+        "breaker",
+        "CircuitBreaker.call",
+        lambda fn=afn: trine.CircuitBreaker().call(fn),
+        {"fn": "async_fn"},
+    ),
+    # -- policy --------------------------------------------------------------------
+    Door(
+        "policy",
+        "Policy",
+        lambda **kw: trine.Policy(**kw),
+        {
+            "fallback": "object",
+            "fallback_on": "exceptions",
+            "retry": "object",
+            "breaker": "object",
+            "rate": "object",
+            "limiter": "object",
+            "timeout": "opt_pos_seconds",
+            "total_timeout": "opt_pos_seconds",
+            "name": "name",
+            "hooks": "hooks",
+        },
+    ),
+    Door(
+        "policy",
+        "Policy.call",
+        lambda fn=afn: trine.Policy(timeout=1.0).call(fn),
+        {"fn": "async_fn"},
+    ),
+    Door(
+        "policy",
+        "Policy.evolve",
+        lambda **kw: trine.Policy().evolve(**kw),
+        {"timeout": "opt_pos_seconds", "total_timeout": "opt_pos_seconds", "hooks": "hooks"},
+    ),
+    # -- fan-out -------------------------------------------------------------------
+    Door(
+        "fan",
+        "gather",
+        lambda fns1=afn: trine.gather(afn, fns1),
+        {"fns1": "async_fn"},
+        names={"fns1": "fns[1]"},
+    ),
+    Door(
+        "fan",
+        "settle",
+        lambda fns0=afn, fns1=afn: trine.settle(fns0, fns1),
+        {"fns0": "async_fn", "fns1": "async_fn"},
+        names={"fns0": "fns[0]", "fns1": "fns[1]"},
+    ),
+    Door(
+        "fan",
+        "race",
+        lambda fns0=afn, fns1=afn: trine.race(fns0, fns1),
+        {"fns0": "async_fn", "fns1": "async_fn"},
+        names={"fns0": "fns[0]", "fns1": "fns[1]"},
+    ),
+    Door(
+        "fan",
+        "hedge",
+        lambda fn=afn, delay=1.0, attempts=2: trine.hedge(fn, delay=delay, attempts=attempts),
+        {"fn": "async_fn", "delay": "seconds", "attempts": "count"},
+    ),
+    # -- maps ----------------------------------------------------------------------
+    Door(
+        "map",
+        "amap",
+        _amap,
+        {"fn": "async_fn", "items": "iterable", "limit": "count", "ordered": "bool"},
+    ),
+    Door(
+        "map",
+        "map_all",
+        lambda fn=afn, items=range(3), limit=2, ordered=True: trine.map_all(
+            fn, items, limit=limit, ordered=ordered
+        ),
+        {"fn": "async_fn", "items": "iterable", "limit": "count", "ordered": "bool"},
+    ),
+    Door(
+        "map",
+        "for_each",
+        lambda fn=afn, items=range(3), limit=2: trine.for_each(fn, items, limit=limit),
+        {"fn": "async_fn", "items": "iterable", "limit": "count"},
+    ),
+    # -- pipelines -----------------------------------------------------------------
+    Door(
+        "pipeline",
+        "Pipeline.source",
+        lambda items=range(3): trine.Pipeline.source(items),
+        {"items": "iterable"},
+    ),
+    Door(
+        "pipeline",
+        "Pipeline.source(fn)",
+        lambda items: trine.Pipeline.source(items),
+        {"items": "sync_fn"},
+        # an async generator function is one of the sources a pipeline takes
+        skip=frozenset({"items=agenfn"}),
+    ),
+    _stage_door("map"),
+    _stage_door("filter"),
+    _stage_door("flat_map"),
+    _stage_door("tap"),
+    Door(
+        "pipeline",
+        "Pipeline.batch",
+        lambda size=2, **kw: _pipe().batch(size, **kw),
+        {"size": "count", "timeout": "opt_pos_seconds", "buffer": "opt_count0", "name": "name"},
+        skip=frozenset(),
+    ),
+    Door(
+        "pipeline",
+        "Pipeline.rate_limit",
+        lambda rate=10.0, **kw: _pipe().rate_limit(rate, **kw),
+        {"rate": "pos_seconds", "per": "pos_seconds", "burst": "count", "buffer": "opt_count0"},
+        skip=frozenset({"rate=hugeint"}),
+    ),
+    Door(
+        "pipeline",
+        "Pipeline.enumerate",
+        lambda **kw: _pipe().enumerate(**kw),
+        {"start": "int", "buffer": "opt_count0", "name": "name"},
+    ),
+    Door(
+        "pipeline",
+        "Pipeline.broadcast",
+        lambda branches=None, buffer=1: _pipe().broadcast(
+            *([lambda p: p] if branches is None else [branches]), buffer=buffer
+        ),
+        {"branches": "object", "buffer": "opt_count0"},
+        names={"branches": "branch"},
+    ),
+    Door("pipeline", "Pipeline.open", _open, {"buffer": "opt_count0"}),
+    Door(
+        "pipeline",
+        "merge",
+        lambda pipelines=None: trine.merge(*([_pipe()] if pipelines is None else [pipelines])),
+        {"pipelines": "object"},
+    ),
+    # -- task graphs ---------------------------------------------------------------
+    Door(
+        "graph",
+        "TaskGraph",
+        lambda **kw: trine.TaskGraph(**kw),
+        {"limit": "opt_count", "fail_fast": "bool", "resources": "object"},
+    ),
+    Door(
+        "graph",
+        "TaskGraph.add",
+        _graph_add,
+        {"fn": "async_fn", "priority": "int", "name": "name"},
+    ),
+    Door("graph", "TaskGraph.run", _graph_run, {"on_event": "opt_sync_fn"}),
+    # -- processes -----------------------------------------------------------------
+    Door(
+        "process",
+        "Command",
+        lambda argv=("true",), **kw: trine.Command(argv, **kw),
+        {"timeout": "opt_pos_seconds", "shell": "bool"},
+    ),
+    Door(
+        "process",
+        "run_commands",
+        lambda commands=(("true",),), limit=2, **kw: trine.run_commands(
+            commands, limit=limit, **kw
+        ),
+        {
+            "commands": "iterable",
+            "limit": "count",
+            "timeout": "opt_pos_seconds",
+            "retries": "count0",
+            "kill_grace": "seconds",
+            "output_tail": "count0",
+            "backoff": "object",
+            "rng": "rng",
+            "admission": "object",
+        },
+    ),
+    Door(
+        "process",
+        "SystemLoad",
+        lambda **kw: trine.SystemLoad(**{"probe": lambda: trine.LoadSample(0.0, 1), **kw}),
+        {
+            "max_cpu_percent": "opt_pos_seconds",
+            "min_free_memory": "opt_count0",
+            "interval": "pos_seconds",
+            "probe": "sync_fn",
+        },
+    ),
+    Door("process", "SystemLoad.admits", _admits, {"sample": "object"}),
+    Door(
+        "process",
+        "LoadSample",
+        lambda cpu_percent=0.0, free_memory=1: trine.LoadSample(cpu_percent, free_memory),
+        {"cpu_percent": "seconds", "free_memory": "count0"},
+    ),
+    # -- statistics ----------------------------------------------------------------
+    Door(
+        "stats",
+        "LatencyHistogram.record",
+        lambda seconds=1.0: trine.LatencyHistogram().record(seconds),
+        {"seconds": "seconds"},
+    ),
+    Door(
+        "stats",
+        "LatencyHistogram.quantile",
+        lambda q=0.5: trine.LatencyHistogram().quantile(q),
+        {"q": "fraction"},
+    ),
+    # -- the test kit --------------------------------------------------------------
+    Door(
+        "testing",
+        "FakeService",
+        lambda **kw: trine.testing.FakeService(**kw),
+        {"latency": "seconds", "retry_after": "opt_seconds"},
+    ),
+    Door(
+        "testing",
+        "assert_takes",
+        lambda seconds=0.0: trine.testing.assert_takes(seconds).__enter__(),
+        {"seconds": "seconds"},
+    ),
+]
+
+# Single values that are wrong for one argument only, beyond what its kind lists.
+EXTRA: list[tuple[str, str, Callable[[], object], str]] = [
+    ("process", "Command(id='')", lambda: trine.Command(("true",), id=""), "id"),
+    ("process", "Command(argv NUL)", lambda: trine.Command(("echo", "a\0b")), "argv"),
+    ("process", "Command(env NUL)", lambda: trine.Command(("true",), env={"A": "a\0b"}), "env"),
+    (
+        "process",
+        "run_commands(dup id)",
+        lambda: trine.run_commands(
+            [trine.Command(("true",), id="a"), trine.Command(("true",), id="a")], limit=1
+        ),
+        "commands",
+    ),
+    ("process", "run_commands(logs=int1)", lambda: trine.run_commands([], limit=1, logs=1), "logs"),
+    ("process", "run_commands(logs=[])", lambda: trine.run_commands([], limit=1, logs=[]), "logs"),
+    ("process", "LoadSample(cpu_percent=101)", lambda: trine.LoadSample(101.0, 1), "cpu_percent"),
+    ("process", "to_process(fn=asyncfn)", lambda: trine.to_process(afn), "fn"),
+    ("process", "to_process(fn=coro)", lambda: trine.to_process(afn()), "fn"),
+    (
+        "pipeline",
+        "Pipeline.map(on_error=bogus)",
+        lambda: _pipe().map(afn, on_error="bogus"),
+        "on_error",
+    ),
+    (
+        "pipeline",
+        "Pipeline.map(executor=bogus)",
+        lambda: _pipe().map(syncfn, executor="bogus"),  # type: ignore[arg-type]
+        "executor",
+    ),
+    ("pipeline", "Pipeline.map(key=coro)", lambda: _pipe().map(afn, key=afn(1)), "key"),
+    (
+        "breaker",
+        "CircuitBreaker(window_type=bogus)",
+        lambda: trine.CircuitBreaker(window_type="x"),
+        "window_type",
+    ),
+    (
+        "limit",
+        "AdaptiveLimiter(algorithm=bogus)",
+        lambda: trine.AdaptiveLimiter(initial=1, max_limit=2, algorithm="x"),
+        "algorithm",
+    ),
+    (
+        "limit",
+        "AdaptiveLimiter(min_limit > initial)",
+        lambda: trine.AdaptiveLimiter(initial=1, min_limit=2, max_limit=4),
+        "min_limit",
+    ),
+    (
+        "limit",
+        "WeightedSemaphore.hold(weight > capacity)",
+        lambda: _hold(trine.WeightedSemaphore(2).hold(3)),
+        "weight",
+    ),
+    (
+        "retry",
+        "Backoff.exponential(jitter=bogus)",
+        lambda: trine.Backoff.exponential(jitter="x"),
+        "jitter",
+    ),
+    ("retry", "Retry(on=())", lambda: trine.Retry(on=()), "on"),
+    (
+        "graph",
+        "TaskGraph.add(deps=obj)",
+        lambda: trine.TaskGraph().add(afn, deps=[object()]),
+        "deps",
+    ),
+    (
+        "graph",
+        "TaskGraph.add(resources=undefined)",
+        lambda: trine.TaskGraph().add(afn, resources=["db"]),
+        "resources",
+    ),
+]
+
+
+@attrs.frozen
+class Case:
+    owner: str
+    label: str
+    run: Callable[[], object]
+    name: str
+
+
+def _cases() -> Iterator[Case]:
+    for door in DOORS:
+        for param, kind in door.params.items():
+            for bad in KINDS[kind]:
+                if f"{param}={bad.label}" in door.skip:
+                    continue
+
+                def run(door: Door = door, param: str = param, bad: Bad = bad) -> object:
+                    return door.call(**{param: bad.make()})
+
+                yield Case(
+                    door.owner,
+                    f"{door.label}({param}={bad.label})",
+                    run,
+                    door.names.get(param, param),
+                )
+    for owner, label, run, name in EXTRA:
+        yield Case(owner, label, run, name)
+
+
+CASES = list(_cases())
+
+
+def _leaf(error: BaseException) -> BaseException:
+    """The one exception an error stands for: itself, or a group's only leaf."""
+    while isinstance(error, BaseExceptionGroup):
+        leaves = list(_leaves(error))
+        if len(leaves) != 1:
+            return error
+        error = leaves[0]
+    return error
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            yield from _leaves(error)
+        else:
+            yield error
+
+
+async def _call(case: Case) -> BaseException | None:
+    try:
+        result = case.run()
+        if inspect.isawaitable(result):
+            # A hang on the fake clock ends here instead of never.
+            with trio.fail_after(3600):
+                await result
+    except Exception as error:  # every outcome is checked by the caller
+        return error
+    return None
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.owner}:{c.label}" for c in CASES])
+async def test_bad_input_is_refused_naming_the_argument(
+    case: Case, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A bad argument raises TypeError or ValueError at the call, naming the argument."""
+    error = await _call(case)
+    assert error is not None, f"{case.label} was accepted"
+    leaf = _leaf(error)
+    assert isinstance(leaf, TypeError | ValueError), f"{case.label} raised {error!r}"
+    message = str(leaf)
+    assert re.search(rf"(?<![\w.]){re.escape(case.name)}(?!\w)", message), (
+        f"{case.label}: the message does not name {case.name!r}: {message}"
+    )
+
+
+def _public_callables() -> Iterator[str]:
+    for module, prefix in ((trine, ""), (trine.testing, "")):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if isinstance(obj, type):
+                if issubclass(obj, BaseException) or (
+                    attrs.has(obj) and name.endswith(("Statistics", "Summary", "Event", "Result"))
+                ):
+                    continue
+                yield f"{prefix}{name}"
+            elif callable(obj):
+                yield f"{prefix}{name}"
+
+
+# Public names with nothing to validate, or built only by trine itself.
+NO_DOOR = {
+    "AdaptivePermit",  # handed out by AdaptiveLimiter.hold
+    "AttemptTimedOut",  # events: built by the guards
+    "CallRejected",
+    "CircuitStateChanged",
+    "FallbackUsed",
+    "RetryGaveUp",
+    "RetryScheduled",
+    "CircuitState",  # enums
+    "CommandStatus",
+    "NodeStatus",
+    "Hook",  # protocols
+    "Limiter",
+    "Node",  # handed out by TaskGraph.add
+    "PipelineOutput",  # handed out by Pipeline.open
+    "RetryAttempt",  # handed out by iterating a Retry
+    "CommandResult",  # built by run_commands
+    "LatencyHistogram",  # takes no arguments; its methods have doors
+    "ConcurrencyProbe",  # takes no arguments
+    "FakeCall",  # built by FakeService
+    "ProbeEvent",  # built by ConcurrencyProbe
+}
+
+
+def test_every_public_callable_has_a_door() -> None:
+    """Every public class and function is in DOORS (or deliberately in NO_DOOR)."""
+    covered = {door.label.split(".")[0].split("(")[0] for door in DOORS}
+    covered |= {label.split(".")[0].split("(")[0] for _, label, _, _ in EXTRA}
+    missing = sorted(set(_public_callables()) - covered - NO_DOOR)
+    assert missing == []
+
+
+def test_the_table_is_large() -> None:
+    """The generic test tries hundreds of bad inputs (the count is in the hardening note)."""
+    assert len(CASES) > 400
