@@ -124,7 +124,9 @@ def check_number(
     try:
         number = float(value)
     except OverflowError:  # an int such as 10**400, beyond every float
-        raise ValueError(f"{name} must be finite, got {describe(value)}") from None
+        raise ValueError(
+            f"{name} must be at most {sys.float_info.max:.4g}, got {describe(value)}"
+        ) from None
     if math.isnan(number):
         raise ValueError(f"{name} must not be NaN, got {value!r}")
     if math.isinf(number) and not (allow_inf and number > 0):
