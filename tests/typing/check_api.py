@@ -214,3 +214,19 @@ async def _pipeline_types() -> None:
         async for item in out:
             assert_type(item, int)
     assert_type(pipe.statistics(), trine.PipelineStatistics)
+
+
+async def _chaos_types() -> None:
+    import random
+
+    from trine._policy import SupportsCall
+
+    chaos = trine.Chaos(fault=0.1, error=TimeoutError, slow=0.1, latency=2.0, rng=random.Random(1))
+    guard: SupportsCall = chaos  # the shape Policy's layers call
+    assert_type(await chaos.call(_fetch, "https://x", 3), bytes)
+    assert_type(await chaos(_fetch)("https://x", retries=3), bytes)
+    assert_type(chaos.statistics(), trine.ChaosStatistics)
+    assert_type(chaos.statistics().faults, int)
+    trine.Chaos(enabled=lambda: True, error=lambda: OSError("down"))
+    assert_type(trine.InjectedFault("x").name, str | None)
+    del guard
