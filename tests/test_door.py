@@ -659,7 +659,29 @@ DOORS: list[Door] = [
         "testing",
         "FakeService",
         lambda **kw: trine.testing.FakeService(**kw),
-        {"latency": "seconds", "retry_after": "opt_seconds"},
+        {
+            "latency": "seconds",
+            "fail_calls": "object",
+            "outages": "iterable",
+            "fail": "opt_sync_fn",
+            "error": "opt_sync_fn",
+            "retry_after": "opt_seconds",
+            "scripts": "object",
+            "key": "sync_fn",
+        },
+    ),
+    Door(
+        "testing",
+        "FakeScript",
+        lambda **kw: trine.testing.FakeScript(**kw),
+        {
+            "latency": "opt_seconds",
+            "fail_calls": "object",
+            "outages": "iterable",
+            "fail": "opt_sync_fn",
+            "error": "opt_sync_fn",
+            "retry_after": "opt_seconds",
+        },
     ),
     Door(
         "testing",
@@ -872,6 +894,7 @@ NO_DOOR = {
     "LatencyHistogram",  # takes no arguments; its methods have doors
     "ConcurrencyProbe",  # takes no arguments
     "FakeCall",  # built by FakeService
+    "FakeRequest",  # built by FakeService for its script functions
     "ProbeEvent",  # built by ConcurrencyProbe
 }
 

@@ -9,6 +9,8 @@ times and exact concurrency.
 from __future__ import annotations
 
 from ._fake_service import FakeCall as FakeCall
+from ._fake_service import FakeRequest as FakeRequest
+from ._fake_service import FakeScript as FakeScript
 from ._fake_service import FakeService as FakeService
 from ._fake_service import FakeServiceError as FakeServiceError
 from ._fake_service import FakeServiceStatistics as FakeServiceStatistics
@@ -19,6 +21,8 @@ from ._probe import assert_takes as assert_takes
 __all__ = [
     "ConcurrencyProbe",
     "FakeCall",
+    "FakeRequest",
+    "FakeScript",
     "FakeService",
     "FakeServiceError",
     "FakeServiceStatistics",
