@@ -685,6 +685,20 @@ DOORS: list[Door] = [
     ),
     Door(
         "testing",
+        "Timeline.record",
+        lambda label="x": trine.testing.Timeline().record(label),
+        {"label": "object"},
+    ),
+    Door(
+        "testing",
+        "Timeline.assert_matches",
+        lambda expected=(), tolerance=0.0: trine.testing.Timeline().assert_matches(
+            expected, tolerance=tolerance
+        ),
+        {"expected": "iterable", "tolerance": "seconds"},
+    ),
+    Door(
+        "testing",
         "assert_takes",
         lambda seconds=0.0: trine.testing.assert_takes(seconds).__enter__(),
         {"seconds": "seconds"},
@@ -896,6 +910,8 @@ NO_DOOR = {
     "FakeCall",  # built by FakeService
     "FakeRequest",  # built by FakeService for its script functions
     "ProbeEvent",  # built by ConcurrencyProbe
+    "Timeline",  # takes no arguments; its methods have doors
+    "no_waits",  # takes no arguments
 }
 
 

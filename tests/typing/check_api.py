@@ -230,3 +230,24 @@ async def _chaos_types() -> None:
     trine.Chaos(enabled=lambda: True, error=lambda: OSError("down"))
     assert_type(trine.InjectedFault("x").name, str | None)
     del guard
+
+
+async def _testing_kit_types() -> None:
+    from trine.testing import FakeRequest, FakeScript, FakeService, Timeline, no_waits
+
+    def slow_reports(call: FakeRequest) -> float:
+        return 2.0 if call.args[0] == "/report" else 0.05
+
+    service = FakeService(
+        latency=slow_reports,
+        fail=lambda call: call.key_number == 1,
+        scripts={"/flaky": FakeScript(fail_calls={1, 2})},
+    )
+    assert_type(await service.call("/report"), int)
+    assert_type(service.calls_for("/report")[0].end, float)
+    timeline = Timeline()
+    timeline.record("start")
+    timeline.assert_matches([(0.0, "start")])
+    assert_type(timeline.events[0].label, str)
+    with no_waits():
+        pass
