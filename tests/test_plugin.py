@@ -8,6 +8,10 @@ registers it), in both pytest-trio styles: ``trio_mode = true`` and
 
 from __future__ import annotations
 
+import pathlib
+import re
+import textwrap
+
 import pytest
 
 TRIO_MODE = """
@@ -127,3 +131,30 @@ def test_the_plugin_is_loaded_in_this_session(request: pytest.FixtureRequest) ->
     plugin = request.config.pluginmanager.get_plugin("trine")
     assert plugin is not None
     assert plugin.__name__ == "trine.testing._pytest_plugin"
+
+
+# -- the testing guide's examples run as written ----------------------------------
+
+GUIDE = pathlib.Path(__file__).resolve().parent.parent / "docs" / "guide" / "testing.rst"
+
+
+def _guide_modules() -> list[str]:
+    blocks = re.findall(r"^\.\. code-block:: python\n\n((?:    .*\n|\n)+)", GUIDE.read_text(), re.M)
+    return [textwrap.dedent(block) for block in blocks]
+
+
+def test_the_testing_guide_has_its_examples() -> None:
+    """Each example is a test module (so the test below runs all of them)."""
+    modules = _guide_modules()
+    assert len(modules) == 9
+    assert all("async def test_" in module for module in modules)
+
+
+def test_the_testing_guide_examples_pass(pytester: pytest.Pytester) -> None:
+    """Every ``code-block:: python`` in docs/guide/testing.rst passes as a test module,
+    in a project configured with the guide's lines and nothing else."""
+    pytester.makepyprojecttoml(TRIO_MODE)
+    modules = _guide_modules()
+    pytester.makepyfile(**{f"test_guide_{n}": source for n, source in enumerate(modules)})
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=len(modules))

@@ -130,8 +130,8 @@ async def test_assert_matches_allows_float_rounding_only(
     timeline.assert_matches([(0.3, "x")])
     with pytest.raises(AssertionError):
         timeline.assert_matches([])
-    with pytest.raises(AssertionError):
-        timeline.assert_matches([(0.3, "x")], tolerance=0.0)
+    with pytest.raises(AssertionError, match=r"\+0\.30000000000000004  x"):
+        timeline.assert_matches([(0.3, "x")], tolerance=0.0)  # shown exactly, then
 
 
 async def test_timeline_hook_records_guard_events(
@@ -248,3 +248,29 @@ async def test_no_waits_skips_breaker_reset_timeout(autojump_clock: trio.testing
             await breaker.call(service.call)
         assert await breaker.call(service.call) == 2
     assert breaker.state is trine.CircuitState.CLOSED
+
+
+async def test_a_very_fast_rate_limiter_shifts_time_as_the_guide_shows(
+    autojump_clock: trio.testing.MockClock, timeline: Timeline
+) -> None:
+    """RateLimiter(200_000) in front of two calls that arrive together starts the second
+    one emission interval (5 µs) later; the diff docs/guide/testing.rst quotes is this one."""
+    import pathlib
+
+    service = FakeService(latency=0.1)
+    policy = trine.Policy(rate=trine.RateLimiter(200_000))
+
+    async def fetch(name: str) -> None:
+        await policy.call(service.call, name)
+        timeline.record(f"done {name}")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(fetch, "a")
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(fetch, "b")
+    with pytest.raises(AssertionError) as caught:
+        timeline.assert_matches([(0.1, "done a"), (0.1, "done b")])
+    guide = pathlib.Path(__file__).parent.parent / "docs" / "guide" / "testing.rst"
+    quoted = "\n".join(f"    {line}" for line in f"AssertionError: {caught.value}".splitlines())
+    assert quoted in guide.read_text()
+    assert [call.start for call in service.calls] == [0.0, 5e-06]

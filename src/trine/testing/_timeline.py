@@ -31,9 +31,16 @@ def _check_label(label: object) -> str:
     return label
 
 
-def _line(time: float, label: str) -> str:
-    # repr of a float is exact and short: 1.5, 1.500005, 2.0000000000000004
-    return f"{time!r:>12}  {label}"
+def _line(time: float, label: str, exact: bool = False) -> str:
+    # To the nanosecond (the default tolerance), trailing zeros dropped: 1.5,
+    # 1.500005; exact (repr) where that would hide the difference.
+    if exact:
+        text = repr(time)
+    else:
+        text = f"{time:.9f}".rstrip("0")
+        if text.endswith("."):
+            text += "0"
+    return f"{text:>12}  {label}"
 
 
 @final
@@ -115,22 +122,35 @@ class Timeline:
         actual = [(event.time, event.label) for event in self.events]
         if _same(wanted, actual, tolerance):
             return
-        wanted_lines = [_line(time, label) for time, label in wanted]
-        # Where a recorded time is within tolerance of the expected one on the
-        # same line, show the expected text, so the diff shows only real changes.
-        actual_lines = []
-        for index, (time, label) in enumerate(actual):
-            if index < len(wanted) and math.isclose(
-                time, wanted[index][0], rel_tol=0.0, abs_tol=tolerance
-            ):
-                time = wanted[index][0]
-            actual_lines.append(_line(time, label))
+        wanted_lines, actual_lines = _lines(wanted, actual, tolerance, exact=False)
+        if wanted_lines == actual_lines:  # differences finer than a nanosecond
+            wanted_lines, actual_lines = _lines(wanted, actual, tolerance, exact=True)
         diff = difflib.unified_diff(
             wanted_lines, actual_lines, "expected", "recorded", lineterm="", n=len(wanted_lines)
         )
         raise AssertionError(
             "the timeline does not match (- expected, + recorded):\n" + "\n".join(diff)
         )
+
+
+def _lines(
+    wanted: list[tuple[float, str]],
+    actual: list[tuple[float, str]],
+    tolerance: float,
+    *,
+    exact: bool,
+) -> tuple[list[str], list[str]]:
+    wanted_lines = [_line(time, label, exact) for time, label in wanted]
+    # Where a recorded time is within tolerance of the expected one on the
+    # same line, show the expected text, so the diff shows only real changes.
+    actual_lines = []
+    for index, (time, label) in enumerate(actual):
+        if index < len(wanted) and math.isclose(
+            time, wanted[index][0], rel_tol=0.0, abs_tol=tolerance
+        ):
+            time = wanted[index][0]
+        actual_lines.append(_line(time, label, exact))
+    return wanted_lines, actual_lines
 
 
 def _check_expected(expected: object) -> list[tuple[float, str]]:
