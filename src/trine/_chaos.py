@@ -135,6 +135,14 @@ def _check_name(name: str | None) -> str | None:
     return name
 
 
+class _Counts:
+    __slots__ = ("calls", "delays", "disabled", "faults", "passed", "substitutes")
+
+    def __init__(self) -> None:
+        self.calls = self.disabled = self.delays = 0
+        self.faults = self.substitutes = self.passed = 0
+
+
 @final
 @attrs.define(eq=False, kw_only=True)
 class Chaos:
@@ -210,12 +218,9 @@ class Chaos:
     enabled: bool | Callable[[], bool] = attrs.field(default=True, converter=_check_enabled)
     name: str | None = attrs.field(default=None, converter=_check_name)
 
-    _calls: int = attrs.field(default=0, init=False, repr=False)
-    _disabled: int = attrs.field(default=0, init=False, repr=False)
-    _delays: int = attrs.field(default=0, init=False, repr=False)
-    _faults: int = attrs.field(default=0, init=False, repr=False)
-    _substitutes: int = attrs.field(default=0, init=False, repr=False)
-    _passed: int = attrs.field(default=0, init=False, repr=False)
+    # Counters in a plain slotted object: an assignment to an attrs field with
+    # converters goes through attrs' Python-level __setattr__ (~1 us each).
+    _counts: _Counts = attrs.field(factory=lambda: _Counts(), init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.slow > 0.0 and self.latency == 0.0:
@@ -260,26 +265,27 @@ class Chaos:
         """
         if type(fn) not in _PLAIN_CALLABLES:  # those are callable, never coroutine objects
             check_async_callable("fn", fn)
-        self._calls += 1
+        counts = self._counts
+        counts.calls += 1
         if not self._is_enabled():
-            self._disabled += 1
-            self._passed += 1
+            counts.disabled += 1
+            counts.passed += 1
             return await _start(fn, args)
         rng = self.rng
         if self.slow and rng.random() < self.slow:
-            self._delays += 1
+            counts.delays += 1
             await trio.sleep(self.latency)
         if self.fault and rng.random() < self.fault:
-            self._faults += 1
+            counts.faults += 1
             error = self._injected_error()
             await trio.lowlevel.checkpoint()
             raise error
         if self.substitute and rng.random() < self.substitute:
-            self._substitutes += 1
+            counts.substitutes += 1
             await trio.lowlevel.checkpoint()
             result: _T = self.result
             return result
-        self._passed += 1
+        counts.passed += 1
         return await _start(fn, args)
 
     def __call__(self, fn: Callable[_P, Awaitable[_T]]) -> Callable[_P, Coroutine[Any, Any, _T]]:
@@ -302,13 +308,14 @@ class Chaos:
 
     def statistics(self) -> ChaosStatistics:
         """Return a fresh :class:`ChaosStatistics` snapshot."""
+        counts = self._counts
         return ChaosStatistics(
-            calls=self._calls,
-            disabled=self._disabled,
-            delays=self._delays,
-            faults=self._faults,
-            substitutes=self._substitutes,
-            passed=self._passed,
+            calls=counts.calls,
+            disabled=counts.disabled,
+            delays=counts.delays,
+            faults=counts.faults,
+            substitutes=counts.substitutes,
+            passed=counts.passed,
         )
 
 
