@@ -44,16 +44,27 @@ class Service:
         self.requests = 0
 
     async def handle(self, stream: trio.SocketStream) -> None:
-        async with stream:
-            request = await _read_line(stream)
-            self.requests += 1
-            slow = self.rng.random() < SLOW_SHARE
-            await trio.sleep(SLOW if slow else self.rng.uniform(*FAST))
-            if self.down:
-                await stream.send_all(b"ERR unavailable\n")
-            else:
-                number = int(request.split()[1])
-                await stream.send_all(f"OK {number * number}\n".encode())
+        # A client may go away at any point: a hedge's losing request is
+        # cancelled, sometimes before it sent its line. That ends this
+        # connection, never the server (an error here would stop serve_tcp).
+        try:
+            async with stream:
+                await self._answer(stream)
+        except trio.BrokenResourceError:
+            pass
+
+    async def _answer(self, stream: trio.SocketStream) -> None:
+        request = await _read_line(stream)
+        if not request.startswith("GET "):
+            return
+        self.requests += 1
+        slow = self.rng.random() < SLOW_SHARE
+        await trio.sleep(SLOW if slow else self.rng.uniform(*FAST))
+        if self.down:
+            await stream.send_all(b"ERR unavailable\n")
+        else:
+            number = int(request.split()[1])
+            await stream.send_all(f"OK {number * number}\n".encode())
 
 
 async def _read_line(stream: trio.abc.ReceiveStream) -> str:

@@ -20,3 +20,6 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+# pytester runs the pytest plugin's own tests (tests/test_plugin.py) in a fresh session.
+pytest_plugins = ["pytester"]

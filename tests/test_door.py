@@ -625,12 +625,77 @@ DOORS: list[Door] = [
         lambda q=0.5: trine.LatencyHistogram().quantile(q),
         {"q": "fraction"},
     ),
+    # -- chaos ---------------------------------------------------------------------
+    Door(
+        "chaos",
+        "Chaos",
+        lambda **kw: trine.Chaos(**kw),
+        {
+            "fault": "fraction",
+            "error": "object",
+            "slow": "fraction",
+            "latency": "seconds",
+            "substitute": "fraction",
+            "rng": "rng",
+            "enabled": "bool",
+            "name": "name",
+        },
+    ),
+    Door(
+        "chaos",
+        "Chaos(callables)",
+        lambda **kw: trine.Chaos(**kw),
+        {"error": "sync_fn", "enabled": "sync_fn"},
+    ),
+    Door("chaos", "Chaos.call", lambda fn=afn: trine.Chaos().call(fn), {"fn": "async_fn"}),
+    Door(
+        "chaos",
+        "Chaos(decorator)",
+        lambda fn=afn: trine.Chaos()(fn)(),
+        {"fn": "async_fn"},
+    ),
     # -- the test kit --------------------------------------------------------------
     Door(
         "testing",
         "FakeService",
         lambda **kw: trine.testing.FakeService(**kw),
-        {"latency": "seconds", "retry_after": "opt_seconds"},
+        {
+            "latency": "seconds",
+            "fail_calls": "object",
+            "outages": "iterable",
+            "fail": "opt_sync_fn",
+            "error": "opt_sync_fn",
+            "retry_after": "opt_seconds",
+            "scripts": "object",
+            "key": "sync_fn",
+        },
+    ),
+    Door(
+        "testing",
+        "FakeScript",
+        lambda **kw: trine.testing.FakeScript(**kw),
+        {
+            "latency": "opt_seconds",
+            "fail_calls": "object",
+            "outages": "iterable",
+            "fail": "opt_sync_fn",
+            "error": "opt_sync_fn",
+            "retry_after": "opt_seconds",
+        },
+    ),
+    Door(
+        "testing",
+        "Timeline.record",
+        lambda label="x": trine.testing.Timeline().record(label),
+        {"label": "object"},
+    ),
+    Door(
+        "testing",
+        "Timeline.assert_matches",
+        lambda expected=(), tolerance=0.0: trine.testing.Timeline().assert_matches(
+            expected, tolerance=tolerance
+        ),
+        {"expected": "iterable", "tolerance": "seconds"},
     ),
     Door(
         "testing",
@@ -702,6 +767,21 @@ EXTRA: list[tuple[str, str, Callable[[], object], str]] = [
         "jitter",
     ),
     ("retry", "Retry(on=())", lambda: trine.Retry(on=()), "on"),
+    ("chaos", "Chaos(error=instance)", lambda: trine.Chaos(error=OSError()), "error"),
+    ("chaos", "Chaos(error=KI)", lambda: trine.Chaos(error=KeyboardInterrupt), "error"),
+    ("chaos", "Chaos(slow, no latency)", lambda: trine.Chaos(slow=0.5), "latency"),
+    (
+        "chaos",
+        "Chaos(enabled returns 1).call",
+        lambda: trine.Chaos(enabled=lambda: 1).call(afn),  # type: ignore[arg-type,return-value]
+        "enabled",
+    ),
+    (
+        "chaos",
+        "Chaos(error builds 1).call",
+        lambda: trine.Chaos(fault=1.0, error=lambda: 1).call(afn),  # type: ignore[arg-type,return-value]
+        "error",
+    ),
     (
         "graph",
         "TaskGraph.add(deps=obj)",
@@ -828,7 +908,10 @@ NO_DOOR = {
     "LatencyHistogram",  # takes no arguments; its methods have doors
     "ConcurrencyProbe",  # takes no arguments
     "FakeCall",  # built by FakeService
+    "FakeRequest",  # built by FakeService for its script functions
     "ProbeEvent",  # built by ConcurrencyProbe
+    "Timeline",  # takes no arguments; its methods have doors
+    "no_waits",  # takes no arguments
 }
 
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 from ._breaker import CircuitBreaker as CircuitBreaker
 from ._breaker import CircuitBreakerStatistics as CircuitBreakerStatistics
 from ._breaker import CircuitState as CircuitState
+from ._chaos import Chaos as Chaos
+from ._chaos import ChaosStatistics as ChaosStatistics
 from ._errors import BulkheadFull as BulkheadFull
 from ._errors import CircuitOpenError as CircuitOpenError
 from ._errors import CycleError as CycleError
+from ._errors import InjectedFault as InjectedFault
 from ._errors import RateLimitExceeded as RateLimitExceeded
 from ._errors import StageError as StageError
 from ._errors import TrineError as TrineError
@@ -91,6 +94,8 @@ __all__ = [
     "BulkheadFull",
     "BulkheadStatistics",
     "CallRejected",
+    "Chaos",
+    "ChaosStatistics",
     "CircuitBreaker",
     "CircuitBreakerStatistics",
     "CircuitOpenError",
@@ -106,6 +111,7 @@ __all__ = [
     "GraphStatistics",
     "GuardEvent",
     "Hook",
+    "InjectedFault",
     "KeyedLimiter",
     "KeyedLimiterStatistics",
     "LatencyHistogram",

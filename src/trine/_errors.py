@@ -12,6 +12,7 @@ The class tree::
           ├── BulkheadFull
           ├── CircuitOpenError
           ├── CycleError          (also ValueError)
+          ├── InjectedFault       (also ConnectionError)
           ├── RateLimitExceeded   (also trio.WouldBlock)
           └── StageError
 """
@@ -24,6 +25,7 @@ __all__ = [
     "BulkheadFull",
     "CircuitOpenError",
     "CycleError",
+    "InjectedFault",
     "RateLimitExceeded",
     "StageError",
     "TrineError",
@@ -195,3 +197,23 @@ class StageError(TrineError):
         super().__init__(message)
         self.stage = stage
         self.item = item
+
+
+class InjectedFault(TrineError, ConnectionError):
+    """The failure a :class:`~trine.Chaos` injected instead of running the call.
+
+    A :exc:`ConnectionError` too, like the network failure it stands in for,
+    so code that handles ``OSError`` (and every guard's default ``on=`` /
+    ``record=`` of :exc:`Exception`) treats it as a real one.
+
+    Attributes:
+      name: the injecting Chaos's name, or ``None``.
+    """
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        source = "chaos" if self.name is None else f"chaos {self.name!r}"
+        return f"fault injected by {source}"

@@ -214,3 +214,40 @@ async def _pipeline_types() -> None:
         async for item in out:
             assert_type(item, int)
     assert_type(pipe.statistics(), trine.PipelineStatistics)
+
+
+async def _chaos_types() -> None:
+    import random
+
+    from trine._policy import SupportsCall
+
+    chaos = trine.Chaos(fault=0.1, error=TimeoutError, slow=0.1, latency=2.0, rng=random.Random(1))
+    guard: SupportsCall = chaos  # the shape Policy's layers call
+    assert_type(await chaos.call(_fetch, "https://x", 3), bytes)
+    assert_type(await chaos(_fetch)("https://x", retries=3), bytes)
+    assert_type(chaos.statistics(), trine.ChaosStatistics)
+    assert_type(chaos.statistics().faults, int)
+    trine.Chaos(enabled=lambda: True, error=lambda: OSError("down"))
+    assert_type(trine.InjectedFault("x").name, str | None)
+    del guard
+
+
+async def _testing_kit_types() -> None:
+    from trine.testing import FakeRequest, FakeScript, FakeService, Timeline, no_waits
+
+    def slow_reports(call: FakeRequest) -> float:
+        return 2.0 if call.args[0] == "/report" else 0.05
+
+    service = FakeService(
+        latency=slow_reports,
+        fail=lambda call: call.key_number == 1,
+        scripts={"/flaky": FakeScript(fail_calls={1, 2})},
+    )
+    assert_type(await service.call("/report"), int)
+    assert_type(service.calls_for("/report")[0].end, float)
+    timeline = Timeline()
+    timeline.record("start")
+    timeline.assert_matches([(0.0, "start")])
+    assert_type(timeline.events[0].label, str)
+    with no_waits():
+        pass
