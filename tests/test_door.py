@@ -193,6 +193,15 @@ async def _admits(sample: Any) -> bool:
     return trine.SystemLoad(probe=lambda: trine.LoadSample(0.0, 1)).admits(sample)
 
 
+async def _async(fn: Callable[..., object], *args: object) -> object:
+    return fn(*args)
+
+
+async def _in_flights(use: Callable[[trine.SingleFlight], Any]) -> None:
+    async with trine.SingleFlight() as flights:
+        await use(flights)
+
+
 _STAGE_PARAMS = {
     "workers": "count",
     "ordered": "bool",
@@ -611,6 +620,25 @@ DOORS: list[Door] = [
         "LoadSample",
         lambda cpu_percent=0.0, free_memory=1: trine.LoadSample(cpu_percent, free_memory),
         {"cpu_percent": "seconds", "free_memory": "count0"},
+    ),
+    # -- services ------------------------------------------------------------------
+    Door(
+        "services",
+        "SingleFlight",
+        lambda **kw: trine.SingleFlight(**kw),
+        {"policy": "object"},
+    ),
+    Door(
+        "services",
+        "SingleFlight.call",
+        lambda key="k", fn=afn: _in_flights(lambda flights: flights.call(key, fn)),
+        {"key": "key", "fn": "async_fn"},
+    ),
+    Door(
+        "services",
+        "SingleFlight.forget",
+        lambda key="k": _in_flights(lambda flights: _async(flights.forget, key)),
+        {"key": "key"},
     ),
     # -- statistics ----------------------------------------------------------------
     Door(

@@ -19,6 +19,8 @@ from ._fan import gather as gather
 from ._fan import hedge as hedge
 from ._fan import race as race
 from ._fan import settle as settle
+from ._flight import SingleFlight as SingleFlight
+from ._flight import SingleFlightStatistics as SingleFlightStatistics
 from ._graph import GraphResult as GraphResult
 from ._graph import GraphStatistics as GraphStatistics
 from ._graph import Node as Node
@@ -134,6 +136,8 @@ __all__ = [
     "RetryOn",
     "RetryScheduled",
     "RetryStatistics",
+    "SingleFlight",
+    "SingleFlightStatistics",
     "SlidingWindowLimiter",
     "SlidingWindowLimiterStatistics",
     "StageError",

@@ -214,3 +214,13 @@ async def _pipeline_types() -> None:
         async for item in out:
             assert_type(item, int)
     assert_type(pipe.statistics(), trine.PipelineStatistics)
+
+
+async def _single_flight_types() -> None:
+    async with trine.SingleFlight(policy=trine.Policy(timeout=1.0)) as flights:
+        assert_type(flights, trine.SingleFlight)
+        assert_type(await flights.call("u", _fetch, "u", 3), bytes)
+        await flights.call("u", _fetch, "u")  # type: ignore[arg-type]  # a missing argument
+        flights.forget("u")
+        assert_type(flights.statistics(), trine.SingleFlightStatistics)
+        assert_type(flights.statistics().shared, int)

@@ -1,0 +1,381 @@
+"""SingleFlight: concurrent calls with equal keys share one run of the function.
+
+How it works. A *flight* is one run of the function for one key, and the
+tasks waiting for it. The first call for a key creates the coroutine in the
+caller (so a bad ``fn`` raises right there) and starts a task in the
+service's nursery that awaits it; that caller and every later caller with
+the same key park on the flight (:func:`trio.lowlevel.wait_task_rescheduled`)
+until the task wakes them all with the outcome. Because the run is not in
+any caller's task, a caller's cancellation only takes that caller out of the
+flight's waiters; when the last one leaves, the run is cancelled and the key
+is free for a fresh run at once. The run never hands a :exc:`trio.Cancelled`
+to anyone: cancelled because nobody waits, it has nobody to tell; cancelled
+because the service is closing, it tells the waiters left (outside the block)
+with :exc:`trio.ClosedResourceError`.
+
+A call costs a dict lookup, one park and one wake-up; a run adds one task.
+:class:`FlightTable` and :func:`wait` are shared with :class:`~trine.AsyncCache`,
+whose loads are flights too.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from types import TracebackType
+from typing import Any, TypeVar, TypeVarTuple, final
+
+import attrs
+import trio
+from trio.lowlevel import (
+    Abort,
+    Task,
+    checkpoint_if_cancelled,
+    current_task,
+    reschedule,
+    wait_task_rescheduled,
+)
+
+from ._policy import SupportsCall, _check_call_guard
+from ._service import ServiceNursery, closed_error
+from ._util import check_async_callable, check_awaitable
+
+__all__ = ["Flight", "FlightTable", "SingleFlight", "SingleFlightStatistics", "wait"]
+
+_T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
+
+_CoroutineType = types.CoroutineType
+# Types that are certainly callables and never coroutine objects: call() skips
+# the full check_async_callable for them.
+_PLAIN_CALLABLES = frozenset({types.FunctionType, types.MethodType, functools.partial})
+
+
+def check_fn(fn: object) -> None:
+    """Refuse a coroutine object or a non-callable given as ``fn``."""
+    if type(fn) not in _PLAIN_CALLABLES:
+        check_async_callable("fn", fn)
+
+
+def hashable_key(key: object) -> TypeError:
+    """The error for an unhashable key."""
+    return TypeError(f"key must be hashable, got {key!r}")
+
+
+@final
+class Flight:
+    """One run of a function for one key, and the tasks waiting for its outcome."""
+
+    __slots__ = (
+        "error",
+        "finished",
+        "key",
+        "pinned",
+        "result",
+        "scope",
+        "started",
+        "table",
+        "traceback",
+        "waiters",
+    )
+
+    def __init__(self, table: FlightTable, key: Hashable) -> None:
+        self.table = table
+        self.key = key
+        self.waiters: dict[Task, None] = {}
+        self.scope = trio.CancelScope()
+        self.finished = False
+        self.pinned = False
+        """Keep running with no waiter (a cache's background refresh)."""
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.traceback: TracebackType | None = None
+        self.started = 0.0
+        """When the run started, for load latency (set by the cache only)."""
+
+    def abandoned(self) -> bool:
+        """Whether the run was cancelled because nobody waits for it any more."""
+        return self.scope.cancel_called
+
+    def detach(self) -> None:
+        """Take the flight out of its table: the next call for its key starts a fresh run."""
+        flights = self.table.flights
+        if flights.get(self.key) is self:
+            del flights[self.key]
+
+    def abandon(self) -> None:
+        """Nobody waits for the outcome any more: cancel the run and free the key."""
+        self.detach()
+        self.scope.cancel()
+
+    def wake(self) -> None:
+        """Hand the outcome (``result``, or ``error`` and ``traceback``) to every waiter."""
+        self.finished = True
+        waiters = self.waiters
+        if waiters:
+            self.table.waiting -= len(waiters)
+            for task in waiters:
+                reschedule(task)
+            waiters.clear()
+
+
+async def wait(flight: Flight) -> Any:
+    """Wait for *flight*'s outcome: return its result or raise its exception.
+
+    The exception is the one object the run raised, raised again here from
+    the run's own traceback, so this waiter's traceback reads: its frames
+    down to here, then the run's frames down to where the function raised.
+    """
+    task = current_task()
+    waiters = flight.waiters
+    waiters[task] = None
+    flight.table.waiting += 1
+
+    def abort(_: object) -> Abort:
+        del waiters[task]
+        flight.table.waiting -= 1
+        if not waiters and not flight.pinned and not flight.finished:
+            flight.abandon()
+        return Abort.SUCCEEDED
+
+    await wait_task_rescheduled(abort)
+    error = flight.error
+    if error is not None:
+        raise error.with_traceback(flight.traceback)
+    return flight.result
+
+
+@final
+class FlightTable:
+    """The flights of one service by key, and its counters."""
+
+    __slots__ = ("flights", "owner", "running", "waiting")
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self.flights: dict[Hashable, Flight] = {}
+        self.running = 0
+        """Runs started and not finished (detached ones included)."""
+        self.waiting = 0
+        """Tasks parked on a flight."""
+
+    def start(
+        self,
+        nursery: trio.Nursery,
+        key: Hashable,
+        coro: Awaitable[Any],
+        finish: Callable[[Flight], None] | None,
+    ) -> Flight:
+        """Start a run of *coro* for *key* in *nursery*; *finish* sees its outcome first."""
+        flight = Flight(self, key)
+        self.flights[key] = flight
+        self.running += 1
+        nursery.start_soon(self._run, flight, coro, finish, name=f"{self.owner} run {key!r}")
+        return flight
+
+    async def _run(
+        self, flight: Flight, coro: Awaitable[Any], finish: Callable[[Flight], None] | None
+    ) -> None:
+        try:
+            if flight.abandoned():  # before it began
+                if isinstance(coro, Coroutine):
+                    coro.close()
+                return
+            with flight.scope:
+                try:
+                    flight.result = await coro
+                except Exception as exc:
+                    flight.error = exc
+                    flight.traceback = exc.__traceback__
+                # A BaseException (the service closing, KeyboardInterrupt) leaves
+                # through the finally below, which tells the waiters left.
+            if flight.abandoned():
+                # Abandoned while it ran, and the function returned or raised
+                # anyway: nobody asked for this outcome any more.
+                return
+            flight.detach()
+            if finish is not None:
+                finish(flight)
+            flight.wake()
+        finally:
+            self.running -= 1
+            if flight.waiters and not flight.finished:
+                # Cancelled by the service's exit (or interrupted): never hand
+                # the Cancelled on; the waiters outside the block learn it closed.
+                flight.detach()
+                flight.error = closed_error(self.owner)
+                flight.traceback = None
+                flight.wake()
+
+
+@attrs.frozen
+class SingleFlightStatistics:
+    """A snapshot of a :class:`SingleFlight`, from :meth:`SingleFlight.statistics`."""
+
+    calls: int
+    """Calls of :meth:`~SingleFlight.call` that got as far as waiting for a run."""
+    runs: int
+    """Runs of a function started (each a new flight)."""
+    shared: int
+    """Calls that joined a run another call had started (``calls - runs``)."""
+    in_flight: int
+    """Runs going on now (including forgotten ones and ones being cancelled)."""
+    waiting: int
+    """Tasks waiting for a run's outcome now."""
+
+
+@final
+@attrs.define(eq=False, repr=False, init=False)
+class SingleFlight:
+    """Concurrent calls with equal keys share one run of the function (Go's ``singleflight``).
+
+    ::
+
+        async with trine.SingleFlight() as flights:
+            user = await flights.call(user_id, fetch_user, user_id)
+
+    While a run for a key is going on, every :meth:`call` with an equal key
+    waits for that run instead of starting another, and gets its result, or
+    its exception. Once the run has finished, the next call starts a new one:
+    a SingleFlight shares work in flight, it does not cache
+    (:class:`AsyncCache` does).
+
+    The run is a task in the SingleFlight's own nursery, not in the caller
+    that started it, so **one caller's cancellation never cancels the run for
+    the others**: the cancelled caller just stops waiting. When *every*
+    caller waiting for a run has gone, the run is cancelled, and the next
+    call for its key starts a fresh one. The run never hands
+    :exc:`trio.Cancelled` to a waiter as its outcome.
+
+    Leaving the ``async with`` cancels the runs still going on (their callers
+    inside the block have all finished) and waits for them; a caller from
+    outside the block still waiting gets :exc:`trio.ClosedResourceError`.
+
+    Args:
+      policy: a :class:`~trine.Policy` (or anything with
+        ``async call(fn, *args)``) that each run goes through:
+        ``await policy.call(fn, *args)``, so a retry, timeout or breaker
+        applies once per shared run, not once per caller.
+
+    Raises:
+      TypeError: if *policy* has no async ``call`` method.
+    """
+
+    _policy: SupportsCall | None
+    _service: ServiceNursery
+    _nursery: trio.Nursery | None
+    _table: FlightTable
+    _calls: int
+    _runs: int
+
+    def __init__(self, *, policy: SupportsCall | None = None) -> None:
+        if policy is not None:
+            _check_call_guard("policy", policy)
+        self._policy = policy
+        self._service = ServiceNursery("SingleFlight")
+        self._nursery = None
+        self._table = FlightTable("SingleFlight")
+        self._calls = 0
+        self._runs = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<trine.SingleFlight at {id(self):#x}, {self._service.state}, "
+            f"{self._table.running} runs in flight, {self._table.waiting} waiting>"
+        )
+
+    async def __aenter__(self) -> SingleFlight:
+        self._nursery = await self._service.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        nursery, self._nursery = self._nursery, None
+        assert nursery is not None
+        return await self._service.close(nursery, exc_type, exc, tb)
+
+    async def call(self, key: Hashable, fn: Callable[[*_Ts], Awaitable[_T]], /, *args: *_Ts) -> _T:
+        """Return ``await fn(*args)``, sharing one run among concurrent calls with equal *key*.
+
+        If a run for *key* is going on, wait for it and return its result (or
+        raise its exception) without calling *fn*; otherwise start a run of
+        ``fn(*args)`` in the SingleFlight's nursery and wait for it. Every
+        call is a checkpoint.
+
+        The same exception object is raised in every caller that shared the
+        run. Each raise starts again from the run's traceback, so each
+        caller's traceback reads: its own frames down to ``call``, then the
+        run's frames down to where *fn* raised. (The object is shared: a
+        caller that keeps it across an ``await`` may find its
+        ``__traceback__`` replaced by another caller's.)
+
+        Args:
+          key: what makes two calls the same (hashable); calls with equal
+            keys share a run, whatever *fn* and *args* they pass.
+          fn: an async function (pass the function and its arguments, not a
+            coroutine object); called only when a run starts.
+          *args: positional arguments for *fn*; use :func:`functools.partial`
+            for keyword arguments.
+
+        Returns:
+          what the shared run of *fn* returned.
+
+        Raises:
+          TypeError: if *key* is not hashable or *fn* is not an async function.
+          RuntimeError: outside the ``async with`` block.
+          trio.ClosedResourceError: after the block, or if it ends while this
+            call (made from outside it) waits.
+          Exception: whatever the shared run of *fn* raised.
+        """
+        nursery = self._nursery
+        if nursery is None:
+            raise self._service.not_open()
+        check_fn(fn)
+        await checkpoint_if_cancelled()
+        table = self._table
+        try:
+            flight = table.flights.get(key)
+        except TypeError:
+            raise hashable_key(key) from None
+        self._calls += 1
+        if flight is None:
+            policy = self._policy
+            coro = fn(*args) if policy is None else policy.call(fn, *args)
+            if type(coro) is not _CoroutineType:
+                coro = check_awaitable("fn", coro)
+            flight = table.start(nursery, key, coro, None)
+            self._runs += 1
+        result: _T = await wait(flight)
+        return result
+
+    def forget(self, key: Hashable) -> None:
+        """Make the next call for *key* start a fresh run, even if one is going on.
+
+        The run going on keeps running for the callers already waiting for
+        it; they still get its outcome. Forgetting a key with no run does
+        nothing.
+
+        Raises:
+          TypeError: if *key* is not hashable.
+        """
+        try:
+            flight = self._table.flights.get(key)
+        except TypeError:
+            raise hashable_key(key) from None
+        if flight is not None:
+            flight.detach()
+
+    def statistics(self) -> SingleFlightStatistics:
+        """Return a snapshot of the calls, runs and waiters so far."""
+        return SingleFlightStatistics(
+            calls=self._calls,
+            runs=self._runs,
+            shared=self._calls - self._runs,
+            in_flight=self._table.running,
+            waiting=self._table.waiting,
+        )
