@@ -202,6 +202,11 @@ async def _in_flights(use: Callable[[trine.SingleFlight], Any]) -> None:
         await use(flights)
 
 
+async def _in_cache(use: Callable[[trine.AsyncCache], Any]) -> None:
+    async with trine.AsyncCache(10) as cache:
+        await use(cache)
+
+
 _STAGE_PARAMS = {
     "workers": "count",
     "ordered": "bool",
@@ -639,6 +644,56 @@ DOORS: list[Door] = [
         "SingleFlight.forget",
         lambda key="k": _in_flights(lambda flights: _async(flights.forget, key)),
         {"key": "key"},
+    ),
+    Door(
+        "services",
+        "AsyncCache",
+        lambda maxsize=10, **kw: trine.AsyncCache(maxsize, **kw),
+        {
+            "maxsize": "opt_count",
+            "ttl": "opt_pos_seconds",
+            "refresh_after": "opt_pos_seconds",
+            "negative_ttl": "seconds",
+            "policy": "object",
+        },
+    ),
+    Door(
+        "services",
+        "AsyncCache(weighted)",
+        lambda weigh=lambda key, value: 1, max_weight=10: trine.AsyncCache(
+            weigh=weigh, max_weight=max_weight
+        ),
+        {"weigh": "opt_sync_fn", "max_weight": "opt_count"},
+    ),
+    Door(
+        "services",
+        "AsyncCache.get_or_load",
+        lambda key="k", fn=afn: _in_cache(lambda cache: cache.get_or_load(key, fn)),
+        {"key": "key", "fn": "async_fn"},
+    ),
+    Door(
+        "services",
+        "AsyncCache.get",
+        lambda key="k": trine.AsyncCache(1).get(key),
+        {"key": "key"},
+    ),
+    Door(
+        "services",
+        "AsyncCache.set",
+        lambda key="k": trine.AsyncCache(1).set(key, 1),
+        {"key": "key"},
+    ),
+    Door(
+        "services",
+        "AsyncCache.invalidate",
+        lambda key="k": trine.AsyncCache(1).invalidate(key),
+        {"key": "key"},
+    ),
+    Door(
+        "services",
+        "AsyncCache.cached",
+        lambda fn=afn: _in_cache(lambda cache: cache.cached(fn)()),
+        {"fn": "async_fn"},
     ),
     # -- statistics ----------------------------------------------------------------
     Door(

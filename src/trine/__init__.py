@@ -9,6 +9,8 @@ from __future__ import annotations
 from ._breaker import CircuitBreaker as CircuitBreaker
 from ._breaker import CircuitBreakerStatistics as CircuitBreakerStatistics
 from ._breaker import CircuitState as CircuitState
+from ._cache import AsyncCache as AsyncCache
+from ._cache import AsyncCacheStatistics as AsyncCacheStatistics
 from ._errors import BulkheadFull as BulkheadFull
 from ._errors import CircuitOpenError as CircuitOpenError
 from ._errors import CycleError as CycleError
@@ -87,6 +89,8 @@ __all__ = [
     "AdaptiveLimiter",
     "AdaptiveLimiterStatistics",
     "AdaptivePermit",
+    "AsyncCache",
+    "AsyncCacheStatistics",
     "AttemptTimedOut",
     "Backoff",
     "Bulkhead",

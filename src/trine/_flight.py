@@ -150,10 +150,11 @@ async def wait(flight: Flight) -> Any:
 class FlightTable:
     """The flights of one service by key, and its counters."""
 
-    __slots__ = ("flights", "owner", "running", "waiting")
+    __slots__ = ("flights", "owner", "running", "task_name", "waiting")
 
     def __init__(self, owner: str) -> None:
         self.owner = owner
+        self.task_name = f"trine.{owner} run"
         self.flights: dict[Hashable, Flight] = {}
         self.running = 0
         """Runs started and not finished (detached ones included)."""
@@ -171,7 +172,7 @@ class FlightTable:
         flight = Flight(self, key)
         self.flights[key] = flight
         self.running += 1
-        nursery.start_soon(self._run, flight, coro, finish, name=f"{self.owner} run {key!r}")
+        nursery.start_soon(self._run, flight, coro, finish, name=self.task_name)
         return flight
 
     async def _run(
@@ -194,9 +195,9 @@ class FlightTable:
                 # Abandoned while it ran, and the function returned or raised
                 # anyway: nobody asked for this outcome any more.
                 return
-            flight.detach()
             if finish is not None:
-                finish(flight)
+                finish(flight)  # while the flight is still in the table, if it was
+            flight.detach()
             flight.wake()
         finally:
             self.running -= 1

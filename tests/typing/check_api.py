@@ -224,3 +224,27 @@ async def _single_flight_types() -> None:
         flights.forget("u")
         assert_type(flights.statistics(), trine.SingleFlightStatistics)
         assert_type(flights.statistics().shared, int)
+
+
+async def _async_cache_types() -> None:
+    async with trine.AsyncCache(maxsize=10, ttl=60.0) as cache:
+        assert_type(cache, trine.AsyncCache[Any, Any])
+    typed = trine.AsyncCache[str, bytes](
+        maxsize=10, weigh=lambda key, value: len(value), max_weight=9
+    )
+    async with typed as pages:
+        assert_type(await pages.get_or_load("u", _fetch, "u", 3), bytes)
+        assert_type(pages.get("u"), bytes | None)
+        assert_type(pages.get("u", 0), bytes | int)
+        pages.set("u", b"")
+        pages.set("u", 1)  # type: ignore[arg-type]  # a value of the wrong type
+        pages.invalidate("u")
+        pages.clear()
+        assert_type(pages.statistics(), trine.AsyncCacheStatistics)
+        assert_type(pages.statistics().load_latency, trine.LatencySummary)
+
+        @pages.cached
+        async def fetch_twice(url: str, *, times: int = 2) -> list[bytes]:
+            return [b""] * times
+
+        assert_type(await fetch_twice("u", times=3), list[bytes])
