@@ -207,6 +207,15 @@ async def _in_cache(use: Callable[[trine.AsyncCache], Any]) -> None:
         await use(cache)
 
 
+async def _load_many(keys: list[Any]) -> list[Any]:
+    return keys
+
+
+async def _batcher_load(load_many: Any, key: Any) -> None:
+    async with trine.Batcher(load_many) as batcher:
+        await batcher.load(key)
+
+
 _STAGE_PARAMS = {
     "workers": "count",
     "ordered": "bool",
@@ -694,6 +703,34 @@ DOORS: list[Door] = [
         "AsyncCache.cached",
         lambda fn=afn: _in_cache(lambda cache: cache.cached(fn)()),
         {"fn": "async_fn"},
+    ),
+    Door(
+        "services",
+        "Batcher",
+        lambda load_many=_load_many, **kw: trine.Batcher(load_many, **kw),
+        {
+            "load_many": "async_fn",
+            "max_size": "count",
+            "max_wait": "seconds",
+            "max_concurrent": "count",
+            "max_waiting": "count",
+            "dedupe": "bool",
+            "policy": "object",
+        },
+        # a sync, generator or async-generator load_many is refused at the first load
+        skip=frozenset({"load_many=syncfn", "load_many=genfn", "load_many=agenfn"}),
+    ),
+    Door(
+        "services",
+        "Batcher(load)",
+        lambda load_many=_load_many: _batcher_load(load_many, "k"),
+        {"load_many": "async_fn"},
+    ),
+    Door(
+        "services",
+        "Batcher.load",
+        lambda key="k": _batcher_load(_load_many, key),
+        {"key": "key"},
     ),
     # -- statistics ----------------------------------------------------------------
     Door(

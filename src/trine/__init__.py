@@ -6,11 +6,14 @@ Everything public is importable from ``trine`` itself; the private modules
 
 from __future__ import annotations
 
+from ._batch import Batcher as Batcher
+from ._batch import BatcherStatistics as BatcherStatistics
 from ._breaker import CircuitBreaker as CircuitBreaker
 from ._breaker import CircuitBreakerStatistics as CircuitBreakerStatistics
 from ._breaker import CircuitState as CircuitState
 from ._cache import AsyncCache as AsyncCache
 from ._cache import AsyncCacheStatistics as AsyncCacheStatistics
+from ._errors import BatcherFull as BatcherFull
 from ._errors import BulkheadFull as BulkheadFull
 from ._errors import CircuitOpenError as CircuitOpenError
 from ._errors import CycleError as CycleError
@@ -93,6 +96,9 @@ __all__ = [
     "AsyncCacheStatistics",
     "AttemptTimedOut",
     "Backoff",
+    "Batcher",
+    "BatcherFull",
+    "BatcherStatistics",
     "Bulkhead",
     "BulkheadFull",
     "BulkheadStatistics",

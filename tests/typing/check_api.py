@@ -248,3 +248,25 @@ async def _async_cache_types() -> None:
             return [b""] * times
 
         assert_type(await fetch_twice("u", times=3), list[bytes])
+
+
+class _User:
+    pass
+
+
+async def _batcher_types() -> None:
+    async def load_users(ids: list[int]) -> list[_User | Exception]:
+        return [_User() for _ in ids]
+
+    async def by_name(names: list[str]) -> dict[str, int]:
+        return {name: len(name) for name in names}
+
+    async with trine.Batcher(load_users, max_size=100, max_wait=0.005, max_concurrent=4) as users:
+        assert_type(users, trine.Batcher[int, _User])
+        assert_type(await users.load(1), _User)
+        await users.load("1")  # type: ignore[arg-type]  # a key of the wrong type
+        assert_type(users.statistics(), trine.BatcherStatistics)
+        assert_type(users.statistics().batch_latency, trine.LatencySummary)
+    async with trine.Batcher(by_name, policy=trine.Policy(timeout=1.0)) as lengths:
+        assert_type(await lengths.load("a"), int)
+    assert_type(trine.BatcherFull(10).max_waiting, int)
