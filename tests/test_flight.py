@@ -203,18 +203,34 @@ async def test_a_caller_cancelled_before_the_call_starts_no_run(
 async def test_a_run_abandoned_before_it_began_never_runs(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """If the only caller is cancelled before the run's task starts, the function never starts."""
+    """A run whose waiters all left before its task's first step closes the function's
+    coroutine unstarted (and without a never-awaited warning)."""
     backend = Backend()
     async with trine.SingleFlight() as flights:
-        with trio.CancelScope() as scope:
-
-            async def cancel_soon() -> None:
-                scope.cancel()
-
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(cancel_soon)
-                await flights.call("a", backend.fetch, "a")
+        assert flights._nursery is not None
+        flight = flights._table.start(flights._nursery, "a", backend.fetch("a"), None)
+        flight.abandon()  # what the last waiter's cancellation does
+        await trio.testing.wait_all_tasks_blocked()
+        assert flights.statistics().in_flight == 0
     assert backend.runs == []
+
+
+async def test_runs_reuse_parked_tasks_and_keep_few(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Runs one after another share one task; after a burst of 100 distinct keys at most
+    64 tasks stay parked for later runs."""
+    backend = Backend()
+    async with trine.SingleFlight() as flights:
+        assert flights._nursery is not None
+        for key in "abc":
+            await flights.call(key, backend.fetch, key)
+        assert len(flights._nursery.child_tasks) == 1
+        async with trio.open_nursery() as nursery:
+            for key in range(100):
+                nursery.start_soon(flights.call, key, backend.fetch, key)
+        assert len(flights._nursery.child_tasks) == 64
+    assert len(backend.runs) == 103
 
 
 async def test_forget_starts_a_fresh_run(autojump_clock: trio.testing.MockClock) -> None:

@@ -33,7 +33,7 @@ import attrs
 import trio
 from trio.lowlevel import checkpoint_if_cancelled
 
-from ._flight import Flight, FlightTable, check_fn, hashable_key, wait
+from ._flight import _PLAIN_CALLABLES, Flight, FlightTable, check_fn, hashable_key, wait
 from ._policy import SupportsCall, _check_call_guard
 from ._service import ServiceNursery
 from ._stats import LatencyHistogram, LatencySummary
@@ -204,6 +204,7 @@ class AsyncCache(Generic[_K, _V]):
     _max_weight: float
     _policy: SupportsCall | None
     _timed: bool
+    _untimed_open: bool
     _service: ServiceNursery
     _nursery: trio.Nursery | None
     _entries: OrderedDict[Hashable, _Entry]
@@ -254,6 +255,7 @@ class AsyncCache(Generic[_K, _V]):
         self._max_weight = _INF if max_weight is None else max_weight
         self._policy = policy
         self._timed = ttl is not None or refresh_after is not None or negative_ttl > 0
+        self._untimed_open = False  # open, and no entry ever expires: hits need no clock
         self._service = ServiceNursery("AsyncCache")
         self._nursery = None
         self._entries = OrderedDict()
@@ -278,6 +280,7 @@ class AsyncCache(Generic[_K, _V]):
 
     async def __aenter__(self) -> AsyncCache[_K, _V]:
         self._nursery = await self._service.open()
+        self._untimed_open = not self._timed
         return self
 
     async def __aexit__(
@@ -287,6 +290,7 @@ class AsyncCache(Generic[_K, _V]):
         tb: TracebackType | None,
     ) -> bool:
         nursery, self._nursery = self._nursery, None
+        self._untimed_open = False
         assert nursery is not None
         return await self._service.close(nursery, exc_type, exc, tb)
 
@@ -322,31 +326,49 @@ class AsyncCache(Generic[_K, _V]):
           Exception: whatever the load raised (or, with *negative_ttl*, the
             cached failure).
         """
+        entries = self._entries
+        try:
+            entry = entries.get(key)
+        except TypeError:
+            raise hashable_key(key) from None
+        if entry is not None:
+            # The hit paths first and inline: a hit is the cache's reason to be.
+            if type(fn) not in _PLAIN_CALLABLES:
+                check_async_callable("fn", fn)
+            if self._untimed_open:
+                entries.move_to_end(key)
+                self._hits += 1
+                value: _V = entry.value
+                return value
+            nursery = self._nursery
+            if nursery is not None:
+                now = _current_time()
+                if now < entry.expires:
+                    entries.move_to_end(key)
+                    self._hits += 1
+                    if now >= entry.refresh_at and key not in self._table.flights:
+                        self._refresh(nursery, key, fn, args, now)
+                    if entry.error is not None:
+                        raise entry.error.with_traceback(entry.traceback)
+                    value = entry.value
+                    return value
+        value = await self._miss(key, entry, fn, args)
+        return value
+
+    async def _miss(
+        self,
+        key: Hashable,
+        expired: _Entry | None,
+        fn: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+    ) -> Any:
+        """No fresh entry for *key* (or the cache is not open): wait for its load."""
         nursery = self._nursery
         if nursery is None:
             raise self._service.not_open()
         check_fn(fn)
-        try:
-            entry = self._entries.get(key)
-        except TypeError:
-            raise hashable_key(key) from None
-        if entry is not None:
-            if not self._timed:
-                self._entries.move_to_end(key)
-                self._hits += 1
-                value: _V = entry.value
-                return value
-            now = _current_time()
-            if now < entry.expires:
-                self._entries.move_to_end(key)
-                self._hits += 1
-                if now >= entry.refresh_at and key not in self._table.flights:
-                    self._refresh(nursery, key, fn, args, now)
-                if entry.error is not None:
-                    raise entry.error.with_traceback(entry.traceback)
-                value = entry.value
-                return value
-            self._drop(key, entry)
+        if expired is not None:
+            self._drop(key, expired)
             self._expirations += 1
         await checkpoint_if_cancelled()
         self._misses += 1
@@ -354,8 +376,7 @@ class AsyncCache(Generic[_K, _V]):
         if flight is None:
             flight = self._table.start(nursery, key, self._load(fn, args), self._store_load)
             flight.started = _current_time()
-        value = await wait(flight)
-        return value
+        return await wait(flight)
 
     @overload
     def get(self, key: _K) -> _V | None: ...
@@ -447,6 +468,7 @@ class AsyncCache(Generic[_K, _V]):
         """
         check_async_callable("fn", fn)
         get_or_load: Callable[..., Awaitable[Any]] = self.get_or_load
+        entries = self._entries
 
         @functools.wraps(fn)
         async def through_cache(*args: _P.args, **kwargs: _P.kwargs) -> _T:
@@ -456,6 +478,17 @@ class AsyncCache(Generic[_K, _V]):
             else:
                 key = (fn, args)
                 target = fn
+                if self._untimed_open:
+                    # get_or_load's first hit path, without its coroutine.
+                    try:
+                        entry = entries.get(key)
+                    except TypeError:
+                        raise hashable_key(key) from None
+                    if entry is not None:
+                        entries.move_to_end(key)
+                        self._hits += 1
+                        value: _T = entry.value
+                        return value
             result: _T = await get_or_load(key, target, *args)
             return result
 

@@ -13,7 +13,10 @@ to anyone: cancelled because nobody waits, it has nobody to tell; cancelled
 because the service is closing, it tells the waiters left (outside the block)
 with :exc:`trio.ClosedResourceError`.
 
-A call costs a dict lookup, one park and one wake-up; a run adds one task.
+A call costs a dict lookup, one park and one wake-up. A run costs a wake-up
+of a runner task parked after an earlier run (or, when none is, a new task),
+one cancel scope, and one wake-up per waiter; up to 64 runner tasks stay
+parked in the nursery between runs, none outlives it.
 :class:`FlightTable` and :func:`wait` are shared with :class:`~trine.AsyncCache`,
 whose loads are flights too.
 """
@@ -24,7 +27,7 @@ import functools
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from types import TracebackType
-from typing import Any, TypeVar, TypeVarTuple, final
+from typing import Any, Final, TypeAlias, TypeVar, TypeVarTuple, final
 
 import attrs
 import trio
@@ -146,11 +149,34 @@ async def wait(flight: Flight) -> Any:
     return flight.result
 
 
+# Runner tasks kept parked for the next run, at most (a burst of distinct keys
+# leaves no more idle tasks behind than this).
+_IDLE_RUNNERS: Final = 64
+
+_Work: TypeAlias = tuple["Flight", Awaitable[Any], "Callable[[Flight], None] | None"]
+
+
+@final
+class _Runner:
+    """A task of the service's nursery that runs flights one after another."""
+
+    __slots__ = ("task", "work")
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.work: _Work | None = None
+
+
 @final
 class FlightTable:
-    """The flights of one service by key, and its counters."""
+    """The flights of one service by key, its counters, and its idle runner tasks.
 
-    __slots__ = ("flights", "owner", "running", "task_name", "waiting")
+    A run is handed to a parked runner task when there is one (a wake-up),
+    and only otherwise to a new task: starting a task costs several times
+    more than waking one.
+    """
+
+    __slots__ = ("flights", "idle", "owner", "running", "task_name", "waiting")
 
     def __init__(self, owner: str) -> None:
         self.owner = owner
@@ -160,6 +186,7 @@ class FlightTable:
         """Runs started and not finished (detached ones included)."""
         self.waiting = 0
         """Tasks parked on a flight."""
+        self.idle: list[_Runner] = []
 
     def start(
         self,
@@ -172,8 +199,30 @@ class FlightTable:
         flight = Flight(self, key)
         self.flights[key] = flight
         self.running += 1
-        nursery.start_soon(self._run, flight, coro, finish, name=self.task_name)
+        if self.idle:
+            runner = self.idle.pop()
+            runner.work = (flight, coro, finish)
+            reschedule(runner.task)
+        else:
+            nursery.start_soon(self._runner, (flight, coro, finish), name=self.task_name)
         return flight
+
+    async def _runner(self, work: _Work) -> None:
+        runner = _Runner(current_task())
+        idle = self.idle
+
+        def abort(_: object) -> Abort:  # the service is closing
+            idle.remove(runner)
+            return Abort.SUCCEEDED
+
+        while True:
+            await self._run(*work)
+            if len(idle) >= _IDLE_RUNNERS:
+                return
+            idle.append(runner)
+            await wait_task_rescheduled(abort)
+            assert runner.work is not None
+            work, runner.work = runner.work, None
 
     async def _run(
         self, flight: Flight, coro: Awaitable[Any], finish: Callable[[Flight], None] | None
