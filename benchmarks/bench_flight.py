@@ -69,9 +69,10 @@ async def _walk(call: Call) -> None:
         assert await call(key, _fetch, key) == key
 
 
-def _run(open_call: Callable[[], Any]) -> float:
+def _run(open_flights: Callable[[], Any]) -> float:
     async def main() -> float:
-        async with open_call() as call:
+        async with open_flights() as flights:
+            call = flights.call
             start = time.perf_counter()
             async with trio.open_nursery() as nursery:
                 for _ in range(CALLERS):
@@ -82,21 +83,11 @@ def _run(open_call: Callable[[], Any]) -> float:
 
 
 class _OpenEvents:
-    async def __aenter__(self) -> Call:
-        return _EventFlights().call
+    async def __aenter__(self) -> _EventFlights:
+        return _EventFlights()
 
     async def __aexit__(self, *exc: object) -> None:
         return None
-
-
-class _OpenSingleFlight:
-    async def __aenter__(self) -> Call:
-        self.flights = trine.SingleFlight()
-        await self.flights.__aenter__()
-        return self.flights.call
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.flights.__aexit__(*exc)
 
 
 CASES = [
@@ -106,7 +97,7 @@ CASES = [
         per=N,
         variants=[
             Variant("hand-written dict of trio.Event", lambda: _run(_OpenEvents), baseline=True),
-            Variant("trine.SingleFlight.call", lambda: _run(_OpenSingleFlight)),
+            Variant("trine.SingleFlight.call", lambda: _run(trine.SingleFlight)),
         ],
     ),
 ]

@@ -71,12 +71,13 @@ class Flight:
     """One run of a function for one key, and the tasks waiting for its outcome."""
 
     __slots__ = (
+        "_abandoned",
         "error",
         "finished",
         "key",
         "pinned",
         "result",
-        "scope",
+        "runner",
         "started",
         "table",
         "traceback",
@@ -87,7 +88,9 @@ class Flight:
         self.table = table
         self.key = key
         self.waiters: dict[Task, None] = {}
-        self.scope = trio.CancelScope()
+        self.runner: _Runner | None = None
+        """The runner task running it now, whose scope cancels it."""
+        self._abandoned = False
         self.finished = False
         self.pinned = False
         """Keep running with no waiter (a cache's background refresh)."""
@@ -99,7 +102,7 @@ class Flight:
 
     def abandoned(self) -> bool:
         """Whether the run was cancelled because nobody waits for it any more."""
-        return self.scope.cancel_called
+        return self._abandoned
 
     def detach(self) -> None:
         """Take the flight out of its table: the next call for its key starts a fresh run."""
@@ -110,7 +113,9 @@ class Flight:
     def abandon(self) -> None:
         """Nobody waits for the outcome any more: cancel the run and free the key."""
         self.detach()
-        self.scope.cancel()
+        self._abandoned = True
+        if self.runner is not None:
+            self.runner.scope.cancel()
 
     def wake(self) -> None:
         """Hand the outcome (``result``, or ``error`` and ``traceback``) to every waiter."""
@@ -158,12 +163,17 @@ _Work: TypeAlias = tuple["Flight", Awaitable[Any], "Callable[[Flight], None] | N
 
 @final
 class _Runner:
-    """A task of the service's nursery that runs flights one after another."""
+    """A task of the service's nursery that runs flights one after another.
 
-    __slots__ = ("task", "work")
+    It runs them inside one cancel scope, so that a run costs no scope of its
+    own; cancelling a run cancels that scope, and the runner ends after it.
+    """
+
+    __slots__ = ("scope", "task", "work")
 
     def __init__(self, task: Task) -> None:
         self.task = task
+        self.scope = trio.CancelScope()
         self.work: _Work | None = None
 
 
@@ -215,31 +225,37 @@ class FlightTable:
             idle.remove(runner)
             return Abort.SUCCEEDED
 
-        while True:
-            await self._run(*work)
-            if len(idle) >= _IDLE_RUNNERS:
-                return
-            idle.append(runner)
-            await wait_task_rescheduled(abort)
-            assert runner.work is not None
-            work, runner.work = runner.work, None
+        with runner.scope:
+            while True:
+                await self._run(runner, *work)
+                if runner.scope.cancel_called or len(idle) >= _IDLE_RUNNERS:
+                    return  # a cancelled scope cannot run another flight
+                idle.append(runner)
+                await wait_task_rescheduled(abort)
+                assert runner.work is not None
+                work, runner.work = runner.work, None
 
     async def _run(
-        self, flight: Flight, coro: Awaitable[Any], finish: Callable[[Flight], None] | None
+        self,
+        runner: _Runner,
+        flight: Flight,
+        coro: Awaitable[Any],
+        finish: Callable[[Flight], None] | None,
     ) -> None:
         try:
             if flight.abandoned():  # before it began
                 if isinstance(coro, Coroutine):
                     coro.close()
                 return
-            with flight.scope:
-                try:
-                    flight.result = await coro
-                except Exception as exc:
-                    flight.error = exc
-                    flight.traceback = exc.__traceback__
-                # A BaseException (the service closing, KeyboardInterrupt) leaves
-                # through the finally below, which tells the waiters left.
+            flight.runner = runner
+            try:
+                flight.result = await coro
+            except Exception as exc:
+                flight.error = exc
+                flight.traceback = exc.__traceback__
+            # A BaseException (the run abandoned, the service closing,
+            # KeyboardInterrupt) leaves through the finally below.
+            flight.runner = None
             if flight.abandoned():
                 # Abandoned while it ran, and the function returned or raised
                 # anyway: nobody asked for this outcome any more.
@@ -249,6 +265,7 @@ class FlightTable:
             flight.detach()
             flight.wake()
         finally:
+            flight.runner = None
             self.running -= 1
             if flight.waiters and not flight.finished:
                 # Cancelled by the service's exit (or interrupted): never hand
@@ -385,14 +402,19 @@ class SingleFlight:
         nursery = self._nursery
         if nursery is None:
             raise self._service.not_open()
-        check_fn(fn)
-        await checkpoint_if_cancelled()
+        if type(fn) not in _PLAIN_CALLABLES:
+            check_async_callable("fn", fn)
         table = self._table
         try:
             flight = table.flights.get(key)
         except TypeError:
             raise hashable_key(key) from None
-        self._calls += 1
+        if flight is None:
+            # Only a call that starts a run checks for cancellation first (so an
+            # already-cancelled caller starts nothing); a joiner that is already
+            # cancelled leaves at once from the wait below, which is a checkpoint.
+            await checkpoint_if_cancelled()
+            flight = table.flights.get(key)
         if flight is None:
             policy = self._policy
             coro = fn(*args) if policy is None else policy.call(fn, *args)
@@ -400,7 +422,25 @@ class SingleFlight:
                 coro = check_awaitable("fn", coro)
             flight = table.start(nursery, key, coro, None)
             self._runs += 1
-        result: _T = await wait(flight)
+        self._calls += 1
+        # wait(flight), inlined: a call is SingleFlight's hot path.
+        task = current_task()
+        waiters = flight.waiters
+        waiters[task] = None
+        table.waiting += 1
+
+        def abort(_: object) -> Abort:
+            del waiters[task]
+            table.waiting -= 1
+            if not waiters and not flight.pinned and not flight.finished:
+                flight.abandon()
+            return Abort.SUCCEEDED
+
+        await wait_task_rescheduled(abort)
+        error = flight.error
+        if error is not None:
+            raise error.with_traceback(flight.traceback)
+        result: _T = flight.result
         return result
 
     def forget(self, key: Hashable) -> None:
