@@ -14,9 +14,11 @@ because the service is closing, it tells the waiters left (outside the block)
 with :exc:`trio.ClosedResourceError`.
 
 A call costs a dict lookup, one park and one wake-up. A run costs a wake-up
-of a runner task parked after an earlier run (or, when none is, a new task),
-one cancel scope, and one wake-up per waiter; up to 64 runner tasks stay
-parked in the nursery between runs, none outlives it.
+of a runner task parked after an earlier run (or, when none is, a new task)
+and one wake-up per waiter. A runner runs its flights inside one cancel
+scope, which abandoning a run cancels (that runner then ends), so a run
+needs no scope of its own. Up to 64 runners stay parked in the nursery
+between runs; none outlives it.
 :class:`FlightTable` and :func:`wait` are shared with :class:`~trine.AsyncCache`,
 whose loads are flights too.
 """
