@@ -229,7 +229,24 @@ class FlightTable:
 
         with runner.scope:
             while True:
-                await self._run(runner, *work)
+                flight, coro, finish = work
+                if flight.abandoned():  # before it began
+                    self.running -= 1
+                    if isinstance(coro, Coroutine):
+                        coro.close()
+                else:
+                    flight.runner = runner
+                    try:
+                        flight.result = await coro
+                    except Exception as exc:
+                        flight.error = exc
+                        flight.traceback = exc.__traceback__
+                    except BaseException:
+                        # Abandoned (no waiters), the service closing, or
+                        # KeyboardInterrupt: never hand the exception on.
+                        self._interrupted(flight)
+                        raise
+                    self._finished(flight, finish)
                 if runner.scope.cancel_called or len(idle) >= _IDLE_RUNNERS:
                     return  # a cancelled scope cannot run another flight
                 idle.append(runner)
@@ -237,45 +254,29 @@ class FlightTable:
                 assert runner.work is not None
                 work, runner.work = runner.work, None
 
-    async def _run(
-        self,
-        runner: _Runner,
-        flight: Flight,
-        coro: Awaitable[Any],
-        finish: Callable[[Flight], None] | None,
-    ) -> None:
-        try:
-            if flight.abandoned():  # before it began
-                if isinstance(coro, Coroutine):
-                    coro.close()
-                return
-            flight.runner = runner
-            try:
-                flight.result = await coro
-            except Exception as exc:
-                flight.error = exc
-                flight.traceback = exc.__traceback__
-            # A BaseException (the run abandoned, the service closing,
-            # KeyboardInterrupt) leaves through the finally below.
-            flight.runner = None
-            if flight.abandoned():
-                # Abandoned while it ran, and the function returned or raised
-                # anyway: nobody asked for this outcome any more.
-                return
-            if finish is not None:
-                finish(flight)  # while the flight is still in the table, if it was
-            flight.detach()
+    def _finished(self, flight: Flight, finish: Callable[[Flight], None] | None) -> None:
+        """The run returned or raised an Exception: hand that to its waiters."""
+        flight.runner = None
+        self.running -= 1
+        if flight.abandoned():
+            # Abandoned while it ran, and the function returned or raised
+            # anyway: nobody asked for this outcome any more.
+            return
+        if finish is not None:
+            finish(flight)  # while the flight is still in the table, if it was
+        flight.detach()
+        flight.wake()
+
+    def _interrupted(self, flight: Flight) -> None:
+        """The run was cancelled or interrupted: the waiters left (outside the block) learn
+        that the service closed, never the Cancelled itself."""
+        flight.runner = None
+        self.running -= 1
+        flight.detach()
+        if flight.waiters:
+            flight.error = closed_error(self.owner)
+            flight.traceback = None
             flight.wake()
-        finally:
-            flight.runner = None
-            self.running -= 1
-            if flight.waiters and not flight.finished:
-                # Cancelled by the service's exit (or interrupted): never hand
-                # the Cancelled on; the waiters outside the block learn it closed.
-                flight.detach()
-                flight.error = closed_error(self.owner)
-                flight.traceback = None
-                flight.wake()
 
 
 @attrs.frozen
