@@ -486,3 +486,14 @@ def test_every_load_gets_exactly_its_own_keys_result(
                 assert len(set(keys)) == len(keys)
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+async def test_every_load_is_a_checkpoint() -> None:
+    """load() always yields to the scheduler and checks for cancellation."""
+
+    async def instant(keys: list[int]) -> list[int]:
+        return keys
+
+    async with trine.Batcher(instant) as batcher:
+        with trio.testing.assert_checkpoints():
+            assert await batcher.load(1) == 1

@@ -409,3 +409,31 @@ def test_at_most_one_run_per_key_at_a_time(
         assert all(count == 0 for count in running.values())
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+class Interrupt(BaseException):
+    """A BaseException that is not an Exception, as KeyboardInterrupt is."""
+
+
+async def test_a_base_exception_in_a_run_leaves_the_block(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A BaseException raised by the function is no caller's result: it propagates out of
+    the SingleFlight's block, and a caller from outside learns the service closed."""
+
+    async def interrupted() -> None:
+        await trio.sleep(1)
+        raise Interrupt
+
+    outside: list[str] = []
+
+    async def caller(flights: trine.SingleFlight) -> None:
+        with pytest.raises(trio.ClosedResourceError):
+            await flights.call("k", interrupted)
+        outside.append(f"closed at {trio.current_time():g}")
+
+    with pytest.RaisesGroup(Interrupt, flatten_subgroups=True):
+        async with trio.open_nursery() as nursery, trine.SingleFlight() as flights:
+            nursery.start_soon(caller, flights)
+            await trio.sleep(5)
+    assert outside == ["closed at 1"]
