@@ -193,6 +193,29 @@ async def _admits(sample: Any) -> bool:
     return trine.SystemLoad(probe=lambda: trine.LoadSample(0.0, 1)).admits(sample)
 
 
+async def _async(fn: Callable[..., object], *args: object) -> object:
+    return fn(*args)
+
+
+async def _in_flights(use: Callable[[trine.SingleFlight], Any]) -> None:
+    async with trine.SingleFlight() as flights:
+        await use(flights)
+
+
+async def _in_cache(use: Callable[[trine.AsyncCache], Any]) -> None:
+    async with trine.AsyncCache(10) as cache:
+        await use(cache)
+
+
+async def _load_many(keys: list[Any]) -> list[Any]:
+    return keys
+
+
+async def _batcher_load(load_many: Any, key: Any) -> None:
+    async with trine.Batcher(load_many) as batcher:
+        await batcher.load(key)
+
+
 _STAGE_PARAMS = {
     "workers": "count",
     "ordered": "bool",
@@ -611,6 +634,103 @@ DOORS: list[Door] = [
         "LoadSample",
         lambda cpu_percent=0.0, free_memory=1: trine.LoadSample(cpu_percent, free_memory),
         {"cpu_percent": "seconds", "free_memory": "count0"},
+    ),
+    # -- services ------------------------------------------------------------------
+    Door(
+        "services",
+        "SingleFlight",
+        lambda **kw: trine.SingleFlight(**kw),
+        {"policy": "object"},
+    ),
+    Door(
+        "services",
+        "SingleFlight.call",
+        lambda key="k", fn=afn: _in_flights(lambda flights: flights.call(key, fn)),
+        {"key": "key", "fn": "async_fn"},
+    ),
+    Door(
+        "services",
+        "SingleFlight.forget",
+        lambda key="k": _in_flights(lambda flights: _async(flights.forget, key)),
+        {"key": "key"},
+    ),
+    Door(
+        "services",
+        "AsyncCache",
+        lambda maxsize=10, **kw: trine.AsyncCache(maxsize, **kw),
+        {
+            "maxsize": "opt_count",
+            "ttl": "opt_pos_seconds",
+            "refresh_after": "opt_pos_seconds",
+            "negative_ttl": "seconds",
+            "policy": "object",
+        },
+    ),
+    Door(
+        "services",
+        "AsyncCache(weighted)",
+        lambda weigh=lambda key, value: 1, max_weight=10: trine.AsyncCache(
+            weigh=weigh, max_weight=max_weight
+        ),
+        {"weigh": "opt_sync_fn", "max_weight": "opt_count"},
+    ),
+    Door(
+        "services",
+        "AsyncCache.get_or_load",
+        lambda key="k", fn=afn: _in_cache(lambda cache: cache.get_or_load(key, fn)),
+        {"key": "key", "fn": "async_fn"},
+    ),
+    Door(
+        "services",
+        "AsyncCache.get",
+        lambda key="k": trine.AsyncCache(1).get(key),
+        {"key": "key"},
+    ),
+    Door(
+        "services",
+        "AsyncCache.set",
+        lambda key="k": trine.AsyncCache(1).set(key, 1),
+        {"key": "key"},
+    ),
+    Door(
+        "services",
+        "AsyncCache.invalidate",
+        lambda key="k": trine.AsyncCache(1).invalidate(key),
+        {"key": "key"},
+    ),
+    Door(
+        "services",
+        "AsyncCache.cached",
+        lambda fn=afn: _in_cache(lambda cache: cache.cached(fn)()),
+        {"fn": "async_fn"},
+    ),
+    Door(
+        "services",
+        "Batcher",
+        lambda load_many=_load_many, **kw: trine.Batcher(load_many, **kw),
+        {
+            "load_many": "async_fn",
+            "max_size": "count",
+            "max_wait": "seconds",
+            "max_concurrent": "count",
+            "max_waiting": "count",
+            "dedupe": "bool",
+            "policy": "object",
+        },
+        # a sync, generator or async-generator load_many is refused at the first load
+        skip=frozenset({"load_many=syncfn", "load_many=genfn", "load_many=agenfn"}),
+    ),
+    Door(
+        "services",
+        "Batcher(load)",
+        lambda load_many=_load_many: _batcher_load(load_many, "k"),
+        {"load_many": "async_fn"},
+    ),
+    Door(
+        "services",
+        "Batcher.load",
+        lambda key="k": _batcher_load(_load_many, key),
+        {"key": "key"},
     ),
     # -- statistics ----------------------------------------------------------------
     Door(

@@ -63,3 +63,19 @@ def test_crawler_example_prints_what_the_guide_quotes() -> None:
     assert rows["store"] == ["10", "10", "0", "10.00", "10.00"]
     guide = (EXAMPLES.parent / "docs" / "guide" / "pipelines.rst").read_text()
     assert "\n".join(f"    {line}" for line in output.splitlines()) in guide
+
+
+def test_services_example_prints_what_the_guide_quotes() -> None:
+    """examples/services.py turns 20 author lookups into one batch query, serves the second
+    view from the cache and 50 concurrent views from one rendering, with the exact
+    fake-clock numbers docs/guide/batcher.rst quotes."""
+    output = run_example("services.py")
+    assert output.splitlines() == [
+        "naive: 20 queries, 200 ms for 20 posts",
+        "batched: 1 query, 12 ms (20 lookups -> 7 cache loads -> 1 batch)",
+        "cached: 0 queries on the second view",
+        "50 concurrent views: 1 rendering, 49 shared it, 1 query",
+        "cache: 20 hits, 40 misses, 14 loads",
+    ]
+    guide = (EXAMPLES.parent / "docs" / "guide" / "batcher.rst").read_text()
+    assert "\n".join(f"    {line}" for line in output.splitlines()) in guide

@@ -6,11 +6,16 @@ Everything public is importable from ``trine`` itself; the private modules
 
 from __future__ import annotations
 
+from ._batch import Batcher as Batcher
+from ._batch import BatcherStatistics as BatcherStatistics
 from ._breaker import CircuitBreaker as CircuitBreaker
 from ._breaker import CircuitBreakerStatistics as CircuitBreakerStatistics
 from ._breaker import CircuitState as CircuitState
+from ._cache import AsyncCache as AsyncCache
+from ._cache import AsyncCacheStatistics as AsyncCacheStatistics
 from ._chaos import Chaos as Chaos
 from ._chaos import ChaosStatistics as ChaosStatistics
+from ._errors import BatcherFull as BatcherFull
 from ._errors import BulkheadFull as BulkheadFull
 from ._errors import CircuitOpenError as CircuitOpenError
 from ._errors import CycleError as CycleError
@@ -22,6 +27,8 @@ from ._fan import gather as gather
 from ._fan import hedge as hedge
 from ._fan import race as race
 from ._fan import settle as settle
+from ._flight import SingleFlight as SingleFlight
+from ._flight import SingleFlightStatistics as SingleFlightStatistics
 from ._graph import GraphResult as GraphResult
 from ._graph import GraphStatistics as GraphStatistics
 from ._graph import Node as Node
@@ -88,8 +95,13 @@ __all__ = [
     "AdaptiveLimiter",
     "AdaptiveLimiterStatistics",
     "AdaptivePermit",
+    "AsyncCache",
+    "AsyncCacheStatistics",
     "AttemptTimedOut",
     "Backoff",
+    "Batcher",
+    "BatcherFull",
+    "BatcherStatistics",
     "Bulkhead",
     "BulkheadFull",
     "BulkheadStatistics",
@@ -140,6 +152,8 @@ __all__ = [
     "RetryOn",
     "RetryScheduled",
     "RetryStatistics",
+    "SingleFlight",
+    "SingleFlightStatistics",
     "SlidingWindowLimiter",
     "SlidingWindowLimiterStatistics",
     "StageError",

@@ -9,6 +9,7 @@ The class tree::
 
     Exception
      └── TrineError
+          ├── BatcherFull
           ├── BulkheadFull
           ├── CircuitOpenError
           ├── CycleError          (also ValueError)
@@ -22,6 +23,7 @@ from __future__ import annotations
 import trio
 
 __all__ = [
+    "BatcherFull",
     "BulkheadFull",
     "CircuitOpenError",
     "CycleError",
@@ -125,6 +127,28 @@ def _rebuild_bulkhead_full(
         max_wait=max_wait,
         timed_out=timed_out,
     )
+
+
+class BatcherFull(TrineError):
+    """A :class:`~trine.Batcher` refused a load because its queue is full.
+
+    Raised at once by :meth:`Batcher.load <trine.Batcher.load>` when
+    ``max_waiting`` items already wait to be sent (every concurrent batch
+    call is busy, and the batch being filled and the batches queued behind
+    them hold that many keys). The load never joined a batch.
+    """
+
+    max_waiting: int
+    """The batcher's ``max_waiting``."""
+
+    def __init__(self, max_waiting: int) -> None:
+        self.max_waiting = max_waiting
+        super().__init__(
+            f"batcher full: {max_waiting} items already wait to be sent (max_waiting={max_waiting})"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (BatcherFull, (self.max_waiting,))
 
 
 class CycleError(TrineError, ValueError):

@@ -251,3 +251,59 @@ async def _testing_kit_types() -> None:
     assert_type(timeline.events[0].label, str)
     with no_waits():
         pass
+
+
+async def _single_flight_types() -> None:
+    async with trine.SingleFlight(policy=trine.Policy(timeout=1.0)) as flights:
+        assert_type(flights, trine.SingleFlight)
+        assert_type(await flights.call("u", _fetch, "u", 3), bytes)
+        await flights.call("u", _fetch, "u")  # type: ignore[arg-type]  # a missing argument
+        flights.forget("u")
+        assert_type(flights.statistics(), trine.SingleFlightStatistics)
+        assert_type(flights.statistics().shared, int)
+
+
+async def _async_cache_types() -> None:
+    async with trine.AsyncCache(maxsize=10, ttl=60.0) as cache:
+        assert_type(cache, trine.AsyncCache[Any, Any])
+    typed = trine.AsyncCache[str, bytes](
+        maxsize=10, weigh=lambda key, value: len(value), max_weight=9
+    )
+    async with typed as pages:
+        assert_type(await pages.get_or_load("u", _fetch, "u", 3), bytes)
+        assert_type(pages.get("u"), bytes | None)
+        assert_type(pages.get("u", 0), bytes | int)
+        pages.set("u", b"")
+        pages.set("u", 1)  # type: ignore[arg-type]  # a value of the wrong type
+        pages.invalidate("u")
+        pages.clear()
+        assert_type(pages.statistics(), trine.AsyncCacheStatistics)
+        assert_type(pages.statistics().load_latency, trine.LatencySummary)
+
+        @pages.cached
+        async def fetch_twice(url: str, *, times: int = 2) -> list[bytes]:
+            return [b""] * times
+
+        assert_type(await fetch_twice("u", times=3), list[bytes])
+
+
+class _User:
+    pass
+
+
+async def _batcher_types() -> None:
+    async def load_users(ids: list[int]) -> list[_User | Exception]:
+        return [_User() for _ in ids]
+
+    async def by_name(names: list[str]) -> dict[str, int]:
+        return {name: len(name) for name in names}
+
+    async with trine.Batcher(load_users, max_size=100, max_wait=0.005, max_concurrent=4) as users:
+        assert_type(users, trine.Batcher[int, _User])
+        assert_type(await users.load(1), _User)
+        await users.load("1")  # type: ignore[arg-type]  # a key of the wrong type
+        assert_type(users.statistics(), trine.BatcherStatistics)
+        assert_type(users.statistics().batch_latency, trine.LatencySummary)
+    async with trine.Batcher(by_name, policy=trine.Policy(timeout=1.0)) as lengths:
+        assert_type(await lengths.load("a"), int)
+    assert_type(trine.BatcherFull(10).max_waiting, int)
