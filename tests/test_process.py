@@ -292,7 +292,8 @@ async def test_escapee_that_obeys_sigterm_is_stopped_without_waiting_the_grace(
 
 
 # A daemon the textbook way: fork, setsid, fork again, output to /dev/null,
-# pid written to the file argv[1]; the command exits once the pid is written.
+# pid written to the file argv[1], then sleep argv[2] seconds; the command
+# exits once the pid is written.
 DAEMON = (
     "import os, sys, time\n"
     "if os.fork() == 0:\n"
@@ -302,7 +303,7 @@ DAEMON = (
     "        for fd in (0, 1, 2): os.dup2(null, fd)\n"
     "        open(sys.argv[1] + '.tmp', 'w').write(str(os.getpid()))\n"
     "        os.rename(sys.argv[1] + '.tmp', sys.argv[1])\n"
-    "        time.sleep(60)\n"
+    "        time.sleep(float(sys.argv[2]))\n"
     "    os._exit(0)\n"
     "while not os.path.exists(sys.argv[1]): time.sleep(0.01)\n"
 )
@@ -314,10 +315,28 @@ async def test_detached_daemon_is_stopped_before_run_commands_returns(
 ) -> None:
     """A daemon that left the group and closed its output is found by its tag and reaped."""
     pid_file = tmp_path / "daemon.pid"
-    results = await trine.run_commands([[PY, "-c", DAEMON, str(pid_file)]], limit=1, kill_grace=1)
+    results = await trine.run_commands(
+        [[PY, "-c", DAEMON, str(pid_file), "60"]], limit=1, kill_grace=1
+    )
     pid = int(pid_file.read_text())
     strays.append(pid)
     assert [r.status for r in results] == [CommandStatus.SUCCEEDED]
+    assert reaped(pid)
+
+
+@linux_only
+async def test_daemon_that_exits_during_the_batch_leaves_no_zombie(
+    tmp_path: Path, strays: list[int]
+) -> None:
+    """An escapee seen alive is known as the batch's, so its zombie is reaped when it exits."""
+    pid_file = tmp_path / "daemon.pid"
+    results = await trine.run_commands(
+        [[PY, "-c", DAEMON, str(pid_file), "0.2"], py("import time; time.sleep(1.5)")],
+        limit=2,
+    )
+    pid = int(pid_file.read_text())
+    strays.append(pid)
+    assert all(r.succeeded for r in results)
     assert reaped(pid)
 
 

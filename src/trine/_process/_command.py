@@ -51,11 +51,15 @@ def _check_text(name: str, value: str) -> str:
 def _to_argv(value: object) -> tuple[str, ...] | str:
     if isinstance(value, str):
         return _check_text("argv", value)
-    if isinstance(value, bytes) or not isinstance(value, Sequence):
+    if not isinstance(value, list | tuple) and (
+        isinstance(value, bytes) or not isinstance(value, Sequence)
+    ):
         raise TypeError(f"argv must be a sequence of str, got {value!r}")
     argv = tuple(value)
     if not argv:
         raise ValueError("argv must not be empty")
+    if all(type(arg) is str and "\0" not in arg for arg in argv):
+        return argv  # the common case, checked in one pass
     items = []
     for arg in argv:
         item = os.fspath(arg) if isinstance(arg, os.PathLike) else arg
@@ -204,28 +208,26 @@ def _to_command(index: int, item: object) -> Command:
     """*item* as a :class:`Command` with an id; a TypeError/ValueError names ``commands[index]``."""
     try:
         if isinstance(item, Command):
-            command = item
-        elif isinstance(item, Mapping):
+            return item if item.id is not None else attrs.evolve(item, id=str(index))
+        if isinstance(item, Mapping):
             unknown = set(item) - _COMMAND_KEYS
             if unknown:
                 raise TypeError(f"unknown key {sorted(unknown)[0]!r}")
             if "argv" not in item:
                 raise TypeError("missing key 'argv'")
-            command = Command(**item)
-        elif isinstance(item, str):
+            if item.get("id") is None:
+                return Command(**{**item, "id": str(index)})
+            return Command(**item)
+        if isinstance(item, str):
             raise TypeError(
                 f"must be an argv sequence, a mapping or a Command, got the str {item!r}: "
                 "pass a list, or Command(line, shell=True) for a shell line"
             )
-        elif isinstance(item, Sequence) and not isinstance(item, bytes):
-            command = Command(item)
-        else:
-            raise TypeError(f"must be an argv sequence, a mapping or a Command, got {item!r}")
+        if isinstance(item, Sequence) and not isinstance(item, bytes):
+            return Command(item, id=str(index))
+        raise TypeError(f"must be an argv sequence, a mapping or a Command, got {item!r}")
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"commands[{index}]: {exc}") from None
-    if command.id is None:
-        command = attrs.evolve(command, id=str(index))
-    return command
 
 
 def to_commands(commands: object) -> list[Command]:

@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import itertools
+import math
 import os
 import signal
 import sys
@@ -51,6 +52,8 @@ from types import TracebackType
 from typing import final
 
 import trio
+
+from ._output import EpollPool
 
 __all__ = ["FIRST_POLL", "MAX_POLL", "SUBREAPER", "TAG_VARIABLE", "Batch", "Family"]
 
@@ -66,6 +69,10 @@ FIRST_POLL = 0.001
 MAX_POLL = 0.05
 # After the last SIGKILL, how long the sweep waits for what it killed to die.
 _REAP_WAIT = 1.0
+# How often, at most, the end of a command is used to glance at the adopted
+# processes, so that those of the batch are known before they exit (a
+# zombie's environment is gone) and their zombies can be reaped.
+_GLANCE_INTERVAL = 0.1
 
 
 def _load_prctl() -> Callable[..., int] | None:
@@ -129,23 +136,28 @@ _BATCHES = itertools.count(1)
 
 
 def _read(path: str) -> bytes | None:
+    """The content of a /proc file, or ``None`` if it is gone (plain syscalls: this is hot)."""
     try:
-        with open(path, "rb") as file:
-            return file.read()
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError:  # pragma: no cover  # the process went while being read
+        return None
+    finally:
+        os.close(fd)
 
 
-def _children(*, adopted_only: bool) -> list[int]:
-    """The pids of this process's children: the adopted ones, or all."""
-    if adopted_only:
-        # Adopted processes go to the first live thread, the main one (see above).
-        threads = [str(os.getpid())]
-    else:
-        try:
-            threads = os.listdir("/proc/self/task")
-        except OSError:  # pragma: no cover  # no /proc
-            return []
+def _all_children() -> list[int]:
+    """The pids of every child of this process, whichever thread forked or adopted it."""
+    try:
+        threads = os.listdir("/proc/self/task")
+    except OSError:  # pragma: no cover  # no /proc
+        return []
     pids: list[int] = []
     for thread in threads:
         data = _read(f"/proc/self/task/{thread}/children")
@@ -198,11 +210,15 @@ class Batch:
     """
 
     __slots__ = (
+        "_adopted",
         "_base_env",
+        "_devnull",
         "_env",
+        "_glanced_at",
         "_groups",
         "_log_owners",
         "_serial",
+        "epolls",
         "escapees",
         "kill_grace",
         "leaders",
@@ -220,6 +236,11 @@ class Batch:
         self._log_owners: dict[tuple[int, int], str] = {}
         self.leaders: set[int] = set()
         """The pids of the commands' leaders while they run: Trio's to reap, never ours."""
+        self._devnull = -1
+        self._adopted = -1
+        self._glanced_at = -math.inf
+        self.epolls = EpollPool()
+        """Epolls for the commands' watches, reused from one command to the next."""
         self.escapees: dict[tuple[int, int], str] = {}
         """Adopted processes found to be the commands', by (pid, start time), with the
         command's tag: ours to signal and to reap, even as zombies."""
@@ -228,6 +249,9 @@ class Batch:
     async def __aenter__(self) -> Batch:
         if SUBREAPER.acquire():
             self.tag = f"{os.getpid()}.{next(_BATCHES)}"
+            # Adopted processes go to the first live thread, the main one (see
+            # above); its list, kept open, is re-read with one pread.
+            self._adopted = os.open(f"/proc/self/task/{os.getpid()}/children", os.O_RDONLY)
         if self.tag is not None or self._env is not None:
             # Read once per batch: copying os.environ costs tens of microseconds.
             self._base_env = {**os.environ, **(self._env or {})}
@@ -240,12 +264,23 @@ class Batch:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self.epolls.close()
+        if self._devnull != -1:
+            os.close(self._devnull)
+            self._devnull = -1
         if self.tag is None:
             return
         try:
             await self._sweep()
         finally:
+            os.close(self._adopted)
             SUBREAPER.release()
+
+    def devnull(self) -> int:
+        """A descriptor of ``/dev/null`` for the commands' stdin (and discarded output)."""
+        if self._devnull == -1:
+            self._devnull = os.open(os.devnull, os.O_RDWR)
+        return self._devnull
 
     def command_tag(self) -> str | None:
         """A new tag for one command, or ``None`` where escapees are not tracked."""
@@ -272,22 +307,29 @@ class Batch:
         if self.tag is not None:
             self._groups.add(pgid)
 
-    def find(self, command_tag: str | None, group: int = 0) -> list[int]:
+    def _adopted_children(self) -> list[int]:
+        data = b""
+        while chunk := os.pread(self._adopted, 65536, len(data)):
+            data += chunk
+        return [int(pid) for pid in data.split()]
+
+    def find(
+        self, command_tag: str | None, group: int = 0, *, everywhere: bool = False
+    ) -> list[int]:
         """The running adopted processes of the command tagged *command_tag* (``None``: any).
 
-        Those in process group *group* are left out: the group is signalled whole.
-
-        Each process is attributed once, the first time it is seen alive
-        (a zombie's environment is gone), and then remembered in
+        Those in process group *group* are left out: the group is signalled
+        whole. Each process is attributed once, the first time it is seen
+        alive (a zombie's environment is gone), and then remembered in
         :attr:`escapees`, so that its zombie is reaped here later. With
-        ``None`` (the sweep) every thread's children are read, and members of
-        the batch's groups count too.
+        *everywhere* (the sweep) every thread's children are read, and
+        members of the batch's groups count too.
         """
         assert self.tag is not None
         prefix = f"{self.tag}."
         running = []
         leaders, escapees, groups = self.leaders, self.escapees, self._groups
-        for pid in _children(adopted_only=command_tag is not None):
+        for pid in _all_children() if everywhere else self._adopted_children():
             if pid in leaders:
                 continue
             stat = _stat(pid)
@@ -304,14 +346,29 @@ class Batch:
                 if owner is not None:
                     escapees[pid, started] = owner
             if command_tag is None:
-                if owner is not None or pgid in groups:
+                if owner is not None or (everywhere and pgid in groups):
                     running.append(pid)
             elif owner == command_tag and pgid != group:
                 running.append(pid)
         return running
 
+    def glance(self) -> None:
+        """Learn which adopted processes are the batch's, at most every few milliseconds.
+
+        Called as commands end, it costs one read of a /proc file when there
+        is nothing new (and nothing, between glances). The processes found
+        are not signalled: a command's escapees that do not hold its output
+        are stopped by the sweep, when the batch ends.
+        """
+        if self.tag is None:
+            return
+        now = trio.current_time()
+        if now - self._glanced_at >= _GLANCE_INTERVAL:
+            self._glanced_at = now
+            self.find(None)
+
     def _leftovers(self) -> list[int]:
-        return self.find(None)
+        return self.find(None, everywhere=True)
 
     async def _sweep(self) -> None:
         with trio.CancelScope(shield=True):
@@ -339,12 +396,12 @@ class Batch:
 class Family:
     """The processes of one attempt: the leader's group and, on Linux, its escapees."""
 
-    __slots__ = ("_batch", "_group_terminated", "_terminated", "pgid", "tag")
+    __slots__ = ("_group_terminated", "_terminated", "batch", "pgid", "tag")
 
     def __init__(self, pgid: int, tag: str | None, batch: Batch) -> None:
         self.pgid = pgid
         self.tag = tag
-        self._batch = batch
+        self.batch = batch
         self._group_terminated = False
         self._terminated: set[int] = set()
 
@@ -387,7 +444,7 @@ class Family:
         """This command's running processes outside its group that were adopted."""
         if self.tag is None:
             return []
-        return self._batch.find(self.tag, self.pgid)
+        return self.batch.find(self.tag, self.pgid)
 
     def terminate(self) -> int:
         """``SIGTERM`` the group (once) and every escapee found (once each); count the escapees."""
@@ -395,7 +452,7 @@ class Family:
             self.signal_group(signal.SIGTERM)
         escapees = self.escapees()
         if escapees:
-            self._batch.note_group(self.pgid)
+            self.batch.note_group(self.pgid)
         for pid in escapees:
             if pid not in self._terminated:
                 self._terminated.add(pid)
@@ -404,7 +461,7 @@ class Family:
 
     def kill(self) -> None:
         """``SIGKILL`` the group and every escapee found."""
-        self._batch.note_group(self.pgid)
+        self.batch.note_group(self.pgid)
         self.signal_group(signal.SIGKILL)
         for pid in self.escapees():
             _send(pid, signal.SIGKILL)

@@ -28,11 +28,13 @@ import trio
 
 __all__ = [
     "EPOLL",
+    "EpollPool",
     "EpollWatch",
+    "ExitWatch",
     "Output",
+    "Pipes",
     "Tail",
     "TaskWatch",
-    "close_pipes",
     "log_name",
     "open_log",
 ]
@@ -141,43 +143,104 @@ def open_log(path: str) -> tuple[IO[bytes], tuple[int, int] | None]:
         raise
 
 
-def close_pipes(process: trio.Process) -> None:
-    """Close our ends of *process*'s output pipes: whoever still writes to them gets EPIPE."""
-    for stream in (process.stdout, process.stderr):
-        # FdStream.close() is synchronous: no checkpoint, so no scheduler trip.
-        if isinstance(stream, trio.lowlevel.FdStream):
-            stream.close()
+@final
+class Pipes:
+    """A command's stdout and stderr pipes: the ends it writes, until it starts, and ours.
+
+    Made here rather than by :func:`trio.lowlevel.open_process` so that our
+    ends are plain non-blocking descriptors: no stream objects to build and
+    no registration with Trio to undo, per command.
+    """
+
+    __slots__ = ("_notify", "stderr", "stdout", "write_ends")
+
+    def __init__(self) -> None:
+        self.stdout, stdout_w = os.pipe()
+        self.stderr, stderr_w = os.pipe()
+        os.set_blocking(self.stdout, False)
+        os.set_blocking(self.stderr, False)
+        self.write_ends = (stdout_w, stderr_w)
+        self._notify = False
+
+    def started(self) -> None:
+        """Close the write ends: only the command (and what it starts) holds them now."""
+        for fd in self.write_ends:
+            if fd != -1:
+                os.close(fd)
+        self.write_ends = (-1, -1)
+
+    def watched_by_trio(self) -> None:
+        """Note that Trio waits on our ends, so closing them must tell Trio first."""
+        self._notify = True
+
+    def close(self) -> None:
+        """Close everything: whoever still writes to the pipes gets EPIPE."""
+        self.started()
+        for fd in (self.stdout, self.stderr):
+            if self._notify:
+                trio.lowlevel.notify_closing(fd)
+            os.close(fd)
+
+
+@final
+class EpollPool:
+    """Epoll objects for :class:`EpollWatch`, reused from one command to the next.
+
+    A new epoll per command would cost its creation, Trio's registration of
+    it and its unregistration and closing; a reused one only the registration
+    of the command's descriptors, which the watch undoes before giving it back.
+    """
+
+    __slots__ = ("_free",)
+
+    def __init__(self) -> None:
+        self._free: list[select.epoll] = []
+
+    def take(self) -> select.epoll:
+        return self._free.pop() if self._free else select.epoll()
+
+    def give_back(self, epoll: select.epoll) -> None:
+        self._free.append(epoll)
+
+    def close(self) -> None:
+        """Close every epoll (none may be in use)."""
+        for epoll in self._free:
+            trio.lowlevel.notify_closing(epoll.fileno())
+            epoll.close()
+        self._free.clear()
 
 
 @final
 class EpollWatch:
     """Reads a command's pipes and notices its exit in the caller's task, through one epoll."""
 
-    __slots__ = ("_epoll", "_outputs", "_pidfd", "_process", "exited")
+    __slots__ = ("_epoll", "_outputs", "_pidfd", "_pool", "_process", "exited")
 
-    def __init__(self, process: trio.Process, pidfd: int, outputs: dict[int, Output]) -> None:
+    def __init__(
+        self, process: trio.Process, pidfd: int, outputs: dict[int, Output], pool: EpollPool
+    ) -> None:
+        # outputs: our end of each pipe, and where what comes out of it goes.
         self._process = process
         self._pidfd = pidfd
         self._outputs = outputs
-        self._epoll = select.epoll()
+        self._pool = pool
+        self._epoll = pool.take()
         self._epoll.register(pidfd, select.EPOLLIN)
         for fd in outputs:
             self._epoll.register(fd, select.EPOLLIN)
         self.exited = False
 
     @classmethod
-    def create(cls, process: trio.Process, stdout: Output, stderr: Output) -> EpollWatch | None:
+    def create(
+        cls, process: trio.Process, outputs: dict[int, Output], pool: EpollPool
+    ) -> EpollWatch | None:
         """A watch of *process*; ``None`` if the kernel gives no pidfd (use :class:`TaskWatch`)."""
         try:
             pidfd = os.pidfd_open(process.pid)
         except OSError:  # pragma: no cover  # Linux before 5.3, or a sandbox without it
             return None
-        outputs = {}
-        for stream, output in ((process.stdout, stdout), (process.stderr, stderr)):
-            if isinstance(stream, trio.lowlevel.FdStream):
-                outputs[stream.fileno()] = output
         try:
-            return cls(process, pidfd, outputs)
+            return cls(process, pidfd, outputs, pool)
         except BaseException:  # pragma: no cover  # epoll_create failed: out of descriptors
             os.close(pidfd)
             raise
@@ -194,7 +257,7 @@ class EpollWatch:
         for fd, _ in self._epoll.poll(0):
             if fd == self._pidfd:
                 exit_ready = True
-            else:
+            elif fd in self._outputs:
                 self._read(fd)
         if exit_ready:
             self._reap()
@@ -231,12 +294,40 @@ class EpollWatch:
             self._pidfd = -1
 
     def close(self) -> None:
-        """Stop watching: close the epoll and the pidfd (the caller closes the pipes)."""
-        trio.lowlevel.notify_closing(self._epoll.fileno())
-        self._epoll.close()
+        """Stop watching: unregister what is left, give the epoll back, close the pidfd."""
+        for fd in self._outputs:  # pipes still open: a descendant outside the group holds them
+            self._epoll.unregister(fd)
+        self._outputs.clear()
         if self._pidfd != -1:
+            self._epoll.unregister(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = -1
+        self._pool.give_back(self._epoll)
+
+
+@final
+class ExitWatch:
+    """The watch of a command whose output goes to ``/dev/null``: only its exit to wait for."""
+
+    __slots__ = ("_process", "exited")
+
+    drained = True
+
+    def __init__(self, process: trio.Process) -> None:
+        self._process = process
+        self.exited = False
+
+    async def next_event(self) -> None:
+        """Wait for the exit (and reap the leader)."""
+        await self._process.wait()
+        self.exited = True
+
+    def drain_now(self) -> bool:
+        """Always ``True``: there are no pipes."""
+        return True
+
+    def close(self) -> None:
+        """Nothing to close."""
 
 
 @final
@@ -250,18 +341,16 @@ class TaskWatch:
     __slots__ = ("_changed", "_closed", "_open", "_process", "_scopes", "exited")
 
     def __init__(
-        self, nursery: trio.Nursery, process: trio.Process, stdout: Output, stderr: Output
+        self, nursery: trio.Nursery, process: trio.Process, outputs: dict[int, Output]
     ) -> None:
         self._process = process
         self._changed = trio.Event()
         self._scopes: list[trio.CancelScope] = []
         self._closed = False
-        self._open = 0
+        self._open = len(outputs)
         self.exited = False
-        for stream, output in ((process.stdout, stdout), (process.stderr, stderr)):
-            if stream is not None:
-                self._open += 1
-                nursery.start_soon(self._pump, stream, output)
+        for fd, output in outputs.items():
+            nursery.start_soon(self._pump, fd, output)
         nursery.start_soon(self._wait)
 
     @property
@@ -276,14 +365,21 @@ class TaskWatch:
             scope.cancel()
         return scope
 
-    async def _pump(self, stream: trio.abc.ReceiveStream, output: Output) -> None:
+    async def _pump(self, fd: int, output: Output) -> None:
         with self._scope():
-            try:
-                while chunk := await stream.receive_some(_READ_SIZE):
-                    output.write(chunk)
-                    self._changed.set()
-            except trio.BrokenResourceError:  # pragma: no cover  # EIO: as good as end of file
-                pass
+            while True:
+                try:
+                    chunk = os.read(fd, _READ_SIZE)
+                except BlockingIOError:
+                    await trio.lowlevel.wait_readable(fd)
+                    continue
+                except OSError:  # pragma: no cover  # EIO and the like: as good as end of file
+                    chunk = b""
+                if not chunk:
+                    break
+                output.write(chunk)
+                self._changed.set()
+                await trio.lowlevel.checkpoint()
             self._open -= 1
             self._changed.set()
 

@@ -13,7 +13,6 @@ import math
 import os
 import random
 import signal
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, final
 
@@ -25,11 +24,11 @@ from .._util import check_int, check_number, check_optional_number
 from ._command import Command, CommandResult, CommandStatus, to_commands, to_env, to_path
 from ._descendants import FIRST_POLL, MAX_POLL, Batch, Family
 from ._load import SystemLoad
-from ._output import EPOLL, EpollWatch, Output, TaskWatch, close_pipes, log_name, open_log
+from ._output import EPOLL, EpollWatch, ExitWatch, Output, Pipes, TaskWatch, log_name, open_log
 
 __all__ = ["Settings", "command_retry", "run_command", "run_commands"]
 
-_Watch = EpollWatch | TaskWatch
+_Watch = EpollWatch | ExitWatch | TaskWatch
 
 
 @final
@@ -73,6 +72,10 @@ class _AttemptFailed(Exception):
 
 _NO_BACKOFF = Backoff.constant(0.0)
 
+# The output of a command whose output is not wanted (it goes to /dev/null):
+# nothing is ever written to it, so every such command can share it.
+_NOWHERE = Output(0)
+
 
 def command_retry(
     retries: int, backoff: Backoff | None = None, rng: random.Random | None = None
@@ -105,8 +108,7 @@ async def _stop(watch: _Watch, family: Family, kill_grace: float) -> None:
             return
         family.kill()
         # Only a process stuck in the kernel (a dead NFS mount) outlives SIGKILL for long.
-        while not watch.exited:
-            await watch.next_event()
+        await _until_exited(watch)
 
 
 async def _settle(watch: _Watch, family: Family) -> None:
@@ -127,12 +129,19 @@ async def _settle(watch: _Watch, family: Family) -> None:
             await watch.next_event()
 
 
+async def _until_exited(watch: _Watch) -> None:
+    while not watch.exited:
+        await watch.next_event()
+
+
 async def _supervise(watch: _Watch, family: Family, deadline: float, kill_grace: float) -> bool:
     """Wait for the command to exit or its deadline, then stop what is left; ``True`` on timeout."""
     try:
-        with trio.move_on_at(deadline):
-            while not watch.exited:
-                await watch.next_event()
+        if deadline == math.inf:
+            await _until_exited(watch)
+        else:
+            with trio.move_on_at(deadline):
+                await _until_exited(watch)
     except BaseException:
         # Cancelled, or KeyboardInterrupt: stop the command before the exception goes on.
         await _stop(watch, family, kill_grace)
@@ -140,14 +149,16 @@ async def _supervise(watch: _Watch, family: Family, deadline: float, kill_grace:
     if not watch.exited:
         await _stop(watch, family, kill_grace)
         return True
-    # It exited. Usually nothing is left, in its group or out of it, and its
-    # output is all read: a few syscalls, no scheduler trip. Otherwise what it
-    # left gets SIGTERM now and SIGKILL kill_grace later.
-    family.reap_group()
-    left_in_group = family.signal_group(signal.SIGTERM)
-    escaped = family.terminate()  # SIGTERMs the escapees found (the group had it just now)
-    if left_in_group or escaped or not watch.drain_now():
+    # It exited. Usually nothing is left in its group and its output is all
+    # read: a syscall or two, no scheduler trip. Otherwise what it left in the
+    # group, and what holds its output from outside, gets SIGTERM now and
+    # SIGKILL kill_grace later. (What left the group and let go of the
+    # output is the batch's to stop, when it ends.)
+    left_in_group = family.signal_group(signal.SIGTERM) and family.group_alive()
+    if left_in_group or not watch.drain_now():
         await _stop(watch, family, kill_grace)
+    else:
+        family.batch.glance()
     return False
 
 
@@ -161,13 +172,31 @@ async def _run_process(
     stderr: Output,
 ) -> tuple[int | None, bool] | str:
     """Start and watch the command: its ``(returncode, timed_out)``, or why it could not start."""
-    pipe = subprocess.PIPE if settings.capture else subprocess.DEVNULL
+    pipes = Pipes() if settings.capture else None
+    try:
+        return await _start_and_watch(command, settings, batch, env, tag, pipes, stdout, stderr)
+    finally:
+        if pipes is not None:
+            pipes.close()
+
+
+async def _start_and_watch(
+    command: Command,
+    settings: Settings,
+    batch: Batch,
+    env: Mapping[str, str] | None,
+    tag: str | None,
+    pipes: Pipes | None,
+    stdout: Output,
+    stderr: Output,
+) -> tuple[int | None, bool] | str:
+    devnull = batch.devnull()
     try:
         process = await trio.lowlevel.open_process(
             command.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=pipe,
-            stderr=pipe,
+            stdin=devnull,
+            stdout=devnull if pipes is None else pipes.write_ends[0],
+            stderr=devnull if pipes is None else pipes.write_ends[1],
             env=env,
             cwd=command.cwd if command.cwd is not None else settings.cwd,
             shell=command.shell,
@@ -176,27 +205,35 @@ async def _run_process(
         )
     except (OSError, ValueError) as exc:  # ValueError: what the OS refuses that the door missed
         return f"cannot start: {exc}"
+    if pipes is not None:
+        pipes.started()
     timeout = command.timeout if command.timeout is not None else settings.timeout
     deadline = math.inf if timeout is None else trio.current_time() + timeout
     family = Family(process.pid, tag, batch)
+    outputs = {} if pipes is None else {pipes.stdout: stdout, pipes.stderr: stderr}
     batch.leaders.add(process.pid)
     try:
-        watch = EpollWatch.create(process, stdout, stderr) if EPOLL else None
+        watch: EpollWatch | ExitWatch | None
+        if pipes is None:
+            watch = ExitWatch(process)
+        else:
+            watch = EpollWatch.create(process, outputs, batch.epolls) if EPOLL else None
         if watch is not None:
             try:
                 timed_out = await _supervise(watch, family, deadline, settings.kill_grace)
             finally:
                 watch.close()
         else:
+            if pipes is not None:
+                pipes.watched_by_trio()
             async with trio.open_nursery() as nursery:
-                task_watch = TaskWatch(nursery, process, stdout, stderr)
+                task_watch = TaskWatch(nursery, process, outputs)
                 try:
                     timed_out = await _supervise(task_watch, family, deadline, settings.kill_grace)
                 finally:
                     task_watch.close()
     finally:
         batch.leaders.discard(process.pid)
-        close_pipes(process)
     return process.returncode, timed_out
 
 
@@ -229,7 +266,10 @@ async def _run_attempt(
     env: Mapping[str, str] | None,
     tag: str | None,
 ) -> _Attempt:
-    stdout, stderr = Output(settings.output_tail), Output(settings.output_tail)
+    if settings.capture:
+        stdout, stderr = Output(settings.output_tail), Output(settings.output_tail)
+    else:
+        stdout = stderr = _NOWHERE
     if settings.logs is not None:
         assert command.id is not None
         problem = _open_logs(settings.logs, command.id, batch, [stdout, stderr])
