@@ -445,6 +445,33 @@ async def test_timeout_is_kept_without_a_subreaper(
     assert psutil.pid_exists(int(result.stdout_tail))  # left running: nothing could find it
 
 
+class StepCounter(trio.abc.Instrument):
+    """Counts the scheduler's task steps."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.steps += 1
+
+
+async def test_what_a_command_leaves_in_its_group_is_polled_not_spun_on() -> None:
+    """Waiting out the grace for a SIGTERM-ignoring leftover takes a few polls, not a busy loop.
+
+    Pinned because a watch with nothing left to report must block, not return at once.
+    """
+    counter = StepCounter()
+    trio.lowlevel.add_instrument(counter)
+    try:
+        [result] = await trine.run_commands(
+            [py(GRANDCHILD.format(sleep=0))], limit=1, kill_grace=0.5, output_tail=0
+        )
+    finally:
+        trio.lowlevel.remove_instrument(counter)
+    assert result.succeeded
+    assert counter.steps < 100
+
+
 async def test_cancellation_stops_and_reaps_running_commands(
     tmp_path: Path, watch_kind: str
 ) -> None:

@@ -248,10 +248,14 @@ class Batch:
     @trio.lowlevel.enable_ki_protection
     async def __aenter__(self) -> Batch:
         if SUBREAPER.acquire():
-            self.tag = f"{os.getpid()}.{next(_BATCHES)}"
             # Adopted processes go to the first live thread, the main one (see
             # above); its list, kept open, is re-read with one pread.
-            self._adopted = os.open(f"/proc/self/task/{os.getpid()}/children", os.O_RDONLY)
+            try:
+                self._adopted = os.open(f"/proc/self/task/{os.getpid()}/children", os.O_RDONLY)
+            except OSError:  # pragma: no cover  # /proc hidden from this process
+                SUBREAPER.release()
+            else:
+                self.tag = f"{os.getpid()}.{next(_BATCHES)}"
         if self.tag is not None or self._env is not None:
             # Read once per batch: copying os.environ costs tens of microseconds.
             self._base_env = {**os.environ, **(self._env or {})}
@@ -273,8 +277,10 @@ class Batch:
         try:
             await self._sweep()
         finally:
-            os.close(self._adopted)
-            SUBREAPER.release()
+            try:
+                os.close(self._adopted)
+            finally:
+                SUBREAPER.release()
 
     def devnull(self) -> int:
         """A descriptor of ``/dev/null`` for the commands' stdin (and discarded output)."""

@@ -318,7 +318,9 @@ class ExitWatch:
         self.exited = False
 
     async def next_event(self) -> None:
-        """Wait for the exit (and reap the leader)."""
+        """Wait for the exit (and reap the leader); once it is reaped, nothing more happens."""
+        if self.exited:
+            await trio.sleep_forever()
         await self._process.wait()
         self.exited = True
 

@@ -233,6 +233,10 @@ async def _start_and_watch(
                 finally:
                     task_watch.close()
     finally:
+        if process.returncode is None:  # pragma: no cover  # an error of ours, not the command's
+            with trio.CancelScope(shield=True):
+                family.signal_group(signal.SIGKILL)
+                await process.wait()
         batch.leaders.discard(process.pid)
     return process.returncode, timed_out
 
