@@ -7,6 +7,7 @@ durations; each script is short so every test stays well under a second.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import math
@@ -20,7 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 import trio
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import trine
@@ -674,6 +675,41 @@ async def test_output_goes_to_dev_null_when_nothing_keeps_it(tmp_path: Path) -> 
     [result] = await trine.run_commands([[PY, "-c", code, str(out)]], limit=1, output_tail=0)
     assert result.succeeded
     assert out.read_text() == os.devnull
+
+
+@linux_only
+@settings(max_examples=8, deadline=None)
+@given(
+    delay=st.floats(min_value=0.0, max_value=0.6),
+    kinds=st.lists(st.sampled_from(["sleeper", "escapee", "quick"]), min_size=1, max_size=4),
+)
+def test_property_cancelled_at_any_moment_nothing_is_left(
+    tmp_path_factory: pytest.TempPathFactory, delay: float, kinds: list[str]
+) -> None:
+    """Cancelled at any moment, run_commands leaves no command and no escapee running."""
+    directory = tmp_path_factory.mktemp("pids")
+    sleeper = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(30)"
+    commands = []
+    for i, kind in enumerate(kinds):
+        pid_file = directory / f"{i}.pid"
+        if kind == "sleeper":
+            commands.append([PY, "-c", sleeper, str(pid_file)])
+        elif kind == "escapee":
+            commands.append(escapee(pid_file=pid_file))
+        else:
+            commands.append(py("pass"))
+
+    async def main() -> None:
+        with trio.move_on_after(delay):
+            await trine.run_commands(commands, limit=len(commands), kill_grace=0.2)
+
+    trio.run(main)
+    pids = [int(text) for path in directory.iterdir() if (text := path.read_text())]
+    left = [pid for pid in pids if not reaped(pid)]
+    for pid in left:  # clean up before asserting, so a failure leaks nothing
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert left == []
 
 
 @given(ids=st.lists(st.text(min_size=1, max_size=8), min_size=2, max_size=6, unique=True))
