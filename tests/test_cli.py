@@ -466,6 +466,47 @@ def test_failure_exits_1_and_skips_dependents(tmp_path: Path) -> None:
     assert process.stdout.endswith(": failed\n")
 
 
+def test_job_that_cannot_run_shows_why(tmp_path: Path) -> None:
+    """Regression (issue 11): an error job's message is shown and reported, not just `error`."""
+    path = write(
+        tmp_path,
+        """
+        [jobs.nul]
+        cmd = ["echo", "a\\u0000b"]
+        [jobs.unlogged]
+        cmd = ["echo", "x"]
+        [jobs.fine]
+        cmd = ["echo", "fine"]
+        """,
+    )
+    logs = tmp_path / "logs"
+    (logs / "unlogged.stdout").mkdir(parents=True)
+    report_path = tmp_path / "r.json"
+    process = trine(
+        tmp_path,
+        "run",
+        "--progress",
+        "plain",
+        str(path),
+        "--logs",
+        str(logs),
+        "--json",
+        str(report_path),
+    )
+    assert process.returncode == 1
+    jobs = json.loads(report_path.read_text())["jobs"]
+    nul = "cannot start: argv must not contain NUL bytes, got 'a\\x00b'"
+    unlogged = f"cannot write logs: [Errno 21] Is a directory: '{logs / 'unlogged.stdout'}'"
+    assert {name: (job["status"], job["error"]) for name, job in jobs.items()} == {
+        "nul": ("error", nul),
+        "unlogged": ("error", unlogged),
+        "fine": ("succeeded", None),
+    }
+    assert f"error     nul ({nul})" in process.stdout
+    assert f"error     unlogged ({unlogged})" in process.stdout
+    assert (logs / "fine.stdout").read_text() == "fine\n"
+
+
 def test_fail_fast_cancels_the_rest(tmp_path: Path) -> None:
     """With fail_fast, the first failure stops running jobs; they are reported cancelled."""
     path = write(

@@ -29,14 +29,9 @@ import trio
 from ._graph import Node, NodeEvent, NodeStatus, TaskGraph, topological_order
 from ._jobs_file import Job, JobsFile, JobsFileError, load_jobs_file, waves
 from ._limit import WeightedSemaphore
-from ._process import (
-    Command,
-    CommandResult,
-    CommandStatus,
-    SystemLoad,
-    _command_retry,
-    _run_command,
-)
+from ._process import Command, CommandResult, CommandStatus, SystemLoad
+from ._process._descendants import Batch
+from ._process._run import Settings, command_retry, run_command
 
 __all__ = ["main"]
 
@@ -296,30 +291,44 @@ class _Runner:
     signal_received: int | None = attrs.field(default=None, init=False)
     fail_fast_triggered: bool = attrs.field(default=False, init=False)
     run_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope, init=False)
+    batch: Batch | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.records = {name: _JobRecord(job) for name, job in self.jobs_file.jobs.items()}
 
     async def run_job(self, job: Job, *dep_results: object) -> CommandResult:
-        run = self.jobs_file.run
-        result = await _run_command(
-            Command(
+        assert self.batch is not None
+        settings = Settings(
+            timeout=None,
+            cwd=None,
+            output_tail=4096,
+            kill_grace=self.jobs_file.run.kill_grace,
+            logs=self.logs,
+            admission=self.admission,
+        )
+        try:
+            command = Command(
                 job.argv,
                 id=job.name,
                 env=job.env,
                 cwd=job.cwd,
                 timeout=job.timeout,
                 shell=job.shell,
-            ),
-            default_timeout=None,
-            retry=_command_retry(job.retries, None, None),
-            env=None,
-            cwd=None,
-            output_tail=4096,
-            kill_grace=run.kill_grace,
-            logs=self.logs,
-            admission=self.admission,
-        )
+            )
+        except (TypeError, ValueError) as exc:  # e.g. a NUL byte: no program could be given it
+            result = CommandResult(
+                id=job.name,
+                argv=job.argv,
+                status=CommandStatus.ERROR,
+                returncode=None,
+                stdout_tail="",
+                stderr_tail="",
+                duration=0.0,
+                attempts=0,
+                error=f"cannot start: {exc}",
+            )
+        else:
+            result = await run_command(command, settings, self.batch, command_retry(job.retries))
         self.records[job.name].result = result
         if not result.succeeded:
             raise _JobFailed(result)
@@ -399,7 +408,8 @@ class _Runner:
                 if isinstance(self.progress, _RichProgress):
                     nursery.start_soon(self.refresh_display)
                 with self.run_scope:
-                    await graph.run(on_event=self.on_event)
+                    async with Batch(self.jobs_file.run.kill_grace, None) as self.batch:
+                        await graph.run(on_event=self.on_event)
                 nursery.cancel_scope.cancel()
         now = trio.current_time() - self.started
         for record in self.records.values():
