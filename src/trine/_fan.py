@@ -27,14 +27,21 @@ cancels its own scope.
 from __future__ import annotations
 
 import functools
+import inspect
 import types
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, final
+from typing import Any, NoReturn, TypeVar, final
 
 import outcome
 import trio
 
-from ._util import check_async_callable, check_int, check_number
+from ._util import (
+    NotAwaitableError,
+    check_async_callable,
+    check_awaitable,
+    check_int,
+    check_number,
+)
 
 __all__ = ["gather", "hedge", "race", "settle"]
 
@@ -69,8 +76,55 @@ def _check_fns(fns: tuple[object, ...]) -> None:
                 raise
 
 
-async def _gather_one(fn: Callable[[], Awaitable[Any]], results: list[Any], index: int) -> None:
-    results[index] = await fn()
+async def _raise(error: Exception) -> NoReturn:
+    raise error
+
+
+def _call(name: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> Awaitable[Any]:
+    """``fn(*args)``, checked to be awaitable; an exception from the call is awaited later.
+
+    An exception raised by calling *fn* (a wrapper that fails before it returns
+    a coroutine) is that call's failure, exactly as if the coroutine had raised
+    it, so it comes back as a coroutine that raises it.
+
+    Raises:
+      NotAwaitableError: *fn* returned something that cannot be awaited.
+    """
+    try:
+        awaitable = fn(*args)
+    except Exception as error:  # not BaseException: KeyboardInterrupt goes up at once
+        return _raise(error)
+    if type(awaitable) is not types.CoroutineType:
+        awaitable = check_awaitable(name, awaitable)
+    return awaitable
+
+
+def _close_all(awaitables: list[Awaitable[Any]]) -> None:
+    """Close coroutines that will never be awaited, so Python does not warn about them."""
+    for awaitable in awaitables:
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()
+
+
+def _call_all(fns: tuple[Callable[[], Awaitable[Any]], ...]) -> list[Awaitable[Any]]:
+    """Check every fn, then call each one, before any task starts (as start_soon would).
+
+    So a function that is not async is a bare :exc:`NotAwaitableError` at the
+    call and nothing has started; the coroutines already made are closed.
+    """
+    _check_fns(fns)
+    awaitables: list[Awaitable[Any]] = []
+    try:
+        for index, fn in enumerate(fns):
+            awaitables.append(_call(f"fns[{index}]", fn))
+    except BaseException:
+        _close_all(awaitables)
+        raise
+    return awaitables
+
+
+async def _gather_one(awaitable: Awaitable[Any], results: list[Any], index: int) -> None:
+    results[index] = await awaitable
 
 
 async def gather(*fns: Callable[[], Awaitable[_T]]) -> list[_T]:
@@ -97,23 +151,26 @@ async def gather(*fns: Callable[[], Awaitable[_T]]) -> list[_T]:
 
     Raises:
       TypeError: if an item of *fns* is a coroutine object or not callable,
-        before anything starts.
+        or calling it returns something that cannot be awaited (a plain
+        function, say), before anything starts.
       ExceptionGroup: of the failures, if any *fn* raises.
     """
-    _check_fns(fns)
-    if not fns:
+    awaitables = _call_all(fns)
+    if not awaitables:
         await trio.lowlevel.checkpoint()
         return []
-    results: list[Any] = [None] * len(fns)
+    results: list[Any] = [None] * len(awaitables)
     async with trio.open_nursery() as nursery:
-        for index, fn in enumerate(fns):
-            nursery.start_soon(_gather_one, fn, results, index, name=fn)
+        for index, awaitable in enumerate(awaitables):
+            nursery.start_soon(_gather_one, awaitable, results, index, name=fns[index])
     return results
 
 
-async def _settle_one(fn: Callable[[], Awaitable[Any]], results: list[Any], index: int) -> None:
+async def _settle_one(awaitable: Awaitable[Any], results: list[Any], index: int) -> None:
     try:
-        value = await fn()
+        value = await awaitable
+    except NotAwaitableError:
+        raise  # a programming error (of a trine call inside fn), never an outcome
     except Exception as exc:  # not BaseException: Cancelled and KeyboardInterrupt propagate
         results[index] = outcome.Error(exc)
     else:
@@ -147,16 +204,17 @@ async def settle(*fns: Callable[[], Awaitable[_T]]) -> list[outcome.Outcome[_T]]
 
     Raises:
       TypeError: if an item of *fns* is a coroutine object or not callable,
-        before anything starts.
+        or calling it returns something that cannot be awaited (a plain
+        function, say), before anything starts.
     """
-    _check_fns(fns)
-    if not fns:
+    awaitables = _call_all(fns)
+    if not awaitables:
         await trio.lowlevel.checkpoint()
         return []
-    results: list[Any] = [None] * len(fns)
+    results: list[Any] = [None] * len(awaitables)
     async with trio.open_nursery() as nursery:
-        for index, fn in enumerate(fns):
-            nursery.start_soon(_settle_one, fn, results, index, name=fn)
+        for index, awaitable in enumerate(awaitables):
+            nursery.start_soon(_settle_one, awaitable, results, index, name=fns[index])
     return results
 
 
@@ -177,11 +235,11 @@ class _Contest:
         self.wake: trio.Event | None = None
 
 
-async def _contend(
-    contest: _Contest, index: int, fn: Callable[..., Awaitable[Any]], *args: Any
-) -> None:
+async def _contend(contest: _Contest, index: int, awaitable: Awaitable[Any]) -> None:
     try:
-        value = await fn(*args)
+        value = await awaitable
+    except NotAwaitableError:
+        raise  # a programming error (of a trine call inside fn), never a failed attempt
     except Exception as exc:  # not BaseException: Cancelled and KeyboardInterrupt propagate
         contest.errors[index] = exc
         contest.failures_pending += 1
@@ -224,17 +282,18 @@ async def race(*fns: Callable[[], Awaitable[_T]]) -> _T:
     Raises:
       ValueError: if *fns* is empty.
       TypeError: if an item of *fns* is a coroutine object or not callable,
-        before anything starts.
+        or calling it returns something that cannot be awaited (a plain
+        function, say), before anything starts.
       ExceptionGroup: if every *fn* raised; it holds their exceptions in
         argument order.
     """
     if not fns:
         raise ValueError("fns must contain at least one function, got none")
-    _check_fns(fns)
+    awaitables = _call_all(fns)
     async with trio.open_nursery() as nursery:
-        contest = _Contest(nursery.cancel_scope, len(fns))
-        for index, fn in enumerate(fns):
-            nursery.start_soon(_contend, contest, index, fn, name=fn)
+        contest = _Contest(nursery.cancel_scope, len(awaitables))
+        for index, awaitable in enumerate(awaitables):
+            nursery.start_soon(_contend, contest, index, awaitable, name=fns[index])
     if contest.won:
         return contest.value  # type: ignore[no-any-return]  # set from an fn returning _T
     raise _all_failed("fn", contest.errors)
@@ -268,7 +327,9 @@ async def hedge(
 
     Raises:
       TypeError: if *fn* is a coroutine object or not callable, or *delay* or
-        *attempts* has the wrong type.
+        *attempts* has the wrong type, or if calling *fn* returns something
+        that cannot be awaited (a programming error, never a failed attempt:
+        the other attempts are cancelled and the error is raised bare).
       ValueError: if *delay* is negative or not finite, or *attempts* < 1.
       ExceptionGroup: if every attempt raised; it holds their exceptions in
         the order the attempts started.
@@ -276,10 +337,14 @@ async def hedge(
     check_async_callable("fn", fn)
     delay = check_number("delay", delay, minimum=0.0)
     attempts = check_int("attempts", attempts, minimum=1)
+    # The first call is made before anything starts, so a function that is not
+    # async is a bare TypeError at the call.
+    awaitable = _call("fn", fn, *args)
+    misuse: NotAwaitableError | None = None
     async with trio.open_nursery() as nursery:
         contest = _Contest(nursery.cancel_scope, attempts)
         for started in range(1, attempts + 1):
-            nursery.start_soon(_contend, contest, started - 1, fn, *args, name=fn)
+            nursery.start_soon(_contend, contest, started - 1, awaitable, name=fn)
             if started == attempts:
                 break
             if not contest.failures_pending:
@@ -290,6 +355,15 @@ async def hedge(
                 break
             if contest.failures_pending:
                 contest.failures_pending -= 1
+            try:
+                awaitable = _call("fn", fn, *args)
+            except NotAwaitableError as error:
+                # Not a failed attempt: stop the others and raise it bare, below.
+                misuse = error
+                nursery.cancel_scope.cancel()
+                break
+    if misuse is not None:
+        raise misuse
     if contest.won:
         return contest.value  # type: ignore[no-any-return]  # set from an fn returning _T
     raise _all_failed("attempt", contest.errors)
