@@ -284,17 +284,95 @@ async def test_failure_cancels_the_rest_and_propagates(
     assert set(probe.times("exit").values()) == {2.0}
 
 
-async def test_exception_in_the_block_cancels_the_calls(
+def fail_in_the_block(cause: BaseException) -> None:
+    """Raise LookupError("mine") from *cause*, while handling a KeyError (its context)."""
+    try:
+        raise KeyError("context")
+    except KeyError:
+        raise LookupError("mine") from cause
+
+
+async def test_regression_issue_10_bug_9_the_blocks_exception_leaves_as_itself(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """An exception inside the amap block cancels the calls and leaves in an ExceptionGroup."""
+    """An exception raised by the amap block cancels the calls and leaves bare, as from open()."""
     probe = ConcurrencyProbe()
-    with pytest.RaisesGroup(pytest.RaisesExc(LookupError, match=r"^mine$")), assert_takes(1.0):
+    cause = OSError("cause")
+
+    async def consume() -> None:
         async with trine.amap(sleeper(probe, {0: 1.0}, default=5.0), range(9), limit=3) as results:
             async for _ in results:
-                raise LookupError("mine")
+                fail_in_the_block(cause)
+
+    with pytest.raises(LookupError, match=r"^mine$") as info, assert_takes(1.0):
+        await consume()
     assert probe.current == 0
     assert set(probe.times("exit").values()) == {1.0}
+    # Its own traceback, cause and context, not the nursery's.
+    assert info.value.__cause__ is cause
+    assert isinstance(info.value.__context__, KeyError)
+    assert info.traceback[-1].name == "fail_in_the_block"
+
+
+async def test_regression_issue_10_bug_9_the_blocks_keyboard_interrupt_leaves_bare(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A KeyboardInterrupt raised in the block leaves as itself, not in a BaseExceptionGroup."""
+    probe = ConcurrencyProbe()
+
+    async def consume() -> None:
+        async with trine.amap(sleeper(probe), range(9), limit=3) as results:
+            async for _ in results:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        await consume()
+    assert probe.current == 0
+
+
+async def test_regression_issue_10_bug_9_an_outer_cancellation_leaves_the_block_bare(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Cancelled from outside, the block's Cancelled leaves as itself; no code after it runs."""
+    probe = ConcurrencyProbe()
+    seen: list[BaseException] = []
+    after_the_block = False
+    with assert_takes(1.5), trio.move_on_after(1.5) as scope:
+        try:
+            async with trine.amap(sleeper(probe, default=5.0), range(9), limit=3) as results:
+                async for _ in results:
+                    pass
+            after_the_block = True
+        except BaseException as exc:  # recorded and re-raised: the scope must catch it
+            seen.append(exc)
+            raise
+    assert scope.cancelled_caught
+    assert not after_the_block
+    assert [type(exc) for exc in seen] == [trio.Cancelled]
+    assert probe.current == 0
+
+
+async def test_a_failure_of_fn_beside_the_blocks_exception_keeps_the_group(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """When fn failed too, the nursery's group holds the failure and the block's exception."""
+
+    async def fn(item: int) -> int:
+        await trio.sleep(2)
+        raise ValueError("fn")
+
+    with (
+        assert_takes(2.0),
+        pytest.RaisesGroup(
+            pytest.RaisesExc(ValueError, match=r"^fn$"),
+            pytest.RaisesExc(LookupError, match=r"^cleanup$"),
+        ),
+    ):
+        async with trine.amap(fn, range(3), limit=3):
+            try:
+                await trio.sleep(10)  # cancelled when fn fails at 2 s
+            finally:
+                raise LookupError("cleanup")
 
 
 async def test_failure_of_the_source_propagates(autojump_clock: trio.testing.MockClock) -> None:

@@ -409,6 +409,13 @@ def amap(
     propagates out of the block as Trio's nurseries propagate errors: inside a
     strict :exc:`ExceptionGroup` (catch it with ``except*``).
 
+    An exception raised by the block itself is another matter: the block is
+    a context manager's body, not a nursery's, so its exception cancels the
+    calls and then leaves the block as itself, bare, with its own traceback,
+    ``__cause__`` and ``__context__`` -- as from :meth:`Pipeline.open()
+    <trine.Pipeline.open>`. (Only when ``fn`` failed too, at the same time,
+    does the nursery's group come out, holding both.)
+
     Each step of ``async for`` is a cancellation point; it yields to the
     scheduler when it has to wait for a result.
 
@@ -450,18 +457,44 @@ async def _amap(
     ordered: bool,
 ) -> AsyncGenerator[AsyncIterator[_R]]:
     results: _MapResults[_R] | None = None
+    raised: BaseException | None = None  # what the block itself raised
     try:
         async with trio.open_nursery() as nursery:
             results = _MapResults(fn, limit=limit, ordered=ordered, nursery=nursery)
             try:
                 results.start(items)
-                yield results
+                try:
+                    yield results
+                except BaseException as exc:
+                    raised = exc
+                    raise
             finally:
                 results._close()
                 nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The block is read as a context manager's, not a nursery's: when the
+        # group holds the block's own exception and otherwise only the
+        # workers' Cancelled (an outer scope's cancellation, which goes on),
+        # that exception leaves as itself, below. A failure of fn or items
+        # keeps the group, as a nursery gives it.
+        if not _only_raised_by_the_block(group, raised):
+            raise
     finally:
         if results is not None:
             await _close_source(results._source, results._async_source)
+    if raised is not None:
+        # Outside the except clause, so its __context__ stays its own. The
+        # nursery may have absorbed it (a Cancelled): it is raised all the same.
+        raise raised
+
+
+def _only_raised_by_the_block(
+    group: BaseExceptionGroup[BaseException], raised: BaseException | None
+) -> bool:
+    """Whether *group* holds *raised* and, besides it, only :exc:`trio.Cancelled`."""
+    if raised is None or not any(error is raised for error in group.exceptions):
+        return False
+    return all(error is raised or isinstance(error, trio.Cancelled) for error in group.exceptions)
 
 
 async def _close_source(
