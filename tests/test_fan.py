@@ -692,6 +692,21 @@ async def test_lambdas_returning_coroutines_are_async_functions(
         assert result == 5
 
 
+async def test_a_lambda_is_called_before_any_task_starts(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A callable that is not an async def function is called (and checked) before the tasks."""
+    probe = ConcurrencyProbe()
+    started_when_called: list[int] = []
+
+    def wrapper() -> Awaitable[object]:
+        started_when_called.append(len(probe.timeline))
+        return sleep_then_return(probe, 1, "b")
+
+    assert await trine.gather(partial(sleep_then_return, probe, 1, "a"), wrapper) == ["a", "b"]
+    assert started_when_called == [0]
+
+
 def scripted_after(
     first: Callable[[], Awaitable[object]], then: Callable[[], Awaitable[object]]
 ) -> Callable[[], Awaitable[object]]:
