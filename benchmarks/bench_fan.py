@@ -24,6 +24,7 @@ lookup in a frozenset for plain functions and partials), under 0.5%.
 
 from __future__ import annotations
 
+import outcome
 import trio
 
 import trine
@@ -93,6 +94,38 @@ def _gather_anyio_asyncio() -> float:
     return timed(lambda: anyio.run(main, backend="asyncio"))
 
 
+def _settle_trine() -> float:
+    fns = [_trivial] * GATHER_TASKS
+
+    async def main() -> None:
+        results = await trine.settle(*fns)
+        assert len(results) == GATHER_TASKS
+
+    return timed(lambda: run_trio(main))
+
+
+def _settle_hand_written() -> float:
+    fns = [_trivial] * GATHER_TASKS
+
+    async def main() -> None:
+        results: list[outcome.Outcome[int] | None] = [None] * len(fns)
+
+        async def run(index: int) -> None:
+            try:
+                value = await fns[index]()
+            except Exception as exc:
+                results[index] = outcome.Error(exc)
+            else:
+                results[index] = outcome.Value(value)
+
+        async with trio.open_nursery() as nursery:
+            for index in range(len(fns)):
+                nursery.start_soon(run, index)
+        assert len(results) == GATHER_TASKS
+
+    return timed(lambda: run_trio(main))
+
+
 async def _sleep_forever() -> int:
     await trio.sleep_forever()
     raise AssertionError("unreachable")
@@ -141,6 +174,17 @@ CASES = [
         description=f"{GATHER_TASKS:,} tasks returning at once",
         per=GATHER_TASKS,
         variants=_gather_variants,
+        count_calls=True,
+    ),
+    Case(
+        name="settle",
+        description=f"{GATHER_TASKS:,} tasks returning at once, one outcome each",
+        per=GATHER_TASKS,
+        variants=[
+            Variant("hand-written nursery filling outcomes", _settle_hand_written, baseline=True),
+            Variant("trine.settle", _settle_trine),
+        ],
+        count_calls=True,
     ),
     Case(
         name="race",

@@ -83,11 +83,115 @@ def _run(main: Callable[[], Awaitable[object]]) -> float:
     return run_trio(timed_main)
 
 
-# -- hand-written Trio -------------------------------------------------------------
+# -- hand-written Trio: the strongest patterns ---------------------------------------
+
+
+async def _start(worker: Callable[[], Awaitable[None]]) -> None:
+    async with trio.open_nursery() as nursery:
+        for _ in range(LIMIT):
+            nursery.start_soon(worker)
+
+
+def shared_iterator_ordered(fn: Fn) -> float:
+    """The best hand-written map: LIMIT workers pulling numbered items from one iterator."""
+
+    async def main() -> list[int]:
+        results: list[int] = [0] * N
+        numbered = enumerate(range(N))
+
+        async def worker() -> None:
+            for i, x in numbered:
+                results[i] = await fn(x)
+
+        await _start(worker)
+        return results
+
+    return _run(main)
+
+
+def shared_iterator_appending(fn: Fn) -> float:
+    """The same workers appending results in completion order (trine's ordered=False)."""
+
+    async def main() -> list[int]:
+        results: list[int] = []
+        items = iter(range(N))
+
+        async def worker() -> None:
+            for x in items:
+                results.append(await fn(x))
+
+        await _start(worker)
+        return results
+
+    return _run(main)
+
+
+def shared_iterator_discarding(fn: Fn) -> float:
+    """The same workers keeping no results (trine's for_each)."""
+
+    async def main() -> None:
+        items = iter(range(N))
+
+        async def worker() -> None:
+            for x in items:
+                await fn(x)
+
+        await _start(worker)
+
+    return _run(main)
+
+
+def shared_iterator_checkpointing(fn: Fn) -> float:
+    """The ordered workers plus trine's guarantee: a checkpoint every 64 items of a worker."""
+
+    async def main() -> list[int]:
+        results: list[int] = [0] * N
+        numbered = enumerate(range(N))
+
+        async def worker() -> None:
+            left = 64
+            for i, x in numbered:
+                results[i] = await fn(x)
+                left -= 1
+                if not left:
+                    left = 64
+                    await trio.lowlevel.checkpoint()
+
+        await _start(worker)
+        return results
+
+    return _run(main)
+
+
+def workers_to_one_channel(fn: Fn, *, buffer: int) -> float:
+    """The best hand-written stream: LIMIT workers on a shared iterator send into one channel."""
+
+    async def main() -> None:
+        send, receive = trio.open_memory_channel[int](buffer)
+        items = iter(range(N))
+
+        async def worker(send: trio.MemorySendChannel[int]) -> None:
+            async with send:
+                for x in items:
+                    await send.send(await fn(x))
+
+        total = 0
+        async with trio.open_nursery() as nursery:
+            async with send:
+                for _ in range(LIMIT):
+                    nursery.start_soon(worker, send.clone())
+            async with receive:
+                async for result in receive:
+                    total += result
+
+    return _run(main)
+
+
+# -- hand-written Trio: weaker patterns, for reference -------------------------------
 
 
 def limiter_start_soon(fn: Fn) -> float:
-    """The fastest hand-written pattern: the spawner takes a token before each start_soon."""
+    """A task per item: the spawner takes a CapacityLimiter token before each start_soon."""
 
     async def main() -> list[int]:
         results: list[int] = [0] * N
@@ -109,7 +213,7 @@ def limiter_start_soon(fn: Fn) -> float:
 
 
 def channel_pool(fn: Fn) -> float:
-    """LIMIT workers reading (index, item) pairs from a memory channel."""
+    """LIMIT workers reading (index, item) pairs from an unbuffered memory channel."""
 
     async def main() -> list[int]:
         results: list[int] = [0] * N
@@ -133,7 +237,7 @@ def channel_pool(fn: Fn) -> float:
 
 
 def limiter_streaming(fn: Fn) -> float:
-    """Hand-written streaming: limiter + start_soon, results through a channel to a consumer."""
+    """A task per item behind a limiter, each with its own clone of the results channel."""
 
     async def main() -> None:
         send, receive = trio.open_memory_channel[int](LIMIT)
@@ -193,6 +297,18 @@ def trine_amap(fn: Fn, *, ordered: bool) -> float:
 # -- peers -------------------------------------------------------------------------
 
 
+def aiometer_run_all(fn: Fn) -> float:
+    import functools
+
+    import aiometer
+
+    async def main() -> list[int]:
+        calls = [functools.partial(fn, x) for x in range(N)]
+        return await aiometer.run_all(calls, max_at_once=LIMIT)
+
+    return _run(main)
+
+
 def aiometer_amap(fn: Fn) -> float:
     import aiometer
 
@@ -207,24 +323,42 @@ def aiometer_amap(fn: Fn) -> float:
 
 def _map_all_variants(fn: Fn) -> list[Variant]:
     variants = [
-        Variant("hand-written: limiter + start_soon", lambda: limiter_start_soon(fn), True),
-        Variant("hand-written: 100 workers on a channel", lambda: channel_pool(fn)),
+        Variant(
+            "hand: workers on a shared iterator",
+            lambda: shared_iterator_ordered(fn),
+            baseline=True,
+        ),
         Variant("trine.map_all (ordered)", lambda: trine_map_all(fn, ordered=True)),
+        Variant("hand: same, appending (unordered)", lambda: shared_iterator_appending(fn)),
         Variant("trine.map_all (ordered=False)", lambda: trine_map_all(fn, ordered=False)),
+        Variant("hand: same, no results", lambda: shared_iterator_discarding(fn)),
         Variant("trine.for_each", lambda: trine_for_each(fn)),
+        Variant("hand: shared iterator + checkpoint/64", lambda: shared_iterator_checkpointing(fn)),
+        Variant("weaker hand: limiter + start_soon", lambda: limiter_start_soon(fn)),
+        Variant("weaker hand: 100 workers on a channel", lambda: channel_pool(fn)),
     ]
     if installed("aiometer"):
-        variants.append(Variant("aiometer.amap on trio", lambda: aiometer_amap(fn)))
+        variants.append(Variant("aiometer.run_all on trio", lambda: aiometer_run_all(fn)))
     return variants
 
 
 def _amap_variants(fn: Fn) -> list[Variant]:
     variants = [
         Variant(
-            "hand-written: limiter + start_soon + channel", lambda: limiter_streaming(fn), True
+            f"hand: workers -> channel({LIMIT}) -> consumer",
+            lambda: workers_to_one_channel(fn, buffer=LIMIT),
+            baseline=True,
         ),
-        Variant("trine.amap (ordered)", lambda: trine_amap(fn, ordered=True)),
+        Variant(
+            "hand: workers -> channel(0) -> consumer",
+            lambda: workers_to_one_channel(fn, buffer=0),
+        ),
         Variant("trine.amap (ordered=False)", lambda: trine_amap(fn, ordered=False)),
+        Variant("trine.amap (ordered)", lambda: trine_amap(fn, ordered=True)),
+        Variant(
+            "weaker hand: limiter + start_soon + clones",
+            lambda: limiter_streaming(fn),
+        ),
     ]
     if installed("aiometer"):
         variants.append(Variant("aiometer.amap on trio", lambda: aiometer_amap(fn)))
@@ -272,6 +406,7 @@ CASES = [
         f"{N:,} items, limit {LIMIT}, fn awaits one checkpoint; every result kept",
         N,
         _map_all_variants(step),
+        count_calls=True,
     ),
     Case(
         "map_all_no_checkpoint",
