@@ -719,6 +719,18 @@ async def test_map_all_ordered_follows_a_list_that_grows_or_shrinks_while_mapped
     assert await trine.map_all(shrink, shrinking, limit=1) == [0, 1, 2, 3, 4]
 
 
+async def test_map_all_over_a_range_longer_than_sys_maxsize() -> None:
+    """A range too long for len() is mapped like any other (its failure is the only error)."""
+
+    async def fail_at_five(x: int) -> int:
+        if x == 5:
+            raise ValueError(x)
+        return x
+
+    with pytest.RaisesGroup(pytest.RaisesExc(ValueError, match=r"^5$")):
+        await trine.map_all(fail_at_five, range(10**20), limit=2)
+
+
 @pytest.mark.parametrize("ordered", [True, False])
 async def test_map_all_of_a_long_generator_keeps_every_result(ordered: bool) -> None:
     """A generator of unknown length: the list grows as items come and ends at the last."""

@@ -655,7 +655,7 @@ class _Run(_Workers):
         else:
             self._source = iter(items)  # type: ignore[arg-type]
             if mode == "ordered":
-                self.results = [_MISSING] * min(_known_length(items), _MOST_PREALLOCATED)
+                self.results = [_MISSING] * _known_length(items)
 
     async def run(self) -> None:
         try:
@@ -816,8 +816,13 @@ class _Run(_Workers):
 
 
 def _known_length(items: object) -> int:
-    """``len(items)`` for the builtin sized types (whose length cannot lie), else 0."""
-    return len(items) if type(items) in (list, tuple, range) else 0  # type: ignore[arg-type]
+    """How many slots to preallocate: ``len(items)`` for a list, tuple or range, up to a cap."""
+    if type(items) in (list, tuple, range):
+        try:
+            return min(len(items), _MOST_PREALLOCATED)  # type: ignore[arg-type]
+        except OverflowError:  # a range longer than sys.maxsize
+            return _MOST_PREALLOCATED
+    return 0
 
 
 def _grow(results: list[Any], index: int) -> None:
