@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -576,6 +577,185 @@ async def test_hedge_refuses_a_coroutine_object(autojump_clock: trio.testing.Moc
     """``hedge(f(x), ...)`` is a TypeError telling the user to pass ``f, x``."""
     with pytest.raises(TypeError, match=r"^fn" + COROUTINE_MESSAGE):
         await trine.hedge(return_at_once(1), delay=1)  # type: ignore[arg-type]
+
+
+# --- functions that are not async (issue 11) -----------------------------------
+
+NOT_ASYNC_MESSAGE = (
+    r" must be an async function, but calling it returned 3, an int: define it with async def$"
+)
+
+
+def three() -> int:
+    """A plain function where an async one is needed."""
+    return 3
+
+
+class Recorder:
+    """Zero-argument async functions whose coroutines are kept, to check they were closed."""
+
+    def __init__(self) -> None:
+        self.coroutines: list[Any] = []
+
+    def fn(self, seconds: float, value: object) -> Callable[[], Awaitable[object]]:
+        def make() -> Awaitable[object]:
+            coroutine = sleep_then_return(ConcurrencyProbe(), seconds, value)
+            self.coroutines.append(coroutine)
+            return coroutine
+
+        return make
+
+    def all_closed(self) -> bool:
+        return all(
+            inspect.getcoroutinestate(coroutine) == inspect.CORO_CLOSED
+            for coroutine in self.coroutines
+        )
+
+
+@pytest.mark.parametrize("function", [trine.gather, trine.settle, trine.race])
+async def test_regression_issue_11_a_sync_fn_is_a_bare_type_error_and_nothing_starts(
+    autojump_clock: trio.testing.MockClock, function: Callable[..., Awaitable[object]]
+) -> None:
+    """A plain function among fns is a bare TypeError naming it; the coroutines made are closed."""
+    probe = ConcurrencyProbe()
+    recorder = Recorder()
+    with assert_takes(0.0), pytest.raises(TypeError, match=r"^fns\[2\]" + NOT_ASYNC_MESSAGE):
+        await function(
+            partial(sleep_then_return, probe, 1, "a"),
+            recorder.fn(1, "b"),
+            three,
+            partial(sleep_then_return, probe, 1, "d"),
+        )
+    assert probe.timeline == []  # nothing started
+    assert len(recorder.coroutines) == 1
+    assert recorder.all_closed()
+
+
+async def test_regression_issue_11_race_does_not_swallow_a_sync_fn(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``race(async_fn, sync_fn)`` raises the TypeError; it is not a contender that lost."""
+    probe = ConcurrencyProbe()
+    with pytest.raises(TypeError, match=r"^fns\[1\]" + NOT_ASYNC_MESSAGE):
+        await trine.race(partial(sleep_then_return, probe, 1, "a"), three)
+    assert probe.timeline == []
+
+
+async def test_regression_issue_11_settle_raises_a_sync_fn_instead_of_an_outcome(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``settle`` raises the TypeError of a plain function; it never becomes an outcome.Error."""
+    with pytest.raises(TypeError, match=r"^fns\[0\]" + NOT_ASYNC_MESSAGE):
+        await trine.settle(three, partial(return_at_once, 1))
+
+
+async def test_regression_issue_11_hedge_with_a_sync_fn_is_a_bare_type_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``hedge(sync_fn)`` fails at the call with a TypeError naming fn."""
+    with assert_takes(0.0), pytest.raises(TypeError, match=r"^fn" + NOT_ASYNC_MESSAGE):
+        await trine.hedge(three, delay=1)
+
+
+async def test_regression_issue_11_hedge_stops_when_a_later_call_is_not_awaitable(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A later attempt's call returning a non-awaitable cancels the running attempt; raised bare."""
+    probe = ConcurrencyProbe()
+    calls = 0
+
+    def sometimes_async() -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return sleep_then_return(probe, 10, "first")
+        return 3
+
+    with assert_takes(1.0), pytest.raises(TypeError, match=r"^fn" + NOT_ASYNC_MESSAGE):
+        await trine.hedge(sometimes_async, delay=1, attempts=3)
+    assert calls == 2
+    assert probe.current == 0
+    assert probe.times("exit") == {"first": 1.0}
+
+
+@pytest.mark.parametrize("function", [trine.gather, trine.settle, trine.race])
+async def test_lambdas_returning_coroutines_are_async_functions(
+    autojump_clock: trio.testing.MockClock, function: Callable[..., Awaitable[object]]
+) -> None:
+    """``lambda: fetch(x)`` is as good as ``partial(fetch, x)``."""
+    result = await function(lambda: return_at_once(5))
+    if function is trine.settle:
+        assert result == [outcome.Value(5)]
+    elif function is trine.gather:
+        assert result == [5]
+    else:
+        assert result == 5
+
+
+async def test_a_lambda_is_called_before_any_task_starts(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A callable that is not an async def function is called (and checked) before the tasks."""
+    probe = ConcurrencyProbe()
+    started_when_called: list[int] = []
+
+    def wrapper() -> Awaitable[object]:
+        started_when_called.append(len(probe.timeline))
+        return sleep_then_return(probe, 1, "b")
+
+    assert await trine.gather(partial(sleep_then_return, probe, 1, "a"), wrapper) == ["a", "b"]
+    assert started_when_called == [0]
+
+
+def scripted_after(
+    first: Callable[[], Awaitable[object]], then: Callable[[], Awaitable[object]]
+) -> Callable[[], Awaitable[object]]:
+    """Calls *first* on the first call and *then* on every later one."""
+    calls = 0
+
+    def call() -> Awaitable[object]:
+        nonlocal calls
+        calls += 1
+        return first() if calls == 1 else then()
+
+    return call
+
+
+async def test_an_exception_from_calling_fn_is_that_calls_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A wrapper that raises before returning a coroutine fails its call, as if awaited."""
+
+    def broken() -> Awaitable[object]:
+        raise Boom("call")
+
+    results = await trine.settle(broken, partial(return_at_once, 2))
+    assert isinstance(results[0], outcome.Error)
+    assert isinstance(results[0].error, Boom)
+    assert results[1] == outcome.Value(2)
+    assert await trine.race(broken, partial(return_at_once, 2)) == 2
+    with pytest.RaisesGroup(pytest.RaisesExc(Boom, match=r"^call$")):
+        await trine.gather(broken, partial(return_at_once, 2))
+    assert await trine.hedge(scripted_after(broken, return_at_once), delay=5) is None
+
+
+@pytest.mark.parametrize("function", [trine.settle, trine.race])
+async def test_a_programming_error_inside_a_call_is_not_collected(
+    autojump_clock: trio.testing.MockClock, function: Callable[..., Awaitable[object]]
+) -> None:
+    """A trine call inside fn that refuses a plain function propagates; it is no failed call."""
+    probe = ConcurrencyProbe()
+
+    async def misused() -> object:
+        await trio.sleep(1)
+        return await trine.hedge(three, delay=1)
+
+    with (
+        assert_takes(1.0),
+        pytest.RaisesGroup(pytest.RaisesExc(TypeError, match=r"^fn" + NOT_ASYNC_MESSAGE)),
+    ):
+        await function(misused, partial(sleep_then_return, probe, 5, "slow"))
+    assert probe.current == 0
 
 
 # --- properties ---------------------------------------------------------------

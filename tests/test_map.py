@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import re
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -283,17 +284,95 @@ async def test_failure_cancels_the_rest_and_propagates(
     assert set(probe.times("exit").values()) == {2.0}
 
 
-async def test_exception_in_the_block_cancels_the_calls(
+def fail_in_the_block(cause: BaseException) -> None:
+    """Raise LookupError("mine") from *cause*, while handling a KeyError (its context)."""
+    try:
+        raise KeyError("context")
+    except KeyError:
+        raise LookupError("mine") from cause
+
+
+async def test_regression_issue_10_bug_9_the_blocks_exception_leaves_as_itself(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """An exception inside the amap block cancels the calls and leaves in an ExceptionGroup."""
+    """An exception raised by the amap block cancels the calls and leaves bare, as from open()."""
     probe = ConcurrencyProbe()
-    with pytest.RaisesGroup(pytest.RaisesExc(LookupError, match=r"^mine$")), assert_takes(1.0):
+    cause = OSError("cause")
+
+    async def consume() -> None:
         async with trine.amap(sleeper(probe, {0: 1.0}, default=5.0), range(9), limit=3) as results:
             async for _ in results:
-                raise LookupError("mine")
+                fail_in_the_block(cause)
+
+    with pytest.raises(LookupError, match=r"^mine$") as info, assert_takes(1.0):
+        await consume()
     assert probe.current == 0
     assert set(probe.times("exit").values()) == {1.0}
+    # Its own traceback, cause and context, not the nursery's.
+    assert info.value.__cause__ is cause
+    assert isinstance(info.value.__context__, KeyError)
+    assert info.traceback[-1].name == "fail_in_the_block"
+
+
+async def test_regression_issue_10_bug_9_the_blocks_keyboard_interrupt_leaves_bare(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A KeyboardInterrupt raised in the block leaves as itself, not in a BaseExceptionGroup."""
+    probe = ConcurrencyProbe()
+
+    async def consume() -> None:
+        async with trine.amap(sleeper(probe), range(9), limit=3) as results:
+            async for _ in results:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        await consume()
+    assert probe.current == 0
+
+
+async def test_regression_issue_10_bug_9_an_outer_cancellation_leaves_the_block_bare(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Cancelled from outside, the block's Cancelled leaves as itself; no code after it runs."""
+    probe = ConcurrencyProbe()
+    seen: list[BaseException] = []
+    after_the_block = False
+    with assert_takes(1.5), trio.move_on_after(1.5) as scope:
+        try:
+            async with trine.amap(sleeper(probe, default=5.0), range(9), limit=3) as results:
+                async for _ in results:
+                    pass
+            after_the_block = True
+        except BaseException as exc:  # recorded and re-raised: the scope must catch it
+            seen.append(exc)
+            raise
+    assert scope.cancelled_caught
+    assert not after_the_block
+    assert [type(exc) for exc in seen] == [trio.Cancelled]
+    assert probe.current == 0
+
+
+async def test_a_failure_of_fn_beside_the_blocks_exception_keeps_the_group(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """When fn failed too, the nursery's group holds the failure and the block's exception."""
+
+    async def fn(item: int) -> int:
+        await trio.sleep(2)
+        raise ValueError("fn")
+
+    with (
+        assert_takes(2.0),
+        pytest.RaisesGroup(
+            pytest.RaisesExc(ValueError, match=r"^fn$"),
+            pytest.RaisesExc(LookupError, match=r"^cleanup$"),
+        ),
+    ):
+        async with trine.amap(fn, range(3), limit=3):
+            try:
+                await trio.sleep(10)  # cancelled when fn fails at 2 s
+            finally:
+                raise LookupError("cleanup")
 
 
 async def test_failure_of_the_source_propagates(autojump_clock: trio.testing.MockClock) -> None:
@@ -497,6 +576,214 @@ async def test_coroutine_object_is_refused(how: str) -> None:
         r"pass the function and its arguments \(f, x\), not the result of calling it \(f\(x\)\)$",
     ):
         await start(how, coroutine, [1], limit=2)
+
+
+# -- functions that are not async, and other bad input (issue 11) -----------------
+
+NOT_ASYNC = (
+    r"^fn must be an async function, but calling it returned 3, an int: define it with async def$"
+)
+
+
+def three(item: object) -> int:
+    """A plain function where an async one is needed."""
+    return 3
+
+
+async def run_map(how: str, fn: Any, items: Any, **kwargs: Any) -> Any:
+    """Run amap (consuming every result), map_all or for_each to the end."""
+    if how == "amap":
+        return await collect(fn, items, **kwargs)
+    if how == "for_each":
+        kwargs.pop("ordered", None)
+    return await getattr(trine, how)(fn, items, **kwargs)
+
+
+async def numbers(n: int) -> AsyncIterator[int]:
+    for i in range(n):
+        yield i
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+@pytest.mark.parametrize("ordered", [True, False])
+@pytest.mark.parametrize("how", ["amap", "map_all", "for_each"])
+async def test_regression_issue_11_a_sync_fn_is_one_type_error(
+    autojump_clock: trio.testing.MockClock, how: str, ordered: bool, asynchronous: bool
+) -> None:
+    """A plain fn is one TypeError naming fn: every worker hits it, the group holds it once."""
+    items = numbers(9) if asynchronous else range(9)
+    with pytest.RaisesGroup(pytest.RaisesExc(TypeError, match=NOT_ASYNC)):
+        await run_map(how, three, items, limit=3, ordered=ordered)
+
+
+@pytest.mark.parametrize("how", ["amap", "map_all", "for_each"])
+async def test_regression_issue_11_a_later_non_awaitable_cancels_the_calls(
+    autojump_clock: trio.testing.MockClock, how: str
+) -> None:
+    """An fn that returns a non-awaitable for one item stops the map there, with one TypeError."""
+    probe = ConcurrencyProbe()
+    slow = sleeper(probe, default=5.0)
+
+    def sometimes(item: int) -> Any:
+        return 3 if item == 4 else slow(item)
+
+    async def later(item: int) -> Any:
+        await trio.sleep(1)
+        return item
+
+    def fn(item: int) -> Any:
+        return sometimes(item) if item >= 3 else later(item)
+
+    with assert_takes(1.0), pytest.RaisesGroup(pytest.RaisesExc(TypeError, match=NOT_ASYNC)):
+        await run_map(how, fn, range(9), limit=3)
+    assert probe.current == 0
+    assert probe.times("exit") == {3: 1.0}
+
+
+@pytest.mark.parametrize("how", ["amap", "map_all", "for_each"])
+async def test_lambdas_and_awaitables_are_valid_fns(
+    autojump_clock: trio.testing.MockClock, how: str
+) -> None:
+    """``lambda x: fetch(x)`` and a function returning an object with ``__await__`` both work."""
+
+    class Ready:
+        def __init__(self, value: int) -> None:
+            self.value = value
+
+        def __await__(self) -> Any:
+            return self.value
+            yield  # pragma: no cover
+
+    for fn in (lambda x: identity(x), Ready):
+        result = await run_map(how, fn, range(4), limit=2)
+        assert result == (None if how == "for_each" else [0, 1, 2, 3])
+
+
+@pytest.mark.parametrize("value", [1, 0, None, "yes", []])
+@pytest.mark.parametrize("how", ["amap", "map_all"])
+async def test_regression_issue_11_ordered_must_be_a_bool(how: str, value: object) -> None:
+    """``ordered=1`` is refused at the call, naming ordered, rather than read as true."""
+    with pytest.raises(
+        TypeError, match=rf"^ordered must be True or False, got {re.escape(repr(value))}$"
+    ):
+        await start(how, identity, [1], limit=2, ordered=value)
+
+
+@pytest.mark.parametrize("how", ["amap", "map_all", "for_each"])
+async def test_regression_issue_11_a_coroutine_as_items_is_refused_and_closed(how: str) -> None:
+    """``items=fetch_all()`` (not awaited) is a TypeError naming items; the coroutine is closed."""
+
+    async def fetch_all() -> list[int]:
+        return [1, 2]  # pragma: no cover
+
+    coroutine = fetch_all()
+    with pytest.raises(
+        TypeError,
+        match=r"^items must be an iterable or an async iterable, got the coroutine object "
+        r"<coroutine object .+>: await it to get the items, or pass an async generator$",
+    ):
+        await start(how, identity, coroutine, limit=2)
+    assert inspect.getcoroutinestate(coroutine) == inspect.CORO_CLOSED
+
+
+@pytest.mark.parametrize("items", [None, 1, object()], ids=["None", "int", "object"])
+@pytest.mark.parametrize("how", ["amap", "map_all", "for_each"])
+async def test_items_that_cannot_be_iterated_are_refused(how: str, items: object) -> None:
+    """None, 1 or object() as items is refused at the call, naming items."""
+    with pytest.raises(
+        TypeError,
+        match=rf"^items must be an iterable or an async iterable, got {re.escape(repr(items))}$",
+    ):
+        await start(how, identity, items, limit=2)
+
+
+# -- map_all's result list and its workers' checkpoints (issue 19) -------------------
+
+
+async def test_map_all_ordered_follows_a_list_that_grows_or_shrinks_while_mapped() -> None:
+    """The result list has one slot per item actually taken, whatever the list's length was."""
+    growing = [0, 1, 2]
+
+    async def grow(x: int) -> int:
+        if x < 10:
+            growing.append(x + 3)
+        return x
+
+    assert await trine.map_all(grow, growing, limit=1) == list(range(13))
+    shrinking = list(range(10))
+
+    async def shrink(x: int) -> int:
+        del shrinking[-1]
+        return x
+
+    assert await trine.map_all(shrink, shrinking, limit=1) == [0, 1, 2, 3, 4]
+
+
+async def test_map_all_over_a_range_longer_than_sys_maxsize() -> None:
+    """A range too long for len() is mapped like any other (its failure is the only error)."""
+
+    async def fail_at_five(x: int) -> int:
+        if x == 5:
+            raise ValueError(x)
+        return x
+
+    with pytest.RaisesGroup(pytest.RaisesExc(ValueError, match=r"^5$")):
+        await trine.map_all(fail_at_five, range(10**20), limit=2)
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+async def test_map_all_of_a_long_generator_keeps_every_result(ordered: bool) -> None:
+    """A generator of unknown length: the list grows as items come and ends at the last."""
+
+    def generate() -> Iterator[int]:
+        yield from range(10_000)
+
+    results = await trine.map_all(identity, generate(), limit=7, ordered=ordered)
+    assert results == list(range(10_000)) if ordered else sorted(results) == list(range(10_000))  # type: ignore[arg-type]
+
+
+class StepLengths(trio.abc.Instrument):
+    """Records how many calls of an fn each task step made: the longest run without yielding."""
+
+    def __init__(self, calls: Callable[[], int]) -> None:
+        self.calls = calls
+        self.at_start = 0
+        self.longest = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.at_start = self.calls()
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.longest = max(self.longest, self.calls() - self.at_start)
+
+
+@pytest.mark.parametrize("how", ["map_all_ordered", "map_all_unordered", "for_each"])
+@pytest.mark.parametrize(("limit", "longest"), [(1, 64), (3, 128)])
+async def test_workers_of_an_fn_that_never_yields_yield_every_64_or_128_items(
+    how: str, limit: int, longest: int
+) -> None:
+    """An fn that never yields: one worker yields every 64 items; of several, each yields at
+    least every 2 * 64 (it skips a checkpoint only when others took items, so it had yielded)."""
+    calls = 0
+
+    async def busy(x: int) -> int:
+        nonlocal calls
+        calls += 1
+        return x
+
+    steps = StepLengths(lambda: calls)
+    trio.lowlevel.add_instrument(steps)
+    try:
+        if how == "for_each":
+            await trine.for_each(busy, range(2_000), limit=limit)
+        else:
+            await trine.map_all(busy, range(2_000), limit=limit, ordered=how == "map_all_ordered")
+    finally:
+        trio.lowlevel.remove_instrument(steps)
+    assert calls == 2_000
+    assert steps.longest <= longest
+    if limit == 1:
+        assert steps.longest == longest  # alone, a worker never skips its checkpoint
 
 
 # -- properties ---------------------------------------------------------------------

@@ -5,36 +5,48 @@ nursery, start one task per call and return only when every task they started
 has finished, so nothing they start outlives them.
 
 Speed: each call costs one Trio task, exactly what a hand-written nursery
-costs; trine adds only a type check per function (about 35 ns) before the
-nursery opens. Measured with ``python -m benchmarks fan --repeat 5`` on the
-shared 2-core machine, two runs under different load (medians; the lead
-re-runs them):
+costs: an ``async def`` function is called in its task, as a hand-written
+nursery calls it, and trine adds only a type check per function before the
+nursery opens (any other callable is called before the tasks start, so its
+result can be checked first). Measured with ``python -m benchmarks fan
+--repeat 5`` on the shared 2-core machine under heavy load (load average
+about 6: times are inflated about 3x; steps and Python calls per task are
+exact; the lead re-runs them):
 
-=====================================================  ================  ===========
-gather of 100,000 ``async def f(): return 1``          per task          ratio
-=====================================================  ================  ===========
-hand-written nursery filling a list (baseline)         8.3 / 11.6 us     1.00
-``trine.gather``                                       8.6 / 11.6 us     1.04 / 1.00
-``asyncio.gather`` (asyncio, for reference)            6.9 / 13.5 us     0.84 / 1.17
-anyio task group filling a list (asyncio, reference)   37.3 / 52.1 us    4.51 / 4.50
-=====================================================  ================  ===========
+=====================================================  ========  =====  =====  =====
+100,000 ``async def f(): return 1``                    per task  ratio  steps  calls
+=====================================================  ========  =====  =====  =====
+hand-written nursery filling a list (baseline)         55.2 us   1.00   1.000  23.0
+``trine.gather``                                       53.0 us   0.96   1.000  23.0
+``asyncio.gather`` (asyncio, for reference)            49.7 us   0.90   n/a    23.0
+anyio task group filling a list (asyncio, reference)   282.5 us  5.12   n/a    67.0
+hand-written nursery filling outcomes (baseline)       32.9 us   1.00   1.000  24.0
+``trine.settle``                                       30.6 us   0.93   1.000  24.0
+=====================================================  ========  =====  =====  =====
 
 ``race`` of 10,000 calls where the first wins at once and the other 9,999 are
-cancelled: 24.8 / 24.9 us per call, 1.02 / 1.00x the hand-written nursery that
-cancels its own scope.
+cancelled: 133.5 us per call, 1.00x the hand-written nursery that cancels its
+own scope (2.0 steps per call for both).
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import types
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, final
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final, NoReturn, TypeVar, final
 
 import outcome
 import trio
 
-from ._util import check_async_callable, check_int, check_number
+from ._util import (
+    NotAwaitableError,
+    check_async_callable,
+    check_awaitable,
+    check_int,
+    check_number,
+)
 
 __all__ = ["gather", "hedge", "race", "settle"]
 
@@ -69,6 +81,86 @@ def _check_fns(fns: tuple[object, ...]) -> None:
                 raise
 
 
+_FunctionType: Final = types.FunctionType
+_CO_COROUTINE: Final = inspect.CO_COROUTINE
+
+
+def _surely_async(fn: Any) -> bool:
+    """Whether calling *fn* can only make a coroutine: an ``async def`` function,
+    or a partial or bound method of one."""
+    while type(fn) is functools.partial:
+        fn = fn.func
+    if type(fn) is types.MethodType:
+        fn = fn.__func__
+    return type(fn) is _FunctionType and bool(fn.__code__.co_flags & _CO_COROUTINE)
+
+
+async def _raise(error: Exception) -> NoReturn:
+    raise error
+
+
+def _call(name: str, fn: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
+    """``fn()``, checked to be awaitable; an exception from the call is awaited later.
+
+    An exception raised by calling *fn* (a wrapper that fails before it returns
+    a coroutine) is that call's failure, exactly as if the coroutine had raised
+    it, so it comes back as a coroutine that raises it.
+
+    Raises:
+      NotAwaitableError: *fn* returned something that cannot be awaited.
+    """
+    try:
+        awaitable = fn()
+    except Exception as error:  # not BaseException: KeyboardInterrupt goes up at once
+        return _raise(error)
+    if type(awaitable) is not types.CoroutineType:
+        awaitable = check_awaitable(name, awaitable)
+    return awaitable
+
+
+def _made(awaitable: Awaitable[_T]) -> Callable[[], Awaitable[_T]]:
+    """A zero-argument function returning *awaitable*, already made, for a task to await."""
+    return lambda: awaitable
+
+
+def _starters(
+    fns: tuple[Callable[[], Awaitable[Any]], ...],
+) -> Sequence[Callable[[], Awaitable[Any]]]:
+    """Check every fn, and return what each task calls to get the awaitable it awaits.
+
+    An ``async def`` function (or a partial or method of one) can only make a
+    coroutine, so its task calls it, as a hand-written nursery would. Any
+    other callable (a lambda, an object with ``__call__``, a plain function
+    given by mistake) is called here, before any task starts, as
+    :meth:`trio.Nursery.start_soon` calls its function: one that returns
+    something that cannot be awaited is a bare :exc:`NotAwaitableError` and
+    nothing has started (the coroutines already made are closed).
+
+    Calling every fn here would cost a live coroutine per task while the
+    tasks start (~20 % of a trivial task, in the garbage collector's time).
+    """
+    _check_fns(fns)
+    starters: list[Callable[[], Awaitable[Any]]] | None = None  # a copy, once one differs
+    made: list[Awaitable[Any]] = []
+    try:
+        for index, fn in enumerate(fns):
+            # The common case inline: a plain async def function.
+            if type(fn) is _FunctionType and fn.__code__.co_flags & _CO_COROUTINE:
+                continue
+            if not _surely_async(fn):
+                awaitable = _call(f"fns[{index}]", fn)
+                made.append(awaitable)
+                if starters is None:
+                    starters = list(fns)
+                starters[index] = _made(awaitable)
+    except BaseException:
+        for awaitable in made:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()  # never to be awaited: no "never awaited" warning
+        raise
+    return fns if starters is None else starters
+
+
 async def _gather_one(fn: Callable[[], Awaitable[Any]], results: list[Any], index: int) -> None:
     results[index] = await fn()
 
@@ -97,23 +189,26 @@ async def gather(*fns: Callable[[], Awaitable[_T]]) -> list[_T]:
 
     Raises:
       TypeError: if an item of *fns* is a coroutine object or not callable,
-        before anything starts.
+        or calling it returns something that cannot be awaited (a plain
+        function, say), before anything starts.
       ExceptionGroup: of the failures, if any *fn* raises.
     """
-    _check_fns(fns)
-    if not fns:
+    starters = _starters(fns)
+    if not starters:
         await trio.lowlevel.checkpoint()
         return []
-    results: list[Any] = [None] * len(fns)
+    results: list[Any] = [None] * len(starters)
     async with trio.open_nursery() as nursery:
-        for index, fn in enumerate(fns):
-            nursery.start_soon(_gather_one, fn, results, index, name=fn)
+        for index, start in enumerate(starters):
+            nursery.start_soon(_gather_one, start, results, index, name=fns[index])
     return results
 
 
 async def _settle_one(fn: Callable[[], Awaitable[Any]], results: list[Any], index: int) -> None:
     try:
         value = await fn()
+    except NotAwaitableError:
+        raise  # a programming error (of a trine call inside fn), never an outcome
     except Exception as exc:  # not BaseException: Cancelled and KeyboardInterrupt propagate
         results[index] = outcome.Error(exc)
     else:
@@ -147,16 +242,17 @@ async def settle(*fns: Callable[[], Awaitable[_T]]) -> list[outcome.Outcome[_T]]
 
     Raises:
       TypeError: if an item of *fns* is a coroutine object or not callable,
-        before anything starts.
+        or calling it returns something that cannot be awaited (a plain
+        function, say), before anything starts.
     """
-    _check_fns(fns)
-    if not fns:
+    starters = _starters(fns)
+    if not starters:
         await trio.lowlevel.checkpoint()
         return []
-    results: list[Any] = [None] * len(fns)
+    results: list[Any] = [None] * len(starters)
     async with trio.open_nursery() as nursery:
-        for index, fn in enumerate(fns):
-            nursery.start_soon(_settle_one, fn, results, index, name=fn)
+        for index, start in enumerate(starters):
+            nursery.start_soon(_settle_one, start, results, index, name=fns[index])
     return results
 
 
@@ -177,11 +273,11 @@ class _Contest:
         self.wake: trio.Event | None = None
 
 
-async def _contend(
-    contest: _Contest, index: int, fn: Callable[..., Awaitable[Any]], *args: Any
-) -> None:
+async def _contend(contest: _Contest, index: int, fn: Callable[[], Awaitable[Any]]) -> None:
     try:
-        value = await fn(*args)
+        value = await fn()
+    except NotAwaitableError:
+        raise  # a programming error (of a trine call inside fn), never a failed attempt
     except Exception as exc:  # not BaseException: Cancelled and KeyboardInterrupt propagate
         contest.errors[index] = exc
         contest.failures_pending += 1
@@ -224,17 +320,18 @@ async def race(*fns: Callable[[], Awaitable[_T]]) -> _T:
     Raises:
       ValueError: if *fns* is empty.
       TypeError: if an item of *fns* is a coroutine object or not callable,
-        before anything starts.
+        or calling it returns something that cannot be awaited (a plain
+        function, say), before anything starts.
       ExceptionGroup: if every *fn* raised; it holds their exceptions in
         argument order.
     """
     if not fns:
         raise ValueError("fns must contain at least one function, got none")
-    _check_fns(fns)
+    starters = _starters(fns)
     async with trio.open_nursery() as nursery:
-        contest = _Contest(nursery.cancel_scope, len(fns))
-        for index, fn in enumerate(fns):
-            nursery.start_soon(_contend, contest, index, fn, name=fn)
+        contest = _Contest(nursery.cancel_scope, len(starters))
+        for index, start in enumerate(starters):
+            nursery.start_soon(_contend, contest, index, start, name=fns[index])
     if contest.won:
         return contest.value  # type: ignore[no-any-return]  # set from an fn returning _T
     raise _all_failed("fn", contest.errors)
@@ -268,7 +365,9 @@ async def hedge(
 
     Raises:
       TypeError: if *fn* is a coroutine object or not callable, or *delay* or
-        *attempts* has the wrong type.
+        *attempts* has the wrong type, or if calling *fn* returns something
+        that cannot be awaited (a programming error, never a failed attempt:
+        the other attempts are cancelled and the error is raised bare).
       ValueError: if *delay* is negative or not finite, or *attempts* < 1.
       ExceptionGroup: if every attempt raised; it holds their exceptions in
         the order the attempts started.
@@ -276,10 +375,17 @@ async def hedge(
     check_async_callable("fn", fn)
     delay = check_number("delay", delay, minimum=0.0)
     attempts = check_int("attempts", attempts, minimum=1)
+    # Unless fn is an async def function, each attempt's call is made before it
+    # starts (the first before anything starts), so a function that is not
+    # async is a bare TypeError.
+    lazy = _surely_async(fn)
+    call = functools.partial(fn, *args)
+    start = call if lazy else _made(_call("fn", call))
+    misuse: NotAwaitableError | None = None
     async with trio.open_nursery() as nursery:
         contest = _Contest(nursery.cancel_scope, attempts)
         for started in range(1, attempts + 1):
-            nursery.start_soon(_contend, contest, started - 1, fn, *args, name=fn)
+            nursery.start_soon(_contend, contest, started - 1, start, name=fn)
             if started == attempts:
                 break
             if not contest.failures_pending:
@@ -290,6 +396,16 @@ async def hedge(
                 break
             if contest.failures_pending:
                 contest.failures_pending -= 1
+            try:
+                if not lazy:
+                    start = _made(_call("fn", call))
+            except NotAwaitableError as error:
+                # Not a failed attempt: stop the others and raise it bare, below.
+                misuse = error
+                nursery.cancel_scope.cancel()
+                break
+    if misuse is not None:
+        raise misuse
     if contest.won:
         return contest.value  # type: ignore[no-any-return]  # set from an fn returning _T
     raise _all_failed("attempt", contest.errors)

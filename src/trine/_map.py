@@ -12,7 +12,10 @@ one loops: take the next item, ``await fn(item)``, store the result, repeat.
   yield in the middle. An async source's ``__anext__`` can yield, so workers
   take turns through a flag and a :class:`trio.lowlevel.ParkingLot`.
 * Results go straight into a dict keyed by input position (ordered) or a
-  deque (unordered); :func:`map_all` writes into its result list by index.
+  deque (unordered). :func:`map_all` and :func:`for_each` have no consumer:
+  one worker function per way of storing a result (at its item's number in
+  the list, appended, or dropped), so their per-item loop is the hand-written
+  shared-iterator worker's, plus one type check of what ``fn`` returned.
   The consumer is woken only when it is parked and the result it is waiting
   for arrived, so it drains every ready result per wake-up.
 * Backpressure is a window: a worker takes a new item only while fewer than
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 from collections import deque
 from collections.abc import (
     AsyncGenerator,
@@ -38,12 +42,12 @@ from collections.abc import (
     Iterator,
 )
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Final, Generic, TypeVar, final
+from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, final
 
 import trio
 
 from ._policy import SupportsCall, _check_call_guard
-from ._util import check_async_callable, check_int
+from ._util import NotAwaitableError, check_async_callable, check_awaitable, check_bool, check_int
 
 __all__ = ["amap", "for_each", "map_all"]
 
@@ -51,26 +55,42 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 _MISSING: Final[Any] = object()
+_CoroutineType: Final = types.CoroutineType
 
 # A worker whose ``fn`` never yields would otherwise run the whole input
 # without letting another task (or a deadline, or Ctrl-C) in. Every this many
-# items of its own it passes through a full checkpoint; with a ``fn`` that
-# does yield this costs a fraction of a percent.
+# items of its own it passes through a full checkpoint. map_all's workers skip
+# it when other workers took items meanwhile, which they can only have done
+# while this worker was suspended (so it did yield): a worker never runs more
+# than 2 * _YIELD_EVERY items without yielding, and with an ``fn`` that yields
+# the checkpoint (a scheduler trip, ~4 % of such an item) is almost never paid.
 _YIELD_EVERY: Final = 64
 
 
 def _check_items(items: object) -> None:
-    if not isinstance(items, Iterable | AsyncIterable):
-        raise TypeError(f"items must be an iterable or an async iterable, got {items!r}")
+    if isinstance(items, Iterable | AsyncIterable):
+        return
+    if inspect.iscoroutine(items):
+        items.close()  # it will never be awaited: no "never awaited" warning on top
+        raise TypeError(
+            f"items must be an iterable or an async iterable, got the coroutine object {items!r}: "
+            "await it to get the items, or pass an async generator"
+        )
+    raise TypeError(f"items must be an iterable or an async iterable, got {items!r}")
 
 
 def _check_arguments(
-    fn: Callable[[_T], Awaitable[_R]], items: object, limit: object, policy: SupportsCall | None
+    fn: Callable[[_T], Awaitable[_R]],
+    items: object,
+    limit: object,
+    policy: SupportsCall | None,
+    ordered: object = False,
 ) -> Callable[[_T], Awaitable[_R]]:
     """Validate the arguments; return the function the workers call for each item."""
+    _check_items(items)  # first, so that a coroutine given as items is closed
     check_async_callable("fn", fn)
     check_int("limit", limit)
-    _check_items(items)
+    check_bool("ordered", ordered)
     if policy is None:
         return fn
     _check_call_guard("policy", policy)
@@ -118,8 +138,34 @@ def _is_async(items: Iterable[_T] | AsyncIterable[_T]) -> bool:
     return not isinstance(items, Iterable) or isinstance(items, AsyncIterable)
 
 
+class _Workers:
+    """What every worker of one map shares about a ``fn`` that is not async."""
+
+    __slots__ = ("_misused",)
+
+    def __init__(self) -> None:
+        self._misused = False
+
+    def _awaitable(self, result: object) -> Awaitable[Any]:
+        """*result*, what ``fn(item)`` returned when it is not a coroutine, if it can be awaited.
+
+        Workers call this only off the fast path (``type(result)`` is not a
+        coroutine). The first worker to find a non-awaitable raises
+        :exc:`NotAwaitableError`, which cancels the map; a worker that finds
+        one after it waits for that cancellation instead of raising the same
+        error again, so the nursery's group holds it once.
+        """
+        try:
+            return check_awaitable("fn", result)
+        except NotAwaitableError:
+            if self._misused:
+                return trio.sleep_forever()  # noqa: ASYNC105  # the worker awaits it at once
+            self._misused = True
+            raise
+
+
 @final
-class _MapResults(Generic[_R]):
+class _MapResults(_Workers, Generic[_R]):
     """The async iterator that :func:`amap` yields; also the workers' shared state."""
 
     __slots__ = (
@@ -150,6 +196,7 @@ class _MapResults(Generic[_R]):
         ordered: bool,
         nursery: trio.Nursery,
     ) -> None:
+        super().__init__()
         self._fn = fn
         self._ordered = ordered
         self._nursery = nursery
@@ -217,11 +264,15 @@ class _MapResults(Generic[_R]):
         fn = self._fn
         source = self._source
         assert source is not None
-        count = 0
+        left = _YIELD_EVERY
         while True:
-            self._deliver(index, await fn(item))
-            count += 1
-            if count % _YIELD_EVERY == 0:
+            awaitable = fn(item)
+            if type(awaitable) is not _CoroutineType:
+                awaitable = self._awaitable(awaitable)
+            self._deliver(index, await awaitable)
+            left -= 1
+            if not left:
+                left = _YIELD_EVERY
                 await trio.lowlevel.checkpoint()
             while self._taken - self._yielded >= self._window and not self._exhausted:
                 await self._room.park()
@@ -241,7 +292,7 @@ class _MapResults(Generic[_R]):
         fn = self._fn
         source = self._async_source
         assert source is not None
-        count = 0
+        left = _YIELD_EVERY
         while True:
             await source.acquire()
             try:
@@ -259,9 +310,13 @@ class _MapResults(Generic[_R]):
             self._taken += 1
             if self._workers_left:
                 self._spawn(self._async_worker)
-            self._deliver(index, await fn(item))
-            count += 1
-            if count % _YIELD_EVERY == 0:
+            awaitable = fn(item)
+            if type(awaitable) is not _CoroutineType:
+                awaitable = self._awaitable(awaitable)
+            self._deliver(index, await awaitable)
+            left -= 1
+            if not left:
+                left = _YIELD_EVERY
                 await trio.lowlevel.checkpoint()
         self._exhausted = True
         self._room.unpark_all()
@@ -354,11 +409,19 @@ def amap(
     propagates out of the block as Trio's nurseries propagate errors: inside a
     strict :exc:`ExceptionGroup` (catch it with ``except*``).
 
+    An exception raised by the block itself is another matter: the block is
+    a context manager's body, not a nursery's, so its exception cancels the
+    calls and then leaves the block as itself, bare, with its own traceback,
+    ``__cause__`` and ``__context__`` -- as from :meth:`Pipeline.open()
+    <trine.Pipeline.open>`. (Only when ``fn`` failed too, at the same time,
+    does the nursery's group come out, holding both.)
+
     Each step of ``async for`` is a cancellation point; it yields to the
     scheduler when it has to wait for a result.
 
     Args:
-      fn: an async function of one argument (pass the function, not ``fn(x)``).
+      fn: an async function of one argument (pass the function, not ``fn(x)``),
+        or any callable returning an awaitable (``lambda x: fetch(x, retries=2)``).
       items: an iterable or async iterable of arguments for *fn*.
       limit: the most calls of *fn* to run at once (>= 1).
       ordered: yield results in the order of *items* (true) or as they finish.
@@ -372,14 +435,17 @@ def amap(
       results. It can be iterated once, inside the block.
 
     Raises:
-      TypeError: *fn* is not an async function (or is a coroutine object),
-        *limit* is not an int, or *items* is not iterable.
+      TypeError: at the call, if *fn* is not callable (or is a coroutine
+        object), *limit* is not an int, *ordered* is not a bool, or *items*
+        is not iterable (a coroutine given as *items* is closed). In the
+        block's :exc:`ExceptionGroup`, once, if calling *fn* returned
+        something that cannot be awaited (*fn* is not an async function).
       ValueError: *limit* is less than 1.
       ExceptionGroup: from the block, holding the first exception that *fn*
         or *items* raised.
     """
-    call = _check_arguments(fn, items, limit, policy)
-    return _amap(call, items, limit=limit, ordered=bool(ordered))
+    call = _check_arguments(fn, items, limit, policy, ordered)
+    return _amap(call, items, limit=limit, ordered=ordered)
 
 
 @asynccontextmanager
@@ -391,18 +457,44 @@ async def _amap(
     ordered: bool,
 ) -> AsyncGenerator[AsyncIterator[_R]]:
     results: _MapResults[_R] | None = None
+    raised: BaseException | None = None  # what the block itself raised
     try:
         async with trio.open_nursery() as nursery:
             results = _MapResults(fn, limit=limit, ordered=ordered, nursery=nursery)
             try:
                 results.start(items)
-                yield results
+                try:
+                    yield results
+                except BaseException as exc:
+                    raised = exc
+                    raise
             finally:
                 results._close()
                 nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The block is read as a context manager's, not a nursery's: when the
+        # group holds the block's own exception and otherwise only the
+        # workers' Cancelled (an outer scope's cancellation, which goes on),
+        # that exception leaves as itself, below. A failure of fn or items
+        # keeps the group, as a nursery gives it.
+        if not _only_raised_by_the_block(group, raised):
+            raise
     finally:
         if results is not None:
             await _close_source(results._source, results._async_source)
+    if raised is not None:
+        # Outside the except clause, so its __context__ stays its own. The
+        # nursery may have absorbed it (a Cancelled): it is raised all the same.
+        raise raised
+
+
+def _only_raised_by_the_block(
+    group: BaseExceptionGroup[BaseException], raised: BaseException | None
+) -> bool:
+    """Whether *group* holds *raised* and, besides it, only :exc:`trio.Cancelled`."""
+    if raised is None or not any(error is raised for error in group.exceptions):
+        return False
+    return all(error is raised or isinstance(error, trio.Cancelled) for error in group.exceptions)
 
 
 async def _close_source(
@@ -442,7 +534,8 @@ async def map_all(
     write into the list directly, with no iterator in between.
 
     Args:
-      fn: an async function of one argument.
+      fn: an async function of one argument, or any callable returning an
+        awaitable.
       items: an iterable or async iterable of arguments for *fn*.
       limit: the most calls of *fn* to run at once (>= 1).
       ordered: keep the order of *items* (true) or the order of completion.
@@ -455,15 +548,19 @@ async def map_all(
       The results of *fn*, one per item.
 
     Raises:
-      TypeError: *fn* is not an async function (or is a coroutine object),
-        *limit* is not an int, or *items* is not iterable.
+      TypeError: at the call, if *fn* is not callable (or is a coroutine
+        object), *limit* is not an int, *ordered* is not a bool, or *items*
+        is not iterable (a coroutine given as *items* is closed). In an
+        :exc:`ExceptionGroup`, once, if calling *fn* returned something that
+        cannot be awaited (*fn* is not an async function).
       ValueError: *limit* is less than 1.
       ExceptionGroup: holding the first exception that *fn* or *items* raised.
     """
-    call = _check_arguments(fn, items, limit, policy)
-    results: list[_R] = []
-    await _run_all(call, items, limit, results, ordered=bool(ordered))
-    return results
+    call = _check_arguments(fn, items, limit, policy, ordered)
+    run = _Run(call, items, limit, "ordered" if ordered else "unordered")
+    await run.run()
+    assert run.results is not None
+    return run.results
 
 
 async def for_each(
@@ -485,7 +582,8 @@ async def for_each(
     :exc:`ExceptionGroup`.
 
     Args:
-      fn: an async function of one argument.
+      fn: an async function of one argument, or any callable returning an
+        awaitable.
       items: an iterable or async iterable of arguments for *fn*.
       limit: the most calls of *fn* to run at once (>= 1).
       policy: a :class:`~trine.Policy` (or anything with ``async call(fn, *args)``)
@@ -494,104 +592,255 @@ async def for_each(
         per item. *limit* still bounds the calls in flight.
 
     Raises:
-      TypeError: *fn* is not an async function (or is a coroutine object),
-        *limit* is not an int, or *items* is not iterable.
+      TypeError: at the call, if *fn* is not callable (or is a coroutine
+        object), *limit* is not an int, or *items* is not iterable (a
+        coroutine given as *items* is closed). In an :exc:`ExceptionGroup`,
+        once, if calling *fn* returned something that cannot be awaited
+        (*fn* is not an async function).
       ValueError: *limit* is less than 1.
       ExceptionGroup: holding the first exception that *fn* or *items* raised.
     """
     call = _check_arguments(fn, items, limit, policy)
-    await _run_all(call, items, limit, None, ordered=False)
+    await _Run(call, items, limit, "discard").run()
 
 
-async def _run_all(
-    fn: Callable[[_T], Awaitable[Any]],
-    items: Iterable[_T] | AsyncIterable[_T],
-    limit: int,
-    results: list[Any] | None,
-    *,
-    ordered: bool,
-) -> None:
-    """Run *fn* on every item in at most *limit* workers (no window, no consumer).
+_Mode: TypeAlias = Literal["ordered", "unordered", "discard"]
 
-    With *results* a list, each result is stored in it: at the position its
-    item was taken at (*ordered*), or appended as it comes. A slot is
-    reserved when the item is taken, so the list is in input order.
+# map_all preallocates its result list up to this many slots when the input
+# says how long it is; past it (or for a generator) the list grows by doubling.
+_MOST_PREALLOCATED: Final = 1 << 16
+
+
+@final
+class _Run(_Workers):
+    """One run of :func:`map_all` or :func:`for_each`: at most *limit* workers, no consumer.
+
+    Each worker takes the next item straight from the shared iterator, awaits
+    ``fn(item)`` and stores the result; there is one worker function per way
+    of storing (*mode*), so an item costs its call of ``fn`` and nothing the
+    hand-written worker loop would not also pay. ``"ordered"`` writes each
+    result at its item's position (the items are numbered by one shared
+    :func:`enumerate`), ``"unordered"`` appends it, ``"discard"`` drops it.
     """
-    in_order = results is not None and ordered
-    placeholder: Any = None
-    is_async = _is_async(items)
-    source: Iterator[_T] | None = None if is_async else iter(items)  # type: ignore[arg-type]
-    async_source = _AsyncSource(aiter(items)) if is_async else None  # type: ignore[arg-type]
-    workers_left = limit
 
-    async def call(index: int, item: _T) -> None:
-        if results is None:
-            await fn(item)
-        elif in_order:
-            results[index] = await fn(item)
+    __slots__ = (
+        "_async_source",
+        "_fn",
+        "_limit",
+        "_mode",
+        "_numbered",
+        "_source",
+        "_taken",
+        "results",
+    )
+
+    def __init__(
+        self,
+        fn: Callable[[Any], Awaitable[Any]],
+        items: Iterable[Any] | AsyncIterable[Any],
+        limit: int,
+        mode: _Mode,
+    ) -> None:
+        super().__init__()
+        self._fn = fn
+        self._limit = limit
+        self._mode = mode
+        self._taken = 0  # items taken from an async source
+        self._source: Iterator[Any] | None = None
+        self._numbered: Iterator[tuple[int, Any]] | None = None  # the items numbered, if used
+        self._async_source: _AsyncSource[Any] | None = None
+        self.results: list[Any] | None = None if mode == "discard" else []
+        if _is_async(items):
+            self._async_source = _AsyncSource(aiter(items))  # type: ignore[arg-type]
         else:
-            results.append(await fn(item))
+            self._source = iter(items)  # type: ignore[arg-type]
+            if mode == "ordered":
+                self.results = [_MISSING] * _known_length(items)
 
-    async def sync_worker(index: int, item: _T) -> None:
+    async def run(self) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                if self._async_source is not None:
+                    self._limit -= 1
+                    nursery.start_soon(self._async_worker, nursery)
+                elif not self._start_sync_workers(nursery):
+                    # An empty input starts no task; the call is still a checkpoint.
+                    await trio.lowlevel.checkpoint()
+        finally:
+            await _close_source(self._source, self._async_source)
+        if self._mode == "ordered":
+            _drop_spare_slots(self.results)  # type: ignore[arg-type]
+
+    def _start_sync_workers(self, nursery: trio.Nursery) -> int:
+        """Start a worker for each of the first *limit* items (fewer if there are fewer)."""
+        source = self._source
         assert source is not None
-        count = 0
-        while True:
-            await call(index, item)
-            count += 1
-            if count % _YIELD_EVERY == 0:
-                await trio.lowlevel.checkpoint()
-            try:
-                item = next(source)
-            except StopIteration:
-                return
-            if in_order:
-                index = len(results)  # type: ignore[arg-type]
-                results.append(placeholder)  # type: ignore[union-attr]
+        started = 0
+        if self._mode == "unordered":
+            for item in source:
+                nursery.start_soon(self._unordered_worker, item)
+                started += 1
+                if started == self._limit:
+                    break
+        else:
+            worker = self._ordered_worker if self._mode == "ordered" else self._discard_worker
+            numbered = self._numbered = enumerate(source)
+            for index, item in numbered:
+                nursery.start_soon(worker, index, item)
+                started += 1
+                if started == self._limit:
+                    break
+        return started
 
-    async def async_worker() -> None:
-        nonlocal workers_left
-        assert async_source is not None
-        count = 0
+    # The three sync workers differ only in their store line. Each takes the
+    # next item with a for loop over the shared iterator (its C-level next,
+    # cheaper than calling next()). ``left`` counts down the worker's own
+    # items to the next _YIELD_EVERY check, and ``mark`` is how far the shared
+    # count (item numbers, or results appended) had got when the stretch began.
+
+    async def _ordered_worker(self, index: int, item: Any) -> None:
+        fn = self._fn
+        numbered = self._numbered
+        results = self.results
+        assert numbered is not None
+        assert results is not None
+        left = _YIELD_EVERY
+        mark = index
         while True:
-            await async_source.acquire()
+            awaitable = fn(item)
+            if type(awaitable) is not _CoroutineType:
+                awaitable = self._awaitable(awaitable)
+            result = await awaitable
             try:
-                if async_source.exhausted:
+                results[index] = result
+            except IndexError:
+                _grow(results, index)
+                results[index] = result
+            left -= 1
+            if not left:
+                if index - mark < _YIELD_EVERY:  # no one else took an item: we never yielded
+                    await trio.lowlevel.checkpoint()
+                left = _YIELD_EVERY
+                mark = index + 1
+            for index, item in numbered:  # noqa: B007  # takes the next item, cheaper than next()
+                break
+            else:
+                return
+
+    async def _unordered_worker(self, item: Any) -> None:
+        fn = self._fn
+        source = self._source
+        results = self.results
+        assert source is not None
+        assert results is not None
+        left = _YIELD_EVERY
+        mark = len(results)
+        while True:
+            awaitable = fn(item)
+            if type(awaitable) is not _CoroutineType:
+                awaitable = self._awaitable(awaitable)
+            results.append(await awaitable)
+            left -= 1
+            if not left:
+                if len(results) - mark <= _YIELD_EVERY:  # no one else finished one
+                    await trio.lowlevel.checkpoint()
+                left = _YIELD_EVERY
+                mark = len(results)
+            for item in source:  # noqa: B007  # takes the next item, cheaper than next()
+                break
+            else:
+                return
+
+    async def _discard_worker(self, index: int, item: Any) -> None:
+        fn = self._fn
+        numbered = self._numbered
+        assert numbered is not None
+        left = _YIELD_EVERY
+        mark = index
+        while True:
+            awaitable = fn(item)
+            if type(awaitable) is not _CoroutineType:
+                awaitable = self._awaitable(awaitable)
+            await awaitable
+            left -= 1
+            if not left:
+                if index - mark < _YIELD_EVERY:  # no one else took an item: we never yielded
+                    await trio.lowlevel.checkpoint()
+                left = _YIELD_EVERY
+                mark = index + 1
+            for index, item in numbered:  # noqa: B007  # takes the next item, cheaper than next()
+                break
+            else:
+                return
+
+    async def _async_worker(self, nursery: trio.Nursery) -> None:
+        """Take turns at the async source; start the next worker once an item came."""
+        fn = self._fn
+        source = self._async_source
+        results = self.results
+        mode = self._mode
+        assert source is not None
+        left = _YIELD_EVERY
+        while True:
+            await source.acquire()
+            try:
+                if source.exhausted:
                     return
                 try:
-                    item = await async_source.next()
+                    item = await source.next()
                 except StopAsyncIteration:
                     return
             finally:
-                async_source.release()
-            index = 0
-            if in_order:
-                index = len(results)  # type: ignore[arg-type]
-                results.append(placeholder)  # type: ignore[union-attr]
-            if workers_left:
-                workers_left -= 1
-                nursery.start_soon(async_worker)
-            await call(index, item)
-            count += 1
-            if count % _YIELD_EVERY == 0:
+                source.release()
+            index = self._taken
+            self._taken += 1
+            if self._limit:
+                self._limit -= 1
+                nursery.start_soon(self._async_worker, nursery)
+            awaitable = fn(item)
+            if type(awaitable) is not _CoroutineType:
+                awaitable = self._awaitable(awaitable)
+            result = await awaitable
+            if mode == "ordered":
+                assert results is not None
+                if index >= len(results):
+                    _grow(results, index)
+                results[index] = result
+            elif mode == "unordered":
+                assert results is not None
+                results.append(result)
+            left -= 1
+            if not left:
+                left = _YIELD_EVERY
                 await trio.lowlevel.checkpoint()
 
-    try:
-        async with trio.open_nursery() as nursery:
-            if async_source is not None:
-                workers_left -= 1
-                nursery.start_soon(async_worker)
-            else:
-                assert source is not None
-                started = 0
-                for item in source:
-                    if in_order:
-                        results.append(placeholder)  # type: ignore[union-attr]
-                    nursery.start_soon(sync_worker, started, item)
-                    started += 1
-                    if started == limit:
-                        break
-                if not started:
-                    # An empty input starts no task; the call is still a checkpoint.
-                    await trio.lowlevel.checkpoint()
-    finally:
-        await _close_source(source, async_source)
+
+def _known_length(items: object) -> int:
+    """How many slots to preallocate: ``len(items)`` for a list, tuple or range, up to a cap."""
+    if type(items) in (list, tuple, range):
+        try:
+            return min(len(items), _MOST_PREALLOCATED)  # type: ignore[arg-type]
+        except OverflowError:  # a range longer than sys.maxsize
+            return _MOST_PREALLOCATED
+    return 0
+
+
+def _grow(results: list[Any], index: int) -> None:
+    """Make room for slot *index* (at least doubling, so growing costs O(1) per item)."""
+    results.extend([_MISSING] * max(index + 1 - len(results), len(results)))
+
+
+def _drop_spare_slots(results: list[Any]) -> None:
+    """Cut the unfilled slots off the end of a finished ordered result list.
+
+    Every item's slot is filled once the run ends, so the filled slots are a
+    prefix: a binary search finds its end.
+    """
+    low, high = 0, len(results)
+    while low < high:
+        middle = (low + high) // 2
+        if results[middle] is _MISSING:
+            high = middle
+        else:
+            low = middle + 1
+    del results[low:]
