@@ -4,19 +4,50 @@ A limiter implements :class:`_Core` (``_acquire``, ``_acquire_nowait``,
 ``_release``); :class:`_Hold` and :class:`_HoldNowait` pair each acquire with
 its release, with KeyboardInterrupt protection on both sides, so a Ctrl-C can
 never land between taking a slot and recording that it was taken.
+
+Leaving is synchronous, even in ``async with``: ``_Hold.__aexit__`` gives the
+slot back inside the call that ``async with`` makes and returns an awaitable
+that is already done. Python checks for signals right after that call and
+before awaiting its result, so with an ``async def __aexit__`` a Ctrl-C
+landing there would find the release not yet started, and the slot would
+stay taken for ever (Trio's own primitives have that window). Here it finds
+the slot already back. :class:`_TrioHold` gives Trio's primitives the same
+exit where trine enters them itself (:func:`~trine.acquire_all`).
 """
 
 from __future__ import annotations
 
 import heapq
+import types
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Coroutine, Generator, Hashable
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeVar, final
+from typing import Any, Generic, Protocol, TypeAlias, TypeVar, cast, final
 
+import trio
 from trio.lowlevel import Abort, Task, enable_ki_protection, reschedule
 
 _T = TypeVar("_T")
+
+TrioLimiter: TypeAlias = trio.CapacityLimiter | trio.Semaphore | trio.Lock | trio.StrictFIFOLock
+_TRIO_LIMITERS = (trio.CapacityLimiter, trio.Semaphore, trio.Lock, trio.StrictFIFOLock)
+
+
+@types.coroutine
+def _finished() -> Generator[None, None, None]:
+    return
+    yield  # a generator function, which types.coroutine makes awaitable
+
+
+_done = _finished()
+for _ in _done:  # run it to the end: awaiting it again returns None at once
+    pass
+_DONE = cast("Coroutine[Any, Any, None]", _done)
+"""What a synchronous ``__aexit__`` returns: awaiting it returns ``None`` at once.
+
+An exhausted generator-based coroutine can be awaited any number of times by
+any number of tasks (a native coroutine could be awaited only once).
+"""
 
 _WAITING = 0
 _GRANTED = 1
@@ -83,13 +114,39 @@ class _Hold(Generic[_T]):
         return held
 
     @enable_ki_protection
-    async def __aexit__(
+    def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc_value: BaseException | None,
         traceback: TracebackType | None,
-    ) -> None:
+    ) -> Coroutine[Any, Any, None]:
+        # Synchronous on purpose: see the module docstring.
         self._core._release(self._arg, self._held, exc_value)
+        return _DONE
+
+
+@final
+class _TrioHold:
+    """``async with`` a Trio primitive, left synchronously as :class:`_Hold` is."""
+
+    __slots__ = ("_limiter",)
+
+    def __init__(self, limiter: TrioLimiter) -> None:
+        self._limiter = limiter
+
+    @enable_ki_protection
+    async def __aenter__(self) -> None:
+        await self._limiter.acquire()
+
+    @enable_ki_protection
+    def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> Coroutine[Any, Any, None]:
+        self._limiter.release()
+        return _DONE
 
 
 @final

@@ -9,6 +9,7 @@ from typing import Protocol, TypeAlias
 
 import trio
 
+from ._hold import _TRIO_LIMITERS
 from ._keyed import KeyedLimiter
 
 __all__ = ["Limiter", "LimiterLike", "hold_opener", "open_hold"]
@@ -34,8 +35,6 @@ LimiterLike: TypeAlias = (
     Limiter | trio.CapacityLimiter | trio.Semaphore | trio.Lock | trio.StrictFIFOLock
 )
 """What functions that take a limiter accept (see :func:`open_hold`)."""
-
-_TRIO_LIMITERS = (trio.CapacityLimiter, trio.Semaphore, trio.Lock, trio.StrictFIFOLock)
 
 
 def _check_limiter(limiter: object, name: str) -> None:
