@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Coroutine
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
@@ -10,6 +11,7 @@ from typing import Any, final
 import trio
 from trio.lowlevel import enable_ki_protection
 
+from ._adaptive import AdaptiveLimiter
 from ._bulkhead import Bulkhead
 from ._hold import _DONE, _TRIO_LIMITERS, _Hold, _TrioHold
 from ._keyed import _KeyedLimiterView
@@ -24,6 +26,8 @@ __all__ = ["acquire_all"]
 _PLAIN_HOLDS: frozenset[type] = frozenset(
     {Bulkhead, PriorityLimiter, WeightedSemaphore, _KeyedLimiterView}
 )
+# Every trine limiter whose hold() takes no argument: nothing to check.
+_TRINE_LIMITERS: frozenset[type] = _PLAIN_HOLDS | {AdaptiveLimiter}
 
 
 def _order_key(limiter: object) -> tuple[int, int]:
@@ -65,42 +69,38 @@ def acquire_all(*limiters: LimiterLike) -> AbstractAsyncContextManager[None]:
       TypeError: if an argument is not a limiter, naming its position.
       ValueError: if the same limiter is passed twice.
     """
-    if len(limiters) == 1:
-        return _acquire_one(limiters[0])
-    seen: dict[tuple[int, int], int] = {}
+    if len(limiters) == 1:  # the fast path: nothing to order, no second layer
+        (limiter,) = limiters
+        if isinstance(limiter, _TRIO_LIMITERS):
+            return _TrioHold(limiter)
+        if type(limiter) in _PLAIN_HOLDS:
+            return limiter.hold()  # type: ignore[return-value]  # a _Hold entered as None
+        _check_limiter(limiter, "limiters[0]")
+        # Yours, or an AdaptiveLimiter: the general path, which enters as None
+        # and never lets the hold's __aexit__ swallow an error.
+        return _AcquireAll([limiter])
+    ordered: list[tuple[tuple[int, int], int, LimiterLike]] = []
     for index, limiter in enumerate(limiters):
-        _check_limiter(limiter, f"limiters[{index}]")
-        key = _order_key(limiter)
-        if key in seen:
+        if not isinstance(limiter, _TRIO_LIMITERS) and type(limiter) not in _TRINE_LIMITERS:
+            _check_limiter(limiter, f"limiters[{index}]")
+        ordered.append((_order_key(limiter), index, limiter))
+    ordered.sort()  # by identity; equal identities end up side by side, by position
+    for (key, first, _), (next_key, index, _) in itertools.pairwise(ordered):
+        if key == next_key:
             raise ValueError(
-                f"limiters[{index}] is the same limiter as limiters[{seen[key]}]: "
-                "pass each one once"
+                f"limiters[{index}] is the same limiter as limiters[{first}]: pass each one once"
             )
-        seen[key] = index
-    return _AcquireAll(sorted(limiters, key=_order_key))
-
-
-def _acquire_one(limiter: LimiterLike) -> AbstractAsyncContextManager[None]:
-    """The fast path of :func:`acquire_all`: one limiter, nothing to order."""
-    if isinstance(limiter, _TRIO_LIMITERS):
-        return _TrioHold(limiter)
-    if type(limiter) in _PLAIN_HOLDS:
-        return limiter.hold()  # type: ignore[return-value]  # a _Hold entered as None
-    _check_limiter(limiter, "limiters[0]")
-    # Yours, or an AdaptiveLimiter: one layer more, which enters as None and
-    # never lets the hold's __aexit__ swallow an error.
-    return _AcquireAll([limiter])
-
-
-def _open(limiter: LimiterLike) -> AbstractAsyncContextManager[object]:
-    if isinstance(limiter, _TRIO_LIMITERS):
-        return _TrioHold(limiter)
-    return limiter.hold()
+    return _AcquireAll([limiter for _, _, limiter in ordered])
 
 
 @final
 class _AcquireAll:
-    """The context manager :func:`acquire_all` returns."""
+    """The context manager :func:`acquire_all` returns.
+
+    What it has taken is a list of Trio primitives (left by ``release()``),
+    trine holds (left by their synchronous ``__aexit__``) and your limiters'
+    holds (left by awaiting their ``__aexit__``).
+    """
 
     __slots__ = ("_holds", "_leave_at_once", "_limiters")
 
@@ -115,16 +115,22 @@ class _AcquireAll:
             await trio.lowlevel.checkpoint()
             return
         holds: list[AbstractAsyncContextManager[object]] = []
+        leave_at_once = True
         try:
             for limiter in self._limiters:
-                hold = _open(limiter)
-                await hold.__aenter__()
-                holds.append(hold)
+                if isinstance(limiter, _TRIO_LIMITERS):
+                    await limiter.acquire()
+                    holds.append(limiter)
+                else:
+                    hold = limiter.hold()
+                    await hold.__aenter__()
+                    holds.append(hold)
+                    leave_at_once = leave_at_once and type(hold) is _Hold
         except BaseException as error:
             await _release_all(holds, error)
             raise
         self._holds = holds
-        self._leave_at_once = all(type(hold) in (_Hold, _TrioHold) for hold in holds)
+        self._leave_at_once = leave_at_once
 
     @enable_ki_protection
     def __aexit__(
@@ -135,32 +141,30 @@ class _AcquireAll:
     ) -> Coroutine[Any, Any, None]:
         holds, self._holds = self._holds, []
         if self._leave_at_once:
-            # trine's and Trio's holds are left synchronously (see _hold), so
-            # everything is given back inside this call.
-            _release_now(holds, exc_value)
+            # Trio's primitives and trine's holds are left synchronously (see
+            # _hold), so everything is given back inside this call.
+            _release_now(holds, exc_type, exc_value, traceback)
             return _DONE
         return _release_all(holds, exc_value)
 
 
-def _exit_details(
-    error: BaseException | None,
-) -> tuple[type[BaseException] | None, BaseException | None, TracebackType | None]:
-    if error is None:
-        return None, None, None
-    return type(error), error, error.__traceback__
-
-
 def _release_now(
-    holds: list[AbstractAsyncContextManager[object]], error: BaseException | None
+    holds: list[AbstractAsyncContextManager[object]],
+    exc_type: type[BaseException] | None,
+    exc_value: BaseException | None,
+    traceback: TracebackType | None,
 ) -> None:
-    """Leave holds whose ``__aexit__`` is synchronous, last first, each even if another raises."""
-    if not holds:
-        return
-    hold = holds.pop()
-    try:
-        _ = hold.__aexit__(*_exit_details(error))  # returns _DONE: nothing to await
-    finally:
-        _release_now(holds, error)
+    """Leave Trio primitives and trine holds, last first, each even if leaving another raises."""
+    while holds:
+        hold = holds.pop()
+        try:
+            if isinstance(hold, _TRIO_LIMITERS):
+                hold.release()
+            else:
+                _ = hold.__aexit__(exc_type, exc_value, traceback)  # _DONE: nothing to await
+        except BaseException:
+            _release_now(holds, exc_type, exc_value, traceback)
+            raise
 
 
 @enable_ki_protection  # awaited by the caller's frame, once __aexit__ has returned it
@@ -172,6 +176,10 @@ async def _release_all(
         return
     hold = holds.pop()
     try:
-        await hold.__aexit__(*_exit_details(error))
+        await hold.__aexit__(
+            None if error is None else type(error),
+            error,
+            None if error is None else error.__traceback__,
+        )
     finally:
         await _release_all(holds, error)

@@ -102,7 +102,9 @@ class AdaptiveLimiter:
     An exception raised inside ``hold()`` is a failure; so is a call marked
     with :meth:`AdaptivePermit.mark_failure`. A cancelled call is neither:
     it is not a sample at all. Durations are measured on the Trio clock,
-    from entry (after any wait) to exit.
+    from the moment a call is admitted to its exit: from entry, or, for a
+    call that waited, from the release that handed it its slot, whose clock
+    reading ends one sample and starts the next.
 
     **In use.** A call *saw the limit in use* if, counting itself, at least
     ``limit`` calls were inside when it entered, or tasks were waiting when
@@ -190,6 +192,7 @@ class AdaptiveLimiter:
     _slow_calls: int = attrs.field(default=0, init=False)
     _last_rtt: float | None = attrs.field(default=None, init=False)
     _long_rtt: float | None = attrs.field(default=None, init=False)
+    _long_weight: float = attrs.field(default=0.0, init=False)  # 2 / (long_window + 1)
 
     def __attrs_post_init__(self) -> None:
         check_int("initial", self._initial)
@@ -222,6 +225,7 @@ class AdaptiveLimiter:
             raise ValueError(f"smoothing must be <= 1, got {self._smoothing!r}")
         self._queue_size = check_number("queue_size", self._queue_size)
         check_int("long_window", self._long_window)
+        self._long_weight = 2.0 / (self._long_window + 1)
         self._limit = self._initial
         self._estimate = float(self._initial)
 
@@ -280,7 +284,10 @@ class AdaptiveLimiter:
     async def _acquire(self, arg: None) -> AdaptivePermit:
         await checkpoint_if_cancelled()
         if not self._waiters and self._in_flight < self._limit:
-            permit = self._permit()
+            # _permit(), inlined: this is the hot path.
+            self._in_flight = in_flight = self._in_flight + 1
+            self._admissions = admissions = self._admissions + 1
+            permit = AdaptivePermit(trio.current_time(), admissions, in_flight >= self._limit)
             await cancel_shielded_checkpoint()
             return permit
         waiter = _Waiter(current_task())
@@ -290,26 +297,31 @@ class AdaptiveLimiter:
             return _fifo_abort(self._waiters, waiter)
 
         await wait_task_rescheduled(abort)
-        # _wake counted us in flight and numbered us; the clock starts now, not
-        # while we waited. Having waited, we saw the limit in use.
-        return AdaptivePermit(trio.current_time(), waiter.arrival, True)
+        # _wake counted us in flight, numbered us and stamped the moment our
+        # wait ended with the clock reading of the release that ended it (one
+        # reading serves both holds). Having waited, we saw the limit in use.
+        return AdaptivePermit(waiter.start, waiter.arrival, True)
 
     def _release(self, arg: None, permit: AdaptivePermit, error: BaseException | None) -> None:
+        now = None
         if error is None or not _is_cancellation(error):
             failed = permit._failed or isinstance(error, Exception)
             if error is None or failed:  # KeyboardInterrupt and such: no sample
+                now = trio.current_time()
                 saturated = permit._saturated or bool(self._waiters)
-                self._sample(trio.current_time() - permit._start, failed, saturated, permit)
+                self._sample(now - permit._start, failed, saturated, permit)
         self._in_flight -= 1
-        self._wake()
+        if self._waiters:
+            self._wake(trio.current_time() if now is None else now)
 
-    def _wake(self) -> None:
+    def _wake(self, now: float) -> None:
         waiters = self._waiters
         while waiters and self._in_flight < self._limit:
             waiter, _ = waiters.popitem(last=False)
             self._in_flight += 1
             self._admissions += 1
             waiter.arrival = self._admissions  # admitted before any later decrease
+            waiter.start = now
             _grant(waiter)
 
     def _sample(self, rtt: float, failed: bool, saturated: bool, permit: AdaptivePermit) -> None:
@@ -336,8 +348,13 @@ class AdaptiveLimiter:
                 return
         else:
             estimate = self._gradient_estimate(rtt, failed, drop, saturated)
-        self._estimate = float(min(max(estimate, self._min_limit), self._max_limit))
-        self._limit = math.floor(self._estimate)
+        # Comparisons rather than min()/max(): this runs once per hold.
+        if estimate < self._min_limit:
+            estimate = self._min_limit
+        elif estimate > self._max_limit:
+            estimate = self._max_limit
+        self._estimate = float(estimate)
+        self._limit = math.floor(estimate)
 
     def _gradient_estimate(self, rtt: float, failed: bool, drop: bool, saturated: bool) -> float:
         long_rtt = self._long_rtt
@@ -345,8 +362,8 @@ class AdaptiveLimiter:
             if long_rtt is None:
                 long_rtt = rtt
             else:
-                long_rtt += (rtt - long_rtt) * 2.0 / (self._long_window + 1)
-                if rtt > 0 and long_rtt / rtt > 2.0:
+                long_rtt += (rtt - long_rtt) * self._long_weight
+                if rtt > 0 and long_rtt > 2.0 * rtt:
                     long_rtt *= 0.95  # latency fell: let the baseline follow
             self._long_rtt = long_rtt
         estimate = self._estimate
@@ -355,10 +372,14 @@ class AdaptiveLimiter:
         elif rtt <= 0:
             gradient = 1.0
         else:
-            gradient = min(max(self._tolerance * long_rtt / rtt, 0.5), 1.0)
+            gradient = self._tolerance * long_rtt / rtt
+            if gradient > 1.0:
+                gradient = 1.0
+            elif gradient < 0.5:
+                gradient = 0.5
         target = estimate * gradient
         if gradient == 1.0 and saturated:
             target += self._queue_size
-        if not saturated:
-            target = min(target, estimate)
+        if not saturated and target > estimate:
+            target = estimate
         return estimate * (1.0 - self._smoothing) + target * self._smoothing

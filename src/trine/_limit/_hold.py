@@ -71,7 +71,7 @@ def _sweep(heap: list[Any], waiting: int) -> None:
 class _Waiter:
     """One task parked in a limiter's queue."""
 
-    __slots__ = ("arrival", "key", "ready", "state", "task", "weight")
+    __slots__ = ("arrival", "key", "ready", "start", "state", "task", "weight")
 
     def __init__(self, task: Task, weight: int = 1, key: Hashable = None, arrival: int = 0) -> None:
         self.task = task
@@ -80,6 +80,7 @@ class _Waiter:
         self.arrival = arrival
         self.state = _WAITING
         self.ready = False
+        self.start = 0.0  # when it was granted (AdaptiveLimiter)
 
 
 def _grant(waiter: _Waiter) -> None:
