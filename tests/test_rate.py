@@ -202,6 +202,22 @@ async def test_rate_cancelled_middle_waiter_does_not_delay(autojump_clock: objec
     assert recorder.admitted == {0: 0.0, 1: 1.0, 3: 2.0}
 
 
+async def test_rate_head_cancelled_at_the_instant_it_is_due_takes_nothing(
+    autojump_clock: object,
+) -> None:
+    """The head's patience ends exactly when it is due: cancelled, it took nothing; the next goes."""
+    recorder = Recorder(RateLimiter(1))
+    await recorder.limiter.acquire()
+    async with trio.open_nursery() as nursery:
+        impatient = await recorder.start(nursery, "impatient")
+        impatient.deadline = 1.0  # the instant its slot comes
+        await recorder.start(nursery, "next")
+    assert impatient.cancelled_caught
+    assert recorder.admitted == {"next": 1.0}
+    statistics = recorder.limiter.statistics()
+    assert (statistics.admitted, statistics.tasks_waiting) == (2, 0)
+
+
 async def test_rate_acquire_cancelled_before_it_starts_takes_nothing(
     autojump_clock: object,
 ) -> None:
