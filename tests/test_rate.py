@@ -205,7 +205,7 @@ async def test_rate_cancelled_middle_waiter_does_not_delay(autojump_clock: objec
 async def test_rate_head_cancelled_at_the_instant_it_is_due_takes_nothing(
     autojump_clock: object,
 ) -> None:
-    """The head's patience ends exactly when it is due: cancelled, it took nothing; the next goes."""
+    """Its patience ends exactly when it is due: cancelled, it took nothing; the next goes."""
     recorder = Recorder(RateLimiter(1))
     await recorder.limiter.acquire()
     async with trio.open_nursery() as nursery:
