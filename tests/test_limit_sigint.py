@@ -45,11 +45,12 @@ _RESUME = dis.opmap["RESUME"]
 _JUMP_BACKWARD = dis.opmap["JUMP_BACKWARD"]
 _CALLS = frozenset(dis.opmap[name] for name in ("CALL", "CALL_FUNCTION_EX"))
 
+_CPYTHON_SIGNAL_POINTS = pytest.mark.skipif(
+    sys.version_info[:2] not in ((3, 11), (3, 12)) or sys.implementation.name != "cpython",
+    reason="the signal points are CPython 3.11/3.12's",
+)
+
 pytestmark = [
-    pytest.mark.skipif(
-        sys.version_info[:2] not in ((3, 11), (3, 12)),
-        reason="the signal points are CPython 3.11/3.12's",
-    ),
     # A SIGINT right after a call that made a coroutine (``trio.sleep(...)`` in
     # the workload) leaves that coroutine unawaited: Python warns, rightly.
     pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning"),
@@ -304,6 +305,7 @@ def _sweep(scenario: Scenario) -> tuple[int, int, list[tuple[int, object]]]:
     return sent, interrupted, left
 
 
+@_CPYTHON_SIGNAL_POINTS
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_sigint_at_every_signal_point_leaves_nothing_held_or_queued(scenario: Scenario) -> None:
     """A SIGINT at any signal point: KeyboardInterrupt comes out, nothing is left taken."""
@@ -347,6 +349,7 @@ async def _control(limiters: Sequence[Any], index: int) -> None:
             await trio.sleep(0.001)
 
 
+@_CPYTHON_SIGNAL_POINTS
 def test_the_sweep_reaches_the_window_an_async_aexit_leaves_open() -> None:
     """An async __aexit__ leaks when SIGINT lands after async with calls it: the sweep sees it."""
     control = Scenario("control", lambda: [_AsyncExitLimiter()], _control, _take_each)
