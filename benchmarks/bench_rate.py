@@ -27,28 +27,29 @@ once when it wakes, so the configured rate is delivered. The hand-written
 token bucket (a ``trio.Lock`` for FIFO, refill on each look, sleep for the
 deficit) with the same burst is the strongest pattern a Trio user writes.
 
-Measured (``--repeat 5``; 2 cores shared with other jobs and heavily loaded
--- load average 5 to 9 -- so the real-time figures are far below what a quiet
-machine gives; the lead re-runs them):
+Measured (``--repeat 5``; 2 cores shared with other jobs and loaded -- load
+average about 3 -- so the real-time figures are below what a quiet machine
+gives; the lead re-runs them):
 
 - ``rate_acquire``, per iteration: checkpoint loop 15.1 us (baseline);
-  ``RateLimiter(math.inf)`` 1.19x; ``RateLimiter(1e12)`` 1.06x; 1,000
-  rotating keys 1.31x; ``SlidingWindowLimiter(10**9, 1.0)`` 0.93x;
-  ``trio.CapacityLimiter`` acquire + release 1.24x. One step per iteration
+  ``RateLimiter(math.inf)`` 1.04x; ``RateLimiter(1e12)`` 0.99x; 1,000
+  rotating keys 1.33x; ``SlidingWindowLimiter(10**9, 1.0)`` 1.13x;
+  ``trio.CapacityLimiter`` acquire + release 1.40x. One step per iteration
   for every variant. (A quiet run before this change: 3.23 us baseline,
   1.30x, 1.30x, 1.48x, 1.35x, 1.48x.)
-- ``timer_slack``: Trio woke sleepers 0.7 ms late at the median, 6.6 to
-  7.8 ms at the 99th percentile under that load (1.3 ms on a quiet machine).
-- ``rate_achieved``, achieved / configured with the default burst: about
-  0.75 at every rate for one task and 64 tasks alike, the hand-written bucket
-  the same or lower (0.14 at 100,000/s, where trine's queue reached 0.40),
-  and 0.07 for ``burst=1`` at 20,000/s.
-  The losses are the timer's: with wake-ups up to 8 ms late, no burst that
-  covers 2 ms can repay them. On a quiet machine, before the queue admitted
-  waiters directly, the same bursts gave 0.984 / 0.998 / 0.962 (one task) at
-  1,000 / 20,000 / 100,000 per second; the queue now takes half the CPU per
-  admission with many waiters (7 us against 14 to 20 us, measured side by
-  side under load), which is what 100,000/s with 64 tasks needed (0.79 then).
+- ``timer_slack``: Trio woke sleepers 0.7 ms late at the median and 7.1 ms
+  at the 99th percentile under that load (1.3 ms on a quiet machine).
+- ``rate_achieved``, achieved / configured: 100/s (default burst 1) 0.92,
+  with ``burst=2`` 1.00; 1,000/s 0.95 (the hand-written bucket 0.94);
+  20,000/s 0.93 with one task, 0.89 with 64 (bucket 0.82, ``burst=1`` 0.08);
+  100,000/s 0.76-0.78 (bucket 0.39), on 8-9 us of CPU per admission, about
+  all of the core the process got. The losses are the timer's and the
+  CPU's: with wake-ups 7 ms late, no burst that covers 2 ms can repay them.
+  On a quiet machine, before the queue admitted waiters directly, the same
+  bursts gave 0.984 / 0.998 / 0.962 (one task) at 1,000 / 20,000 / 100,000
+  per second and 0.79 at 100,000/s with 100 tasks; the queue now takes half
+  the CPU per admission with many waiters (7 us against 14 to 20 us,
+  measured side by side under load).
 
 The fast path is one dictionary look-up, a few float operations and the one
 checkpoint Trio's own ``CapacityLimiter.acquire`` takes: about 1 us on top of
