@@ -18,7 +18,7 @@ from trio.lowlevel import (
     wait_task_rescheduled,
 )
 
-from .._util import check_int
+from .._util import check_hashable, check_int
 from ._hold import _GONE, _WAITING, _grant, _Hold, _HoldNowait, _sweep, _Waiter
 
 if TYPE_CHECKING:
@@ -50,14 +50,6 @@ class _KeyState:
     def __init__(self) -> None:
         self.holders = 0
         self.waiters: OrderedDict[_Waiter, None] = OrderedDict()
-
-
-def _check_key(key: object) -> Hashable:
-    try:
-        hash(key)
-    except TypeError:
-        raise TypeError(f"key must be hashable, got {key!r}") from None
-    return key
 
 
 @final
@@ -135,7 +127,7 @@ class KeyedLimiter:
         Raises:
           TypeError: if *key* is not hashable.
         """
-        return _Hold(self, _check_key(key))
+        return _Hold(self, check_hashable("key", key))
 
     def hold_nowait(self, key: Hashable) -> AbstractContextManager[None]:
         """Like :meth:`hold`, but a plain ``with`` that never waits.
@@ -145,7 +137,7 @@ class KeyedLimiter:
           trio.WouldBlock: on entry, if *key* or the total is full, or tasks
             are already waiting for *key*.
         """
-        return _HoldNowait(self, _check_key(key))
+        return _HoldNowait(self, check_hashable("key", key))
 
     def for_key(self, key: Hashable) -> Limiter:
         """Return a :class:`Limiter` whose ``hold()`` is ``self.hold(key)``.
@@ -157,7 +149,7 @@ class KeyedLimiter:
         Raises:
           TypeError: if *key* is not hashable.
         """
-        return _KeyedLimiterView(self, _check_key(key))
+        return _KeyedLimiterView(self, check_hashable("key", key))
 
     def statistics(self) -> KeyedLimiterStatistics:
         """Return a snapshot of the slots borrowed, the keys active and the tasks waiting."""
