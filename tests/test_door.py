@@ -314,7 +314,8 @@ DOORS: list[Door] = [
         "rate",
         "RateLimiter",
         lambda rate=10.0, **kw: trine.RateLimiter(rate, **kw),
-        {"rate": "pos_seconds", "per": "pos_seconds", "burst": "count"},
+        # burst=None is the documented default (enough to cover the timer slack).
+        {"rate": "pos_seconds", "per": "pos_seconds", "burst": "opt_count"},
         skip=frozenset({"rate=hugeint"}),  # an unlimited rate is documented: math.inf
     ),
     Door(

@@ -59,6 +59,8 @@ LIMITERS_OF_TWO = _limiters_of_two()
 
 
 def _borrowed(limiter: object) -> int:
+    if isinstance(limiter, trio.Lock):
+        return int(limiter.locked())
     target = getattr(limiter, "limiter", limiter)  # a KeyedLimiter view
     stats = target.statistics()  # type: ignore[attr-defined]
     return int(stats.borrowed_tokens)
@@ -1391,6 +1393,101 @@ def test_property_acquire_all_never_deadlocks(
     assert not lock.locked()
     assert capacity_limiter.borrowed_tokens == 0
     assert all(_borrowed(limiter) == 0 for limiter in limiters[2:])
+
+
+async def test_acquire_all_of_one_limiter_behaves_as_acquire_all() -> None:
+    """One limiter, the fast path: a checkpoint, entered as None, released, never swallowing."""
+
+    class Swallowing:
+        async def __aenter__(self) -> str:
+            return "mine"
+
+        async def __aexit__(self, *exc_info: object) -> bool:
+            return True  # would swallow an error if acquire_all let it
+
+    @attrs.define
+    class Mine:
+        def hold(self) -> AbstractAsyncContextManager[object]:
+            return Swallowing()
+
+    for limiter in [
+        trio.CapacityLimiter(1),
+        trio.Lock(),
+        WeightedSemaphore(1),
+        PriorityLimiter(1),
+        Bulkhead(1),
+        KeyedLimiter(1).for_key("k"),
+        AdaptiveLimiter(initial=1, max_limit=1),
+        Mine(),
+    ]:
+        # Entering checkpoints as entering the limiter does (Mine's does not).
+        mine = isinstance(limiter, Mine)
+        with contextlib.nullcontext() if mine else trio.testing.assert_checkpoints():
+            async with acquire_all(limiter) as entered:
+                assert entered is None
+        with pytest.raises(ValueError, match=r"^inside$"):
+            async with acquire_all(limiter):
+                raise ValueError("inside")
+        if not isinstance(limiter, Mine):
+            assert _borrowed(limiter) == 0, limiter
+
+
+def test_acquire_all_of_one_limiter_names_a_bad_one() -> None:
+    """``acquire_all(x)`` refuses a non-limiter as limiters[0], as with several."""
+    with pytest.raises(TypeError, match=r"^limiters\[0\] must be a limiter .*, got 3$"):
+        acquire_all(3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: [WeightedSemaphore(1)],
+        lambda: [trio.CapacityLimiter(1)],
+        lambda: [AdaptiveLimiter(initial=1, max_limit=1)],
+        lambda: [trio.Lock(), PriorityLimiter(1), KeyedLimiter(1).for_key("k")],
+    ],
+)
+async def test_leaving_gives_the_slot_back_inside_the_aexit_call(
+    make: Callable[[], list[trine.LimiterLike]],
+) -> None:
+    """Regression (hardening, KeyboardInterrupt): the release happens in the call, not the await.
+
+    Python looks for signals between ``async with`` calling ``__aexit__`` and
+    awaiting what it returned; a Ctrl-C there must find the slot given back.
+    """
+    limiters = make()
+    for hold in [acquire_all(*limiters), *(open_hold(x) for x in limiters if hasattr(x, "hold"))]:
+        await hold.__aenter__()
+        pending = hold.__aexit__(None, None, None)
+        assert all(_borrowed(limiter) == 0 for limiter in limiters)
+        assert await pending is None
+
+
+async def test_acquire_all_enters_and_leaves_ki_protected() -> None:
+    """Regression (hardening, KeyboardInterrupt): acquire_all's enter and exit are protected.
+
+    A Ctrl-C landing between taking one limiter and recording it left it
+    borrowed; now it waits for the next checkpoint.
+    """
+    seen: list[bool] = []
+
+    class Recording:
+        async def __aenter__(self) -> None:
+            seen.append(trio.lowlevel.currently_ki_protected())
+
+        async def __aexit__(self, *exc_info: object) -> None:
+            seen.append(trio.lowlevel.currently_ki_protected())
+
+    @attrs.define
+    class Mine:
+        def hold(self) -> AbstractAsyncContextManager[object]:
+            return Recording()
+
+    async with acquire_all(Mine(), trio.Lock()):
+        seen.append(trio.lowlevel.currently_ki_protected())
+    async with acquire_all(Mine()):
+        pass
+    assert seen == [True, False, True, True, True]
 
 
 # --------------------------------------------------------------------------

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import pickle
-from collections.abc import Callable, Hashable
+import sys
+from collections.abc import Awaitable, Callable, Hashable
 from functools import partial
 from typing import Any
 
@@ -199,6 +200,22 @@ async def test_rate_cancelled_middle_waiter_does_not_delay(autojump_clock: objec
         await trio.sleep_until(0.5)
         middle.cancel()
     assert recorder.admitted == {0: 0.0, 1: 1.0, 3: 2.0}
+
+
+async def test_rate_head_cancelled_at_the_instant_it_is_due_takes_nothing(
+    autojump_clock: object,
+) -> None:
+    """Its patience ends exactly when it is due: cancelled, it took nothing; the next goes."""
+    recorder = Recorder(RateLimiter(1))
+    await recorder.limiter.acquire()
+    async with trio.open_nursery() as nursery:
+        impatient = await recorder.start(nursery, "impatient")
+        impatient.deadline = 1.0  # the instant its slot comes
+        await recorder.start(nursery, "next")
+    assert impatient.cancelled_caught
+    assert recorder.admitted == {"next": 1.0}
+    statistics = recorder.limiter.statistics()
+    assert (statistics.admitted, statistics.tasks_waiting) == (2, 0)
 
 
 async def test_rate_acquire_cancelled_before_it_starts_takes_nothing(
@@ -415,6 +432,219 @@ async def test_rate_statistics_and_repr(autojump_clock: object) -> None:
     assert (statistics.admitted, statistics.admitted_cost, statistics.tasks_waiting) == (4, 5.5, 0)
 
 
+# -- the default burst: enough to cover the timer slack ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rate", "per", "burst"),
+    [
+        (10, 1.0, 1),
+        (100, 1.0, 1),
+        (500, 1.0, 1),
+        (501, 1.0, 2),
+        (1_000, 1.0, 2),
+        (20_000, 1.0, 40),
+        (100_000, 1.0, 200),
+        (60_000, 60.0, 2),
+        (0.5, 1.0, 1),
+        (1e300, 1.0, sys.maxsize),
+        (math.inf, 1.0, sys.maxsize),
+    ],
+)
+def test_rate_default_burst_is_max_1_ceil_rate_times_2_ms(
+    rate: float, per: float, burst: int
+) -> None:
+    """Without ``burst=``, the burst is ``max(1, ceil(rate / per * 0.002))``."""
+    limiter = RateLimiter(rate, per)
+    assert limiter.burst == burst
+    assert limiter.statistics().burst == burst
+    assert f" burst={burst}: " in repr(limiter)
+    assert RateLimiter(rate, per, burst=None).burst == burst
+
+
+async def test_rate_default_burst_keeps_everyday_rates_strictly_spaced(
+    autojump_clock: object,
+) -> None:
+    """At 100/s the default burst is 1: ten tasks at once are admitted 10 ms apart."""
+    recorder = Recorder(RateLimiter(100))
+    async with trio.open_nursery() as nursery:
+        for i in range(10):
+            await recorder.start(nursery, i)
+    assert [recorder.admitted[i] for i in range(10)] == approx([i / 100 for i in range(10)])
+
+
+async def test_rate_default_burst_follows_rate_and_per(autojump_clock: object) -> None:
+    """The default burst is recomputed when the rate changes; a given burst is kept."""
+    limiter = RateLimiter(1_000)
+    assert limiter.burst == 2
+    limiter.rate = 20_000
+    assert limiter.burst == 40
+    limiter.per = 4.0
+    assert limiter.burst == 10
+    limiter.burst = 3
+    limiter.rate = 100_000
+    assert limiter.burst == 3
+    limiter.burst = None
+    assert limiter.burst == 50
+
+
+async def test_rate_change_refused_when_the_default_burst_would_strand_a_waiter(
+    autojump_clock: object,
+) -> None:
+    """A rate whose default burst is below a queued cost would never admit it: refused."""
+    limiter = RateLimiter(20_000)
+    await limiter.acquire(40)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(limiter.acquire, 40)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(
+            ValueError,
+            match=r"^rate must leave the default burst >= 40, the cost of a waiting acquire, "
+            r"got 10 \(the default burst would be 1\)$",
+        ):
+            limiter.rate = 10
+        assert (limiter.rate, limiter.burst) == (20_000, 40)
+
+
+# -- late wake-ups: a timer that fires only on coarse ticks ---------------------------
+
+
+async def run_on_coarse_ticks(
+    clock: trio.testing.MockClock, tick: float, until: float, work: Callable[[], Awaitable[None]]
+) -> None:
+    """Run *work* while the fake clock moves only in steps of *tick*.
+
+    This is an event loop whose timers fire on tick boundaries: every sleeper
+    wakes at the first tick at or after its deadline, up to a tick late (Trio's
+    own I/O wait rounds its timeout up to whole milliseconds). It ends when
+    *work* returns, or when the clock has reached *until* and everyone is
+    blocked (then *work* is cancelled).
+    """
+    async with trio.open_nursery() as nursery:
+
+        async def ticker() -> None:
+            while True:
+                await trio.testing.wait_all_tasks_blocked()
+                if trio.current_time() >= until:
+                    nursery.cancel_scope.cancel()
+                    return
+                clock.jump(tick)
+
+        nursery.start_soon(ticker)
+        await work()
+        nursery.cancel_scope.cancel()
+
+
+def saturate(limiter: RateLimiter | SlidingWindowLimiter, tasks: int, times: list[float]) -> Any:
+    """*tasks* tasks acquiring in a loop; each admission's time goes to *times*."""
+
+    async def worker() -> None:
+        while True:
+            await limiter.acquire()
+            times.append(trio.current_time())
+
+    async def work() -> None:
+        async with trio.open_nursery() as nursery:
+            for _ in range(tasks):
+                nursery.start_soon(worker)
+
+    return work
+
+
+async def test_rate_late_wake_ups_within_the_burst_are_repaid(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """Woken a tick late, the head and every waiter then due go at once: none is lost."""
+    # Due at 0.125, 0.25, 0.375, ...; woken only at 0.25, 0.5, ...: two per tick,
+    # the rate exactly, not one per tick (which resetting the schedule to the
+    # late wake-up would give).
+    limiter = RateLimiter(8, burst=3)
+    recorder = Recorder(limiter)
+
+    async def work() -> None:
+        async with trio.open_nursery() as nursery:
+            for i in range(10):
+                await recorder.start(nursery, i)
+
+    await run_on_coarse_ticks(mock_clock, 0.25, 1.0, work)
+    assert [recorder.admitted[i] for i in range(10)] == [
+        *[0.0] * 3,
+        *[0.25] * 2,
+        *[0.5] * 2,
+        *[0.75] * 2,
+        1.0,
+    ]
+
+
+async def test_rate_default_burst_delivers_the_rate_when_every_wake_up_is_late(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """At 16,384/s with a timer of 1/1024 s ticks, the default burst (33) loses nothing.
+
+    After one second exactly ``burst + rate * t`` were admitted -- the most the
+    guarantee allows -- 16 at every tick.
+    """
+    limiter = RateLimiter(16_384)
+    assert limiter.burst == 33
+    times: list[float] = []
+    await run_on_coarse_ticks(mock_clock, 1 / 1024, 1.0, saturate(limiter, 50, times))
+    assert len(times) == 33 + 16_384
+    assert times.count(0.0) == 33
+    assert {times.count(k / 1024) for k in range(1, 1025)} == {16}
+
+
+async def test_rate_strict_spacing_admits_one_per_tick(mock_clock: trio.testing.MockClock) -> None:
+    """``burst=1`` never repays lateness: on a 1/1024 s timer, 16,384/s achieves 1,024/s."""
+    limiter = RateLimiter(16_384, burst=1)
+    times: list[float] = []
+    await run_on_coarse_ticks(mock_clock, 1 / 1024, 1.0, saturate(limiter, 50, times))
+    assert times == [k / 1024 for k in range(1025)]
+
+
+async def test_rate_lateness_beyond_the_burst_is_lost_and_no_more(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """A tick longer than the burst covers: a full burst per tick, never more."""
+    limiter = RateLimiter(16_384)  # burst 33 covers 32 / 16,384 s; a tick is 64 / 16,384 s
+    times: list[float] = []
+    await run_on_coarse_ticks(mock_clock, 4 / 1024, 1.0, saturate(limiter, 50, times))
+    assert len(times) == 33 * 257
+    assert {times.count(k * 4 / 1024) for k in range(257)} == {33}
+
+
+async def test_window_late_wake_up_admits_every_waiter_that_fits_at_once(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """Woken late, the sliding window admits all that fit at that instant; the window shifts."""
+    recorder = Recorder(SlidingWindowLimiter(4, 0.9))
+
+    async def work() -> None:
+        async with trio.open_nursery() as nursery:
+            for i in range(10):
+                await recorder.start(nursery, i)
+
+    await run_on_coarse_ticks(mock_clock, 0.25, 2.0, work)
+    # Slots free at 0.9 and, counted from the late admissions, at 1.9.
+    assert [recorder.admitted[i] for i in range(10)] == [*[0.0] * 4, *[1.0] * 4, 2.0, 2.0]
+
+
+# -- keys must be hashable -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [lambda: RateLimiter(10), lambda: SlidingWindowLimiter(10, 1.0)])
+async def test_unhashable_key_is_refused_naming_key(make: Callable[[], Limiter]) -> None:
+    """A key that cannot be a dict key is a TypeError naming ``key``, from every method."""
+    limiter = make()
+    message = r"^key must be hashable, got \[1\]$"
+    with pytest.raises(TypeError, match=message):
+        await limiter.acquire(key=[1])
+    with pytest.raises(TypeError, match=message):
+        limiter.try_acquire(key=[1])
+    with pytest.raises(TypeError, match=message):
+        limiter.acquire_nowait(key=[1])
+    assert limiter.statistics().rejected == 0
+
+
 # -- validation ---------------------------------------------------------------------
 
 
@@ -431,6 +661,7 @@ async def test_rate_statistics_and_repr(autojump_clock: object) -> None:
         ({"rate": 1, "per": None}, TypeError, r"^per must be a number, got None$"),
         ({"rate": 1, "burst": 0}, ValueError, r"^burst must be >= 1, got 0$"),
         ({"rate": 1, "burst": 2.0}, TypeError, r"^burst must be an int, got 2.0$"),
+        ({"rate": 1, "burst": "2"}, TypeError, r"^burst must be an int, got '2'$"),
     ],
 )
 def test_rate_limiter_validates_arguments(
@@ -668,9 +899,16 @@ arrivals = st.lists(
 
 
 def run_schedule(
-    limiter: Limiter, schedule: list[tuple[float, int, float | None, str]], most: int
+    limiter: Limiter,
+    schedule: list[tuple[float, int, float | None, str]],
+    most: int,
+    tick: float | None = None,
 ) -> tuple[list[tuple[int, float, int, str]], dict[int, float], dict[int, float]]:
-    """Run waiters per *schedule*; return (admission log, arrival times, cancel times)."""
+    """Run waiters per *schedule*; return (admission log, arrival times, cancel times).
+
+    With *tick*, the fake clock moves only in steps of *tick*, so every sleeper
+    wakes up to a tick late (see :func:`run_on_coarse_ticks`).
+    """
     log: list[tuple[int, float, int, str]] = []
     arrived: dict[int, float] = {}
     cancelled: dict[int, float] = {}
@@ -691,15 +929,22 @@ def run_schedule(
             return
         cancelled[index] = trio.current_time()
 
-    async def main() -> None:
-        # A lost waiter would hang; the autojump clock turns that into TooSlowError.
-        with trio.fail_after(10_000):
-            async with trio.open_nursery() as nursery:
-                for index, (gap, cost, cancel_after, key) in enumerate(schedule):
-                    await trio.sleep(gap)
-                    await nursery.start(waiter, index, min(cost, most), cancel_after, key)
+    async def arrive() -> None:
+        async with trio.open_nursery() as nursery:
+            for index, (gap, cost, cancel_after, key) in enumerate(schedule):
+                await trio.sleep(gap)
+                await nursery.start(waiter, index, min(cost, most), cancel_after, key)
 
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    async def main() -> None:
+        # A lost waiter would hang; the fake clock turns that into TooSlowError.
+        with trio.fail_after(10_000):
+            if tick is None:
+                await arrive()
+            else:
+                await run_on_coarse_ticks(clock, tick, math.inf, arrive)
+
+    clock = trio.testing.MockClock(autojump_threshold=0 if tick is None else math.inf)
+    trio.run(main, clock=clock)
     # Every waiter either was admitted or was cancelled (and never both).
     assert sorted([entry[0] for entry in log] + list(cancelled)) == list(range(len(schedule)))
     return log, arrived, cancelled
@@ -734,38 +979,73 @@ def check_fifo_and_no_idle_wait(
             history.append((time, cost))
 
 
-@given(
-    rate=st.sampled_from([0.5, 1, 2, 3, 10]),
-    per=st.sampled_from([0.5, 1.0, 3.0]),
-    burst=st.integers(1, 4),
-    schedule=arrivals,
-)
-def test_rate_property_bound_fifo_and_no_lost_waiters(
-    rate: float, per: float, burst: int, schedule: list[tuple[float, int, float | None, str]]
-) -> None:
-    """Random arrivals, costs and cancellations: the window bound holds, FIFO, no idle waiting."""
-    limiter = RateLimiter(rate, per, burst=burst)
-    log, arrived, cancelled = run_schedule(limiter, schedule, burst)
-    interval = per / rate
+def check_rate_bound(limiter: RateLimiter, log: list[tuple[int, float, int, str]]) -> None:
+    """Per key, in every window [a, b] spanned by admissions: cost <= burst + rate (b - a) / per."""
+    burst, rate, per = limiter.burst, limiter.rate, limiter.per
     for key in ("a", "b"):
         entries = [(time, cost) for _, time, cost, entry_key in log if entry_key == key]
-        # For every window [a, b] spanned by two admissions: cost <= burst + rate * (b - a) / per.
         for i, (start, _) in enumerate(entries):
             total = 0
             for end, cost in entries[i:]:
                 total += cost
                 assert total <= burst + rate * (end - start) / per + TOLERANCE
 
+
+# Rates from everyday ones (default burst 1) to ones whose default burst is 2 to 9.
+RATES = st.sampled_from([0.5, 1, 2, 3, 10, 1_000, 1_500, 4_096])
+BURSTS = st.one_of(st.none(), st.integers(1, 4))
+
+
+@given(rate=RATES, per=st.sampled_from([0.5, 1.0, 3.0]), burst=BURSTS, schedule=arrivals)
+def test_rate_property_bound_fifo_and_no_lost_waiters(
+    rate: float,
+    per: float,
+    burst: int | None,
+    schedule: list[tuple[float, int, float | None, str]],
+) -> None:
+    """Random arrivals, costs and cancellations: the window bound holds, FIFO, no idle waiting.
+
+    ``burst=None`` is the default burst; the bound is checked with the burst in force.
+    """
+    limiter = RateLimiter(rate, per, burst=burst)
+    log, arrived, cancelled = run_schedule(limiter, schedule, limiter.burst)
+    check_rate_bound(limiter, log)
+    interval = per / rate
+
     def earliest(history: list[tuple[float, int]], cost: int) -> float:
         tat = -math.inf
         for time, admitted_cost in history:
             tat = max(tat, time) + admitted_cost * interval
-        return tat - (burst - cost) * interval
+        return tat - (limiter.burst - cost) * interval
 
     check_fifo_and_no_idle_wait(log, arrived, cancelled, earliest)
     statistics = limiter.statistics()
     assert statistics.admitted == len(log)
     assert statistics.tasks_waiting == 0
+
+
+@given(
+    rate=RATES,
+    per=st.sampled_from([0.5, 1.0, 3.0]),
+    burst=BURSTS,
+    tick=st.sampled_from([1 / 64, 1 / 16, 0.3]),
+    schedule=arrivals,
+)
+def test_rate_property_bound_holds_when_every_wake_up_is_late(
+    rate: float,
+    per: float,
+    burst: int | None,
+    tick: float,
+    schedule: list[tuple[float, int, float | None, str]],
+) -> None:
+    """Waking up to a tick late (repaying lateness at once) never breaks the bound or FIFO."""
+    limiter = RateLimiter(rate, per, burst=burst)
+    log, _, _ = run_schedule(limiter, schedule, limiter.burst, tick=tick)
+    check_rate_bound(limiter, log)
+    for key in ("a", "b"):
+        indices = [index for index, _, _, entry_key in log if entry_key == key]
+        assert indices == sorted(indices)
+    assert limiter.statistics().tasks_waiting == 0
 
 
 @given(
@@ -820,3 +1100,24 @@ def test_window_property_bound_fifo_and_no_lost_waiters(
 
     check_fifo_and_no_idle_wait(log, arrived, cancelled, earliest)
     assert limiter.statistics().admitted_cost == sum(entry[2] for entry in log)
+
+
+@given(
+    limit=st.integers(1, 4),
+    window=st.sampled_from([0.5, 1.0, 2.5, 0.3]),
+    tick=st.sampled_from([1 / 64, 1 / 16, 0.3]),
+    schedule=arrivals,
+)
+def test_window_property_bound_holds_when_every_wake_up_is_late(
+    limit: int, window: float, tick: float, schedule: list[tuple[float, int, float | None, str]]
+) -> None:
+    """Waking up to a tick late never puts more than limit in any window, nor breaks FIFO."""
+    limiter = SlidingWindowLimiter(limit, window)
+    log, _, _ = run_schedule(limiter, schedule, limit, tick=tick)
+    for key in ("a", "b"):
+        entries = [(time, cost) for _, time, cost, entry_key in log if entry_key == key]
+        for start, _ in entries:
+            assert sum(cost for time, cost in entries if start <= time < start + window) <= limit
+        indices = [index for index, _, _, entry_key in log if entry_key == key]
+        assert indices == sorted(indices)
+    assert limiter.statistics().tasks_waiting == 0

@@ -20,6 +20,8 @@ assert_type(rate_limiter.try_acquire(0.5, key="host"), bool)
 assert_type(rate_limiter.statistics(), trine.RateLimiterStatistics)
 assert_type(rate_limiter.statistics().admitted_cost, float)
 assert_type(rate_limiter.rate, float)
+assert_type(trine.RateLimiter(20_000, burst=None).burst, int)  # the default, in force
+rate_limiter.burst = None  # restores the default
 window_limiter = trine.SlidingWindowLimiter(100, 60.0)
 assert_type(window_limiter.statistics(), trine.SlidingWindowLimiterStatistics)
 assert_type(window_limiter.statistics().admitted_cost, int)
