@@ -12,16 +12,21 @@ land (every opcode, which is more places than CPython checks for signals).
 :func:`interrupt_points` saves most of those runs: an interrupt deferred from
 anywhere in a stretch of protected opcodes that no suspension or call
 boundary breaks is delivered at the same checkpoint, so only the first of
-each stretch needs a run.
+each stretch needs a run. With ``signal_checks_only=True`` it keeps only the
+opcodes where CPython 3.11 runs signal handlers at all (:func:`_checks_signals`):
+code whose frames are not protected relies on exactly that, as every
+``async with lock:`` in a Trio program does.
 """
 
 from __future__ import annotations
 
+import dis
+import functools
 import gc
 import signal
 import sys
 from collections.abc import Callable, Iterable
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 import trio
@@ -41,17 +46,48 @@ def _run(main: Callable[[], Any], tracer: Callable[..., object]) -> None:
         gc.enable()
 
 
-def interrupt_points(main: Callable[[], Any], files: Iterable[str]) -> list[int]:
+@functools.cache
+def _instructions(code: CodeType) -> dict[int, dis.Instruction]:
+    return {instruction.offset: instruction for instruction in dis.get_instructions(code)}
+
+
+_CALLS = frozenset({"CALL", "CALL_FUNCTION_EX"})
+
+
+def _checks_signals(instruction: dis.Instruction, previous: str | None) -> bool:
+    """Whether CPython 3.11 may run a signal handler just before *instruction*.
+
+    It does so at a function's start and after a ``yield`` (``RESUME`` with
+    arg 0 or 1, not after an ``await``), on a loop's backward jump, and after
+    a call returns (only C calls really, but every call is counted here).
+    """
+    name = instruction.opname
+    return (
+        (name == "RESUME" and instruction.arg is not None and instruction.arg < 2)
+        or name == "JUMP_BACKWARD"
+        or previous in _CALLS
+    )
+
+
+def interrupt_points(
+    main: Callable[[], Any], files: Iterable[str], *, signal_checks_only: bool = False
+) -> list[int]:
     """Run *main* once, untouched, and return the opcode numbers worth interrupting at."""
     watched = set(files)
     points: list[int] = []
     count = 0
     stretch_open = False  # inside a stretch of protected opcodes already represented
+    previous: dict[int, str] = {}  # the last opcode each frame ran
 
     def local(frame: FrameType, event: str, arg: object) -> object:
         nonlocal count, stretch_open
         if event == "opcode":
             count += 1
+            instruction = _instructions(frame.f_code)[frame.f_lasti]
+            before = previous.get(id(frame))
+            previous[id(frame)] = instruction.opname
+            if signal_checks_only and not _checks_signals(instruction, before):
+                return local
             protected = trio.lowlevel.currently_ki_protected()  # sees the traced frame
             if not protected:
                 points.append(count)
@@ -61,6 +97,8 @@ def interrupt_points(main: Callable[[], Any], files: Iterable[str]) -> list[int]
                 stretch_open = True
         else:  # the frame suspends, resumes or returns: a new stretch
             stretch_open = False
+            if event == "return":
+                previous.pop(id(frame), None)
         return local
 
     def tracer(frame: FrameType, event: str, arg: object) -> object:

@@ -478,8 +478,9 @@ class CircuitBreaker:
     _notifying: bool = attrs.field(default=False, init=False)
     """Whether the callbacks of a state change are running (see _change)."""
     _deferred: deque[Callable[[], CircuitState | None]] = attrs.field(factory=deque, init=False)
-    # Permits of `async with breaker:` blocks, per task (a list: blocks may nest).
-    _held: dict[trio.lowlevel.Task, list[_Permit]] = attrs.field(factory=dict, init=False)
+    # Permits of `async with breaker:` blocks, per task (a list: blocks may
+    # nest); the fast path's permit is the epoch that admitted it.
+    _held: dict[trio.lowlevel.Task, list[_Permit | int]] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         if self._name is not None and not isinstance(self._name, str):
@@ -847,6 +848,18 @@ class CircuitBreaker:
         ) and self._rates_trip(*window.totals(number, now)):
             self._move(permit.epoch, CircuitState.OPEN)
 
+    @enable_ki_protection
+    def _finish_closed(self, epoch: int, error: BaseException | None) -> None:
+        """Record how a call the fast path admitted in *epoch* ended."""
+        if error is not None:
+            self._finish(_Permit(self, epoch, 0.0, False), error)
+            return
+        self._successes += 1
+        if self._closed_epoch == epoch:  # else stale: admitted before a change
+            number = self._recorded = self._recorded + 1
+            if number == self._judge_at:
+                self._judge_success(number)
+
     def _judge_success(self, number: int) -> None:
         """Open the breaker if the fast path's success *number* filled the window to a trip."""
         if self._rates_trip(*self._outcomes.totals(number, 0.0)):
@@ -880,18 +893,18 @@ class CircuitBreaker:
           Exception: whatever *fn* raises, unchanged, after counting it.
 
         A cancelled caller is stopped (with :exc:`trio.Cancelled`) before it
-        is admitted. A refusal is a full Trio checkpoint, so a loop of refused
-        calls cannot starve other tasks; an admitted call adds no schedule
-        point of its own beyond those *fn* makes.
+        can take a probe slot. A refusal is a full Trio checkpoint, so a loop
+        of refused calls cannot starve other tasks; an admitted call adds no
+        schedule point of its own beyond those *fn* makes.
         """
         given: object = fn  # typed callers always pass a callable; untyped ones may not
         if not callable(given):  # e.g. a coroutine object: the helper says what to do
             check_async_callable("fn", given)
-        await checkpoint_if_cancelled()
         epoch = self._closed_epoch
         if epoch >= 0:
-            # The fast path: CLOSED, so admitted; no permit object, and a
-            # success is one count and one window write.
+            # The fast path: CLOSED, so admitted (there is no slot to take, so
+            # no cancellation check either); no permit object, and a success
+            # is one count and one window write.
             self._calls += 1
             coro = None
             try:
@@ -903,12 +916,14 @@ class CircuitBreaker:
                 _close_unstarted(coro)
                 self._finish(_Permit(self, epoch, 0.0, False), error)
                 raise
+            # _finish_closed(epoch, None), inline: this is the hot path.
             self._successes += 1
             if self._closed_epoch == epoch:  # else stale: admitted before a change
                 number = self._recorded = self._recorded + 1
                 if number == self._judge_at:
                     self._judge_success(number)
             return result
+        await checkpoint_if_cancelled()  # so a cancelled task takes no probe slot
         try:
             permit = self._admit()
         except CircuitOpenError:
@@ -931,15 +946,21 @@ class CircuitBreaker:
     async def __aenter__(self) -> None:
         """Enter a guarded block; raises :exc:`CircuitOpenError` if refused.
 
-        As for :meth:`call`, a cancelled task is stopped before it is
-        admitted, and a refusal is a full checkpoint.
+        As for :meth:`call`, a cancelled task is stopped before it can take a
+        probe slot, and a refusal is a full checkpoint.
         """
-        await checkpoint_if_cancelled()
-        try:
-            permit = self._admit()
-        except CircuitOpenError:
-            await cancel_shielded_checkpoint()
-            raise
+        permit: _Permit | int
+        epoch = self._closed_epoch
+        if epoch >= 0:  # the fast path, as in call(): the permit is the epoch
+            self._calls += 1
+            permit = epoch
+        else:
+            await checkpoint_if_cancelled()
+            try:
+                permit = self._admit()
+            except CircuitOpenError:
+                await cancel_shielded_checkpoint()
+                raise
         task = trio.lowlevel.current_task()
         held = self._held.get(task)
         if held is None:
@@ -959,7 +980,10 @@ class CircuitBreaker:
         permit = held.pop()
         if not held:
             del self._held[task]
-        self._finish(permit, exc_value)
+        if isinstance(permit, int):
+            self._finish_closed(permit, exc_value)
+        else:
+            self._finish(permit, exc_value)
 
     def __call__(self, fn: Callable[_P, Awaitable[_T]]) -> Callable[_P, Coroutine[Any, Any, _T]]:
         """Decorate an async function so that every call goes through the breaker.

@@ -28,7 +28,7 @@ import math
 import random
 from abc import ABCMeta
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
-from types import CoroutineType, FunctionType, TracebackType
+from types import CoroutineType, FunctionType, MethodType, TracebackType
 from typing import (
     Any,
     Literal,
@@ -238,6 +238,10 @@ def _check_rng(rng: object) -> random.Random:
 
 
 _DEFAULT_BACKOFF = Backoff.exponential()
+
+# Types that are certainly callables and not coroutine objects (a Policy
+# hands its inner layers over as partials): call() skips the full check.
+_PLAIN_CALLABLES = frozenset({FunctionType, MethodType, functools.partial})
 
 
 # --------------------------------------------------------------------------- budget
@@ -556,7 +560,7 @@ class Retry:
           trio.TooSlowError: if the timeout passed during an attempt.
           Exception: the last attempt's error, when it gives up.
         """
-        if type(fn) is not FunctionType:  # a plain function needs no check: hot path
+        if type(fn) not in _PLAIN_CALLABLES:  # those need no check: hot path
             check_async_callable("fn", fn)
         counts = self._counts
         counts.calls += 1
