@@ -290,3 +290,31 @@ def test_issue11_sigint_from_a_timer_through_a_policy_leaks_nothing() -> None:
         )
         assert (in_flight, breaker._half_open_in_flight, limiter.borrowed_tokens) == (0, 0, 0)
     gc.collect()  # the unawaited coroutines' warnings, while they are filtered
+
+
+async def test_issue11_a_constant_backoff_polls_an_open_breaker_every_d_seconds(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """As the guide warns: Backoff.constant(0.5) caps retry_after=30 at 0.5, so the retries
+    are refused at 0, 0.5 and 1.0 and the call gives up; maximum=30 waits for the probe."""
+    starts: list[float] = []
+
+    async def down() -> None:
+        starts.append(trio.current_time())
+        raise OSError("down")
+
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=30.0)
+    with pytest.raises(OSError, match=r"^down$"):
+        await breaker.call(down)
+    polling = Policy(retry=Retry(attempts=3, backoff=Backoff.constant(0.5)), breaker=breaker)
+    with assert_takes(1.0), pytest.raises(CircuitOpenError):
+        await polling.call(down)
+    assert breaker.statistics().rejections == 3
+    paced = Policy(
+        retry=Retry(attempts=2, backoff=Backoff.exponential(0.5, maximum=30.0, jitter=None)),
+        breaker=breaker,
+    )
+    service = FakeService()
+    with assert_takes(29.0):  # from t=1.0 to the probe at t=30.0, not a float step before
+        assert await paced.call(service.call) == 1
+    assert breaker.state is trine.CircuitState.CLOSED
