@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+import os
 import pickle
+import random
+import signal
+import threading
+import types
+from collections.abc import Coroutine, Generator, Iterator
 from typing import Any
 
 import pytest
 import trio
 import trio.lowlevel
 import trio.testing
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -20,6 +28,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from interrupts import interrupt_at, interrupt_points
 from trine import (
     CallRejected,
     CircuitBreaker,
@@ -30,6 +39,8 @@ from trine import (
     GuardEvent,
     TrineError,
 )
+from trine import _breaker as _breaker_module
+from trine._util import NotAwaitableError
 from trine.testing import FakeService, FakeServiceError
 
 CLOSED, OPEN, HALF_OPEN, FORCED_OPEN = (
@@ -104,7 +115,7 @@ async def fail_n(breaker: CircuitBreaker, n: int) -> None:
             TypeError,
             "ignore must contain only exception classes, got 'x'",
         ),
-        ({"on_state_change": 3}, TypeError, "on_state_change must be callable or None, got 3"),
+        ({"on_state_change": 3}, TypeError, "on_state_change must be a callable, got 3"),
         ({"hooks": [3]}, TypeError, "hooks must contain only callables, got 3"),
     ],
 )
@@ -453,8 +464,8 @@ async def test_predicates_for_record_and_ignore(autojump_clock: trio.testing.Moc
 
 
 async def test_cancelled_never_counts(autojump_clock: trio.testing.MockClock) -> None:
-    """trio.Cancelled is not a failure even when record=BaseException."""
-    breaker = CircuitBreaker(failure_threshold=1, record=BaseException)
+    """trio.Cancelled is not a failure even when record is a predicate matching everything."""
+    breaker = CircuitBreaker(failure_threshold=1, record=lambda exc: True)
     for _ in range(5):
         with trio.move_on_after(1):
             await breaker.call(trio.sleep_forever)
@@ -469,11 +480,24 @@ async def test_cancelled_never_counts(autojump_clock: trio.testing.MockClock) ->
 
 async def test_base_exceptions_never_count() -> None:
     """KeyboardInterrupt-like BaseExceptions pass through uncounted."""
-    breaker = CircuitBreaker(failure_threshold=1, record=BaseException)
+    breaker = CircuitBreaker(failure_threshold=1, record=lambda exc: True)
     with pytest.raises(KeyboardInterrupt):
         await breaker.call(fail, KeyboardInterrupt())
     assert breaker.statistics().failures == 0
     assert breaker.state is CLOSED
+
+
+@pytest.mark.parametrize("argument", ["record", "ignore"])
+@pytest.mark.parametrize("value", [KeyboardInterrupt, (OSError, trio.Cancelled), BaseException])
+def test_issue11_filters_refuse_base_exceptions(argument: str, value: object) -> None:
+    """record= and ignore= refuse BaseException classes that are not Exceptions, as Retry does."""
+    name = value[1] if isinstance(value, tuple) else value
+    with pytest.raises(
+        TypeError,
+        match=rf"^{argument} must contain only Exception subclasses, got {name!r}: "
+        "trio.Cancelled and other BaseExceptions never reach it$",
+    ):
+        CircuitBreaker(**{argument: value})
 
 
 # ------------------------------------------------------------- epochs / late results
@@ -522,6 +546,41 @@ async def test_late_failure_after_reset_is_not_counted(
         breaker.reset()
     stats = breaker.statistics()
     assert (stats.state, stats.failures, stats.consecutive_failures) == (CLOSED, 1, 0)
+
+
+async def test_issue19_late_success_on_the_fast_path_is_fenced(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A success admitted by the closed fast path that ends after reset(), or while open, is
+    counted in the lifetime statistics but never in the window of the state it ends in."""
+    for change in ("reset", "trip"):
+        breaker = CircuitBreaker(failure_threshold=1, failure_rate=None)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(breaker.call, FakeService(latency=2.0).call)  # ends at t=2
+            await trio.sleep(1)
+            if change == "reset":
+                breaker.reset()
+            else:
+                await fail_n(breaker, 1)
+        stats = breaker.statistics()
+        expected_state = CLOSED if change == "reset" else OPEN
+        assert (stats.state, stats.successes, stats.window_calls) == (expected_state, 1, 0)
+        assert stats.consecutive_failures == 0
+
+
+async def test_issue19_fast_path_success_filling_the_window_trips_a_rate(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """failure_rate=0.5 over minimum_calls=4: three failures, then the success that makes the
+    fourth call opens the breaker (3/4 >= 0.5), on the fast path as on the core's."""
+    for slow_call_duration in (None, 100.0):  # the fast path, then the core
+        breaker = CircuitBreaker(
+            failure_rate=0.5, window=10, minimum_calls=4, slow_call_duration=slow_call_duration
+        )
+        await fail_n(breaker, 3)
+        assert breaker.state is CLOSED
+        assert await breaker.call(succeed) == "ok"
+        assert breaker.state is OPEN
 
 
 # ------------------------------------------------------------------ manual control
@@ -668,15 +727,208 @@ async def test_zero_reset_timeout_probes_at_once(autojump_clock: trio.testing.Mo
     assert breaker.state is CLOSED
 
 
+# ------------------------------------------------ issue 11: peers' suites, the door
+
+
+async def test_issue11_retry_after_never_wakes_before_the_probe(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Opened at 0.1 with reset_timeout=3 and refused at 0.30000000000000004: a sleep of
+    retry_after wakes when the probe is admitted, not at 3.0999999999999996 < 3.1."""
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=3)
+    autojump_clock.jump(0.1)
+    await fail_n(breaker, 1)
+    autojump_clock.jump(0.30000000000000004 - trio.current_time())
+    assert trio.current_time() == 0.30000000000000004
+    with pytest.raises(CircuitOpenError) as info:
+        await breaker.call(succeed)
+    assert 0.30000000000000004 + 2.8 < 3.1  # the rounding that bit
+    assert info.value.retry_after == math.nextafter(2.8, math.inf)
+    await trio.sleep(info.value.retry_after)
+    assert trio.current_time() == 3.1000000000000005  # one float step past 3.1
+    assert await breaker.call(succeed) == "ok"
+
+
+# The rounding needs a wait long against the time already on the clock
+# (reopen - now is exact when now >= reopen / 2), and hits a few percent of
+# such cases: each example costs microseconds, so try many.
+@settings(max_examples=2000)
+@example(opened_at=0.1, reset_timeout=3.0, fraction=(0.30000000000000004 - 0.1) / 3.0)
+@given(
+    opened_at=st.floats(0.0, 10.0),
+    reset_timeout=st.floats(0.0, 1000.0),
+    fraction=st.floats(0.0, 1.0, exclude_max=True),
+)
+def test_issue11_retry_after_is_never_short(
+    opened_at: float, reset_timeout: float, fraction: float
+) -> None:
+    """At any time while OPEN, now + retry_after is never before the reopen time, and a probe
+    is admitted then; retry_after overshoots by at most one float step."""
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=reset_timeout)
+    now = opened_at
+    breaker._clock = lambda: now
+    breaker._admit().finish(RuntimeError("down"))
+    reopen = opened_at + reset_timeout
+    now = min(opened_at + fraction * reset_timeout, reopen)
+    if now >= reopen:
+        assert breaker.statistics().retry_after == 0.0
+        return
+    with pytest.raises(CircuitOpenError) as info:
+        breaker._admit()
+    retry_after = info.value.retry_after
+    assert retry_after == breaker.statistics().retry_after
+    assert now + retry_after >= reopen
+    assert retry_after - (reopen - now) <= math.ulp(retry_after)
+    now += retry_after
+    assert breaker._admit().probe
+
+
+async def test_issue11_hooks_see_state_changes_in_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """With reset_timeout=0 and a callback that reads breaker.state, the open -> half_open
+    change it causes is applied after closed -> open has reached every hook."""
+    seen: list[tuple[str, str, str]] = []
+    breaker: CircuitBreaker
+
+    def callback(old: CircuitState, new: CircuitState) -> None:
+        seen.append(("callback", old.value, new.value))
+        assert breaker.state is new  # the change it causes waits for the hooks
+
+    def hook(event: GuardEvent) -> None:
+        assert isinstance(event, CircuitStateChanged)
+        seen.append(("hook", event.old, event.new))
+
+    breaker = CircuitBreaker(
+        failure_threshold=1, reset_timeout=0, on_state_change=callback, hooks=[hook]
+    )
+    await fail_n(breaker, 1)
+    assert breaker.state is HALF_OPEN
+    assert seen == [
+        ("callback", "closed", "open"),
+        ("hook", "closed", "open"),
+        ("callback", "open", "half_open"),
+        ("hook", "open", "half_open"),
+    ]
+
+
+async def test_issue11_changes_made_by_a_callback_follow_the_chain(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """reset() and force_open() called from a callback take effect after it, in order."""
+    seen: list[tuple[str, str]] = []
+    breaker: CircuitBreaker
+
+    def callback(old: CircuitState, new: CircuitState) -> None:
+        seen.append((old.value, new.value))
+        if new is OPEN:
+            breaker.reset()
+            breaker.force_open()
+
+    breaker = CircuitBreaker(failure_threshold=1, on_state_change=callback)
+    await fail_n(breaker, 1)
+    assert breaker.state is FORCED_OPEN
+    assert seen == [("closed", "open"), ("open", "closed"), ("closed", "forced_open")]
+
+
+async def test_issue11_a_raising_callback_drops_the_changes_it_deferred(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A callback's error reaches the caller; the change it asked for first is not applied."""
+    breaker: CircuitBreaker
+
+    def callback(old: CircuitState, new: CircuitState) -> None:
+        breaker.reset()
+        raise LookupError("broken metrics")
+
+    breaker = CircuitBreaker(failure_threshold=1, on_state_change=callback)
+    with pytest.raises(LookupError, match=r"^broken metrics$"):
+        await breaker.call(fail)
+    assert breaker.state is OPEN
+
+
+@pytest.mark.parametrize("kind", ["async function", "generator function", "async generator"])
+def test_issue11_on_state_change_must_be_a_plain_function(kind: str) -> None:
+    """An async (or generator) callback would never run: refused at construction, by name."""
+
+    async def async_callback(old: CircuitState, new: CircuitState) -> None:
+        pass
+
+    def generator_callback(old: CircuitState, new: CircuitState) -> Any:
+        yield
+
+    async def async_generator_callback(old: CircuitState, new: CircuitState) -> Any:
+        yield
+
+    callback = {
+        "async function": async_callback,
+        "generator function": generator_callback,
+        "async generator": async_generator_callback,
+    }[kind]
+    with pytest.raises(TypeError, match=r"^on_state_change must be a plain function, got the "):
+        CircuitBreaker(on_state_change=callback)
+
+
+async def test_issue11_on_state_change_returning_a_coroutine_is_refused(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A lambda that calls an async function passes the door; its coroutine is refused when
+    returned (and closed, so no "never awaited" warning is left)."""
+
+    async def log(old: CircuitState, new: CircuitState) -> None:
+        pass
+
+    breaker = CircuitBreaker(failure_threshold=1, on_state_change=lambda old, new: log(old, new))
+    with pytest.raises(TypeError, match=r"^on_state_change must be a plain function, but calling"):
+        await breaker.call(fail)
+    assert breaker.state is OPEN
+
+
+def _sync_function() -> int:
+    return 1
+
+
+async def test_issue11_a_function_that_is_not_async_is_refused_and_not_counted(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """call() and the decorator raise NotAwaitableError (a TypeError naming fn), and the
+    breaker counts nothing: the call was never one of the service."""
+    breaker = CircuitBreaker(failure_threshold=1)
+    message = r"^fn must be an async function, but calling it returned 1, an int: define it"
+    with pytest.raises(NotAwaitableError, match=message):
+        await breaker.call(_sync_function)  # type: ignore[arg-type]
+    with pytest.raises(NotAwaitableError, match=message):
+        await breaker(_sync_function)()  # type: ignore[arg-type]
+    stats = breaker.statistics()
+    assert (stats.state, stats.calls, stats.failures, stats.in_flight) == (CLOSED, 0, 0, 0)
+
+
+async def test_issue11_a_probe_that_is_not_async_gives_its_slot_back(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Half-open, a function that is not async neither fails the probe nor keeps its slot."""
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=1, slow_call_duration=5)
+    await fail_n(breaker, 1)
+    await trio.sleep(1)
+    with pytest.raises(NotAwaitableError):
+        await breaker.call(_sync_function)  # type: ignore[arg-type]
+    stats = breaker.statistics()
+    assert (stats.state, stats.half_open_in_flight, stats.calls) == (HALF_OPEN, 0, 1)
+    assert await breaker.call(succeed) == "ok"
+    assert breaker.state is CLOSED
+
+
 # ----------------------------------------------------- state machine vs. a model
 #
 # The breaker's decisions live in a synchronous core (`_admit()` hands out a
 # permit, `permit.finish(error)` records the outcome), so the property drives
 # that core directly, with a plain fake clock function swapped in for
 # trio.current_time. This lets hypothesis interleave admissions, outcomes,
-# cancellations and clock jumps freely, without a Trio run per step. The
-# async front ends are thin wrappers over the same two calls and are covered
-# by the tests above.
+# cancellations and clock jumps freely, without a Trio run per step. It also
+# drives `call()` itself, whose closed state has its own fast path: each such
+# call is a coroutine stepped by hand (sent into until the function inside
+# suspends, then sent a result or thrown an error), with Trio's two
+# checkpoints swapped for no-ops while it steps.
 
 
 class _Ignored(Exception):
@@ -691,13 +943,56 @@ class _Interrupt(BaseException):
     """Stands in for trio.Cancelled: a BaseException that is not an Exception."""
 
 
-OUTCOMES = {
+OUTCOMES: dict[str, BaseException | None] = {
     "success": None,
     "failure": RuntimeError("recorded"),
     "ignored": _Ignored(),
     "not_recorded": _NotRecorded(),
     "cancelled": _Interrupt(),
+    "not_awaitable": NotAwaitableError("fn must be an async function"),
 }
+
+
+@types.coroutine
+def _suspend() -> Generator[str, None, None]:
+    yield "in flight"
+
+
+async def _in_flight() -> None:
+    await _suspend()
+
+
+async def _no_checkpoint() -> None:
+    pass
+
+
+@contextlib.contextmanager
+def _checkpoints_off() -> Iterator[None]:
+    """Let breaker.call() be stepped outside Trio: its checkpoints become no-ops."""
+    saved = _breaker_module.checkpoint_if_cancelled, _breaker_module.cancel_shielded_checkpoint
+    _breaker_module.checkpoint_if_cancelled = _no_checkpoint
+    _breaker_module.cancel_shielded_checkpoint = _no_checkpoint
+    try:
+        yield
+    finally:
+        _breaker_module.checkpoint_if_cancelled, _breaker_module.cancel_shielded_checkpoint = saved
+
+
+class _SteppedCall:
+    """A `breaker.call(_in_flight)` in flight, stepped by hand (a permit for the machine)."""
+
+    def __init__(self, coro: Coroutine[Any, Any, None]) -> None:
+        self.coro = coro
+
+    def finish(self, error: BaseException | None) -> None:
+        with _checkpoints_off():
+            if error is None:
+                with pytest.raises(StopIteration):
+                    self.coro.send(None)
+            else:
+                with pytest.raises(type(error)) as raised:
+                    self.coro.throw(error)
+                assert raised.value is error
 
 
 class Model:
@@ -762,8 +1057,11 @@ class Model:
     def finish(self, permit: tuple[int, float, bool], outcome: str, now: float) -> None:
         epoch, start, probe = permit
         current = epoch == self.epoch
-        if outcome in ("ignored", "cancelled"):
-            self.counts[outcome] += 1
+        if outcome in ("ignored", "cancelled", "not_awaitable"):
+            if outcome == "not_awaitable":
+                self.counts["calls"] -= 1  # never a call of the service
+            else:
+                self.counts[outcome] += 1
             if probe and current:
                 self.probes -= 1
             return
@@ -821,6 +1119,12 @@ class BreakerMachine(RuleBasedStateMachine):
         self.now = 0.0
         self.permits: list[tuple[Any, tuple[int, float, bool]]] = []
 
+    def teardown(self) -> None:
+        with _checkpoints_off():
+            for permit, _ in self.permits:
+                if isinstance(permit, _SteppedCall):
+                    permit.coro.close()
+
     @initialize(config=configs)
     def make(self, config: dict[str, Any]) -> None:
         self.changes: list[tuple[str, str]] = []
@@ -833,21 +1137,45 @@ class BreakerMachine(RuleBasedStateMachine):
         self.breaker._clock = lambda: self.now
         self.model = Model(config)
 
-    @rule()
-    def admit(self) -> None:
+    def _start(self, front: str) -> Any:
+        """Admit one call through *front*: its permit, or the CircuitOpenError."""
+        if front == "core":
+            try:
+                return self.breaker._admit()
+            except CircuitOpenError as error:
+                return error
+        coro = self.breaker.call(_in_flight)
+        with _checkpoints_off():
+            try:
+                assert coro.send(None) == "in flight"
+            except CircuitOpenError as error:
+                return error
+        return _SteppedCall(coro)
+
+    @rule(front=st.sampled_from(["core", "call"]))
+    def admit(self, front: str) -> None:
         expected = self.model.admit(self.now)
-        try:
-            permit = self.breaker._admit()
-        except CircuitOpenError as error:
-            refusal: CircuitOpenError | None = error
-        else:
-            refusal = None
-        if refusal is not None:
+        permit = self._start(front)
+        if isinstance(permit, CircuitOpenError):
             assert expected is None
-            assert refusal.retry_after >= 0
+            assert permit.retry_after >= 0
             return
         assert expected is not None
         self.permits.append((permit, expected))
+
+    @rule()
+    def call_not_awaitable(self) -> None:
+        """call() with a function that is not async: refused, or admitted and given back."""
+        expected = self.model.admit(self.now)
+        with _checkpoints_off(), pytest.raises(NotAwaitableError if expected else CircuitOpenError):
+            self._run(self.breaker.call(_sync_function))  # type: ignore[arg-type]
+        if expected is not None:
+            self.model.finish(expected, "not_awaitable", self.now)
+
+    @staticmethod
+    def _run(coro: Coroutine[Any, Any, object]) -> None:
+        coro.send(None)
+        pytest.fail("the call should have raised before suspending")
 
     @precondition(lambda self: self.permits)
     # Failures twice as likely as each other outcome, to reach OPEN and HALF_OPEN often.
@@ -861,11 +1189,12 @@ class BreakerMachine(RuleBasedStateMachine):
     @rule(
         outcome=st.sampled_from(["failure", *sorted(OUTCOMES)]),
         seconds=st.sampled_from([0.0, 0.5, 1.0, 2.5]),
+        front=st.sampled_from(["core", "call"]),
     )
-    def whole_call(self, outcome: str, seconds: float) -> None:
+    def whole_call(self, outcome: str, seconds: float, front: str) -> None:
         """Admit, let *seconds* pass, finish: a call that overlaps nothing it admits."""
         before = len(self.permits)
-        self.admit()
+        self.admit(front)
         if len(self.permits) > before:
             self.now += seconds
             permit, expected = self.permits.pop()
@@ -933,7 +1262,9 @@ class BreakerMachine(RuleBasedStateMachine):
             assert stats.failure_rate is None
         if model.state == "open":
             assert model.opened_at is not None
-            assert stats.retry_after == model.opened_at + model.c["reset_timeout"] - self.now
+            reopen = model.opened_at + model.c["reset_timeout"]
+            assert self.now + stats.retry_after >= reopen  # a sleep of it is never short
+            assert stats.retry_after - (reopen - self.now) <= math.ulp(stats.retry_after)
         elif model.state == "forced_open":
             assert stats.retry_after == math.inf
         else:
@@ -1093,3 +1424,98 @@ def test_concurrent_calls_with_cancellation_keep_the_books(
             assert time >= opened_at + reset_timeout
         previous = new
     assert breaker._held == {}
+
+
+# ------------------------------------------------------------- KeyboardInterrupt
+
+
+async def _probe_by_call(breaker: CircuitBreaker) -> None:
+    await fail_n(breaker, 1)
+    await trio.sleep(1)
+    assert await breaker.call(succeed) == "ok"
+
+
+async def _probe_by_async_with(breaker: CircuitBreaker) -> None:
+    await fail_n(breaker, 1)
+    await trio.sleep(1)
+    with pytest.raises(RuntimeError):
+        async with breaker:
+            await fail()
+
+
+async def _refused(breaker: CircuitBreaker) -> None:
+    await fail_n(breaker, 1)
+    with pytest.raises(CircuitOpenError):
+        await breaker.call(succeed)
+
+
+async def _closed_calls(breaker: CircuitBreaker) -> None:
+    assert await breaker.call(succeed) == "ok"
+    await fail_n(breaker, 1)
+    assert await breaker(succeed)() == "ok"
+    async with breaker:
+        await succeed()
+    with pytest.raises(NotAwaitableError):
+        await breaker.call(lambda: None)  # type: ignore[arg-type, return-value]
+
+
+KI_SCENARIOS = {
+    "closed": (_closed_calls, {"failure_threshold": 2}),
+    "closed, time window and slow calls": (
+        _closed_calls,
+        {"failure_rate": 1.0, "window": 10.0, "window_type": "time", "slow_call_duration": 5.0},
+    ),
+    "refused": (_refused, {"failure_threshold": 1}),
+    "probe by call": (_probe_by_call, {"failure_threshold": 1, "reset_timeout": 1}),
+    "probe by async with": (_probe_by_async_with, {"failure_threshold": 1, "reset_timeout": 1}),
+}
+
+
+def _books(breaker: CircuitBreaker) -> tuple[int, int, dict[Any, Any]]:
+    """(calls in flight, probe slots taken, async-with permits held), read without the clock."""
+    in_flight = breaker._calls - (
+        breaker._successes + breaker._failures + breaker._ignored + breaker._cancelled
+    )
+    return in_flight, breaker._half_open_in_flight, breaker._held
+
+
+@pytest.mark.parametrize("scenario", sorted(KI_SCENARIOS))
+def test_issue11_keyboard_interrupt_anywhere_leaks_no_permit(scenario: str) -> None:
+    """A SIGINT landing at any opcode of the breaker leaves no call in flight and no slot taken."""
+    body, config = KI_SCENARIOS[scenario]
+    watched = [_breaker_module.__file__]
+    points = interrupt_points(functools.partial(body, CircuitBreaker(**config)), watched)
+    assert len(points) > 20  # the sweep really goes through the breaker's code
+    for point in points:
+        breaker = CircuitBreaker(**config)  # type: ignore[arg-type]
+        interrupt_at(point, functools.partial(body, breaker), watched)
+        assert _books(breaker) == (0, 0, {}), f"KeyboardInterrupt at opcode {point}"
+
+
+def test_issue11_sigint_from_a_timer_leaks_no_permit() -> None:
+    """Real SIGINTs at random moments of concurrent calls (open, probing, closed): nothing leaks."""
+    rng = random.Random(11)
+    for _ in range(30):
+        breaker = CircuitBreaker(failure_threshold=2, reset_timeout=0.0, half_open_max_calls=2)
+
+        async def caller(number: int, breaker: CircuitBreaker = breaker) -> None:
+            for call in range(100_000):  # ended by the SIGINT long before
+                with contextlib.suppress(RuntimeError, CircuitOpenError):
+                    if (call + number) % 3:
+                        await breaker.call(succeed)
+                    else:
+                        await breaker.call(fail)
+
+        async def main() -> None:
+            timer = threading.Timer(rng.uniform(0.0, 0.005), os.kill, (os.getpid(), signal.SIGINT))
+            try:
+                timer.start()
+                async with trio.open_nursery() as nursery:
+                    for number in range(3):
+                        nursery.start_soon(caller, number)
+            finally:
+                timer.join()  # the signal is sent before the run ends
+
+        with pytest.RaisesGroup(KeyboardInterrupt, allow_unwrapped=True, flatten_subgroups=True):
+            trio.run(main)
+        assert _books(breaker) == (0, 0, {})

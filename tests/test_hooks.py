@@ -32,3 +32,34 @@ def test_call_hooks_delivers_in_order() -> None:
     event = RetryScheduled(name="api", attempt=1, delay=0.5, error=OSError("down"))
     call_hooks((lambda e: seen.append(("a", e)), lambda e: seen.append(("b", e))), event)
     assert seen == [("a", event), ("b", event)]
+
+
+def test_issue11_check_hooks_refuses_async_functions() -> None:
+    """An async hook would never run (trine calls hooks without awaiting): refused by position."""
+
+    async def hook(event: GuardEvent) -> None:
+        pass
+
+    with pytest.raises(TypeError, match=r"^hooks\[1\] must be a plain function, got the async "):
+        check_hooks([print, hook])  # type: ignore[list-item]
+
+
+def test_issue11_check_hooks_closes_a_coroutine_object() -> None:
+    """hooks=coro() is refused by name, and the coroutine is closed (no "never awaited")."""
+
+    async def make() -> None:
+        pass
+
+    with pytest.raises(TypeError, match=r"^hooks must be a sequence of callables, got <coroutine"):
+        check_hooks(make())  # type: ignore[arg-type]
+
+
+def test_issue11_a_hook_returning_a_coroutine_is_refused() -> None:
+    """A lambda calling an async function passes the door; the coroutine it returns is not."""
+
+    async def log(event: GuardEvent) -> None:
+        pass
+
+    event = RetryScheduled(name=None, attempt=1, delay=0.5, error=OSError("down"))
+    with pytest.raises(TypeError, match=r"^hooks must be a plain function, but calling it"):
+        call_hooks((lambda e: log(e),), event)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gc
+import os
+import random
 import runpy
+import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,6 +17,7 @@ import trio
 import trio.testing
 
 import trine
+from interrupts import interrupt_at, interrupt_points
 from trine import (
     Backoff,
     Bulkhead,
@@ -21,6 +29,10 @@ from trine import (
     RateLimiter,
     Retry,
 )
+from trine import _breaker as _breaker_module
+from trine import _policy as _policy_module
+from trine import _retry as _retry_module
+from trine._util import NotAwaitableError
 from trine.testing import FakeService, FakeServiceError, assert_takes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,3 +150,171 @@ def test_the_guides_worked_example_prints_what_the_guide_says() -> None:
     guide = (ROOT / "docs" / "guide" / "policy.rst").read_text()
     quoted = "\n".join(f"    {line}" for line in lines)
     assert quoted in guide
+
+
+# --------------------------------------------- issue 11: the door, KeyboardInterrupt
+
+
+def _sync_function(*args: object) -> int:
+    return 1
+
+
+async def test_issue11_a_function_that_is_not_async_passes_every_layer_untouched(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """NotAwaitableError names fn and reaches the caller: not retried, not counted by the
+    breaker, no slot kept, no fallback answer, for call() and the decorator alike."""
+    answers: list[Exception] = []
+    retry = Retry(attempts=3, backoff=Backoff.constant(0))
+    breaker = CircuitBreaker(failure_threshold=1)
+    bulkhead = Bulkhead(1)
+    policy = Policy(
+        fallback=answers.append,
+        retry=retry,
+        breaker=breaker,
+        limiter=bulkhead,
+        timeout=1.0,
+    )
+    message = r"^fn must be an async function, but calling it returned 1, an int: define it"
+    with pytest.raises(NotAwaitableError, match=message):
+        await policy.call(_sync_function)  # type: ignore[arg-type]
+    with pytest.raises(NotAwaitableError, match=message):
+        await policy(_sync_function)()  # type: ignore[arg-type]
+    assert answers == []
+    assert (retry.statistics().attempts, retry.statistics().give_ups) == (2, 0)
+    stats = breaker.statistics()
+    assert (stats.state, stats.calls, stats.failures) == (trine.CircuitState.CLOSED, 0, 0)
+    assert bulkhead.statistics().borrowed_tokens == 0
+
+
+async def test_issue11_an_empty_policy_refuses_a_function_that_is_not_async() -> None:
+    """With no layer at all, the message still names fn (not Python's bare await error)."""
+    with pytest.raises(NotAwaitableError, match=r"^fn must be an async function, but calling"):
+        await Policy().call(_sync_function)  # type: ignore[arg-type]
+
+
+async def _through_a_policy(policy: Policy, service: FakeService) -> None:
+    """Success, failures that open the breaker, refusals, a probe, a timed-out attempt."""
+    assert await policy.call(service.call) == 1
+    with pytest.raises(FakeServiceError):
+        await policy.call(service.call)  # calls 2 and 3 fail: the breaker opens
+    with pytest.raises(CircuitOpenError):
+        await policy.call(service.call)
+    await trio.sleep(1)
+    assert await policy.call(service.call) == 4  # the probe closes the breaker
+    with pytest.raises(trio.TooSlowError):
+        await policy.call(service.call)  # calls 5 and 6 take 10 s each
+
+
+@pytest.mark.filterwarnings(
+    # Retry and Policy hold no permit of their own, so their frames are not
+    # KI-protected: an interrupt landing between creating a layer's coroutine
+    # and awaiting it leaves that coroutine unawaited (and nothing else).
+    "ignore:coroutine '.*' was never awaited:RuntimeWarning",
+    "ignore::pytest.PytestUnraisableExceptionWarning",
+)
+def test_issue11_keyboard_interrupt_anywhere_in_a_policy_leaks_nothing() -> None:
+    """A SIGINT at any opcode of Policy, Retry or CircuitBreaker code: no call left in
+    flight in the breaker, no probe slot and no limiter slot taken."""
+    files = [_policy_module.__file__, _retry_module.__file__, _breaker_module.__file__]
+
+    def make() -> tuple[Policy, CircuitBreaker, trio.CapacityLimiter, FakeService]:
+        breaker = CircuitBreaker(failure_threshold=2, reset_timeout=1)
+        limiter = trio.CapacityLimiter(1)
+        policy = Policy(
+            retry=Retry(attempts=2, backoff=Backoff.constant(0)),
+            breaker=breaker,
+            limiter=limiter,
+            timeout=5.0,
+        )
+        service = FakeService(
+            fail_calls={2, 3}, latency=lambda number, start: 10.0 if number >= 5 else 0.0
+        )
+        return policy, breaker, limiter, service
+
+    policy, _, _, service = make()
+    points = interrupt_points(
+        functools.partial(_through_a_policy, policy, service), files, signal_checks_only=True
+    )
+    assert len(points) > 50
+    for point in points:
+        policy, breaker, limiter, service = make()
+        interrupt_at(point, functools.partial(_through_a_policy, policy, service), files)
+        in_flight = breaker._calls - (
+            breaker._successes + breaker._failures + breaker._ignored + breaker._cancelled
+        )
+        assert (in_flight, breaker._half_open_in_flight, limiter.borrowed_tokens) == (0, 0, 0), (
+            f"KeyboardInterrupt at opcode {point}"
+        )
+    gc.collect()  # the unawaited coroutines' warnings, while they are filtered
+
+
+@pytest.mark.filterwarnings(
+    "ignore:coroutine '.*' was never awaited:RuntimeWarning",
+    "ignore::pytest.PytestUnraisableExceptionWarning",
+)
+def test_issue11_sigint_from_a_timer_through_a_policy_leaks_nothing() -> None:
+    """Real SIGINTs at random moments of concurrent Policy calls: no slot or permit leaks
+    (a bare `async with trio.CapacityLimiter` leaks one in a few hundred such runs)."""
+    rng = random.Random(11)
+    for _ in range(30):
+        breaker = CircuitBreaker(failure_threshold=3, reset_timeout=0.0)
+        limiter = trio.CapacityLimiter(2)
+        policy = Policy(
+            retry=Retry(attempts=2, backoff=Backoff.constant(0)),
+            breaker=breaker,
+            limiter=limiter,
+            timeout=5.0,
+        )
+        service = FakeService(fail_calls=lambda number: number % 4 == 0)
+
+        async def caller(policy: Policy = policy, service: FakeService = service) -> None:
+            for _ in range(100_000):  # ended by the SIGINT long before
+                with contextlib.suppress(FakeServiceError, CircuitOpenError):
+                    await policy.call(service.call)
+
+        async def main() -> None:
+            timer = threading.Timer(rng.uniform(0.0, 0.005), os.kill, (os.getpid(), signal.SIGINT))
+            try:
+                timer.start()
+                async with trio.open_nursery() as nursery:
+                    for _ in range(3):
+                        nursery.start_soon(caller)
+            finally:
+                timer.join()  # the signal is sent before the run ends
+
+        with pytest.RaisesGroup(KeyboardInterrupt, allow_unwrapped=True, flatten_subgroups=True):
+            trio.run(main)
+        in_flight = breaker._calls - (
+            breaker._successes + breaker._failures + breaker._ignored + breaker._cancelled
+        )
+        assert (in_flight, breaker._half_open_in_flight, limiter.borrowed_tokens) == (0, 0, 0)
+    gc.collect()  # the unawaited coroutines' warnings, while they are filtered
+
+
+async def test_issue11_a_constant_backoff_polls_an_open_breaker_every_d_seconds(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """As the guide warns: Backoff.constant(0.5) caps retry_after=30 at 0.5, so the retries
+    are refused at 0, 0.5 and 1.0 and the call gives up; maximum=30 waits for the probe."""
+    starts: list[float] = []
+
+    async def down() -> None:
+        starts.append(trio.current_time())
+        raise OSError("down")
+
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=30.0)
+    with pytest.raises(OSError, match=r"^down$"):
+        await breaker.call(down)
+    polling = Policy(retry=Retry(attempts=3, backoff=Backoff.constant(0.5)), breaker=breaker)
+    with assert_takes(1.0), pytest.raises(CircuitOpenError):
+        await polling.call(down)
+    assert breaker.statistics().rejections == 3
+    paced = Policy(
+        retry=Retry(attempts=2, backoff=Backoff.exponential(0.5, maximum=30.0, jitter=None)),
+        breaker=breaker,
+    )
+    service = FakeService()
+    with assert_takes(29.0):  # from t=1.0 to the probe at t=30.0, not a float step before
+        assert await paced.call(service.call) == 1
+    assert breaker.state is trine.CircuitState.CLOSED

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import trine
 from trine import Backoff, Retry, RetryBudget, RetryGaveUp, RetryScheduled
+from trine._util import NotAwaitableError
 from trine.testing import assert_takes
 
 
@@ -135,6 +136,82 @@ async def test_call_refuses_a_coroutine_object() -> None:
 
     with pytest.raises(TypeError, match=r"^fn must be an async function, got the coroutine object"):
         await Retry().call(job())  # type: ignore[arg-type]
+
+
+def _sync_function(*args: object) -> int:
+    return 1
+
+
+def _generator_function() -> object:
+    yield 1
+
+
+@pytest.mark.parametrize(
+    ("function", "returned"),
+    [
+        (_sync_function, "1, an int: define it with async def"),
+        (_generator_function, "a generator: a function with yield is a generator function"),
+    ],
+)
+@pytest.mark.parametrize("total", [None, 5.0])
+async def test_issue11_a_function_that_is_not_async_is_never_retried(
+    function: Callable[[], object], returned: str, total: float | None
+) -> None:
+    """call() and the decorator raise NotAwaitableError naming fn, after one attempt: no
+    retry, no give-up, no note, no hook (a programming error, not a failure)."""
+    events: list[object] = []
+    retry = Retry(attempts=3, backoff=Backoff.constant(0), timeout=total, hooks=[events.append])
+    message = rf"^fn must be an async function, but calling it returned {re.escape(returned)}"
+    with pytest.raises(NotAwaitableError, match=message) as raised:
+        await retry.call(function)  # type: ignore[arg-type]
+    assert not getattr(raised.value, "__notes__", None)
+    with pytest.raises(NotAwaitableError, match=message):
+        await retry(function)()  # type: ignore[arg-type]
+    statistics = retry.statistics()
+    assert (statistics.calls, statistics.attempts, statistics.retries) == (2, 2, 0)
+    assert (statistics.give_ups, events) == (0, [])
+
+
+async def test_issue11_async_for_awaiting_a_sync_function_is_never_retried() -> None:
+    """`await fn()` of a sync fn in the block: NotAwaitableError out of the with, one attempt."""
+    retry = Retry(attempts=3, backoff=Backoff.constant(0))
+    attempts = 0
+
+    async def block() -> None:
+        nonlocal attempts
+        async for attempt in retry:
+            with attempt:
+                attempts += 1
+                await _sync_function()  # type: ignore[misc]
+
+    with pytest.raises(
+        NotAwaitableError,
+        match=r"^the block of `async for attempt in retry:` awaited something that cannot be "
+        r"awaited \(object int can't be used in 'await' expression\): the function it calls "
+        r"must be defined with async def$",
+    ) as raised:
+        await block()
+    assert isinstance(raised.value.__cause__, TypeError)
+    assert (attempts, retry.statistics().give_ups) == (1, 0)
+
+
+async def test_issue11_a_type_error_from_inside_the_block_is_an_ordinary_failure() -> None:
+    """A TypeError raised deeper than the block's own await is retried as any error is."""
+
+    async def broken() -> None:
+        raise TypeError("object int can't be used in 'await' expression")
+
+    retry = Retry(attempts=2, backoff=Backoff.constant(0))
+
+    async def block() -> None:
+        async for attempt in retry:
+            with attempt:
+                await broken()
+
+    with pytest.raises(TypeError, match=r"can't be used") as raised:
+        await block()
+    assert not isinstance(raised.value, NotAwaitableError)
+    assert retry.statistics().attempts == 2
 
 
 # --------------------------------------------------------------------------- decorator

@@ -14,12 +14,26 @@ The state machine::
           │           any probe fails: back to OPEN, for a new reset_timeout
           └── reset() from any state
 
-The breaker's decisions are made by a small synchronous core
-(:meth:`CircuitBreaker._admit` hands out a :class:`_Permit`, and
-``_Permit.finish`` records how the call ended). The async front ends
+The breaker's decisions are made by a small synchronous core: ``_admit``
+hands out a :class:`_Permit` and ``_finish`` records how the call ended; a
+state change goes through ``_change``, which applies one change at a time, so
+callbacks always see a chain of changes in order. The async front ends
 (``call``, ``async with``, the decorator) only wrap the user's function in it,
 so admission is atomic under Trio: the permit is taken before the first
 ``await``, and no two tasks can both see a free half-open slot.
+
+``call`` has a fast path for the common case, a CLOSED breaker counting
+consecutive failures or failure rates over a count window: one check of
+``_closed_epoch`` admits the call (no permit object), and a success is one
+count and one window write. Everything else (probes, slow calls, time
+windows, failures) goes through the core.
+
+**KeyboardInterrupt.** Every frame of the breaker is KI-protected
+(:func:`trio.lowlevel.enable_ki_protection`), so a Ctrl-C can never land
+between taking a permit and recording its outcome; the user's coroutine is
+awaited in an unprotected frame (``_await_unprotected``), so it can be
+interrupted as it could without the breaker, and its KeyboardInterrupt is
+counted as a cancellation.
 """
 
 from __future__ import annotations
@@ -27,21 +41,32 @@ from __future__ import annotations
 import enum
 import functools
 import math
+import types
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, TypeVarTuple, final
 
 import attrs
 import trio
+from trio.lowlevel import (
+    cancel_shielded_checkpoint,
+    checkpoint_if_cancelled,
+    disable_ki_protection,
+    enable_ki_protection,
+)
 
 from ._errors import CircuitOpenError
 from ._hooks import CallRejected, CircuitStateChanged, Hook, call_hooks, check_hooks
 from ._util import (
     ExceptionFilter,
+    NotAwaitableError,
     check_async_callable,
+    check_awaitable,
     check_choice,
     check_int,
     check_number,
+    check_sync_callable,
+    check_sync_result,
     exception_matcher,
 )
 
@@ -61,6 +86,7 @@ _SUCCESS = 0
 _FAILURE = 1
 _IGNORED = 2
 _CANCELLED = 3  # trio.Cancelled or any other BaseException that is not an Exception
+_NOT_AWAITABLE = 4  # fn was not an async function: a programming error, never an outcome
 
 # A time window is split into this many buckets: memory is O(_TIME_BUCKETS) and a
 # call stays in the window for between (1 - 1/_TIME_BUCKETS) * window and window seconds.
@@ -138,35 +164,38 @@ def _check_rate(name: str, value: object) -> float:
 @final
 @attrs.define(eq=False)
 class _CountWindow:
-    """The outcomes of the last *size* calls: a ring buffer with running sums."""
+    """The outcomes of the last *size* calls.
+
+    Outcomes are numbered from 1 in each CLOSED spell (the breaker's
+    ``_recorded``); the window holds numbers ``(number - size, number]``. Only
+    failures and slow calls are stored, by number, so a success costs nothing
+    here: the breaker's count of outcomes is the write. Memory is O(size).
+    """
 
     size: int
-    _ring: list[int] = attrs.field(init=False)
-    _next: int = attrs.field(default=0, init=False)
-    calls: int = attrs.field(default=0, init=False)
-    failures: int = attrs.field(default=0, init=False)
-    slow: int = attrs.field(default=0, init=False)
+    _failed: deque[int] = attrs.field(factory=deque, init=False)
+    _slow: deque[int] = attrs.field(factory=deque, init=False)
 
-    def __attrs_post_init__(self) -> None:
-        self._ring = [0] * self.size
+    def add(self, number: int, now: float, failed: bool, slow: bool) -> None:
+        """Record outcome *number* (a success needs nothing stored)."""
+        if failed:
+            self._failed.append(number)
+        if slow:
+            self._slow.append(number)
 
-    def add(self, now: float, failed: bool, slow: bool) -> None:
-        # Each slot holds bit 0 = failed, bit 1 = slow, bit 2 = occupied.
-        old = self._ring[self._next]
-        if old:
-            self.calls -= 1
-            self.failures -= old & 1
-            self.slow -= (old >> 1) & 1
-        self._ring[self._next] = 4 | (2 if slow else 0) | (1 if failed else 0)
-        self._next = (self._next + 1) % self.size
-        self.calls += 1
-        self.failures += failed
-        self.slow += slow
+    def totals(self, number: int, now: float) -> tuple[int, int, int]:
+        """(calls, failures, slow calls) in the window after outcome *number*."""
+        oldest = number - self.size  # the newest number that has left the window
+        failed, slow = self._failed, self._slow
+        while failed and failed[0] <= oldest:
+            failed.popleft()
+        while slow and slow[0] <= oldest:
+            slow.popleft()
+        return min(number, self.size), len(failed), len(slow)
 
     def clear(self) -> None:
-        self._ring = [0] * self.size
-        self._next = 0
-        self.calls = self.failures = self.slow = 0
+        self._failed.clear()
+        self._slow.clear()
 
 
 @final
@@ -212,16 +241,27 @@ class _TimeWindow:
             self._calls[slot] = self._failures[slot] = self._slow[slot] = 0
         self._head = bucket
 
-    def add(self, now: float, failed: bool, slow: bool) -> None:
-        self.expire(now)
-        assert self._head is not None
-        slot = self._head % _TIME_BUCKETS
+    def add(self, number: int, now: float, failed: bool, slow: bool) -> None:
+        """Record an outcome at *now*."""
+        head = self._head
+        if head is None or math.floor(now / self._width) > head:
+            self.expire(now)
+            head = self._head
+            assert head is not None
+        slot = head % _TIME_BUCKETS
         self._calls[slot] += 1
         self._failures[slot] += failed
         self._slow[slot] += slow
         self.calls += 1
         self.failures += failed
         self.slow += slow
+
+    def totals(self, number: int, now: float) -> tuple[int, int, int]:
+        """(calls, failures, slow calls) in the window at *now*."""
+        head = self._head
+        if head is None or math.floor(now / self._width) > head:
+            self.expire(now)
+        return self.calls, self.failures, self.slow
 
     def clear(self) -> None:
         self._calls = [0] * _TIME_BUCKETS
@@ -249,6 +289,32 @@ class _Permit:
     def finish(self, error: BaseException | None) -> None:
         """Record that the call returned (*error* ``None``) or raised *error*."""
         self._breaker._finish(self, error)
+
+
+_CoroutineType = types.CoroutineType
+
+
+@disable_ki_protection
+async def _await_unprotected(coro: Awaitable[_T]) -> _T:
+    """``await coro`` where a KeyboardInterrupt may land, as it may without a breaker.
+
+    The breaker's own frames are KI-protected, and protection is inherited by
+    the frames they call; this one frame turns it off again for the user's
+    code. The caller creates *coro* (in a protected frame) and closes it if
+    an interrupt lands here before it started, so that no "coroutine was never
+    awaited" warning is left either.
+    """
+    return await coro
+
+
+def _close_unstarted(coro: object) -> None:
+    """Close *coro* if it is a coroutine (a no-op once it has run to its end)."""
+    if type(coro) is _CoroutineType:
+        coro.close()
+
+
+def _to_closed() -> CircuitState:
+    return CircuitState.CLOSED
 
 
 @final
@@ -304,6 +370,16 @@ class CircuitBreaker:
     :func:`trio.current_time` when the breaker is next used or its
     :attr:`state` is read, so the state-change callbacks for it run then.
 
+    **State changes reach callbacks in order.** The callback and the hooks
+    see every change start where the previous one ended. A change caused
+    while they run (reading :attr:`state` once ``reset_timeout=0`` has
+    passed, calling :meth:`reset`) is applied after they all return.
+
+    **Not a failure of the service.** :exc:`trio.Cancelled` (and every
+    other non-:exc:`Exception`) and ``NotAwaitableError`` (a function that
+    turned out not to be async) are never counted as outcomes; a
+    KeyboardInterrupt can land anywhere without leaking a permit or a slot.
+
     Args:
       name: shown in errors, statistics and hook events.
       failure_threshold: consecutive failures that open the breaker (used when
@@ -324,13 +400,16 @@ class CircuitBreaker:
       record: exceptions that count as failures: a type, a tuple of types, or
         a predicate ``(exc) -> bool``.
       ignore: exceptions that count as nothing; same forms; wins over *record*.
-      on_state_change: a function ``(old, new)`` called synchronously on every
-        state change, with :class:`CircuitState` members.
+      on_state_change: a plain (not async) function ``(old, new)`` called
+        synchronously on every state change, with :class:`CircuitState`
+        members, before the hooks.
       hooks: callables given a :class:`~trine.CircuitStateChanged` on every
         state change and a :class:`~trine.CallRejected` on every refusal.
 
     Raises:
-      TypeError, ValueError: for an invalid argument.
+      TypeError, ValueError: for an invalid argument; a *record* or *ignore*
+        class that is not an :exc:`Exception` (it would never match) and an
+        async or generator *on_state_change* are TypeErrors.
 
     .. warning:: A probe that never finishes keeps its slot, and so the breaker
        half-open, for as long as it runs. Bound the calls you make through a
@@ -365,10 +444,28 @@ class CircuitBreaker:
     _is_ignored: Callable[[BaseException], bool] = attrs.field(init=False)
     _outcomes: _CountWindow | _TimeWindow = attrs.field(init=False)
     _minimum: int = attrs.field(init=False)
+    _fast: bool = attrs.field(init=False)
+    """Whether call() may take the closed fast path (a count window, no slow calls)."""
+    _judge_at: int = attrs.field(init=False)
+    """The outcome number at which a success that is not slow may trip a count
+    window: the window reaching minimum_calls, when rates are judged; else 0
+    (never). Later successes only lower the rates of a count window."""
+    _judge_successes: bool = attrs.field(init=False)
+    """Whether every success must be judged: in a time window, old calls
+    leaving it can raise the rates at any time."""
     _state: CircuitState = attrs.field(default=CircuitState.CLOSED, init=False)
     _epoch: int = attrs.field(default=0, init=False)
+    _closed_epoch: int = attrs.field(default=-1, init=False)
+    """The epoch while CLOSED with the fast path on, else -1: the fast path's one check."""
     _opened_at: float | None = attrs.field(default=None, init=False)
-    _consecutive_failures: int = attrs.field(default=0, init=False)
+    _reopen_at: float = attrs.field(default=0.0, init=False)
+    """``opened_at + reset_timeout`` while OPEN: when a probe is admitted."""
+    _recorded: int = attrs.field(default=0, init=False)
+    """Successes and failures recorded in this CLOSED spell: the outcomes' numbers."""
+    _run: int = attrs.field(default=0, init=False)
+    _run_end: int = attrs.field(default=0, init=False)
+    """``_run`` failures in a row ended with outcome number ``_run_end``; the
+    consecutive failures are ``_run`` while no outcome came after it."""
     _half_open_in_flight: int = attrs.field(default=0, init=False)
     _half_open_successes: int = attrs.field(default=0, init=False)
     _calls: int = attrs.field(default=0, init=False)
@@ -378,8 +475,12 @@ class CircuitBreaker:
     _ignored: int = attrs.field(default=0, init=False)
     _cancelled: int = attrs.field(default=0, init=False)
     _rejections: int = attrs.field(default=0, init=False)
-    # Permits of `async with breaker:` blocks, per task (a list: blocks may nest).
-    _held: dict[trio.lowlevel.Task, list[_Permit]] = attrs.field(factory=dict, init=False)
+    _notifying: bool = attrs.field(default=False, init=False)
+    """Whether the callbacks of a state change are running (see _change)."""
+    _deferred: deque[Callable[[], CircuitState | None]] = attrs.field(factory=deque, init=False)
+    # Permits of `async with breaker:` blocks, per task (a list: blocks may
+    # nest); the fast path's permit is the epoch that admitted it.
+    _held: dict[trio.lowlevel.Task, list[_Permit | int]] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         if self._name is not None and not isinstance(self._name, str):
@@ -402,12 +503,12 @@ class CircuitBreaker:
         self._reset_timeout = check_number("reset_timeout", self._reset_timeout)
         check_int("half_open_max_calls", self._half_open_max_calls)
         check_int("success_threshold", self._success_threshold)
-        self._is_recorded = exception_matcher("record", self._record)
-        self._is_ignored = exception_matcher("ignore", self._ignore)
-        if self._on_state_change is not None and not callable(self._on_state_change):
-            raise TypeError(
-                f"on_state_change must be callable or None, got {self._on_state_change!r}"
-            )
+        # trio.Cancelled and KeyboardInterrupt never count, so a filter naming
+        # them would silently never match.
+        self._is_recorded = exception_matcher("record", self._record, only_exceptions=True)
+        self._is_ignored = exception_matcher("ignore", self._ignore, only_exceptions=True)
+        if self._on_state_change is not None:
+            check_sync_callable("on_state_change", self._on_state_change)
         self._hook_tuple = check_hooks(self._hooks)
         if self._window_type == "count":
             size = int(self._window)
@@ -417,6 +518,11 @@ class CircuitBreaker:
         else:
             self._outcomes = _TimeWindow(self._window)
             self._minimum = self._minimum_calls
+        self._fast = self._window_type == "count" and self._slow_call_duration is None
+        rates = self._failure_rate is not None or self._slow_call_duration is not None
+        self._judge_at = self._minimum if rates else 0
+        self._judge_successes = rates and self._window_type == "time"
+        self._closed_epoch = self._epoch if self._fast else -1
 
     # ---------------------------------------------------------- configuration
 
@@ -507,29 +613,66 @@ class CircuitBreaker:
 
     def _refresh(self) -> None:
         if self._state is CircuitState.OPEN:
-            assert self._opened_at is not None
-            if self._clock() >= self._opened_at + self._reset_timeout:
-                self._transition(CircuitState.HALF_OPEN)
+            self._change(self._half_open_if_due)
 
-    def _transition(self, new: CircuitState) -> None:
+    def _half_open_if_due(self) -> CircuitState | None:
+        if self._state is CircuitState.OPEN and self._clock() >= self._reopen_at:
+            return CircuitState.HALF_OPEN
+        return None
+
+    @enable_ki_protection
+    def _change(self, decide: Callable[[], CircuitState | None]) -> None:
+        """Enter the state *decide* returns (``None``: stay), one change at a time.
+
+        While the callbacks of a change run, a change they cause (reading
+        :attr:`state` once the reset timeout has passed, :meth:`reset`, ...)
+        is deferred: its *decide* runs once they return, against the state
+        then. So every callback sees each change start where the last ended.
+        If a callback raises, the changes deferred by then are dropped and the
+        error propagates.
+        """
+        if self._notifying:
+            self._deferred.append(decide)
+            return
+        new = decide()
+        if new is None:
+            return
+        try:
+            self._enter(new)
+            while self._deferred:
+                new = self._deferred.popleft()()
+                if new is not None:
+                    self._enter(new)
+        finally:
+            self._notifying = False
+            self._deferred.clear()
+
+    def _enter(self, new: CircuitState) -> None:
         """Enter *new*: a new epoch, a clean slate, then the callbacks."""
         old = self._state
         self._state = new
         self._epoch += 1
+        self._closed_epoch = self._epoch if new is CircuitState.CLOSED and self._fast else -1
         self._outcomes.clear()
-        self._consecutive_failures = 0
+        self._recorded = self._run = self._run_end = 0
         self._half_open_in_flight = 0
         self._half_open_successes = 0
         if new is CircuitState.OPEN or new is CircuitState.FORCED_OPEN:
             self._opened_at = self._clock()
+            self._reopen_at = self._opened_at + self._reset_timeout
         elif new is CircuitState.CLOSED:
             self._opened_at = None
         # State is consistent before any user code runs, so callbacks may read it.
         if old is not new:
+            self._notifying = True
             if self._on_state_change is not None:
-                self._on_state_change(old, new)
+                check_sync_result("on_state_change", self._on_state_change(old, new))
             if self._hook_tuple:
                 call_hooks(self._hook_tuple, CircuitStateChanged(self._name, old, new))
+            self._notifying = False
+
+    def _forced_open_unless_forced(self) -> CircuitState | None:
+        return None if self._state is CircuitState.FORCED_OPEN else CircuitState.FORCED_OPEN
 
     def force_open(self) -> None:
         """Reject every call from now on, until :meth:`reset`.
@@ -538,8 +681,7 @@ class CircuitBreaker:
         timeout does not apply. Calls in flight finish normally; their outcomes
         are not counted towards any state.
         """
-        if self._state is not CircuitState.FORCED_OPEN:
-            self._transition(CircuitState.FORCED_OPEN)
+        self._change(self._forced_open_unless_forced)
 
     def reset(self) -> None:
         """Close the breaker and forget every outcome in the window.
@@ -547,17 +689,32 @@ class CircuitBreaker:
         Works from any state. Calls in flight finish normally; their outcomes
         are not counted towards the fresh window. Lifetime statistics are kept.
         """
-        self._transition(CircuitState.CLOSED)
+        self._change(_to_closed)
 
     def _retry_after(self) -> float:
+        """Seconds until a probe is admitted, never short: ``now + retry_after >= reopen``.
+
+        ``reopen - now`` can round down, so that sleeping it wakes one float
+        step before the probe is due (opened at 0.1 with reset_timeout=3 and
+        refused at 0.30000000000000004: 0.30000000000000004 + 2.8 is
+        3.0999999999999996). If it does, it is one step too short (the
+        rounding error is under half a step), so the next float up is enough.
+        """
         state = self._state
         if state is CircuitState.OPEN:
-            assert self._opened_at is not None
-            return max(0.0, self._opened_at + self._reset_timeout - self._clock())
+            now = self._clock()
+            reopen = self._reopen_at
+            if now >= reopen:
+                return 0.0
+            wait = reopen - now
+            if now + wait < reopen:
+                wait = math.nextafter(wait, math.inf)
+            return wait
         if state is CircuitState.FORCED_OPEN:
             return math.inf
         return 0.0
 
+    @enable_ki_protection
     def statistics(self) -> CircuitBreakerStatistics:
         """Return a fresh :class:`CircuitBreakerStatistics` snapshot.
 
@@ -565,10 +722,11 @@ class CircuitBreaker:
         passed (moving OPEN to HALF_OPEN and running the callbacks).
         """
         self._refresh()
-        window = self._outcomes
-        if isinstance(window, _TimeWindow):  # count windows do not age
-            window.expire(self._clock())
-        enough = window.calls >= self._minimum and window.calls > 0
+        # Count windows do not age, so reading one needs no clock (and works
+        # outside trio.run).
+        now = self._clock() if self._window_type == "time" else 0.0
+        calls, failures, slow = self._outcomes.totals(self._recorded, now)
+        enough = calls >= self._minimum and calls > 0
         return CircuitBreakerStatistics(
             state=self._state,
             calls=self._calls,
@@ -583,25 +741,30 @@ class CircuitBreaker:
             - self._failures
             - self._ignored
             - self._cancelled,
-            window_calls=window.calls,
-            failure_rate=window.failures / window.calls if enough else None,
-            slow_call_rate=window.slow / window.calls if enough else None,
-            consecutive_failures=self._consecutive_failures,
+            window_calls=calls,
+            failure_rate=failures / calls if enough else None,
+            slow_call_rate=slow / calls if enough else None,
+            consecutive_failures=self._consecutive_failures(),
             half_open_in_flight=self._half_open_in_flight,
             half_open_successes=self._half_open_successes,
             opened_at=self._opened_at,
             retry_after=self._retry_after(),
         )
 
+    def _consecutive_failures(self) -> int:
+        return self._run if self._run_end == self._recorded else 0
+
     # -------------------------------------------------------- synchronous core
 
+    @enable_ki_protection
     def _admit(self) -> _Permit:
         """Take the right to make one call now, or raise :exc:`CircuitOpenError`.
 
         Never awaits, so the check and the taking of a probe slot are one
         atomic step under Trio.
         """
-        self._refresh()
+        if self._state is CircuitState.OPEN:
+            self._change(self._half_open_if_due)
         state = self._state
         if state is CircuitState.CLOSED:
             probe = False
@@ -626,35 +789,27 @@ class CircuitBreaker:
             return _SUCCESS
         if not isinstance(error, Exception):
             return _CANCELLED
+        if isinstance(error, NotAwaitableError):
+            return _NOT_AWAITABLE
         if self._is_ignored(error):
             return _IGNORED
         if self._is_recorded(error):
             return _FAILURE
         return _SUCCESS
 
-    async def _enter(self) -> _Permit:
-        """Admit a call or raise :exc:`CircuitOpenError`; either way a checkpoint.
-
-        Cancellation is checked before admission, so a cancelled task never
-        takes a probe slot; a refusal still yields, so a loop of refused calls
-        cannot starve other tasks.
-        """
-        await trio.lowlevel.checkpoint_if_cancelled()
-        try:
-            return self._admit()
-        except CircuitOpenError:
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            raise
-
+    @enable_ki_protection
     def _finish(self, permit: _Permit, error: BaseException | None) -> None:
         """Record how an admitted call ended (the other half of :meth:`_admit`)."""
-        kind = self._classify(error)
-        if kind == _CANCELLED:
-            self._cancelled += 1
-        elif kind == _IGNORED:
-            self._ignored += 1
+        kind = _SUCCESS if error is None else self._classify(error)
+        current = permit.epoch == self._epoch
         if kind >= _IGNORED:
-            if permit.probe and permit.epoch == self._epoch:
+            if kind == _NOT_AWAITABLE:
+                self._calls -= 1  # never a call of the service: as if never admitted
+            elif kind == _CANCELLED:
+                self._cancelled += 1
+            else:
+                self._ignored += 1
+            if permit.probe and current:
                 self._half_open_in_flight -= 1
             return
         duration = self._slow_call_duration
@@ -667,46 +822,74 @@ class CircuitBreaker:
             self._successes += 1
         if slow:
             self._slow_calls += 1
-        if permit.epoch != self._epoch:
+        if not current:
             return  # stale: admitted before the last state change
         if permit.probe:
             self._half_open_in_flight -= 1
             if failed or slow:
-                self._transition(CircuitState.OPEN)
+                self._move(permit.epoch, CircuitState.OPEN)
             else:
                 self._half_open_successes += 1
                 if self._half_open_successes >= self._success_threshold:
-                    self._transition(CircuitState.CLOSED)
+                    self._move(permit.epoch, CircuitState.CLOSED)
             return
         # CLOSED (the only other state that admits calls).
-        window = self._outcomes
-        window.add(now, failed, slow)
+        number = self._recorded = self._recorded + 1
         if failed:
-            self._consecutive_failures += 1
-        else:
-            self._consecutive_failures = 0
-        if self._failure_rate is None:
-            trip = self._consecutive_failures >= self._failure_threshold
-        else:
-            # Compare the quotient, as statistics() reports it (0.3 * 10 > 3.0 in floats).
-            trip = window.calls >= self._minimum and (
-                window.failures / window.calls >= self._failure_rate
-            )
-        if not trip and self._slow_call_duration is not None:
-            trip = window.calls >= self._minimum and (
-                window.slow / window.calls >= self._slow_call_rate
-            )
-        if trip:
-            self._transition(CircuitState.OPEN)
+            self._run = self._run + 1 if self._run_end == number - 1 else 1
+            self._run_end = number
+            if self._failure_rate is None and self._run >= self._failure_threshold:
+                self._move(permit.epoch, CircuitState.OPEN)
+                return
+        window = self._outcomes
+        window.add(number, now, failed, slow)
+        if (
+            failed or slow or number == self._judge_at or self._judge_successes
+        ) and self._rates_trip(*window.totals(number, now)):
+            self._move(permit.epoch, CircuitState.OPEN)
+
+    @enable_ki_protection
+    def _finish_closed(self, epoch: int, error: BaseException | None) -> None:
+        """Record how a call the fast path admitted in *epoch* ended."""
+        if error is not None:
+            self._finish(_Permit(self, epoch, 0.0, False), error)
+            return
+        self._successes += 1
+        if self._closed_epoch == epoch:  # else stale: admitted before a change
+            number = self._recorded = self._recorded + 1
+            if number == self._judge_at:
+                self._judge_success(number)
+
+    def _judge_success(self, number: int) -> None:
+        """Open the breaker if the fast path's success *number* filled the window to a trip."""
+        if self._rates_trip(*self._outcomes.totals(number, 0.0)):
+            self._move(self._epoch, CircuitState.OPEN)
+
+    def _rates_trip(self, calls: int, failures: int, slow: int) -> bool:
+        """Whether a window holding these counts opens the breaker by its rates."""
+        if calls < self._minimum:
+            return False
+        # Compare the quotient, as statistics() reports it (0.3 * 10 > 3.0 in floats).
+        return (self._failure_rate is not None and failures / calls >= self._failure_rate) or (
+            self._slow_call_duration is not None and slow / calls >= self._slow_call_rate
+        )
+
+    def _move(self, epoch: int, new: CircuitState) -> None:
+        """Enter *new*, unless a change deferred before this one has left *epoch*."""
+        self._change(lambda: new if self._epoch == epoch else None)
 
     # ------------------------------------------------------------ async front
 
+    @enable_ki_protection
     async def call(self, fn: Callable[[*_Ts], Awaitable[_T]], *args: *_Ts) -> _T:
         """Call ``await fn(*args)`` through the breaker and return its result.
 
         Raises:
           CircuitOpenError: at once, without calling *fn*, if the breaker
             refuses the call.
+          NotAwaitableError: a :exc:`TypeError`, if *fn* returned something
+            that cannot be awaited (it is not an async function); the breaker
+            does not count it.
           Exception: whatever *fn* raises, unchanged, after counting it.
 
         A cancelled caller is stopped (with :exc:`trio.Cancelled`) before it
@@ -717,18 +900,67 @@ class CircuitBreaker:
         given: object = fn  # typed callers always pass a callable; untyped ones may not
         if not callable(given):  # e.g. a coroutine object: the helper says what to do
             check_async_callable("fn", given)
-        permit = await self._enter()
+        epoch = self._closed_epoch
+        if epoch >= 0:
+            # The fast path: CLOSED, so admitted (there is no slot to take, so
+            # no cancellation check either); no permit object, and a success
+            # is one count and one window write.
+            self._calls += 1
+            coro = None
+            try:
+                coro = fn(*args)
+                if type(coro) is not _CoroutineType:  # one comparison on the hot path
+                    coro = check_awaitable("fn", coro)
+                result = await _await_unprotected(coro)
+            except BaseException as error:
+                _close_unstarted(coro)
+                self._finish(_Permit(self, epoch, 0.0, False), error)
+                raise
+            # _finish_closed(epoch, None), inline: this is the hot path.
+            self._successes += 1
+            if self._closed_epoch == epoch:  # else stale: admitted before a change
+                number = self._recorded = self._recorded + 1
+                if number == self._judge_at:
+                    self._judge_success(number)
+            return result
+        await checkpoint_if_cancelled()  # so a cancelled task takes no probe slot
         try:
-            result = await fn(*args)
-        except BaseException as exc:
-            self._finish(permit, exc)
+            permit = self._admit()
+        except CircuitOpenError:
+            await cancel_shielded_checkpoint()
+            raise
+        coro = None
+        try:
+            coro = fn(*args)
+            if type(coro) is not _CoroutineType:
+                coro = check_awaitable("fn", coro)
+            result = await _await_unprotected(coro)
+        except BaseException as error:
+            _close_unstarted(coro)
+            self._finish(permit, error)
             raise
         self._finish(permit, None)
         return result
 
+    @enable_ki_protection
     async def __aenter__(self) -> None:
-        """Enter a guarded block; raises :exc:`CircuitOpenError` if refused."""
-        permit = await self._enter()
+        """Enter a guarded block; raises :exc:`CircuitOpenError` if refused.
+
+        As for :meth:`call`, a cancelled task is stopped before it can take a
+        probe slot, and a refusal is a full checkpoint.
+        """
+        permit: _Permit | int
+        epoch = self._closed_epoch
+        if epoch >= 0:  # the fast path, as in call(): the permit is the epoch
+            self._calls += 1
+            permit = epoch
+        else:
+            await checkpoint_if_cancelled()
+            try:
+                permit = self._admit()
+            except CircuitOpenError:
+                await cancel_shielded_checkpoint()
+                raise
         task = trio.lowlevel.current_task()
         held = self._held.get(task)
         if held is None:
@@ -736,32 +968,39 @@ class CircuitBreaker:
         else:
             held.append(permit)
 
+    @enable_ki_protection
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc_value: BaseException | None,
-        traceback: TracebackType | None,
+        traceback: types.TracebackType | None,
     ) -> None:
         task = trio.lowlevel.current_task()
         held = self._held[task]
         permit = held.pop()
         if not held:
             del self._held[task]
-        self._finish(permit, exc_value)
+        if isinstance(permit, int):
+            self._finish_closed(permit, exc_value)
+        else:
+            self._finish(permit, exc_value)
 
     def __call__(self, fn: Callable[_P, Awaitable[_T]]) -> Callable[_P, Coroutine[Any, Any, _T]]:
-        """Decorate an async function so that every call goes through the breaker."""
-        check_async_callable("fn", fn)
+        """Decorate an async function so that every call goes through the breaker.
 
+        The wrapper keeps *fn*'s name and docstring; keyword arguments are
+        passed through. A call of it is ``await breaker.call(fn, *args)``.
+        """
+        check_async_callable("fn", fn)
+        call = self.call
+
+        # Protected like call(), so a Ctrl-C cannot land between creating
+        # call()'s coroutine and awaiting it (fn still runs unprotected).
         @functools.wraps(fn)
+        @enable_ki_protection
         async def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _T:
-            permit = await self._enter()
-            try:
-                result = await fn(*args, **kwargs)
-            except BaseException as exc:
-                self._finish(permit, exc)
-                raise
-            self._finish(permit, None)
-            return result
+            if kwargs:
+                return await call(functools.partial(fn, **kwargs), *args)
+            return await call(fn, *args)
 
         return guarded

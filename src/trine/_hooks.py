@@ -22,10 +22,12 @@ broken metrics hook should be seen, not hidden).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol, TypeAlias
 
 import attrs
+
+from ._util import check_sync_callable, check_sync_result, close_unawaited
 
 __all__ = [
     "AttemptTimedOut",
@@ -124,7 +126,14 @@ class Hook(Protocol):
 
 
 def check_hooks(hooks: Iterable[Hook] | None) -> tuple[Hook, ...]:
-    """Validate a ``hooks=`` argument and return it as a tuple."""
+    """Validate a ``hooks=`` argument and return it as a tuple.
+
+    Raises:
+      TypeError: naming ``hooks``, for a single callable instead of a
+        sequence, something that is not iterable, an element that is not
+        callable, and an async or generator function (``hooks[i]``), which
+        trine would call without awaiting, so it would never run.
+    """
     if hooks is None:
         return ()
     if callable(hooks):
@@ -132,14 +141,24 @@ def check_hooks(hooks: Iterable[Hook] | None) -> tuple[Hook, ...]:
     try:
         result = tuple(hooks)
     except TypeError:
+        close_unawaited(hooks)  # a coroutine object is not iterable either
         raise TypeError(f"hooks must be a sequence of callables, got {hooks!r}") from None
-    for hook in result:
+    for index, hook in enumerate(result):
         if not callable(hook):
             raise TypeError(f"hooks must contain only callables, got {hook!r}")
+        check_sync_callable(f"hooks[{index}]", hook)
     return result
 
 
 def call_hooks(hooks: tuple[Hook, ...], event: GuardEvent) -> None:
-    """Give *event* to every hook, in order."""
+    """Give *event* to every hook, in order.
+
+    Raises:
+      TypeError: if a hook returned a coroutine (a lambda calling an async
+        function): it would never run.
+    """
     for hook in hooks:
-        hook(event)
+        call: Callable[[GuardEvent], object] = hook  # typed to return None; may not
+        result = call(event)
+        if result is not None:
+            check_sync_result("hooks", result)

@@ -13,15 +13,23 @@ limiters shares; trine's own guards satisfy them and so can anything else
 with the same shape.
 
 The chain of layers is built once, when the Policy is constructed: absent
-layers cost nothing per call (no closure, no frame, no ``if`` test), and a
-layer that only hands the call on (retry, breaker without hooks) is a plain
-function returning the guard's awaitable, so it adds no coroutine frame.
+layers cost nothing per call (no closure, no frame, no ``if`` test), a layer
+that only hands the call on (retry, breaker without hooks) is a
+:func:`functools.partial` of the guard's ``call``, so it adds no Python frame,
+and the per-attempt timeout, the innermost layer whenever present, calls fn
+itself. What fn returned is checked once, by the layer that calls it
+(``NotAwaitableError``, which every layer lets through untouched).
+
+**KeyboardInterrupt.** The only pairing a Policy does itself is the
+limiter's hold; that layer's frame is KI-protected, and fn runs below it in
+a frame that is not (the timeout layer, or ``_await_fn``).
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import types
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
@@ -29,11 +37,17 @@ from typing import Any, ParamSpec, Protocol, TypeAlias, TypeVar, TypeVarTuple, f
 
 import attrs
 import trio
+from trio.lowlevel import disable_ki_protection, enable_ki_protection
 
 from ._errors import TrineError
 from ._hooks import AttemptTimedOut, CallRejected, FallbackUsed, Hook, call_hooks, check_hooks
 from ._limit import LimiterLike, hold_opener
-from ._util import check_async_callable, check_optional_number, exception_matcher
+from ._util import (
+    check_async_callable,
+    check_awaitable,
+    check_optional_number,
+    exception_matcher,
+)
 
 __all__ = ["Policy", "SupportsAcquire", "SupportsCall"]
 
@@ -104,28 +118,68 @@ def _check_name(name: object) -> None:
 # -- the layers, innermost first ---------------------------------------------------
 
 
+_CoroutineType = types.CoroutineType
+
+
 def _call_fn(fn: _AsyncFn, args: tuple[Any, ...]) -> Awaitable[Any]:
     # A plain function: returns fn's coroutine for the layer above to await,
-    # so the innermost step adds no coroutine frame of its own.
-    return fn(*args)
+    # so the innermost step adds no coroutine frame of its own. What fn
+    # returned is checked here, once, for every layer above.
+    coro = fn(*args)
+    if type(coro) is not _CoroutineType:  # one comparison on the hot path
+        return check_awaitable("fn", coro)
+    return coro
 
 
-def _timeout_layer(
-    inner: _Layer, timeout: float, name: str | None, hooks: tuple[Hook, ...]
-) -> _Layer:
+@disable_ki_protection
+async def _await_fn(fn: _AsyncFn, args: tuple[Any, ...]) -> Any:
+    # The innermost layer under a limiter when there is no timeout: fn runs in
+    # a frame that is not KI-protected, though the limiter's frame is.
+    coro = fn(*args)
+    if type(coro) is not _CoroutineType:
+        coro = check_awaitable("fn", coro)
+    return await coro
+
+
+def _timeout_layer(timeout: float, name: str | None, hooks: tuple[Hook, ...]) -> _Layer:
+    """The innermost layer whenever present: it calls fn itself (a frame fewer per
+    attempt), in a frame that is not KI-protected, so fn can be interrupted as
+    it could without a Policy."""
+
+    def timed_out() -> trio.TooSlowError:
+        call_hooks(hooks, AttemptTimedOut(name=name, timeout=timeout))
+        return trio.TooSlowError(f"the attempt took longer than timeout={timeout!r} s")
+
+    @disable_ki_protection
     async def attempt_timeout(fn: _AsyncFn, args: tuple[Any, ...]) -> Any:
+        coro = fn(*args)
+        if type(coro) is not _CoroutineType:
+            coro = check_awaitable("fn", coro)
         # trio.fail_after, inlined: move_on_after returns a bare CancelScope,
-        # cheaper than fail_after's generator-based context manager, and
-        # lets us tell our own deadline (the scope caught its Cancelled) from
-        # a TooSlowError raised by fn.
+        # cheaper than fail_after's generator-based context manager, and lets
+        # us tell our own deadline (the scope caught its Cancelled) from a
+        # TooSlowError raised by fn.
         with trio.move_on_after(timeout) as scope:
-            result = await inner(fn, args)
+            result = await coro
         if scope.cancelled_caught:
-            call_hooks(hooks, AttemptTimedOut(name=name, timeout=timeout))
-            raise trio.TooSlowError(f"the attempt took longer than timeout={timeout!r} s")
+            raise timed_out()
         return result
 
     return attempt_timeout
+
+
+# Trio's limiters are async context managers themselves, held as they are.
+_TRIO_LIMITERS = (trio.CapacityLimiter, trio.Semaphore, trio.Lock, trio.StrictFIFOLock)
+
+
+def _limiter_opener(limiter: LimiterLike) -> Callable[[], AbstractAsyncContextManager[object]]:
+    """What the limiter layer calls for each attempt's hold (checked by hold_opener)."""
+    open_hold = hold_opener(limiter)
+    if isinstance(limiter, _TRIO_LIMITERS):
+        # The same object every time: a C-level callable returns it without a
+        # Python frame per attempt.
+        return itertools.repeat(limiter).__next__
+    return open_hold
 
 
 def _limiter_layer(
@@ -134,6 +188,13 @@ def _limiter_layer(
     name: str | None,
     hooks: tuple[Hook, ...],
 ) -> _Layer:
+    """Hold one slot around *inner*, in a KI-protected frame: a Ctrl-C cannot
+    land between taking the slot and the ``async with`` that gives it back
+    (in unprotected code it can, right after the call that makes
+    ``__aexit__``'s coroutine). *inner* is one of the unprotected layers that
+    call fn, so fn itself stays interruptible."""
+
+    @enable_ki_protection
     async def limiter(fn: _AsyncFn, args: tuple[Any, ...]) -> Any:
         entered = False
         try:
@@ -172,11 +233,9 @@ def _breaker_layer(
     inner: _Layer, call: Callable[..., Awaitable[Any]], name: str | None, hooks: tuple[Hook, ...]
 ) -> _Layer:
     if not hooks:
-        # Nobody listens for rejections: hand the call straight to the breaker.
-        def breaker(fn: _AsyncFn, args: tuple[Any, ...]) -> Awaitable[Any]:
-            return call(inner, fn, args)
-
-        return breaker
+        # Nobody listens for rejections: hand the call straight to the breaker
+        # (a partial is called without a Python frame of its own).
+        return functools.partial(call, inner)
 
     def admitted(fn: _AsyncFn, args: tuple[Any, ...], entered: list[None]) -> Awaitable[Any]:
         entered.append(None)
@@ -196,10 +255,8 @@ def _breaker_layer(
 
 
 def _retry_layer(inner: _Layer, call: Callable[..., Awaitable[Any]]) -> _Layer:
-    def retry(fn: _AsyncFn, args: tuple[Any, ...]) -> Awaitable[Any]:
-        return call(inner, fn, args)
-
-    return retry
+    # A partial is called without a Python frame of its own.
+    return functools.partial(call, inner)
 
 
 def _fallback_layer(
@@ -376,16 +433,18 @@ class Policy:
         _check_call_guard("retry", self.retry)
         _check_call_guard("breaker", self.breaker)
         _check_rate(self.rate)
-        open_hold = None if self.limiter is None else hold_opener(self.limiter)
+        open_hold = None if self.limiter is None else _limiter_opener(self.limiter)
         _check_name(self.name)
 
         # Build the chain once, inner to outer.
         run: _Layer = _call_fn
         layers: list[str] = []
         if self.timeout is not None:
-            run = _timeout_layer(run, float(self.timeout), self.name, self.hooks)
+            run = _timeout_layer(float(self.timeout), self.name, self.hooks)
             layers.append("timeout")
         if open_hold is not None:
+            if run is _call_fn:
+                run = _await_fn  # fn must run in a frame that is not KI-protected
             run = _limiter_layer(run, open_hold, self.name, self.hooks)
             layers.append("limiter")
         if self.rate is not None:
@@ -421,7 +480,10 @@ class Policy:
         Raises:
           trio.TooSlowError: if an attempt's *timeout* (and every retry) or the
             *total_timeout* ran out, and no fallback answered.
-          TypeError: if *fn* is not callable or is a coroutine object.
+          TypeError: if *fn* is not callable or is a coroutine object; a
+            ``NotAwaitableError`` (a TypeError) if calling it returned
+            something that cannot be awaited, which no layer retries, counts
+            or answers with the fallback.
           Exception: whatever the last attempt raised (or a guard's
             ``TrineError`` refusal), unless the fallback answered.
         """

@@ -28,7 +28,7 @@ import math
 import random
 from abc import ABCMeta
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
-from types import FunctionType, TracebackType
+from types import CoroutineType, FunctionType, MethodType, TracebackType
 from typing import (
     Any,
     Literal,
@@ -45,7 +45,9 @@ import trio
 
 from ._hooks import Hook, RetryGaveUp, RetryScheduled, call_hooks, check_hooks
 from ._util import (
+    NotAwaitableError,
     check_async_callable,
+    check_awaitable,
     check_choice,
     check_int,
     check_number,
@@ -236,6 +238,10 @@ def _check_rng(rng: object) -> random.Random:
 
 
 _DEFAULT_BACKOFF = Backoff.exponential()
+
+# Types that are certainly callables and not coroutine objects (a Policy
+# hands its inner layers over as partials): call() skips the full check.
+_PLAIN_CALLABLES = frozenset({FunctionType, MethodType, functools.partial})
 
 
 # --------------------------------------------------------------------------- budget
@@ -554,7 +560,7 @@ class Retry:
           trio.TooSlowError: if the timeout passed during an attempt.
           Exception: the last attempt's error, when it gives up.
         """
-        if type(fn) is not FunctionType:  # a plain function needs no check: hot path
+        if type(fn) not in _PLAIN_CALLABLES:  # those need no check: hot path
             check_async_callable("fn", fn)
         counts = self._counts
         counts.calls += 1
@@ -564,7 +570,10 @@ class Retry:
         if self.timeout is None:
             # The success path without a timeout: no state object, one frame.
             try:
-                return await fn(*args)
+                coro = fn(*args)
+                if type(coro) is not CoroutineType:  # one comparison on the hot path
+                    coro = check_awaitable("fn", coro)
+                return await coro
             except Exception as error:
                 run = _Run(self.backoff.initial, None)
                 delay = self._after_failure(error, run)
@@ -649,7 +658,10 @@ class Retry:
                 self._counts.attempts += 1
                 self._counts.retries += 1
             try:
-                return await fn(*args)
+                coro = fn(*args)
+                if type(coro) is not CoroutineType:
+                    coro = check_awaitable("fn", coro)
+                return await coro
             except Exception as error:
                 delay = self._after_failure(error, run)
                 if delay is None:
@@ -658,8 +670,13 @@ class Retry:
     def _after_failure(self, error: Exception, run: _Run) -> float | None:
         """Decide after a failed attempt: the delay before the next, or None to give up.
 
-        On giving up the note is added and the hooks are called here.
+        On giving up the note is added and the hooks are called here. A
+        NotAwaitableError (fn is not an async function) is a programming
+        error, not an attempt that failed: it passes untouched, as
+        trio.Cancelled does, and is not a give-up.
         """
+        if isinstance(error, NotAwaitableError):
+            return None
         if not self._matches(error):
             self._give_up(error, run, "not_retryable", note=None)
             return None
@@ -769,12 +786,36 @@ class RetryAttempt(metaclass=_NoPublicConstructor):
             # Success ends the loop; Cancelled and other BaseExceptions pass unchanged.
             iterator.finished = True
             return False
+        if _awaited_a_non_awaitable(exc):
+            iterator.finished = True
+            raise NotAwaitableError(
+                "the block of `async for attempt in retry:` awaited something that cannot be "
+                f"awaited ({exc}): the function it calls must be defined with async def"
+            ) from exc
         delay = retry._after_failure(exc, run)
         if delay is None:
             iterator.finished = True
             return False
         iterator.delay = delay
         return True
+
+
+def _awaited_a_non_awaitable(error: Exception) -> bool:
+    """Whether *error* is Python's own TypeError for ``await`` on something not awaitable.
+
+    Raised by the ``await`` in the block itself (no deeper frame), with one of
+    the interpreter's two messages; a TypeError from the called code is
+    an ordinary failure.
+    """
+    if type(error) is not TypeError:
+        return False
+    traceback = error.__traceback__
+    if traceback is None or traceback.tb_next is not None:
+        return False
+    message = str(error)
+    return message.endswith("can't be used in 'await' expression") or message.startswith(
+        "__await__() returned"
+    )
 
 
 @final
