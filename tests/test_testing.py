@@ -7,6 +7,7 @@ These tests take the kit from the pytest plugin's fixtures (``timeline``,
 from __future__ import annotations
 
 import contextvars
+import functools
 from collections.abc import Callable
 
 import pytest
@@ -253,12 +254,13 @@ async def test_no_waits_skips_breaker_reset_timeout(autojump_clock: trio.testing
 async def test_a_very_fast_rate_limiter_shifts_time_as_the_guide_shows(
     autojump_clock: trio.testing.MockClock, timeline: Timeline
 ) -> None:
-    """RateLimiter(200_000) in front of two calls that arrive together starts the second
-    one emission interval (5 µs) later; the diff docs/guide/testing.rst quotes is this one."""
+    """RateLimiter(200_000, burst=1) in front of two calls that arrive together starts the
+    second one emission interval (5 µs) later; the diff docs/guide/testing.rst quotes is this
+    one. With the default burst (400 here) both start at once."""
     import pathlib
 
     service = FakeService(latency=0.1)
-    policy = trine.Policy(rate=trine.RateLimiter(200_000))
+    policy = trine.Policy(rate=trine.RateLimiter(200_000, burst=1))
 
     async def fetch(name: str) -> None:
         await policy.call(service.call, name)
@@ -274,3 +276,10 @@ async def test_a_very_fast_rate_limiter_shifts_time_as_the_guide_shows(
     quoted = "\n".join(f"    {line}" for line in f"AssertionError: {caught.value}".splitlines())
     assert quoted in guide.read_text()
     assert [call.start for call in service.calls] == [0.0, 5e-06]
+    default = trine.Policy(rate=trine.RateLimiter(200_000))
+    start = trio.current_time()
+    await trine.gather(
+        functools.partial(default.call, service.call, "c"),
+        functools.partial(default.call, service.call, "d"),
+    )
+    assert [call.start - start for call in service.calls[2:]] == [0.0, 0.0]
