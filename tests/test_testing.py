@@ -228,7 +228,6 @@ async def test_no_waits_fixture_covers_the_whole_test() -> None:
     assert _waits.waits_skipped()
 
 
-@pytest.mark.xfail(strict=True, reason="the lead wires _waits.deliberate into src/trine/_retry.py")
 async def test_no_waits_skips_retry_backoff(autojump_clock: trio.testing.MockClock) -> None:
     """Inside no_waits() a Retry's backoff (and retry_after) takes no fake time."""
     service = FakeService(latency=0.5, fail_calls={1, 2}, retry_after=30.0)
@@ -237,9 +236,6 @@ async def test_no_waits_skips_retry_backoff(autojump_clock: trio.testing.MockClo
         assert await retry.call(service.call) == 3
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the lead wires _waits.deliberate into src/trine/_breaker.py"
-)
 async def test_no_waits_skips_breaker_reset_timeout(autojump_clock: trio.testing.MockClock) -> None:
     """Inside no_waits() an open breaker admits a probe at once: its reset timeout is 0."""
     breaker = trine.CircuitBreaker(failure_threshold=1, reset_timeout=60.0)

@@ -69,6 +69,7 @@ from ._util import (
     check_sync_result,
     exception_matcher,
 )
+from ._waits import deliberate
 
 __all__ = [
     "CircuitBreaker",
@@ -659,7 +660,8 @@ class CircuitBreaker:
         self._half_open_successes = 0
         if new is CircuitState.OPEN or new is CircuitState.FORCED_OPEN:
             self._opened_at = self._clock()
-            self._reopen_at = self._opened_at + self._reset_timeout
+            # trine.testing.no_waits() makes the reset timeout take no time.
+            self._reopen_at = self._opened_at + deliberate(self._reset_timeout)
         elif new is CircuitState.CLOSED:
             self._opened_at = None
         # State is consistent before any user code runs, so callbacks may read it.

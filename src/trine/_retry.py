@@ -53,6 +53,7 @@ from ._util import (
     check_number,
     exception_matcher,
 )
+from ._waits import deliberate
 
 __all__ = [
     "Backoff",
@@ -653,7 +654,7 @@ class Retry:
             if delay is not None:
                 # Sleep outside the except block, so that a Cancelled raised
                 # here does not get the attempt's error as its __context__.
-                await trio.sleep(delay)
+                await trio.sleep(deliberate(delay))
                 run.attempt += 1
                 self._counts.attempts += 1
                 self._counts.retries += 1
@@ -845,7 +846,7 @@ class _RetryIterator(AsyncIterator[RetryAttempt]):
             raise RuntimeError(
                 "the body of `async for attempt in retry:` must run inside `with attempt:`"
             )
-        await trio.sleep(self.delay)
+        await trio.sleep(deliberate(self.delay))
         self.run.attempt += 1
         retry._counts.attempts += 1
         retry._counts.retries += 1
