@@ -271,15 +271,11 @@ async def test_a_breaker_counts_injected_faults(autojump_clock: trio.testing.Moc
     assert breaker.state is trine.CircuitState.OPEN
 
 
-@pytest.mark.xfail(
-    raises=TypeError,
-    reason="Policy(chaos=...) is wired into src/trine/_policy.py by the lead",
-)
 def test_policy_chaos_is_the_innermost_layer() -> None:
     """Policy(chaos=...) sits inside the per-attempt timeout: retries see its faults and
     an injected delay counts against the attempt's timeout."""
     chaos = trine.Chaos(slow=1.0, latency=5.0)
-    policy = trine.Policy(  # type: ignore[call-arg]
+    policy = trine.Policy(
         retry=trine.Retry(attempts=2, backoff=trine.Backoff.constant(0.5)),
         timeout=1.0,
         chaos=chaos,

@@ -459,6 +459,7 @@ DOORS: list[Door] = [
             "limiter": "object",
             "timeout": "opt_pos_seconds",
             "total_timeout": "opt_pos_seconds",
+            "chaos": "object",
             "name": "name",
             "hooks": "hooks",
         },

@@ -285,6 +285,17 @@ def _fallback_layer(
     return fallback_layer
 
 
+def _chaos_layer(inner: _Layer, call: Callable[..., Awaitable[Any]]) -> _Layer:
+    # Chaos acts innermost, inside the per-attempt timeout, yet costs no frame
+    # per layer: the (fn, args) pair that every layer hands down unchanged is
+    # rewritten once, at the top, to (chaos.call, (fn, *args)), so the innermost
+    # layer calls chaos.call(fn, *args).
+    def through_chaos(fn: _AsyncFn, args: tuple[Any, ...]) -> Awaitable[Any]:
+        return inner(call, (fn, *args))
+
+    return through_chaos
+
+
 def _total_timeout_layer(inner: _Layer, total_timeout: float) -> _Layer:
     async def total(fn: _AsyncFn, args: tuple[Any, ...]) -> Any:
         with trio.move_on_after(total_timeout) as scope:
@@ -320,7 +331,8 @@ class Policy:
                 rate             waits for a token
                   limiter        waits for (or is refused) a slot
                     timeout      one deadline per attempt
-                      fn(*args)
+                      chaos      injected faults and delays (tests, staging)
+                        fn(*args)
 
     Why this order:
 
@@ -374,6 +386,11 @@ class Policy:
       timeout: seconds each attempt may run (> 0), not counting the wait for
         a slot or a token; past it the attempt is cancelled and fails with
         :exc:`trio.TooSlowError`.
+      chaos: a fault injector with ``async call(fn, *args)`` (:class:`trine.Chaos`),
+        innermost, inside the per-attempt timeout: every layer above sees its
+        injected faults as real ones (retries retry them, the breaker counts
+        them, the fallback answers them) and an injected delay counts against
+        the attempt's *timeout*.
       total_timeout: seconds the whole call may take (> 0), every attempt,
         backoff, wait and the fallback included; past it the call is
         cancelled and raises :exc:`trio.TooSlowError`, which no fallback
@@ -417,6 +434,7 @@ class Policy:
     rate: SupportsAcquire | None = None
     limiter: LimiterLike | None = None
     timeout: float | None = None
+    chaos: SupportsCall | None = None
     total_timeout: float | None = None
     name: str | None = None
     hooks: tuple[Hook, ...] = attrs.field(default=None, converter=check_hooks)
@@ -432,6 +450,7 @@ class Policy:
         exception_matcher("fallback_on", self.fallback_on, only_exceptions=True)
         _check_call_guard("retry", self.retry)
         _check_call_guard("breaker", self.breaker)
+        _check_call_guard("chaos", self.chaos)
         _check_rate(self.rate)
         open_hold = None if self.limiter is None else _limiter_opener(self.limiter)
         _check_name(self.name)
@@ -462,6 +481,9 @@ class Policy:
         if self.total_timeout is not None:
             run = _total_timeout_layer(run, float(self.total_timeout))
             layers.append("total_timeout")
+        if self.chaos is not None:
+            run = _chaos_layer(run, self.chaos.call)
+            layers.insert(0, "chaos")  # it acts innermost, whatever wraps it
         object.__setattr__(self, "_run", run)
         object.__setattr__(self, "layers", tuple(reversed(layers)))
 
