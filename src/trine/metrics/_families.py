@@ -158,7 +158,7 @@ FAMILIES: tuple[Family, ...] = (
         (),
         "retries the window still allows",
     ),
-    _stats("trine.retry_budget.refusals", "counter", "{attempt}", (), "retries refused"),
+    _stats("trine.retry_budget.refused", "counter", "{attempt}", (), "retries refused"),
     # -- what any guard's hooks report (Policy, CircuitBreaker) -----------------------
     _events(
         "trine.guard.rejections",

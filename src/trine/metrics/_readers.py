@@ -125,7 +125,7 @@ def _retry(retry: trine.Retry) -> Iterator[Point]:
 def _retry_budget(budget: trine.RetryBudget) -> Iterator[Point]:
     stats = budget.statistics()
     yield "trine.retry_budget.balance", (), stats.balance
-    yield "trine.retry_budget.refusals", (), stats.refusals
+    yield "trine.retry_budget.refused", (), stats.refusals
 
 
 def _pipeline(pipeline: trine.Pipeline[Any]) -> Iterator[Point]:
