@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from time import perf_counter
+from typing import cast, final
 
 import attrs
 import trio
@@ -45,58 +46,68 @@ def _log(stall: Stall) -> None:
     _logger.warning("%s", stall)
 
 
-class _BlockingWatch(trio.abc.Instrument):
-    """Times each task step from its start to the next step's start, or to the I/O wait.
+@final
+class _BlockingWatch:
+    """The instrument: times each task step from its start to the next step's start,
+    or to the end of the scheduler pass (where Trio waits for I/O).
 
-    Two hooks per scheduler batch plus one per step, not two per step
-    (``after_task_step`` would be the other): a step ends where the next one
-    begins, or where the batch ends and Trio waits for I/O.
+    One hook per step plus one per pass, not two per step (``after_task_step``
+    would be the other). Not a :class:`trio.abc.Instrument` subclass: Trio
+    finds the hooks by name, and as plain closures set on the instance they
+    are called without binding a method or reading attributes, which halves
+    what the watch adds to each step (see ``benchmarks/bench_debug.py``).
     """
 
+    __slots__ = ("before_io_wait", "before_task_step", "error", "finish", "start")
+
     def __init__(self, threshold: float, on_stall: Callable[[Stall], object]) -> None:
-        self._threshold = threshold
-        self._on_stall = on_stall
-        self._task: trio.lowlevel.Task | None = None
+        self.error: BaseException | None = None
+        task: trio.lowlevel.Task | None = None
         # The one use of real time in trine: the fake clock cannot move while a
         # step runs (nothing else runs then), so only the host's clock can say
         # how long a step held the loop.
-        self._start = 0.0
-        self.error: BaseException | None = None
+        started = 0.0
 
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        now = perf_counter()
-        previous = self._task
-        if previous is not None and now - self._start > self._threshold:
-            self._report(previous, now - self._start)
-            now = perf_counter()  # the report's own time is not the next step's
-        self._task = task
-        self._start = now
+        def report(stalled: trio.lowlevel.Task, seconds: float) -> None:
+            stall = Stall(stalled.name, seconds, where(stalled))
+            try:
+                check_sync_result("on_stall", on_stall(stall))
+            except BaseException as error:
+                # Trio logs it and removes the instrument; the block re-raises it.
+                self.error = error
+                raise
 
-    def before_io_wait(self, timeout: float) -> None:
-        previous = self._task
-        if previous is not None:
-            elapsed = perf_counter() - self._start
-            if elapsed > self._threshold:
-                self._report(previous, elapsed)
-            self._task = None
+        def before_task_step(next_task: trio.lowlevel.Task) -> None:
+            nonlocal task, started
+            now = perf_counter()
+            if task is not None and now - started > threshold:
+                report(task, now - started)
+                now = perf_counter()  # the report's own time is not the next step's
+            task = next_task
+            started = now
 
-    def start(self) -> None:
-        """Time the rest of the step that installs the watch."""
-        self._task = trio.lowlevel.current_task()
-        self._start = perf_counter()
+        def before_io_wait(timeout: float) -> None:
+            nonlocal task
+            if task is not None:
+                elapsed = perf_counter() - started
+                if elapsed > threshold:
+                    report(task, elapsed)
+                task = None
 
-    def finish(self) -> None:
-        """Report the step that removes the watch, so far, if it is already too long."""
-        self.before_io_wait(0.0)
+        def start() -> None:
+            """Time the rest of the step that installs the watch."""
+            nonlocal task, started
+            task = trio.lowlevel.current_task()
+            started = perf_counter()
 
-    def _report(self, task: trio.lowlevel.Task, seconds: float) -> None:
-        stall = Stall(task.name, seconds, where(task))
-        try:
-            check_sync_result("on_stall", self._on_stall(stall))
-        except BaseException as error:
-            # Trio logs it and removes the instrument; the block re-raises it.
-            self.error = error
-            raise
+        def finish() -> None:
+            """Report the step that removes the watch, if it is already too long."""
+            before_io_wait(0.0)
+
+        self.before_task_step = before_task_step
+        self.before_io_wait = before_io_wait
+        self.start = start
+        self.finish = finish
 
 
 def watch_blocking(
@@ -119,8 +130,8 @@ def watch_blocking(
     Real time, because Trio's clock does not move during a step (under
     :class:`trio.testing.MockClock` it never moves while code runs), so this
     is the one place trine reads ``time.perf_counter``. Its cost is one
-    Python call per task step and one per scheduler pass (see
-    ``benchmarks/bench_debug.py``).
+    Python call per task step and one per scheduler pass, a few percent on a
+    pipeline of trivial stages (``benchmarks/bench_debug.py``).
 
     Args:
       threshold: seconds of real time a step may take before it is reported (``> 0``).
@@ -142,13 +153,13 @@ def watch_blocking(
 @contextlib.asynccontextmanager
 async def _watching(threshold: float, on_stall: Callable[[Stall], object]) -> AsyncIterator[None]:
     watch = _BlockingWatch(threshold, on_stall)
-    trio.lowlevel.add_instrument(watch)
+    trio.lowlevel.add_instrument(cast("trio.abc.Instrument", watch))
     watch.start()
     try:
         yield
     finally:
         if watch.error is None:
-            trio.lowlevel.remove_instrument(watch)
+            trio.lowlevel.remove_instrument(cast("trio.abc.Instrument", watch))
             watch.finish()
     if watch.error is not None:
         raise watch.error
