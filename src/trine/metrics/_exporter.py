@@ -98,7 +98,13 @@ class Exporter:
     an OpenTelemetry periodic reader): the exporter then reads the objects in
     the Trio thread, through :func:`trio.from_thread.run_sync`, because trine
     objects belong to their Trio run. It uses the run in which it was made, or
-    in which :meth:`register` or :meth:`register_new` was last called.
+    in which :meth:`register` or :meth:`register_new` was last called, or an
+    event last reached :meth:`hook`. With no run to read in (before
+    ``trio.run`` or after it returned), it reads the objects where it is, and
+    leaves out those whose ``statistics()`` need a running Trio.
+
+    Make a :class:`PrometheusExporter` or an :class:`OpenTelemetryExporter`:
+    an ``Exporter`` itself collects but exports nowhere.
     """
 
     def __init__(self) -> None:
@@ -218,6 +224,8 @@ class Exporter:
         handle = self._on_event.get(type(event))
         if handle is None:
             return
+        if self._token is None:
+            self._remember_run()
         name = _label(getattr(event, "name", None))
         if source is not None:
             if source.from_breaker and type(event) is trine.CallRejected:
