@@ -57,8 +57,10 @@ async def main() -> None:
                 print(trine.debug.task_tree())
 
     # 2. The stalls: every `parse` step held the loop for 150 ms of real time.
-    print(f"{len(stalls)} stalls, in {sorted({stall.task for stall in stalls})}")
-    print(f"each at least 0.15 s: {all(stall.seconds >= 0.15 for stall in stalls)}")
+    # (On a loaded machine the OS may stall another task too: real time is real.)
+    parsing = [stall for stall in stalls if stall.task == "parse worker 0"]
+    print(f"'parse worker 0' stalled the loop {len(parsing)} times")
+    print(f"each for at least 0.15 s: {all(stall.seconds >= 0.15 for stall in parsing)}")
     print()
 
     # 3. What a Prometheus scrape sees (some of it).

@@ -3,7 +3,9 @@
 The detector measures real time (the fake clock cannot move during a step), so
 these tests block for real, briefly; they assert only what a ``time.sleep``
 guarantees (a step at least that long) and what no load can make true (a
-trivial step is never ten seconds long).
+trivial step is never ten seconds long). On a loaded machine the OS can also
+hold any other step past the threshold, so tests look at the stalls of the
+task that blocked, not at the absence of others.
 """
 
 from __future__ import annotations
@@ -48,8 +50,7 @@ async def test_a_blocking_call_in_a_task_is_reported(
     ):
         nursery.start_soon(blocks_then_awaits, name="offender")
         nursery.start_soon(trio.sleep, 5, name="innocent")
-    assert [stall.task for stall in stalls] == ["offender"]
-    (stall,) = stalls
+    (stall,) = [stall for stall in stalls if stall.task == "offender"]
     assert stall.seconds >= BLOCK
     assert stall.where == f"blocks_then_awaits (test_debug_stall.py:{STOP_LINE})"
     assert str(stall) == (
@@ -71,8 +72,9 @@ async def test_a_task_that_finishes_in_the_step_has_no_place() -> None:
         trio.open_nursery() as nursery,
     ):
         nursery.start_soon(last_step_blocks, name="ender")
-    assert [(stall.task, stall.where) for stall in stalls] == [("ender", None)]
-    assert str(stalls[0]).endswith("(real time); it finished")
+    (stall,) = [stall for stall in stalls if stall.task == "ender"]
+    assert stall.where is None
+    assert str(stall).endswith("(real time); it finished")
 
 
 async def test_the_steps_that_open_and_close_the_block_are_timed() -> None:
@@ -95,11 +97,13 @@ async def test_fast_steps_are_not_reported_and_the_watch_ends_with_the_block() -
     ):
         for _ in range(10):
             nursery.start_soon(trio.sleep, 0)
+    assert stalls == []
     async with trine.debug.watch_blocking(THRESHOLD, on_stall=stalls.append):
         pass
+    reported = len(stalls)  # 0, unless the OS held that step
     block_the_loop()
     await trio.lowlevel.checkpoint()
-    assert stalls == []
+    assert len(stalls) == reported
 
 
 async def test_by_default_a_warning_is_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -108,9 +112,10 @@ async def test_by_default_a_warning_is_logged(caplog: pytest.LogCaptureFixture) 
         async with trine.debug.watch_blocking(THRESHOLD):
             block_the_loop()
             await trio.lowlevel.checkpoint()
-    (record,) = [r for r in caplog.records if r.name == "trine.debug"]
-    assert record.levelno == logging.WARNING
-    assert "blocked the event loop for" in record.getMessage()
+    records = [r for r in caplog.records if r.name == "trine.debug"]
+    assert records
+    assert all(record.levelno == logging.WARNING for record in records)
+    assert all("blocked the event loop for" in record.getMessage() for record in records)
 
 
 async def test_an_error_from_on_stall_stops_the_watch_and_is_raised(
