@@ -31,7 +31,10 @@ import trio
 import trio.testing
 
 import trine
+import trine.debug
+import trine.metrics
 import trine.testing
+from _extras import require
 
 HUGE = 10**400
 """An int that no float can hold."""
@@ -825,7 +828,60 @@ DOORS: list[Door] = [
         lambda seconds=0.0: trine.testing.assert_takes(seconds).__enter__(),
         {"seconds": "seconds"},
     ),
+    # -- metrics export (the exporters need their optional libraries) -----------------
+    Door(
+        "metrics",
+        "PrometheusExporter",
+        lambda **kw: _prometheus_exporter(**kw),
+        {"registry": "object"},
+    ),
+    Door(
+        "metrics",
+        "OpenTelemetryExporter",
+        lambda **kw: _otel_exporter(**kw),
+        {"meter_provider": "object"},
+    ),
+    Door(
+        "metrics",
+        "Exporter.register",
+        lambda obj=None, name=None: trine.metrics.Exporter().register(
+            trine.Bulkhead(1) if obj is None else obj, name=name
+        ),
+        {"obj": "object", "name": "name"},
+    ),
+    Door(
+        "metrics",
+        "Exporter.unregister",
+        lambda obj=1: trine.metrics.Exporter().unregister(obj),
+        {"obj": "object"},
+    ),
+    # -- debugging tools ------------------------------------------------------------
+    Door("debug", "task_tree", lambda **kw: trine.debug.task_tree(**kw), {"root": "object"}),
+    Door(
+        "debug",
+        "dump_on_signal",
+        lambda **kw: trine.debug.dump_on_signal(**kw),
+        {"signum": "int", "file": "object"},
+    ),
+    Door(
+        "debug",
+        "watch_blocking",
+        lambda **kw: trine.debug.watch_blocking(**kw),
+        {"threshold": "pos_seconds", "on_stall": "opt_sync_fn"},
+    ),
 ]
+
+
+def _prometheus_exporter(**kw: Any) -> object:
+    client = require("prometheus_client", extra="prometheus")
+    kw.setdefault("registry", client.CollectorRegistry())
+    return trine.metrics.PrometheusExporter(**kw)
+
+
+def _otel_exporter(**kw: Any) -> object:
+    require("opentelemetry.metrics", extra="otel")
+    return trine.metrics.OpenTelemetryExporter(**kw)
+
 
 # Single values that are wrong for one argument only, beyond what its kind lists.
 EXTRA: list[tuple[str, str, Callable[[], object], str]] = [
@@ -916,6 +972,13 @@ EXTRA: list[tuple[str, str, Callable[[], object], str]] = [
         lambda: trine.TaskGraph().add(afn, resources=["db"]),
         "resources",
     ),
+    ("debug", "dump_on_signal(signum=12345)", lambda: trine.debug.dump_on_signal(12345), "signum"),
+    (
+        "metrics",
+        "Exporter.unregister(not registered)",
+        lambda: trine.metrics.Exporter().unregister(trine.Bulkhead(1)),
+        "obj",
+    ),
 ]
 
 
@@ -996,7 +1059,12 @@ async def test_bad_input_is_refused_naming_the_argument(
 
 
 def _public_callables() -> Iterator[str]:
-    for module, prefix in ((trine, ""), (trine.testing, "")):
+    for module, prefix in (
+        (trine, ""),
+        (trine.testing, ""),
+        (trine.metrics, ""),
+        (trine.debug, ""),
+    ):
         for name in module.__all__:
             obj = getattr(module, name)
             if isinstance(obj, type):
@@ -1034,6 +1102,8 @@ NO_DOOR = {
     "ProbeEvent",  # built by ConcurrencyProbe
     "Timeline",  # takes no arguments; its methods have doors
     "no_waits",  # takes no arguments
+    "Family",  # the rows of trine.metrics.FAMILIES, built by trine
+    "Stall",  # built by watch_blocking
 }
 
 

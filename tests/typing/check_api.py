@@ -309,3 +309,42 @@ async def _batcher_types() -> None:
     async with trine.Batcher(by_name, policy=trine.Policy(timeout=1.0)) as lengths:
         assert_type(await lengths.load("a"), int)
     assert_type(trine.BatcherFull(10).max_waiting, int)
+
+
+async def _observability_types() -> None:
+    import io
+    import signal
+
+    import prometheus_client
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    import trine.debug
+    import trine.metrics
+
+    prometheus = trine.metrics.PrometheusExporter(registry=prometheus_client.CollectorRegistry())
+    otel = trine.metrics.OpenTelemetryExporter(meter_provider=MeterProvider())
+    exporter: trine.metrics.Exporter = prometheus
+    exporter = otel
+    assert_type(exporter.register(trine.Bulkhead(1), name="db"), None)
+    assert_type(exporter.unregister(trine.Bulkhead(1)), None)
+    with exporter.register_new():
+        hooks: list[trine.Hook] = [exporter.hook]
+        trine.CircuitBreaker(hooks=hooks)
+    assert_type(prometheus.close(), None)
+    assert_type(otel.close(), None)
+    family = trine.metrics.FAMILIES[0]
+    assert_type(family, trine.metrics.Family)
+    assert_type(family.prometheus_name, str)
+    assert_type(family.labels, tuple[str, ...])
+
+    assert_type(trine.debug.task_tree(), str)
+    assert_type(trine.debug.task_tree(root=trio.lowlevel.current_task()), str)
+    async with trine.debug.dump_on_signal(signal.SIGUSR1, file=io.StringIO()):
+        pass
+    stalls: list[trine.debug.Stall] = []
+    async with trine.debug.watch_blocking(0.1, on_stall=stalls.append):
+        pass
+    async with trine.debug.watch_blocking(on_stall=print):
+        pass
+    assert_type(stalls[0].seconds, float)
+    assert_type(stalls[0].where, str | None)
