@@ -1025,6 +1025,7 @@ NO_DOOR = {
     "PipelineOutput",  # handed out by Pipeline.open
     "RetryAttempt",  # handed out by iterating a Retry
     "CommandResult",  # built by run_commands
+    "CommandAttempt",  # built by run_commands (CommandResult.history)
     "LatencyHistogram",  # takes no arguments; its methods have doors
     "ConcurrencyProbe",  # takes no arguments
     "FakeCall",  # built by FakeService

@@ -68,6 +68,7 @@ from ._pipeline import StageStatistics as StageStatistics
 from ._pipeline import merge as merge
 from ._policy import Policy as Policy
 from ._process import Command as Command
+from ._process import CommandAttempt as CommandAttempt
 from ._process import CommandResult as CommandResult
 from ._process import CommandStatus as CommandStatus
 from ._process import LoadSample as LoadSample
@@ -114,6 +115,7 @@ __all__ = [
     "CircuitState",
     "CircuitStateChanged",
     "Command",
+    "CommandAttempt",
     "CommandResult",
     "CommandStatus",
     "CycleError",
