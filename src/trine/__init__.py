@@ -76,6 +76,12 @@ from ._process import SystemLoad as SystemLoad
 from ._process import SystemLoadStatistics as SystemLoadStatistics
 from ._process import run_commands as run_commands
 from ._process import to_process as to_process
+from ._report import ReportAttempt as ReportAttempt
+from ._report import ReportJob as ReportJob
+from ._report import ReportSummary as ReportSummary
+from ._report import ResourceSummary as ResourceSummary
+from ._report import RunReport as RunReport
+from ._report import run_report as run_report
 from ._rate import RateLimiter as RateLimiter
 from ._rate import RateLimiterStatistics as RateLimiterStatistics
 from ._rate import SlidingWindowLimiter as SlidingWindowLimiter
@@ -146,6 +152,10 @@ __all__ = [
     "RateLimitExceeded",
     "RateLimiter",
     "RateLimiterStatistics",
+    "ReportAttempt",
+    "ReportJob",
+    "ReportSummary",
+    "ResourceSummary",
     "Retry",
     "RetryAttempt",
     "RetryBudget",
@@ -154,6 +164,7 @@ __all__ = [
     "RetryOn",
     "RetryScheduled",
     "RetryStatistics",
+    "RunReport",
     "SingleFlight",
     "SingleFlightStatistics",
     "SlidingWindowLimiter",
@@ -175,6 +186,7 @@ __all__ = [
     "merge",
     "race",
     "run_commands",
+    "run_report",
     "settle",
     "to_process",
 ]
