@@ -854,8 +854,16 @@ async def test_ctrl_c_terminates_children_and_writes_the_report(tmp_path: Path) 
     assert report["exit_code"] == 130
     statuses = {name: job["status"] for name, job in report["jobs"].items()}
     assert statuses == {"long": "cancelled", "next": "cancelled", "quick": "succeeded"}
-    assert report["jobs"]["long"]["started_at"] is not None
+    long = report["jobs"]["long"]
+    assert long["started_at"] is not None
+    # A job stopped while it ran keeps its attempt and the return code it ended with.
+    assert (long["attempts"], long["returncode"]) == (1, -15)
+    assert long["error"] == "stopped (interrupted by SIGINT): killed by SIGTERM"
+    assert [entry["status"] for entry in report["timeline"] if entry["id"] == "long"] == [
+        "cancelled"
+    ]
     assert report["jobs"]["next"]["started_at"] is None
+    assert report["jobs"]["next"]["error"] == "not started: long was stopped"
 
 
 def test_main_requires_a_command(capsys: pytest.CaptureFixture[str]) -> None:

@@ -82,7 +82,7 @@ def parse_matrix(check: Checker, where: str, value: object) -> dict[str, list[st
             if text in seen:
                 check.fail(f"{where}.{key}", f"value {text!r} is listed twice")
             seen.add(text)
-        matrix[key] = [text for text in texts if text is not None]
+        matrix[key] = list(dict.fromkeys(text for text in texts if text is not None))
     if math.prod(len(values) for values in matrix.values()) > _MAX_COMBINATIONS:
         check.fail(where, f"makes more than {_MAX_COMBINATIONS:,} jobs")
         return {}
@@ -193,7 +193,8 @@ def _resolve_after(
         ids = names.get(target)
         if ids is None:
             origin = f" (from {entry!r})" if target != entry else ""
-            close = difflib.get_close_matches(target, list(names), n=1)
+            others = [name for name in names if name not in (job_id, template.name)]
+            close = difflib.get_close_matches(target, others, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             problem = f"unknown job {target!r}{origin}{hint}"
             if f"{where}: {problem}" not in check.problems:
