@@ -289,7 +289,10 @@ def _gantt(report: RunReport, summary: ReportSummary) -> str:
                 f'text-anchor="end"><title>{title}</title>{_e(marker + _middle(job.id, 28))}</text>'
             )
         ready_at = ready[job.id]
-        if ready_at is not None and job.started_at is not None and job.started_at > ready_at:
+        waited = ready_at is not None and job.started_at is not None and job.started_at > ready_at
+        # In rows a few pixels high, thousands of waits would be a grey fog: the
+        # concurrency chart tells that story.
+        if waited and labels and ready_at is not None and job.started_at is not None:
             row_parts.append(
                 f'<line class="wait" x1="{scale.x(ready_at):.1f}" y1="{middle:.1f}" '
                 f'x2="{scale.x(job.started_at):.1f}" y2="{middle:.1f}">'
@@ -480,6 +483,7 @@ def _cards(report: RunReport, summary: ReportSummary) -> str:
     ok = summary.counts.get("succeeded", 0) + summary.counts.get("up_to_date", 0)
     waiting = summary.waiting_for_resources + summary.waiting_for_slot + summary.waiting_other
     slowest = summary.slowest[0] if summary.slowest else None
+    started = sum(1 for job in report.jobs if job.started_at is not None)
     cards = [
         _card(
             "total time", seconds(summary.total_time), f"{summary.jobs} jobs: {counts or 'none'}"
@@ -512,8 +516,9 @@ def _cards(report: RunReport, summary: ReportSummary) -> str:
         _card(
             "time waiting",
             seconds(waiting),
-            f"job-seconds ready: {seconds(summary.waiting_for_resources)} for resources, "
-            f"{seconds(summary.waiting_for_slot)} for a slot",
+            f"job-seconds ready but held back: {seconds(summary.waiting_for_resources)} for "
+            f"resources, {seconds(summary.waiting_for_slot)} for a slot"
+            + (f"; {seconds(waiting / started)} a job" if started else ""),
         ),
         _card(
             "critical path",
