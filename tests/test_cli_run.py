@@ -614,3 +614,43 @@ def test_eta_is_never_negative_and_grows_with_work(
     assert estimate >= 0
     if pending + len(running) >= slots:  # the slots are all in use either way
         assert more >= estimate - 1e-9
+
+
+def test_a_reader_that_leaves_does_not_stop_the_run(tmp_path: Path) -> None:
+    """Regression (issue 16): `trine run ... | head -1` still runs every job, writes its report."""
+    path = write(
+        tmp_path,
+        f'[jobs.a]\ncmd = ["true"]\n[jobs.b]\ncmd = ["{PY}", "-c", "import time; time.sleep(0.5)"]'
+        '\n[jobs.c]\ncmd = ["true"]\nafter = ["b"]\n',
+    )
+    report = tmp_path / "r.json"
+    process = subprocess.Popen(
+        [PY, "-m", "trine", "run", "--progress", "plain", str(path), "--json", str(report)],
+        env=cli_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    process.stdout.readline()
+    process.stdout.close()  # as `head -1` does
+    assert process.wait(timeout=60) == 0
+    assert process.stderr.read() == ""
+    process.stderr.close()
+    assert _report(report)["counts"] == {"succeeded": 3}
+    # A pipe whose reader is gone before trine writes: `trine graph` exits as if by SIGPIPE.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        graph = subprocess.run(
+            [PY, "-m", "trine", "graph", str(path)],
+            env=cli_env(tmp_path),
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert (graph.returncode, graph.stderr) == (141, b"")

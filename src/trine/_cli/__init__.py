@@ -24,6 +24,7 @@ SIGTERM): running commands were stopped and the reports still written.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
 import os
@@ -41,7 +42,7 @@ from .._process import SystemLoad
 from .._version import __version__
 from ._joblog import JobLogError, read_joblog, resumable
 from ._plan import dot_text, plan_text
-from ._progress import make_display
+from ._progress import make_display, silence_stdout
 from ._records import job_json, run_report_of
 from ._runner import Runner, RunOptions
 
@@ -210,7 +211,8 @@ def _write_reports(
             sys.stderr.write(f"{_PROG}: --report {args.report}: {exc.strerror or exc}\n")
             ok = False
         else:
-            sys.stdout.write(f"report: {args.report}\n")
+            with contextlib.suppress(OSError):  # stdout's reader may have gone
+                sys.stdout.write(f"report: {args.report}\n")
     if runner.joblog_error is not None:
         sys.stderr.write(f"{_PROG}: --joblog {args.joblog}: {runner.joblog_error}\n")
         ok = False
@@ -336,12 +338,23 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``trine`` command line on *argv* (default ``sys.argv[1:]``); return its exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        # Job names after options (`trine run jobs.toml --json r.json report`): argparse
+        # gives a `*` positional only what comes before the first option.
+        if not hasattr(args, "jobs") or any(extra.startswith("-") for extra in extras):
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        args.jobs = [*args.jobs, *extras]
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
     except _Invalid as exc:
         return _invalid(args, args.jobs_file, exc.problems)
+    except BrokenPipeError:
+        # The reader of stdout left (`trine graph jobs.toml | head`): as if by SIGPIPE.
+        silence_stdout()
+        return 128 + signal.SIGPIPE
     except KeyboardInterrupt:
         # Ctrl-C outside the run (while loading or printing): nothing is running.
         sys.stderr.write(f"{_PROG}: interrupted\n")

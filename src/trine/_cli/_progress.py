@@ -11,13 +11,23 @@ jobs' output, one prefixed line at a time.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Sequence
 from typing import IO, Any, Protocol, final
 
 from ._records import FAILED_STATUSES, RUNNING, SKIPPED, AttemptRecord, JobRecord, counts_text
 
-__all__ = ["Display", "PlainDisplay", "RichDisplay", "estimate_remaining", "make_display"]
+__all__ = [
+    "Display",
+    "GuardedDisplay",
+    "PlainDisplay",
+    "RichDisplay",
+    "estimate_remaining",
+    "make_display",
+    "silence_stdout",
+]
 
 _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 _SHOWN_RUNNING = 10
@@ -434,6 +444,64 @@ class RichDisplay:
         self._console.print(f"{head}: [bold]{tail}[/]")
 
 
+def silence_stdout() -> None:
+    """Send what is still written to stdout to ``/dev/null`` (its reader has gone: ``| head``)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # pragma: no cover  # stdout is not a file
+        pass
+    finally:
+        os.close(devnull)
+
+
+@final
+class GuardedDisplay:
+    """A display that stops showing, and lets the run go on, once its output is gone.
+
+    A reader that left (``trine run ... | head``) makes every write fail with
+    ``EPIPE``; the jobs, the job log and the reports matter more than the display.
+    """
+
+    def __init__(self, display: Display) -> None:
+        self._display: Display | None = display
+
+    def _call(self, method: str, *args: Any) -> None:
+        if self._display is None:
+            return
+        try:
+            getattr(self._display, method)(*args)
+        except OSError:
+            self._display = None
+            silence_stdout()
+
+    def started(self, record: JobRecord, now: float) -> None:
+        self._call("started", record, now)
+
+    def attempt_failed(
+        self, record: JobRecord, attempt: AttemptRecord, retry_in: float, now: float
+    ) -> None:
+        self._call("attempt_failed", record, attempt, retry_in, now)
+
+    def finished(self, record: JobRecord, now: float) -> None:
+        self._call("finished", record, now)
+
+    def waiting(self, held: Sequence[tuple[JobRecord, str]], more: int, now: float) -> None:
+        self._call("waiting", held, more, now)
+
+    def stopping(self, text: str, now: float) -> None:
+        self._call("stopping", text, now)
+
+    def output(self, job_id: str, stream: str, line: str) -> None:
+        self._call("output", job_id, stream, line)
+
+    def refresh(self, now: float) -> None:
+        self._call("refresh", now)
+
+    def summary(self, elapsed: float, outcome: str) -> None:
+        self._call("summary", elapsed, outcome)
+
+
 def make_display(mode: str, view: RunView, out: IO[str], isatty: bool) -> Display:
     """The display *mode* asks for (``auto``: rich on a terminal, if rich is installed).
 
@@ -442,8 +510,8 @@ def make_display(mode: str, view: RunView, out: IO[str], isatty: bool) -> Displa
     """
     if mode == "rich" or (mode == "auto" and isatty):
         try:
-            return RichDisplay(view, force_terminal=mode == "rich")
+            return GuardedDisplay(RichDisplay(view, force_terminal=mode == "rich"))
         except ImportError:
             if mode == "rich":
                 raise
-    return PlainDisplay(view, out)
+    return GuardedDisplay(PlainDisplay(view, out))
