@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from trine._cli import main
 from trine._jobs_file import JobsFileError, load_jobs_file, parse_jobs, waves
+from trine._version import __version__
 
 PY = sys.executable
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,7 +84,7 @@ def errors_of(path: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
             cmd = ["true"]
             after = ["fetch_tx"]
             """,
-            ["jobs.analyze.after: unknown job 'fetch_tx'"],
+            ["jobs.analyze.after: unknown job 'fetch_tx' (did you mean 'fetch'?)"],
         ),
         (
             """
@@ -149,6 +150,55 @@ def errors_of(path: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
             ],
         ),
         ("[jobs.a]\ncmd = []\n", ["jobs.a.cmd: must not be empty"]),
+        ('[jobs.a]\ncmd = ""\nshell = true\n', ["jobs.a.cmd: must not be empty"]),
+        ('[jobs.a]\ncmd = "  "\nshell = true\n', ["jobs.a.cmd: must not be empty"]),
+        (
+            '[jobs.a]\ncmd = ["", "x"]\n',
+            ["jobs.a.cmd: the program (the first item) must not be empty"],
+        ),
+        (
+            '[jobs.a]\ncmd = ["true"]\nuses = ["db"]\n',
+            [
+                "jobs.a.uses: unknown resource 'db' "
+                "(no resources are defined: add a [resources] table)"
+            ],
+        ),
+        (
+            """
+            [run]
+            halt = "later,fail=1"
+            retry_delay = -1
+            retry_backoff = "linear"
+            retry_jitter = 3
+            [jobs.a]
+            cmd = ["true"]
+            retry_max_delay = 0.5
+            retry_delay = 1
+            """,
+            [
+                "run.retry_delay: must be >= 0 (and finite), got -1",
+                "run.retry_backoff: must be 'constant' or 'exponential', got a string 'linear'",
+                "run.retry_jitter: must be true, false, 'full' or 'equal', got an integer 3",
+                "run.halt: must be 'never' or WHEN,WHY=VALUE (WHEN soon or now, WHY fail, "
+                "success or done, VALUE a count or a percentage), got 'later,fail=1'",
+                "jobs.a.retry_max_delay: must be >= retry_delay (1), got 0.5",
+            ],
+        ),
+        (
+            """
+            [run]
+            fail_fast = true
+            halt = "soon,fail=3"
+            [jobs.a]
+            cmd = ["true"]
+            inputs = ["*.c"]
+            """,
+            [
+                "run.fail_fast: give either fail_fast or halt, not both",
+                "jobs.a.inputs: without outputs there is nothing to compare the inputs with: "
+                "add outputs",
+            ],
+        ),
         ("[jobs.a]\nshell = true\n", ["jobs.a: missing key 'cmd'"]),
         (
             """
@@ -191,7 +241,7 @@ def errors_of(path: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
             """,
             [
                 "run.limit: must be >= 1, got 0",
-                "run.timeout: must be > 0, got -1",
+                "run.timeout: must be > 0 (and finite), got -1",
                 "run.fail_fast: must be true or false, got an integer 1",
                 "run.max_cpu_percent: must be a percentage in (0, 100], got an integer 150",
                 "run.min_free_memory: must be an integer, got a string '1G'",
@@ -320,9 +370,107 @@ def test_relative_cwd_is_resolved_against_the_jobs_file(tmp_path: Path) -> None:
         cwd = "sub"
         """,
     )
+    (tmp_path / "sub").mkdir()
     jobs = load_jobs_file(path).jobs
     assert jobs["a"].cwd == str(tmp_path)
     assert jobs["b"].cwd == str(tmp_path / "sub")
+
+
+def test_every_problem_is_reported_in_one_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression (issue 16): a missing target and a cycle show even beside other errors."""
+    problems = errors_of(
+        write(
+            tmp_path,
+            """
+            [jobs.a]
+            cmd = ["true"]
+            timeout = "ten"
+            after = ["b", "nope"]
+            [jobs.b]
+            cmd = ["true"]
+            after = ["a"]
+            """,
+        ),
+        capsys,
+    )
+    assert problems == [
+        "jobs.a.timeout: must be a number of seconds, got a string 'ten'",
+        "jobs.a.after: unknown job 'nope'",
+        "cycle: a -> b -> a",
+    ]
+
+
+def test_a_file_that_is_not_utf8_names_the_byte(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression (issue 16): not UTF-8 is exit 2 naming the offset, not a traceback."""
+    path = tmp_path / "jobs.toml"
+    path.write_bytes(b'[jobs.a]\ncmd = ["echo", "caf\xe9"]\n')
+    assert errors_of(path, capsys) == [
+        "not UTF-8: byte 0xe9 at offset 28 (line 2, column 20); save the file as UTF-8"
+    ]
+
+
+def test_paths_are_checked_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing cwd, a cwd that is a file, a directory given as the program: all named."""
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "notes.txt").write_text("")
+    problems = errors_of(
+        write(
+            tmp_path,
+            """
+            [jobs.a]
+            cmd = ["true"]
+            cwd = "missing"
+            [jobs.b]
+            cmd = ["true"]
+            cwd = "notes.txt"
+            [jobs.c]
+            cmd = ["./tools", "--help"]
+            """,
+        ),
+        capsys,
+    )
+    assert problems == [
+        f"jobs.a.cwd: {str(tmp_path / 'missing')!r} does not exist",
+        f"jobs.b.cwd: {str(tmp_path / 'notes.txt')!r} is not a directory",
+        "jobs.c.cmd: './tools' is a directory, not a program",
+    ]
+
+
+def test_an_invalid_file_still_writes_the_json_report(tmp_path: Path) -> None:
+    """--json of an invalid file: outcome "invalid" and every problem, exit 2."""
+    path = write(tmp_path, '[jobs.a]\ncmd = ["true"]\nafter = ["b"]\n')
+    report_path = tmp_path / "r.json"
+    assert main(["run", str(path), "--json", str(report_path)]) == 2
+    assert json.loads(report_path.read_text()) == {
+        "jobs_file": str(path),
+        "outcome": "invalid",
+        "exit_code": 2,
+        "problems": [f"{path}: jobs.a.after: unknown job 'b'"],
+    }
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """`trine --version` prints the version."""
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"trine {__version__}\n"
+
+
+def test_unknown_job_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Naming a job that does not exist is exit 2 with a suggestion."""
+    assert main(["run", "--dry-run", str(EXAMPLE), "reprot"]) == 2
+    assert (
+        capsys.readouterr().err == f"trine: {EXAMPLE}: no job 'reprot' (did you mean 'report'?)\n"
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -334,9 +482,26 @@ def test_graph_prints_the_waves(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["graph", str(EXAMPLE)]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0] == (f"{EXAMPLE}: 9 jobs in 4 waves, limit 4, resources net=2, db=1")
-    assert "wave 2:\n  clean  (after fetch_orders, fetch_customers; uses db=1)\n" in out
-    assert "  geocode  (after clean; optional)\n" in out
-    assert "  analyse_sales  (after clean, fetch_rates; uses db=1; priority 1)\n" in out
+    assert (
+        "wave 2:\n  clean  (after fetch_orders, fetch_customers; uses db=1; timeout 30s)\n" in out
+    )
+    assert "  geocode  (after clean; timeout 1.5s; optional)\n" in out
+    assert (
+        "  analyse_sales  (after clean, fetch_rates; uses db=1; priority 1; timeout 30s)\n" in out
+    )
+    assert (
+        "  fetch_rates  (uses net=1; timeout 30s; "
+        "retries 2 after 0.25s doubling up to 60s)\n" in out
+    )
+
+
+def test_graph_of_named_jobs_shows_what_they_need(capsys: pytest.CaptureFixture[str]) -> None:
+    """`trine graph jobs.toml analyse_regions`: that job and the jobs it runs after."""
+    assert main(["graph", str(EXAMPLE), "analyse_regions"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"{EXAMPLE}: 4 jobs in 3 waves, limit 4, resources net=2, db=1"
+    assert "report" not in out
+    assert "fetch_rates" not in out
 
 
 def test_graph_dot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -399,8 +564,21 @@ def test_dry_run_prints_the_plan_and_runs_nothing(
 def test_example_runs_and_shows_every_status(tmp_path: Path) -> None:
     """The example ETL exits 0 with a retried job, a timed-out optional job and a skip."""
     report_path = tmp_path / "report.json"
+    html_path = tmp_path / "run.html"
     logs = tmp_path / "logs"
-    process = trine(tmp_path, "run", str(EXAMPLE), "--json", str(report_path), "--logs", str(logs))
+    process = trine(
+        tmp_path,
+        "run",
+        str(EXAMPLE),
+        "--json",
+        str(report_path),
+        "--logs",
+        str(logs),
+        "--report",
+        str(html_path),
+        "--progress",
+        "plain",
+    )
     assert process.returncode == 0, process.stdout + process.stderr
     report = json.loads(report_path.read_text())
     assert report["exit_code"] == 0
@@ -412,6 +590,7 @@ def test_example_runs_and_shows_every_status(tmp_path: Path) -> None:
     assert jobs["geocode"]["status"] == "timed_out"
     assert jobs["geocode"]["optional"] is True
     assert jobs["geocode"]["error"] == "timed out after 1.5 s"
+    assert jobs["geocode"]["returncode"] == -15
     assert jobs["map_regions"]["status"] == "skipped"
     assert jobs["map_regions"]["skipped_because"] == "geocode"
     assert jobs["map_regions"]["started_at"] is None
@@ -420,12 +599,46 @@ def test_example_runs_and_shows_every_status(tmp_path: Path) -> None:
     db_users = [jobs[name] for name in ("clean", "analyse_sales", "analyse_regions")]
     spans = sorted((job["started_at"], job["finished_at"]) for job in db_users)
     assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))
+    # The timeline has every attempt; the flaky fetch's first one failed, and the
+    # second came retry_delay later, through trine.Retry.
+    rates = [entry for entry in report["timeline"] if entry["id"] == "fetch_rates"]
+    assert [(entry["attempt"], entry["status"]) for entry in rates] == [
+        (1, "failed"),
+        (2, "succeeded"),
+    ]
+    assert rates[1]["start"] - rates[0]["end"] >= 0.25
+    assert len(report["timeline"]) == 9
+    ran = [name for name in jobs if jobs[name]["started_at"] is not None]
+    last = max(ran, key=lambda name: jobs[name]["finished_at"])
+    assert report["critical_path"][-1] == last  # report, unless geocode's timeout ended later
+    assert report["critical_path"][0].startswith("fetch_")
+    assert report["resources"] == {"net": 2, "db": 1}
+    assert report["summary"]["retries"] == 1
+    # --logs keeps every attempt: the 503 of the first is not lost.
+    assert "503 Service Unavailable" in (logs / "fetch_rates@1.stderr").read_text()
+    assert (logs / "fetch_rates.stderr").read_text() == ""
     assert (logs / "report.stdout").read_text() == jobs["report"]["stdout_tail"]
     assert (logs / "geocode.stdout").read_text() == "geocoding regions...\n"
+    # The failed attempt is shown when it happens; held jobs say what they wait for.
+    assert (
+        "retrying  fetch_rates: attempt 1/3 failed (exited with status 1); next in 0.25s\n"
+        in process.stdout
+    )
+    assert "waiting   fetch_rates: for resource net (2/2 in use)\n" in process.stdout
+    # The summary lists what did not succeed and counts the rest.
+    assert "\njob          status     attempts  exit  duration  why\n" in process.stdout
+    assert "\ngeocode      timed_out  1         -15   " in process.stdout
+    assert "\nmap_regions  skipped    0         -     -         geocode did not succeed\n" in (
+        process.stdout
+    )
+    assert "\nclean " not in process.stdout
     summary = process.stdout.split("\n\n")[-1]
-    assert summary.startswith("9 jobs: 7 succeeded, 1 timed_out, 1 skipped in ")
-    assert summary.endswith(": succeeded\n")
-    assert "geocode          timed_out  1" in process.stdout
+    assert summary.startswith("slowest: ")
+    assert "\n9 jobs: 7 succeeded, 1 timed_out, 1 skipped in " in summary
+    assert summary.endswith(f": succeeded\nreport: {html_path}\n")
+    page = html_path.read_text()
+    assert page.count('<rect class="attempt ') == 9
+    assert "<script" not in page
 
 
 def test_failure_exits_1_and_skips_dependents(tmp_path: Path) -> None:
@@ -528,7 +741,7 @@ def test_fail_fast_cancels_the_rest(tmp_path: Path) -> None:
     process = trine(tmp_path, "run", str(path), "--json", str(report_path))
     assert process.returncode == 1
     report = json.loads(report_path.read_text())
-    assert report["outcome"] == "failed (fail_fast)"
+    assert report["outcome"] == "failed (halted: 1 job failed, --halt now,fail=1)"
     assert {name: job["status"] for name, job in report["jobs"].items()} == {
         "slow": "cancelled",
         "bad": "failed",
@@ -641,8 +854,16 @@ async def test_ctrl_c_terminates_children_and_writes_the_report(tmp_path: Path) 
     assert report["exit_code"] == 130
     statuses = {name: job["status"] for name, job in report["jobs"].items()}
     assert statuses == {"long": "cancelled", "next": "cancelled", "quick": "succeeded"}
-    assert report["jobs"]["long"]["started_at"] is not None
+    long = report["jobs"]["long"]
+    assert long["started_at"] is not None
+    # A job stopped while it ran keeps its attempt and the return code it ended with.
+    assert (long["attempts"], long["returncode"]) == (1, -15)
+    assert long["error"] == "stopped (interrupted by SIGINT): killed by SIGTERM"
+    assert [entry["status"] for entry in report["timeline"] if entry["id"] == "long"] == [
+        "cancelled"
+    ]
     assert report["jobs"]["next"]["started_at"] is None
+    assert report["jobs"]["next"]["error"] == "not started: long was stopped"
 
 
 def test_main_requires_a_command(capsys: pytest.CaptureFixture[str]) -> None:

@@ -640,6 +640,70 @@ DOORS: list[Door] = [
         lambda cpu_percent=0.0, free_memory=1: trine.LoadSample(cpu_percent, free_memory),
         {"cpu_percent": "seconds", "free_memory": "count0"},
     ),
+    # -- reports -------------------------------------------------------------------
+    Door(
+        "report",
+        "ReportAttempt",
+        lambda job="a", number=1, start=0.0, end=1.0, status="failed", **kw: trine.ReportAttempt(
+            job, number, start, end, status, **kw
+        ),
+        {
+            "job": "name",
+            "number": "count",
+            "start": "number",
+            "end": "number",
+            "status": "name",
+            "returncode": "int",
+            "command": "name",
+            "error": "name",
+        },
+        skip=frozenset({"returncode=None"}),
+    ),
+    Door(
+        "report",
+        "ReportJob",
+        lambda id="a", status="succeeded", **kw: trine.ReportJob(id, status, **kw),
+        {
+            "id": "name",
+            "status": "name",
+            "after": "iterable",
+            "uses": "object",
+            "started_at": "opt_number",
+            "finished_at": "opt_number",
+            "command": "name",
+            "error": "name",
+            "optional": "bool",
+            "resumed": "bool",
+        },
+    ),
+    Door(
+        "report",
+        "RunReport",
+        lambda jobs=(), attempts=(), **kw: trine.RunReport(jobs, attempts, **kw),
+        {
+            "jobs": "iterable",
+            "attempts": "iterable",
+            "limit": "opt_count",
+            "resources": "object",
+            "started_at": "opt_number",
+            "finished_at": "opt_number",
+            "title": "name",
+            "outcome": "name",
+        },
+    ),
+    Door(
+        "report",
+        "run_report",
+        lambda source=(), **kw: trine.run_report(source, **kw),
+        {
+            "source": "iterable",
+            "limit": "opt_count",
+            "resources": "object",
+            "uses": "object",
+            "title": "name",
+            "outcome": "name",
+        },
+    ),
     # -- services ------------------------------------------------------------------
     Door(
         "services",
@@ -1095,6 +1159,7 @@ NO_DOOR = {
     "PipelineOutput",  # handed out by Pipeline.open
     "RetryAttempt",  # handed out by iterating a Retry
     "CommandResult",  # built by run_commands
+    "CommandAttempt",  # built by run_commands (CommandResult.history)
     "LatencyHistogram",  # takes no arguments; its methods have doors
     "ConcurrencyProbe",  # takes no arguments
     "FakeCall",  # built by FakeService

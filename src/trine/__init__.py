@@ -68,6 +68,7 @@ from ._pipeline import StageStatistics as StageStatistics
 from ._pipeline import merge as merge
 from ._policy import Policy as Policy
 from ._process import Command as Command
+from ._process import CommandAttempt as CommandAttempt
 from ._process import CommandResult as CommandResult
 from ._process import CommandStatus as CommandStatus
 from ._process import LoadSample as LoadSample
@@ -79,6 +80,12 @@ from ._rate import RateLimiter as RateLimiter
 from ._rate import RateLimiterStatistics as RateLimiterStatistics
 from ._rate import SlidingWindowLimiter as SlidingWindowLimiter
 from ._rate import SlidingWindowLimiterStatistics as SlidingWindowLimiterStatistics
+from ._report import ReportAttempt as ReportAttempt
+from ._report import ReportJob as ReportJob
+from ._report import ReportSummary as ReportSummary
+from ._report import ResourceSummary as ResourceSummary
+from ._report import RunReport as RunReport
+from ._report import run_report as run_report
 from ._retry import Backoff as Backoff
 from ._retry import Retry as Retry
 from ._retry import RetryAttempt as RetryAttempt
@@ -114,6 +121,7 @@ __all__ = [
     "CircuitState",
     "CircuitStateChanged",
     "Command",
+    "CommandAttempt",
     "CommandResult",
     "CommandStatus",
     "CycleError",
@@ -144,6 +152,10 @@ __all__ = [
     "RateLimitExceeded",
     "RateLimiter",
     "RateLimiterStatistics",
+    "ReportAttempt",
+    "ReportJob",
+    "ReportSummary",
+    "ResourceSummary",
     "Retry",
     "RetryAttempt",
     "RetryBudget",
@@ -152,6 +164,7 @@ __all__ = [
     "RetryOn",
     "RetryScheduled",
     "RetryStatistics",
+    "RunReport",
     "SingleFlight",
     "SingleFlightStatistics",
     "SlidingWindowLimiter",
@@ -173,6 +186,7 @@ __all__ = [
     "merge",
     "race",
     "run_commands",
+    "run_report",
     "settle",
     "to_process",
 ]

@@ -15,7 +15,8 @@ holds the GIL; cancelling the call kills the worker.
 
 The modules, one concept each:
 
-- ``_command``: :class:`Command`, :class:`CommandResult`, :class:`CommandStatus`
+- ``_command``: :class:`Command`, :class:`CommandResult` (and its
+  :class:`CommandAttempt` history), :class:`CommandStatus`
   and the checks of a batch of commands.
 - ``_load``: :class:`SystemLoad` and :class:`LoadSample` (admission).
 - ``_output``: output tails, log files, and the watches that read a
@@ -28,6 +29,7 @@ The modules, one concept each:
 from __future__ import annotations
 
 from ._command import Command as Command
+from ._command import CommandAttempt as CommandAttempt
 from ._command import CommandResult as CommandResult
 from ._command import CommandStatus as CommandStatus
 from ._load import LoadSample as LoadSample
@@ -38,6 +40,7 @@ from ._worker import to_process as to_process
 
 __all__ = [
     "Command",
+    "CommandAttempt",
     "CommandResult",
     "CommandStatus",
     "LoadSample",

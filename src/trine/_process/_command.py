@@ -17,7 +17,15 @@ import attrs
 
 from .._util import check_bool, check_optional_number, close_unawaited
 
-__all__ = ["Command", "CommandResult", "CommandStatus", "to_commands", "to_env", "to_path"]
+__all__ = [
+    "Command",
+    "CommandAttempt",
+    "CommandResult",
+    "CommandStatus",
+    "to_commands",
+    "to_env",
+    "to_path",
+]
 
 
 class CommandStatus(enum.StrEnum):
@@ -171,6 +179,23 @@ class Command:
 
 @final
 @attrs.frozen
+class CommandAttempt:
+    """One attempt at a command: when it ran, how it ended (:attr:`CommandResult.history`)."""
+
+    started_at: float
+    """:func:`trio.current_time` when the attempt's process was started."""
+    finished_at: float
+    """When its process and what it left in its group were gone."""
+    status: CommandStatus
+    """How the attempt ended."""
+    returncode: int | None
+    """Its exit status (negative: killed by that signal); ``None`` if it never started."""
+    error: str | None
+    """Why it could not be run, failed or was stopped, or ``None``."""
+
+
+@final
+@attrs.frozen
 class CommandResult:
     """What became of one command run by :func:`run_commands`."""
 
@@ -194,6 +219,10 @@ class CommandResult:
     """How many times it was started (``1 + retries`` at most)."""
     error: str | None
     """Why it could not be run, failed or was stopped, or ``None``."""
+    history: tuple[CommandAttempt, ...] = ()
+    """Every attempt, in order, with its start and end on the Trio clock (the
+    last one is the one :attr:`status` and :attr:`returncode` describe); what
+    :func:`trine.run_report` draws."""
 
     @property
     def succeeded(self) -> bool:

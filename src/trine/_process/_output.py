@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import select
 import stat
+from collections.abc import Callable
 from typing import IO, final
 
 import trio
@@ -93,15 +94,19 @@ def log_name(command_id: str) -> str:
 class Output:
     """Where one of a command's streams goes: its tail and, with ``logs=``, a file."""
 
-    __slots__ = ("log", "log_error", "tail")
+    __slots__ = ("log", "log_error", "sink", "tail")
 
-    def __init__(self, tail_size: int) -> None:
+    def __init__(self, tail_size: int, sink: Callable[[bytes], object] | None = None) -> None:
         self.tail = Tail(tail_size)
         self.log: IO[bytes] | None = None
         self.log_error: OSError | None = None
+        self.sink = sink
+        """Called with each chunk as it arrives (the command line's live output)."""
 
     def write(self, data: bytes | bytearray) -> None:
         self.tail.write(data)
+        if self.sink is not None:
+            self.sink(bytes(data))
         if self.log is not None:
             try:
                 # A local file: a buffered write is cheap enough not to need a thread.

@@ -9,11 +9,12 @@ deadline; :func:`_stop` stops what is left, within ``kill_grace``.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import random
 import signal
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, final
 
 import attrs
@@ -21,7 +22,15 @@ import trio
 
 from .._retry import Backoff, Retry
 from .._util import check_int, check_number, check_optional_number
-from ._command import Command, CommandResult, CommandStatus, to_commands, to_env, to_path
+from ._command import (
+    Command,
+    CommandAttempt,
+    CommandResult,
+    CommandStatus,
+    to_commands,
+    to_env,
+    to_path,
+)
 from ._descendants import FIRST_POLL, MAX_POLL, Batch, Family
 from ._load import SystemLoad
 from ._output import EPOLL, EpollWatch, ExitWatch, Output, Pipes, TaskWatch, log_name, open_log
@@ -42,11 +51,14 @@ class Settings:
     kill_grace: float
     logs: str | None
     admission: SystemLoad | None
+    on_output: Callable[[str, str, bytes], object] | None = None
+    """Called with (command id, ``"stdout"`` or ``"stderr"``, bytes) as output
+    arrives: the ``trine`` command line's ``--output=tag``."""
 
     @property
     def capture(self) -> bool:
         """Whether the output is wanted at all (else it goes to ``/dev/null``, unread)."""
-        return self.output_tail > 0 or self.logs is not None
+        return self.output_tail > 0 or self.logs is not None or self.on_output is not None
 
 
 @attrs.frozen
@@ -270,7 +282,15 @@ async def _run_attempt(
     env: Mapping[str, str] | None,
     tag: str | None,
 ) -> _Attempt:
-    if settings.capture:
+    if settings.on_output is not None:
+        assert command.id is not None
+        stdout = Output(
+            settings.output_tail, functools.partial(settings.on_output, command.id, "stdout")
+        )
+        stderr = Output(
+            settings.output_tail, functools.partial(settings.on_output, command.id, "stderr")
+        )
+    elif settings.capture:
         stdout, stderr = Output(settings.output_tail), Output(settings.output_tail)
     else:
         stdout = stderr = _NOWHERE
@@ -312,14 +332,22 @@ async def run_command(
     env = batch.environment(command.env, tag)
     admission = settings.admission
     started = trio.current_time()
-    attempts = 0
+    history: list[CommandAttempt] = []
 
     async def attempt_once() -> _Attempt:
-        nonlocal attempts
         if admission is not None:
             await admission.wait_admitted()
-        attempts += 1
+        attempt_started = trio.current_time()
         attempt = await _run_attempt(command, settings, batch, env, tag)
+        history.append(
+            CommandAttempt(
+                attempt_started,
+                trio.current_time(),
+                attempt.status,
+                attempt.returncode,
+                attempt.error,
+            )
+        )
         # Failed and timed-out runs are retried; a command that cannot run
         # would not run next time either, so an error is returned as is.
         if retry is not None and attempt.status in (CommandStatus.FAILED, CommandStatus.TIMED_OUT):
@@ -341,8 +369,9 @@ async def run_command(
         stdout_tail=attempt.stdout_tail,
         stderr_tail=attempt.stderr_tail,
         duration=trio.current_time() - started,
-        attempts=attempts,
+        attempts=len(history),
         error=attempt.error,
+        history=tuple(history),
     )
 
 

@@ -1,0 +1,157 @@
+"""The job log (``--joblog FILE``) and resuming from it (``--resume``, ``--resume-failed``).
+
+As GNU parallel's ``--joblog``, but one JSON object per line, written and
+flushed as each attempt ends, so a run killed at any moment leaves a log of
+everything that finished::
+
+    {"id": "fetch", "attempt": 1, "final": true, "start": 1717171717.25,
+     "end": 1717171718.5, "duration": 1.25, "exit_code": 0, "signal": null,
+     "status": "succeeded", "error": null, "command": "python3 fetch.py"}
+
+``final`` is false for an attempt that was retried. ``start`` and ``end``
+are wall-clock (Unix) times; ``signal`` is the number of the signal that
+killed the attempt, ``exit_code`` its exit status otherwise. A job found up
+to date gets a line with ``"attempt": 0`` and status ``up_to_date``.
+
+Resuming reads the log's last final line per job: ``--resume`` skips every
+job that reached an outcome (succeeded, up to date, failed, timed out,
+error) with the same command, ``--resume-failed`` only those that succeeded
+or were up to date, so the failed ones run again. Cancelled jobs, jobs not
+in the log and jobs whose command changed always run.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import IO, Any, Literal, final
+
+import attrs
+
+__all__ = ["JobLog", "JobLogError", "LoggedJob", "read_joblog", "resumable"]
+
+_FINISHED = ("succeeded", "up_to_date", "failed", "timed_out", "error")
+_SUCCEEDED = ("succeeded", "up_to_date")
+_KEYS = ("id", "attempt", "final", "status", "command")
+
+
+@final
+class JobLogError(Exception):
+    """The job log cannot be read back."""
+
+
+@final
+@attrs.frozen
+class LoggedJob:
+    """A job's outcome as its last final line in the log says."""
+
+    id: str
+    status: str
+    attempts: int
+    returncode: int | None
+    error: str | None
+    command: str
+
+
+def read_joblog(path: str) -> dict[str, LoggedJob]:
+    """The last final line of each job in the log at *path* (nothing if there is no file).
+
+    A last line cut short (the run was killed while writing it) is ignored.
+
+    Raises:
+      JobLogError: for a file that cannot be read or a line that is not a job record.
+    """
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = file.read().split("\n")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JobLogError(f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    if lines and lines[-1] == "":
+        lines.pop()
+    jobs: dict[str, LoggedJob] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break  # cut short by a killed run
+            raise JobLogError(f"line {number}: not JSON") from None
+        if not isinstance(record, dict) or any(key not in record for key in _KEYS):
+            raise JobLogError(f"line {number}: not a job record (needs {', '.join(_KEYS)})")
+        if not record["final"]:
+            continue
+        returncode = record.get("exit_code")
+        if record.get("signal") is not None:
+            returncode = -int(record["signal"])
+        jobs[str(record["id"])] = LoggedJob(
+            id=str(record["id"]),
+            status=str(record["status"]),
+            attempts=int(record["attempt"]),
+            returncode=returncode,
+            error=record.get("error"),
+            command=str(record["command"]),
+        )
+    return jobs
+
+
+def resumable(logged: LoggedJob, command: str, mode: Literal["all", "failed"]) -> bool:
+    """Whether a job logged so may be skipped this time (*mode*: ``--resume`` or ``-failed``)."""
+    if logged.command != command:
+        return False
+    return logged.status in (_FINISHED if mode == "all" else _SUCCEEDED)
+
+
+@final
+class JobLog:
+    """The log being written: one flushed line per attempt."""
+
+    def __init__(self, path: str, *, append: bool) -> None:
+        # Closed by close(); line-buffered so each line is written as it is made.
+        self._file: IO[str] | None = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
+        self.error: str | None = None
+
+    def write(
+        self,
+        *,
+        job_id: str,
+        attempt: int,
+        final: bool,
+        start: float,
+        end: float,
+        returncode: int | None,
+        status: str,
+        error: str | None,
+        command: str,
+    ) -> None:
+        if self._file is None:
+            return
+        record: dict[str, Any] = {
+            "id": job_id,
+            "attempt": attempt,
+            "final": final,
+            "start": round(start, 3),
+            "end": round(end, 3),
+            "duration": round(end - start, 3),
+            "exit_code": returncode if returncode is None or returncode >= 0 else None,
+            "signal": -returncode if returncode is not None and returncode < 0 else None,
+            "status": status,
+            "error": error,
+            "command": command,
+        }
+        try:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+        except OSError as exc:  # a full disk: stop logging, say so at the end
+            self.error = exc.strerror or str(exc)
+            self.close()
+
+    def close(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError as exc:
+                self.error = self.error or exc.strerror or str(exc)
