@@ -124,8 +124,10 @@ class StageRun:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
                 if stage.kind == "batch":
+                    self.started = 1
                     nursery.start_soon(_batch.batch_worker, self, name=f"{stage.name} worker")
                 elif stage.kind == "rate_limit":
+                    self.started = 1
                     nursery.start_soon(_rate_limit.rate_worker, self, name=f"{stage.name} worker")
                 elif stage.key is not None and stage.workers > 1:
                     # Each worker runs its kind's loop on its own queue.
@@ -159,10 +161,7 @@ class StageRun:
         if window is not None and not window.has_room():
             window.starved = True  # retried when the window moves
             return False
-        if trio.current_effective_deadline() == -math.inf:
-            # The run is being cancelled: starting workers now would only keep
-            # a chain of starts going (each new one hands off before it sees
-            # the cancellation), so a huge `workers=` could delay the cancel.
+        if _cancelled():
             return False
         self._start(self.inputs)
         if self.started >= self.stage.workers:
@@ -171,6 +170,8 @@ class StageRun:
 
     def start_queue_worker(self, queue: Buffer) -> bool:
         """Start the one worker of a keyed stage's *queue* (its grow hook, used once)."""
+        if _cancelled():
+            return False
         queue.grow = None
         self._start(queue)
         return True
@@ -283,6 +284,16 @@ class StageRun:
             latency=self.latency.summary(),
             workers_started=self.started,
         )
+
+
+def _cancelled() -> bool:
+    """Whether the calling task is being cancelled.
+
+    Then no worker starts: starting one would only keep a chain of starts
+    going (each new worker hands off before it sees the cancellation), so a
+    huge ``workers=`` could delay the cancel.
+    """
+    return trio.current_effective_deadline() == -math.inf
 
 
 def _no_call(item: Any) -> Any:  # pragma: no cover  (batch, rate_limit, broadcast call nothing)
