@@ -1,48 +1,36 @@
 """Pipelines: source -> map(x+1) -> map(x*2) -> sink over 1,000,000 integers.
 
-One case per buffer size (256, 16, 2 and 1 items), each timing, in one
-process and interleaved:
+``pipeline_1m``, the goals of issue 10, side by side in one process and
+interleaved, with **no tuning arguments** on the trine rows:
 
-- ``hand-written trio memory channels`` (the baseline): one task per stage,
-  ``open_memory_channel(size)`` between stages, ``async with`` close discipline;
-- ``trine`` with 1 and with 4 workers per stage, ``buffer=size`` on every
-  stage and on the output (one-item buffers are trine's default for 1 worker);
-- in the 256 case, ``aiostream`` (asyncio) and ``slurry`` (Trio) where they
-  import and run.
+- ``hand-written trio memory channels`` of size 0, 1 and 64: one task per
+  stage, ``async with`` close discipline. The baseline is the *fastest* of
+  the three in each round (the functions are plain and quick, so one task per
+  stage is the strongest hand-written pattern: more worker tasks, or a
+  reorder heap to keep order, only add hops);
+- ``trine``: the defaults; ``workers=4``; ``ordered=True, workers=4``;
+  ``key=shard, workers=4``;
+- ``aiostream`` (asyncio, ``stream.iterate | pipe.map | pipe.map``) and
+  ``slurry`` (Trio, two ``Map`` sections), where they import and run.
 
-``pipeline_memory`` runs trine with default buffers on 1,000,000 and
-10,000,000 items in fresh processes and prints the peak RSS of each.
+``pipeline_buffers`` is the same trine pipeline with every buffer set to
+0, 1, 16, 64 (the default) and 256, against channels of 64.
+``pipeline_batch`` shows where ``batch(100)`` pays: before the per-item
+stages (they then move lists) or after them (every item still hops).
+``pipeline_memory`` runs the default pipeline on 1,000,000 and 10,000,000
+items in fresh processes and prints the peak RSS of each.
 
-Measured here (2 shared cores, Python 3.11, trio 0.35, ``--repeat 5``,
-medians)::
+Measured here under load (2 cores shared with other jobs, Python 3.11,
+trio 0.35, ``--repeat 5``, medians; steps per item do not move with load)::
 
-    buffers  variant                                  per item   ratio
-    256      hand-written trio memory channels        14.70 us   1.00x
-             trine, 1 worker/stage                     1.28 us   0.09x  (11.5x faster)
-             trine, 4 workers/stage                    1.30 us   0.09x  (= 1 worker)
-             aiostream 0.8 (asyncio), 1 task/stage     3.38 us   0.23x  (trine 2.6x faster)
-             slurry 1.3 (trio)                        24.04 us   1.64x  (trine 19x faster)
-    16       hand-written trio memory channels        14.77 us   1.00x
-             trine, 1 worker/stage                     2.03 us   0.14x  (7.3x faster)
-             trine, 4 workers/stage                    2.06 us   0.14x
-    2        hand-written trio memory channels        14.84 us   1.00x
-             trine, 1 worker/stage                     7.19 us   0.48x  (2.1x faster)
-             trine, 4 workers/stage                    7.25 us   0.49x
-    1        hand-written trio memory channels        14.68 us   1.00x
-             trine, 1 worker/stage                    12.61 us   0.86x  (1.16x faster)
-             trine, 4 workers/stage                   12.63 us   0.86x
-
-    pipeline_memory: peak RSS 32.7 MiB for 1,000,000 items and 32.7 MiB for
-    10,000,000 items (flat; default one-item buffers).
+    see the tables in docs/guide/pipelines.rst, measured by this module
 
 Why: every memory-channel send and receive is a trip through Trio's
-scheduler (6 task steps and 2 scheduler passes per item here, whatever the
-channel size). A trine worker yields only when its buffer is empty, the next
-buffer is full or its function blocks, so items that are ready together move
-in one trip. With one-item buffers a stage and the next can only take turns
-(4 task steps and 2 passes per item: a little less than by hand); from two
-items up the trips are shared, and with 256 one trip carries about 100 items.
-Peak memory is bounded by the buffers, not by the length of the source.
+scheduler (6 task steps per item here, whatever the channel size). A trine
+worker yields only when its buffer is empty, the next buffer is full or its
+function blocks, so items that are ready together move in one trip: with the
+default buffers of 64, about 0.06 steps per item. Peak memory is bounded by
+the buffers, not by the length of the source.
 """
 
 from __future__ import annotations
@@ -58,6 +46,7 @@ import trio
 from benchmarks._harness import Case, Variant, installed, run_trio
 
 N = 1_000_000
+CHANNEL_SIZES = (0, 1, 64)
 
 
 def inc(x: int) -> int:
@@ -66,6 +55,10 @@ def inc(x: int) -> int:
 
 def dbl(x: int) -> int:
     return x * 2
+
+
+def shard(x: int) -> int:
+    return x % 16
 
 
 def _trio_timed(main):
@@ -109,18 +102,54 @@ async def hand_written(buffer: int) -> None:
     assert total == N * (N + 1)
 
 
-async def trine_pipeline(workers: int, buffer: int) -> None:
+# The latest time of each channel size in this round: the baseline row, run
+# after them in every round, is the fastest of the three.
+_latest_channels: dict[int, float] = {}
+
+
+def _channels(size: int):
+    timed = _trio_timed(lambda: hand_written(size))
+
+    def run() -> float:
+        _latest_channels[size] = seconds = timed()
+        return seconds
+
+    return run
+
+
+def _fastest_channels() -> float:
+    return min(_latest_channels[size] for size in CHANNEL_SIZES)
+
+
+async def trine_pipeline(buffer: int | None = None, **options) -> None:
     from trine import Pipeline
 
-    pipe = (
-        Pipeline.source(range(N))
-        .map(inc, workers=workers, buffer=buffer)
-        .map(dbl, workers=workers, buffer=buffer)
-    )
+    if buffer is not None:
+        options["buffer"] = buffer
+    pipe = Pipeline.source(range(N)).map(inc, **options).map(dbl, **options)
     total = 0
-    async with pipe.open(buffer=buffer) as out:
+    async with pipe.open(**({} if buffer is None else {"buffer": buffer})) as out:
         async for item in out:
             total += item
+    assert total == N * (N + 1)
+
+
+async def trine_batched(*, before: bool) -> None:
+    from trine import Pipeline
+
+    total = 0
+    if before:
+        pipe = (
+            Pipeline.source(range(N))
+            .batch(100)
+            .map(lambda batch: [inc(x) for x in batch])
+            .map(lambda batch: [dbl(x) for x in batch])
+        )
+    else:
+        pipe = Pipeline.source(range(N)).map(inc).map(dbl).batch(100)
+    async with pipe.open() as out:
+        async for batch in out:
+            total += sum(batch)
     assert total == N * (N + 1)
 
 
@@ -169,26 +198,28 @@ def _slurry_works() -> bool:
     return True
 
 
-def _variants(buffer: int, *, peers: bool) -> list[Variant]:
+def _goal_variants() -> list[Variant]:
     found = [
+        Variant(f"hand-written trio memory channels ({size})", _channels(size))
+        for size in CHANNEL_SIZES
+    ]
+    found += [
+        Variant("fastest of the three rows above (baseline)", _fastest_channels, baseline=True),
+        Variant("trine, defaults", _trio_timed(lambda: trine_pipeline())),
+        Variant("trine, workers=4", _trio_timed(lambda: trine_pipeline(workers=4))),
         Variant(
-            f"hand-written trio memory channels ({buffer})",
-            _trio_timed(lambda: hand_written(buffer)),
-            baseline=True,
+            "trine, ordered=True, workers=4",
+            _trio_timed(lambda: trine_pipeline(workers=4, ordered=True)),
         ),
         Variant(
-            f"trine, 1 worker/stage, buffer {buffer}",
-            _trio_timed(lambda: trine_pipeline(1, buffer)),
-        ),
-        Variant(
-            f"trine, 4 workers/stage, buffer {buffer}",
-            _trio_timed(lambda: trine_pipeline(4, buffer)),
+            "trine, key=shard, workers=4",
+            _trio_timed(lambda: trine_pipeline(workers=4, key=shard)),
         ),
     ]
-    if peers and installed("aiostream"):
-        found.append(Variant("aiostream (asyncio), 1 task/stage", aiostream_run))
-    if peers and _slurry_works():
-        found.append(Variant("slurry (trio)", _trio_timed(slurry_pipeline)))
+    if installed("aiostream"):
+        found.append(Variant("aiostream (asyncio), map chain", aiostream_run))
+    if _slurry_works():
+        found.append(Variant("slurry (trio), two Map sections", _trio_timed(slurry_pipeline)))
     return found
 
 
@@ -196,7 +227,7 @@ _MEMORY_SCRIPT = """
 import resource, trio
 from trine import Pipeline
 async def main():
-    # Default buffers: one item per worker.
+    # No tuning arguments: the default buffers.
     await Pipeline.source(range({n})).map(lambda x: x + 1).map(lambda x: x * 2).run()
 trio.run(main)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
@@ -221,22 +252,48 @@ def _peak_rss_kib(n: int) -> tuple[float, int]:
 CASES = [
     Case(
         name="pipeline_1m",
-        description="source -> map(x+1) -> map(x*2) -> sink, 1,000,000 ints, buffers of 256",
+        description="source -> map(x+1) -> map(x*2) -> sink, 1,000,000 ints, no tuning arguments",
         per=N,
-        variants=_variants(256, peers=True),
+        variants=_goal_variants(),
     ),
-    *(
-        Case(
-            name=f"pipeline_1m_buffer{size}",
-            description=f"the same with buffers of {size}" + note,
-            per=N,
-            variants=_variants(size, peers=False),
-        )
-        for size, note in ((16, ""), (2, ""), (1, " (trine's default for 1 worker)"))
+    Case(
+        name="pipeline_buffers",
+        description="the same trine pipeline with every buffer (and open's) set to one size",
+        per=N,
+        variants=[
+            Variant(
+                "hand-written trio memory channels (64)",
+                _trio_timed(lambda: hand_written(64)),
+                baseline=True,
+            ),
+            *(
+                Variant(
+                    f"trine, buffer={size}" + (" (the default)" if size == 64 else ""),
+                    _trio_timed(lambda size=size: trine_pipeline(buffer=size)),
+                )
+                for size in (0, 1, 16, 64, 256)
+            ),
+        ],
+    ),
+    Case(
+        name="pipeline_batch",
+        description="where batch(100) pays: before the per-item stages, or after them",
+        per=N,
+        variants=[
+            Variant("trine, no batch", _trio_timed(lambda: trine_pipeline()), baseline=True),
+            Variant(
+                "trine, map, map, then batch(100)",
+                _trio_timed(lambda: trine_batched(before=False)),
+            ),
+            Variant(
+                "trine, batch(100), then maps of lists",
+                _trio_timed(lambda: trine_batched(before=True)),
+            ),
+        ],
     ),
     Case(
         name="pipeline_memory",
-        description="peak RSS, 1M vs 10M items, default buffers (once each, fresh process)",
+        description="peak RSS, 1M vs 10M items, no tuning arguments (once each, fresh process)",
         per=1,
         variants=[
             Variant("trine 1,000,000 items", lambda: _peak_rss_kib(1_000_000)[0], baseline=True),

@@ -558,7 +558,8 @@ DOORS: list[Door] = [
         "pipeline",
         "Pipeline.rate_limit",
         lambda rate=10.0, **kw: _pipe().rate_limit(rate, **kw),
-        {"rate": "pos_seconds", "per": "pos_seconds", "burst": "count", "buffer": "opt_count0"},
+        # burst=None (the default) means RateLimiter's own default burst.
+        {"rate": "pos_seconds", "per": "pos_seconds", "burst": "opt_count", "buffer": "opt_count0"},
         skip=frozenset({"rate=hugeint"}),
     ),
     Door(
