@@ -175,13 +175,20 @@ async def test_services_and_breakers_are_described(
 
 
 async def test_a_pipeline_shows_stages_and_workers(autojump_clock: trio.testing.MockClock) -> None:
-    """pipeline -> stage -> worker, with trine's task names and what each waits for."""
+    """pipeline -> stage -> worker, with trine's task names and what each waits for.
+
+    Workers start as items need them, so the idle stage 'more' shows one worker.
+    """
 
     async def nap(x: int) -> int:
         await trio.sleep(1)
         return x
 
-    pipe = trine.Pipeline.source(range(10)).map(nap, name="nap").map(nap, workers=2, name="more")
+    pipe = (
+        trine.Pipeline.source(range(10))
+        .map(nap, name="nap", buffer=1)
+        .map(nap, workers=2, name="more")
+    )
     async with pipe.open() as results, trio.open_nursery() as nursery:
         nursery.start_soon(results.__anext__, name="reader")
         await trio.sleep(0.5)
@@ -193,7 +200,7 @@ async def test_a_pipeline_shows_stages_and_workers(autojump_clock: trio.testing.
     assert "trine.Pipeline stage 'nap': waiting for 1 child task to finish" in lines
     assert "nap worker 0: sleeping until t=1 (in 0.5 s)" in lines
     assert "more worker 0: waiting for an item" in lines
-    assert "more worker 1: waiting for an item" in lines
+    assert not any(line.startswith("more worker 1") for line in lines)
 
 
 def test_task_tree_needs_a_run() -> None:

@@ -284,9 +284,9 @@ _TRIO_FUNCTIONS: dict[types.CodeType, Callable[[types.FrameType], str]] = {
 
 
 _TRINE_INTERNALS: dict[tuple[str, str], str] = {
-    ("_Buffer", "wait_item"): "waiting for an item",
-    ("_Buffer", "get"): "waiting for an item",
-    ("_Buffer", "put"): "waiting for room downstream",
+    ("Buffer", "wait_item"): "waiting for an item",
+    ("Buffer", "get"): "waiting for an item",
+    ("Buffer", "put"): "waiting for room downstream",
 }
 """By (class name, method name): the waits of a pipeline's private buffers. Matched by
 name, so that a change inside the pipeline falls back to the frame's location."""
