@@ -319,7 +319,6 @@ DOORS: list[Door] = [
         lambda rate=10.0, **kw: trine.RateLimiter(rate, **kw),
         # burst=None is the documented default (enough to cover the timer slack).
         {"rate": "pos_seconds", "per": "pos_seconds", "burst": "opt_count"},
-        skip=frozenset({"rate=hugeint"}),  # an unlimited rate is documented: math.inf
     ),
     Door(
         "rate",
@@ -560,7 +559,6 @@ DOORS: list[Door] = [
         lambda rate=10.0, **kw: _pipe().rate_limit(rate, **kw),
         # burst=None (the default) means RateLimiter's own default burst.
         {"rate": "pos_seconds", "per": "pos_seconds", "burst": "opt_count", "buffer": "opt_count0"},
-        skip=frozenset({"rate=hugeint"}),
     ),
     Door(
         "pipeline",
@@ -963,6 +961,13 @@ EXTRA: list[tuple[str, str, Callable[[], object], str]] = [
     ),
     ("process", "run_commands(logs=int1)", lambda: trine.run_commands([], limit=1, logs=1), "logs"),
     ("process", "run_commands(logs=[])", lambda: trine.run_commands([], limit=1, logs=[]), "logs"),
+    (
+        "process",
+        "run_commands(logs=obj)",
+        lambda: trine.run_commands([], limit=1, logs=object()),
+        "logs",
+    ),
+    ("process", "SystemLoad.admits(None)", lambda: _admits(None), "sample"),
     ("process", "LoadSample(cpu_percent=101)", lambda: trine.LoadSample(101.0, 1), "cpu_percent"),
     ("process", "to_process(fn=asyncfn)", lambda: trine.to_process(afn), "fn"),
     ("process", "to_process(fn=coro)", lambda: trine.to_process(afn()), "fn"),

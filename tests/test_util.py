@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -119,6 +120,18 @@ def test_exception_matcher_classes_tuples_and_groups() -> None:
     assert matches(ExceptionGroup("g", [KeyError("k"), OSError("o")]))
     assert not matches(ExceptionGroup("g", [KeyError("k"), ValueError("v")]))
     assert not exception_matcher("ignore", ())(KeyError("k"))
+
+
+def test_exception_matcher_closes_a_coroutine_it_refuses() -> None:
+    """record=check(err) for record=check: refused by name, and closed, so Python does not warn."""
+
+    async def check(error: BaseException) -> bool:
+        return True
+
+    coro = check(ValueError())
+    with pytest.raises(TypeError, match=r"^record must be an exception class"):
+        exception_matcher("record", coro)
+    assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
 
 
 def test_exception_matcher_predicates() -> None:

@@ -342,6 +342,10 @@ def exception_matcher(
     if callable(value):
         predicate = value
         return lambda error: not isinstance(error, NotAwaitableError) and bool(predicate(error))
+    # A coroutine object here is `record=check(err)` for `record=check`: close it,
+    # so Python does not also warn that it was never awaited.
+    if inspect.iscoroutine(value):
+        close_unawaited(value)
     raise TypeError(
         f"{name} must be an exception class, a tuple of them, or a predicate, got {value!r}"
     )
