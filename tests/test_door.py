@@ -499,8 +499,40 @@ DOORS: list[Door] = [
     Door(
         "fan",
         "hedge",
-        lambda fn=afn, delay=1.0, attempts=2: trine.hedge(fn, delay=delay, attempts=attempts),
-        {"fn": "async_fn", "delay": "seconds", "attempts": "count"},
+        lambda fn=afn, delay=1.0, attempts=2, budget=None: trine.hedge(
+            fn, delay=delay, attempts=attempts, budget=budget
+        ),
+        {"fn": "async_fn", "delay": "seconds", "attempts": "count", "budget": "object"},
+    ),
+    # -- hedging that adapts (owner "fleet") --------------------------------------
+    Door(
+        "fleet",
+        "Percentile",
+        lambda percentile=95, **kw: trine.Percentile(percentile, **kw),
+        {
+            "percentile": "pos_seconds",
+            "min_samples": "count",
+            "initial": "opt_seconds",
+            "histogram": "object",
+        },
+    ),
+    Door(
+        "fleet",
+        "Percentile.record",
+        lambda seconds=1.0: trine.Percentile(95).record(seconds),
+        {"seconds": "seconds"},
+    ),
+    Door(
+        "fleet",
+        "Hedge",
+        lambda delay=1.0, **kw: trine.Hedge(delay=delay, **kw),
+        {"delay": "seconds", "attempts": "count", "budget": "object"},
+    ),
+    Door(
+        "fleet",
+        "Hedge.call",
+        lambda fn=afn: trine.Hedge(delay=1.0).call(fn),
+        {"fn": "async_fn"},
     ),
     # -- maps ----------------------------------------------------------------------
     Door(
@@ -887,6 +919,7 @@ EXTRA: list[tuple[str, str, Callable[[], object], str]] = [
         "jitter",
     ),
     ("retry", "Retry(on=())", lambda: trine.Retry(on=()), "on"),
+    ("fleet", "Percentile(101)", lambda: trine.Percentile(101), "percentile"),
     ("chaos", "Chaos(error=instance)", lambda: trine.Chaos(error=OSError()), "error"),
     ("chaos", "Chaos(error=KI)", lambda: trine.Chaos(error=KeyboardInterrupt), "error"),
     ("chaos", "Chaos(slow, no latency)", lambda: trine.Chaos(slow=0.5), "latency"),

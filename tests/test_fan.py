@@ -559,7 +559,7 @@ async def test_hedge_is_a_checkpoint(autojump_clock: trio.testing.MockClock) -> 
         ({"delay": -1}, ValueError, r"^delay must be >= 0, got -1$"),
         ({"delay": math.inf}, ValueError, r"^delay must be finite, got inf$"),
         ({"delay": math.nan}, ValueError, r"^delay must not be NaN, got nan$"),
-        ({"delay": "1"}, TypeError, r"^delay must be a number, got '1'$"),
+        ({"delay": "1"}, TypeError, r"^delay must be a number or a trine\.Percentile, got '1'$"),
     ],
 )
 async def test_hedge_validates_its_arguments(
@@ -577,6 +577,258 @@ async def test_hedge_refuses_a_coroutine_object(autojump_clock: trio.testing.Moc
     """``hedge(f(x), ...)`` is a TypeError telling the user to pass ``f, x``."""
     with pytest.raises(TypeError, match=r"^fn" + COROUTINE_MESSAGE):
         await trine.hedge(return_at_once(1), delay=1)  # type: ignore[arg-type]
+
+
+# --- hedging that adapts: Percentile, budgets, Hedge (issue 13) ------------------
+
+
+def fixed(seconds: float, value: object = None) -> Callable[..., Awaitable[object]]:
+    """An async function that always takes *seconds* and returns *value*."""
+
+    async def attempt(*args: object) -> object:
+        await trio.sleep(seconds)
+        return value
+
+    return attempt
+
+
+async def test_percentile_delay_is_the_fixed_initial_until_min_samples(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Before min_samples answers the delay is ``initial``; from then, the percentile."""
+    p50 = trine.Percentile(50, min_samples=3, initial=0.5)
+    assert p50.delay() == 0.5
+    for seconds in (1.0, 2.0):
+        p50.record(seconds)
+        assert p50.delay() == 0.5
+    p50.record(3.0)
+    assert p50.delay() == pytest.approx(2.0, rel=0.01)
+    assert p50.delay() == p50.histogram.quantile(0.5)
+
+
+async def test_percentile_without_initial_starts_no_hedge_until_min_samples(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``initial=None``: the delay is infinite, so a slow attempt is the only one."""
+    p95 = trine.Percentile(95, min_samples=2)
+    assert p95.delay() == math.inf
+    probe = ConcurrencyProbe()
+    with assert_takes(10.0):
+        assert await trine.hedge(scripted(probe, [(10, False), (1, False)]), delay=p95) == 0
+    assert starts(probe) == [0.0]
+
+
+async def test_percentile_without_initial_still_follows_a_failure_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """No delay yet, but a failed attempt is still followed by the next at once."""
+    probe = ConcurrencyProbe()
+    delay = trine.Percentile(95)
+    with assert_takes(3.0):
+        assert await trine.hedge(scripted(probe, [(1, True), (2, False)]), delay=delay) == 1
+    assert starts(probe) == [0.0, 1.0]
+
+
+async def test_hedge_records_the_winning_attempts_own_latency(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The latency recorded is the winner's, from its own start: 2 s, not the 3 s of the call."""
+    p90 = trine.Percentile(90, min_samples=1, initial=1.0)
+    probe = ConcurrencyProbe()
+    with assert_takes(3.0):
+        assert await trine.hedge(scripted(probe, [(10, False), (2, False)]), delay=p90) == 1
+    assert p90.histogram.count == 1
+    assert p90.histogram.minimum == 2.0
+
+
+async def test_hedge_records_nothing_when_every_attempt_fails(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Failures are not latencies: the histogram holds answers only."""
+    p90 = trine.Percentile(90, initial=1.0)
+    with pytest.raises(ExceptionGroup):
+        await trine.hedge(scripted(ConcurrencyProbe(), [(1, True), (1, True)]), delay=p90)
+    assert p90.histogram.count == 0
+
+
+async def test_percentile_delay_adapts_to_the_service(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """After 4 answers of 1 s the p50 delay is 1 s: a 5 s attempt is hedged at 1 s exactly."""
+    p50 = trine.Percentile(50, min_samples=4, initial=3.0)
+    for _ in range(4):
+        await trine.hedge(fixed(1.0, "fast"), delay=p50)
+    assert p50.delay() == pytest.approx(1.0, rel=0.01)
+    delay = p50.delay()
+    probe = ConcurrencyProbe()
+    begun = trio.current_time()
+    await trine.hedge(scripted(probe, [(5, False), (0.5, False)]), delay=p50)
+    assert [start - begun for start in starts(probe)] == [0.0, delay]
+
+
+async def test_percentile_reads_a_histogram_it_is_given(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A shared LatencyHistogram is read and filled by every hedge using it."""
+    histogram = trine.LatencyHistogram()
+    for seconds in (0.2, 0.2, 0.2):
+        histogram.record(seconds)
+    p99 = trine.Percentile(99, min_samples=3, histogram=histogram)
+    assert p99.histogram is histogram
+    assert p99.delay() == pytest.approx(0.2, rel=0.01)
+    await trine.hedge(fixed(0.1), delay=p99)
+    assert histogram.count == 4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"percentile": 0}, ValueError, r"^percentile must be > 0, got 0$"),
+        ({"percentile": 101}, ValueError, r"^percentile must be <= 100, got 101$"),
+        ({"percentile": "95"}, TypeError, r"^percentile must be a number, got '95'$"),
+        ({"percentile": 95, "min_samples": 0}, ValueError, r"^min_samples must be >= 1, got 0$"),
+        ({"percentile": 95, "initial": -1}, ValueError, r"^initial must be >= 0, got -1$"),
+        (
+            {"percentile": 95, "histogram": []},
+            TypeError,
+            r"^histogram must be a trine\.LatencyHistogram or None, got \[\]$",
+        ),
+    ],
+)
+def test_percentile_validates_its_arguments(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    """Bad percentile settings are refused at construction, naming the argument."""
+    with pytest.raises(error, match=message):
+        trine.Percentile(**kwargs)
+
+
+async def test_a_budget_bounds_the_share_of_calls_that_hedge(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """With ratio 0.5 and no reserve, 10 slow calls start only 5 hedges; the rest are refused."""
+    budget = trine.RetryBudget(ratio=0.5, min_per_second=0.0, window=100.0)
+    hedging = trine.Hedge(delay=1.0, budget=budget)
+    for _ in range(10):
+        with assert_takes(3.0):
+            assert await hedging.call(fixed(3.0, "slow")) == "slow"
+    stats = hedging.statistics()
+    assert (stats.calls, stats.hedges_started, stats.budget_refusals) == (10, 5, 5)
+    assert stats.hedges_won == 0
+    assert budget.statistics().retries == 5
+    assert budget.statistics().refusals == 5
+
+
+async def test_a_refused_hedge_leaves_the_first_attempt_running(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A budget with nothing left: no second attempt, the first one's answer comes at 10 s."""
+    probe = ConcurrencyProbe()
+    budget = trine.RetryBudget(ratio=0.0, min_per_second=0.0)
+    with assert_takes(10.0):
+        assert (
+            await trine.hedge(scripted(probe, [(10, False), (1, False)]), delay=1, budget=budget)
+            == 0
+        )
+    assert starts(probe) == [0.0]
+
+
+async def test_a_refused_attempt_after_a_failure_ends_the_call_with_the_failures(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The budget also bounds attempts after a failure: with none left, the failure is the end."""
+    budget = trine.RetryBudget(ratio=0.0, min_per_second=0.0)
+    with assert_takes(1.0), pytest.raises(ExceptionGroup, match=r"^the only attempt failed"):
+        await trine.hedge(
+            scripted(ConcurrencyProbe(), [(1, True), (1, False)]), delay=5, budget=budget
+        )
+
+
+async def test_a_refused_attempt_made_early_is_closed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An attempt of a lambda (made before its task) that the budget refuses is closed, unawaited."""
+    recorder = Recorder()
+    budget = trine.RetryBudget(ratio=0.0, min_per_second=0.0)
+    assert await trine.hedge(recorder.fn(3, "a"), delay=1, budget=budget) == "a"
+    assert len(recorder.coroutines) == 2
+    assert recorder.all_closed()
+
+
+async def test_hedge_statistics_count_hedges_started_and_won(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A fast call starts nothing; a slow one starts a hedge that wins; delay is reported."""
+    hedging = trine.Hedge(delay=1.0, attempts=3)
+    assert await hedging.call(fixed(0.5, "fast")) == "fast"
+    probe = ConcurrencyProbe()
+    assert await hedging.call(scripted(probe, [(10, False), (10, False), (0.5, False)])) == 2
+    assert hedging.statistics() == trine.HedgeStatistics(
+        calls=2, hedges_started=2, hedges_won=1, budget_refusals=0, delay=1.0
+    )
+
+
+async def test_hedge_object_with_a_percentile_keeps_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A Hedge keeps its Percentile: its calls fill it and its statistics report the delay."""
+    p50 = trine.Percentile(50, min_samples=2, initial=4.0)
+    hedging = trine.Hedge(delay=p50)
+    assert hedging.statistics().delay == 4.0
+    for _ in range(2):
+        await hedging.call(fixed(1.0))
+    assert hedging.statistics().delay == pytest.approx(1.0, rel=0.01)
+    assert hedging.delay is p50
+
+
+async def test_hedge_object_passes_arguments_and_refuses_bad_functions(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``Hedge.call(fn, *args)`` calls ``fn(*args)``; a coroutine object is refused."""
+    probe = ConcurrencyProbe()
+    await trine.Hedge(delay=1).call(scripted(probe, [(1, False)]), "x", 2)
+    assert probe.timeline[0].label == ("start", 0, ("x", 2))
+    with pytest.raises(TypeError, match=r"^fn" + COROUTINE_MESSAGE):
+        await trine.Hedge(delay=1).call(return_at_once(1))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^fn" + NOT_ASYNC_MESSAGE):
+        await trine.Hedge(delay=1).call(three)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"delay": 1, "attempts": 0}, ValueError, r"^attempts must be >= 1, got 0$"),
+        ({"delay": -1}, ValueError, r"^delay must be >= 0, got -1$"),
+        ({"delay": None}, TypeError, r"^delay must be a number or a trine\.Percentile, got None$"),
+        (
+            {"delay": 1, "budget": 0.1},
+            TypeError,
+            r"^budget must be a trine\.RetryBudget \(or have deposit\(\) and "
+            r"try_withdraw\(\)\) or None, got 0\.1$",
+        ),
+    ],
+)
+async def test_hedge_object_and_budget_are_validated(
+    autojump_clock: trio.testing.MockClock,
+    kwargs: dict[str, Any],
+    error: type[Exception],
+    message: str,
+) -> None:
+    """Hedge() and hedge(budget=) refuse bad settings with a message naming them."""
+    with pytest.raises(error, match=message):
+        trine.Hedge(**kwargs)
+    with pytest.raises(error, match=message):
+        await trine.hedge(return_at_once, **kwargs)
+
+
+def test_hedge_and_percentile_reprs_show_their_state() -> None:
+    """The reprs say what the delay is read from and what the hedging did."""
+    assert repr(trine.Percentile(95)) == (
+        "<trine.Percentile p95 of 0 latencies (min_samples=20, initial=None)>"
+    )
+    assert repr(trine.Hedge(delay=0.5)) == (
+        "<trine.Hedge delay=0.5 attempts=2: 0 calls, 0 hedges, 0 won>"
+    )
 
 
 # --- functions that are not async (issue 11) -----------------------------------

@@ -23,6 +23,8 @@ from ._errors import InjectedFault as InjectedFault
 from ._errors import RateLimitExceeded as RateLimitExceeded
 from ._errors import StageError as StageError
 from ._errors import TrineError as TrineError
+from ._fan import Hedge as Hedge
+from ._fan import HedgeStatistics as HedgeStatistics
 from ._fan import gather as gather
 from ._fan import hedge as hedge
 from ._fan import race as race
@@ -61,6 +63,7 @@ from ._limit import acquire_all as acquire_all
 from ._map import amap as amap
 from ._map import for_each as for_each
 from ._map import map_all as map_all
+from ._percentile import Percentile as Percentile
 from ._pipeline import Pipeline as Pipeline
 from ._pipeline import PipelineOutput as PipelineOutput
 from ._pipeline import PipelineStatistics as PipelineStatistics
@@ -122,6 +125,8 @@ __all__ = [
     "GraphResult",
     "GraphStatistics",
     "GuardEvent",
+    "Hedge",
+    "HedgeStatistics",
     "Hook",
     "InjectedFault",
     "KeyedLimiter",
@@ -135,6 +140,7 @@ __all__ = [
     "NodeEvent",
     "NodeResult",
     "NodeStatus",
+    "Percentile",
     "Pipeline",
     "PipelineOutput",
     "PipelineStatistics",

@@ -49,6 +49,15 @@ async def _fan_types() -> None:
     assert_type(await trine.settle(_int), list[outcome.Outcome[int]])
     assert_type(await trine.race(_int, _int), int)
     assert_type(await trine.hedge(_str_of, 1, delay=0.1), str)
+    p95 = trine.Percentile(95, min_samples=10, initial=0.05)
+    assert_type(p95.delay(), float)
+    assert_type(p95.histogram, trine.LatencyHistogram)
+    budget = trine.RetryBudget(ratio=0.1)
+    assert_type(await trine.hedge(_str_of, 1, delay=p95, budget=budget), str)
+    hedging = trine.Hedge(delay=p95, attempts=3, budget=budget)
+    assert_type(await hedging.call(_str_of, 1), str)
+    assert_type(hedging.statistics(), trine.HedgeStatistics)
+    assert_type(hedging.statistics().hedges_won, int)
 
 
 limiter: trine.Limiter = trine.PriorityLimiter(1)
