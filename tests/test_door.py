@@ -211,6 +211,11 @@ async def _load_many(keys: list[Any]) -> list[Any]:
     return keys
 
 
+async def _pool_acquire(connect: Any) -> None:
+    async with trine.ResourcePool(connect, max_size=1) as pool, pool.acquire():
+        pass
+
+
 async def _batcher_load(load_many: Any, key: Any) -> None:
     async with trine.Batcher(load_many) as batcher:
         await batcher.load(key)
@@ -533,6 +538,37 @@ DOORS: list[Door] = [
         "Hedge.call",
         lambda fn=afn: trine.Hedge(delay=1.0).call(fn),
         {"fn": "async_fn"},
+    ),
+    # -- the pool (owner "fleet") ------------------------------------------------
+    Door(
+        "fleet",
+        "ResourcePool",
+        lambda connect=afn, max_size=2, **kw: trine.ResourcePool(connect, max_size=max_size, **kw),
+        {
+            "connect": "async_fn",
+            "close": "object",
+            "max_size": "count",
+            "min_size": "count0",
+            "max_idle": "opt_pos_seconds",
+            "health_check": "object",
+            "check_after": "seconds",
+            "discard_on": "exceptions",
+            "policy": "object",
+        },
+        # a sync, generator or async-generator connect is refused when first called
+        skip=frozenset({"connect=syncfn", "connect=genfn", "connect=agenfn"}),
+    ),
+    Door(
+        "fleet",
+        "ResourcePool(connect)",
+        lambda connect=afn: _pool_acquire(connect),
+        {"connect": "async_fn"},
+    ),
+    Door(
+        "fleet",
+        "ResourcePool.acquire",
+        lambda timeout=None: trine.ResourcePool(afn, max_size=1).acquire(timeout=timeout),
+        {"timeout": "opt_seconds"},
     ),
     # -- maps ----------------------------------------------------------------------
     Door(

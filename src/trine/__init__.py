@@ -70,6 +70,8 @@ from ._pipeline import PipelineStatistics as PipelineStatistics
 from ._pipeline import StageStatistics as StageStatistics
 from ._pipeline import merge as merge
 from ._policy import Policy as Policy
+from ._pool import ResourcePool as ResourcePool
+from ._pool import ResourcePoolStatistics as ResourcePoolStatistics
 from ._process import Command as Command
 from ._process import CommandResult as CommandResult
 from ._process import CommandStatus as CommandStatus
@@ -150,6 +152,8 @@ __all__ = [
     "RateLimitExceeded",
     "RateLimiter",
     "RateLimiterStatistics",
+    "ResourcePool",
+    "ResourcePoolStatistics",
     "Retry",
     "RetryAttempt",
     "RetryBudget",

@@ -316,3 +316,22 @@ async def _batcher_types() -> None:
     async with trine.Batcher(by_name, policy=trine.Policy(timeout=1.0)) as lengths:
         assert_type(await lengths.load("a"), int)
     assert_type(trine.BatcherFull(10).max_waiting, int)
+
+
+async def _connect() -> bytes:
+    return b"conn"
+
+
+async def _disconnect(conn: bytes) -> None:
+    pass
+
+
+async def _pool_types() -> None:
+    pool = trine.ResourcePool(_connect, close=_disconnect, max_size=5, min_size=1, max_idle=30.0)
+    assert_type(pool, trine.ResourcePool[bytes])
+    async with pool as opened:
+        assert_type(opened, trine.ResourcePool[bytes])
+        async with pool.acquire(timeout=1.0) as conn:
+            assert_type(conn, bytes)
+    assert_type(pool.statistics(), trine.ResourcePoolStatistics)
+    assert_type(pool.statistics().wait, trine.LatencySummary)
