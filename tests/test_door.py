@@ -211,6 +211,15 @@ async def _load_many(keys: list[Any]) -> list[Any]:
     return keys
 
 
+async def _afn_on(endpoint: object, *args: object) -> int:
+    return 1
+
+
+async def _in_balancer(use: Callable[[trine.Balancer[str]], Any]) -> None:
+    async with trine.Balancer(["a", "b"]) as balancer:
+        await use(balancer)
+
+
 async def _pool_acquire(connect: Any) -> None:
     async with trine.ResourcePool(connect, max_size=1) as pool, pool.acquire():
         pass
@@ -563,6 +572,66 @@ DOORS: list[Door] = [
         "ResourcePool(connect)",
         lambda connect=afn: _pool_acquire(connect),
         {"connect": "async_fn"},
+    ),
+    # -- the balancer (owner "fleet") --------------------------------------------
+    Door(
+        "fleet",
+        "Balancer",
+        lambda endpoints=("a", "b"), **kw: trine.Balancer(endpoints, **kw),
+        {
+            "endpoints": "iterable",
+            "weights": "object",
+            "breaker": "opt_sync_fn",
+            "ejection": "object",
+            "health_check": "object",
+            "check_interval": "pos_seconds",
+            "decay": "pos_seconds",
+            "rng": "rng",
+            "policy": "object",
+            "name": "name",
+        },
+    ),
+    Door(
+        "fleet",
+        "Balancer.call",
+        lambda fn=_afn_on, where=None: _in_balancer(lambda b: b.call(fn, where=where)),
+        {"fn": "async_fn", "where": "opt_sync_fn"},
+    ),
+    Door(
+        "fleet",
+        "Balancer.hedged_call",
+        lambda fn=_afn_on, **kw: _in_balancer(lambda b: b.hedged_call(fn, **{"delay": 1.0, **kw})),
+        {
+            "fn": "async_fn",
+            "delay": "seconds",
+            "attempts": "count",
+            "budget": "object",
+            "where": "opt_sync_fn",
+        },
+    ),
+    Door(
+        "fleet",
+        "Balancer.add",
+        lambda endpoint="c", weight=None: trine.Balancer(["a"]).add(endpoint, weight=weight),
+        {"endpoint": "key", "weight": "opt_pos_seconds"},
+    ),
+    Door(
+        "fleet",
+        "Balancer.remove",
+        lambda endpoint="a": trine.Balancer(["a"]).remove(endpoint),
+        {"endpoint": "key"},
+    ),
+    Door(
+        "fleet",
+        "OutlierEjection",
+        lambda **kw: trine.OutlierEjection(**kw),
+        {
+            "consecutive_failures": "count",
+            "base_time": "pos_seconds",
+            "max_time": "pos_seconds",
+            "max_ejected": "fraction",
+            "record": "exceptions",
+        },
     ),
     Door(
         "fleet",
@@ -956,6 +1025,34 @@ EXTRA: list[tuple[str, str, Callable[[], object], str]] = [
     ),
     ("retry", "Retry(on=())", lambda: trine.Retry(on=()), "on"),
     ("fleet", "Percentile(101)", lambda: trine.Percentile(101), "percentile"),
+    ("fleet", "Balancer(strategy=bogus)", lambda: trine.Balancer(strategy="x"), "strategy"),  # type: ignore[arg-type]
+    ("fleet", "Balancer(endpoints=str)", lambda: trine.Balancer("10.0.0.1"), "endpoints"),
+    (
+        "fleet",
+        "Balancer(weights={a: 0})",
+        lambda: trine.Balancer(["a"], weights={"a": 0}),
+        "weights",
+    ),
+    (
+        "fleet",
+        "Balancer(breaker returns 1)",
+        lambda: trine.Balancer(["a"], breaker=lambda ep: 1),  # type: ignore[arg-type,return-value]
+        "breaker",
+    ),
+    ("fleet", "Balancer.add(dup)", lambda: trine.Balancer(["a"]).add("a"), "endpoint"),
+    ("fleet", "Balancer.remove(missing)", lambda: trine.Balancer(["a"]).remove("z"), "endpoint"),
+    (
+        "fleet",
+        "ResourcePool(min_size > max_size)",
+        lambda: trine.ResourcePool(afn, max_size=1, min_size=2),
+        "min_size",
+    ),
+    (
+        "fleet",
+        "OutlierEjection(max_ejected=2)",
+        lambda: trine.OutlierEjection(max_ejected=2),
+        "max_ejected",
+    ),
     ("chaos", "Chaos(error=instance)", lambda: trine.Chaos(error=OSError()), "error"),
     ("chaos", "Chaos(error=KI)", lambda: trine.Chaos(error=KeyboardInterrupt), "error"),
     ("chaos", "Chaos(slow, no latency)", lambda: trine.Chaos(slow=0.5), "latency"),

@@ -747,7 +747,7 @@ async def test_a_refused_attempt_after_a_failure_ends_the_call_with_the_failures
 async def test_a_refused_attempt_made_early_is_closed(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """An attempt of a lambda (made before its task) that the budget refuses is closed, unawaited."""
+    """A lambda's attempt (made before its task) that the budget refuses is closed, unawaited."""
     recorder = Recorder()
     budget = trine.RetryBudget(ratio=0.0, min_per_second=0.0)
     assert await trine.hedge(recorder.fn(3, "a"), delay=1, budget=budget) == "a"

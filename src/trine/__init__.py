@@ -6,6 +6,10 @@ Everything public is importable from ``trine`` itself; the private modules
 
 from __future__ import annotations
 
+from ._balance import Balancer as Balancer
+from ._balance import BalancerStatistics as BalancerStatistics
+from ._balance import EndpointStatistics as EndpointStatistics
+from ._balance import OutlierEjection as OutlierEjection
 from ._batch import Batcher as Batcher
 from ._batch import BatcherStatistics as BatcherStatistics
 from ._breaker import CircuitBreaker as CircuitBreaker
@@ -20,6 +24,7 @@ from ._errors import BulkheadFull as BulkheadFull
 from ._errors import CircuitOpenError as CircuitOpenError
 from ._errors import CycleError as CycleError
 from ._errors import InjectedFault as InjectedFault
+from ._errors import NoEndpointError as NoEndpointError
 from ._errors import RateLimitExceeded as RateLimitExceeded
 from ._errors import StageError as StageError
 from ._errors import TrineError as TrineError
@@ -104,6 +109,8 @@ __all__ = [
     "AsyncCacheStatistics",
     "AttemptTimedOut",
     "Backoff",
+    "Balancer",
+    "BalancerStatistics",
     "Batcher",
     "BatcherFull",
     "BatcherStatistics",
@@ -122,6 +129,7 @@ __all__ = [
     "CommandResult",
     "CommandStatus",
     "CycleError",
+    "EndpointStatistics",
     "ExceptionFilter",
     "FallbackUsed",
     "GraphResult",
@@ -138,10 +146,12 @@ __all__ = [
     "Limiter",
     "LimiterLike",
     "LoadSample",
+    "NoEndpointError",
     "Node",
     "NodeEvent",
     "NodeResult",
     "NodeStatus",
+    "OutlierEjection",
     "Percentile",
     "Pipeline",
     "PipelineOutput",

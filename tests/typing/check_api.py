@@ -335,3 +335,32 @@ async def _pool_types() -> None:
             assert_type(conn, bytes)
     assert_type(pool.statistics(), trine.ResourcePoolStatistics)
     assert_type(pool.statistics().wait, trine.LatencySummary)
+
+
+async def _fetch_from(endpoint: str, path: str) -> bytes:
+    return b""
+
+
+async def _balancer_types() -> None:
+    balancer = trine.Balancer(
+        ["10.0.0.1", "10.0.0.2"],
+        strategy="peak_ewma",
+        breaker=lambda endpoint: trine.CircuitBreaker(name=endpoint),
+        ejection=trine.OutlierEjection(consecutive_failures=5),
+    )
+    assert_type(balancer, trine.Balancer[str])
+    async with balancer as opened:
+        assert_type(opened, trine.Balancer[str])
+        assert_type(await balancer.call(_fetch_from, "/"), bytes)
+        assert_type(await balancer.call(_fetch_from, "/", where=lambda ep: ep.endswith("1")), bytes)
+        assert_type(
+            await balancer.hedged_call(_fetch_from, "/", delay=trine.Percentile(95), attempts=2),
+            bytes,
+        )
+    balancer.add("10.0.0.3", weight=2.0)
+    balancer.remove("10.0.0.1")
+    assert_type(balancer.endpoints, tuple[str, ...])
+    stats = balancer.statistics()
+    assert_type(stats, trine.BalancerStatistics[str])
+    assert_type(stats.endpoints[0].endpoint, str)
+    assert_type(stats.endpoints[0].latency, float | None)
