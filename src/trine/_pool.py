@@ -136,7 +136,29 @@ class _Lease(Generic[_R]):
     async def __aenter__(self) -> _R:
         if self._held:
             raise RuntimeError("this acquire() is already in use: call pool.acquire() again")
-        resource = await self._pool._acquire(self._timeout)
+        pool = self._pool
+        if not pool._open:
+            raise pool._refusal()
+        await checkpoint_if_cancelled()
+        begun = _current_time()
+        idle = pool._idle
+        if (
+            idle
+            and not pool._waiters
+            and (pool._health_check is None or begun - idle[-1][1] < pool._check_after)
+        ):
+            # The fast path, as trio.CapacityLimiter's: take it, then a
+            # cancel-shielded checkpoint, so every acquire is a schedule point.
+            resource = idle.pop()[0]
+            pool._in_use += 1
+            pool._wait.record(_current_time() - begun)
+            try:
+                await cancel_shielded_checkpoint()
+            except BaseException:  # KeyboardInterrupt delivered here: give it back
+                await pool._give_back(resource)
+                raise
+        else:
+            resource = await pool._acquire(self._timeout, begun)
         self._resource = resource
         self._held = True
         return resource
@@ -254,7 +276,6 @@ class ResourcePool(Generic[_R]):
         "_open",
         "_policy",
         "_quiet",
-        "_reap_wake",
         "_service",
         "_size",
         "_spoils",
@@ -304,7 +325,6 @@ class ResourcePool(Generic[_R]):
         self._waiters: dict[Task, None] = {}  # FIFO: dicts keep insertion order
         self._maintenance: list[trio.CancelScope] = []
         self._warm_wake: trio.Event | None = None
-        self._reap_wake: trio.Event | None = None
         self._quiet: trio.Event | None = None
         self._size = 0
         self._in_use = 0
@@ -416,20 +436,8 @@ class ResourcePool(Generic[_R]):
         # Closed, or closing: the block has ended either way.
         return trio.ClosedResourceError("this ResourcePool is closed: its async with ended")
 
-    async def _acquire(self, timeout: float | None) -> _R:  # noqa: ASYNC109  # the lease's own
-        if not self._open:
-            raise self._refusal()
-        await checkpoint_if_cancelled()
-        begun = _current_time()
-        idle = self._idle
-        if idle and self._health_check is None and not self._waiters:
-            # The fast path, as trio.CapacityLimiter's: take it, then a
-            # cancel-shielded checkpoint, so every acquire is a schedule point.
-            resource = idle.pop()[0]
-            self._in_use += 1
-            self._wait.record(_current_time() - begun)
-            await self._checkpoint_holding(resource)
-            return resource
+    async def _acquire(self, timeout: float | None, begun: float) -> _R:  # noqa: ASYNC109  # the lease's own
+        """Every acquire but the fast path: check, connect or wait, under *timeout*."""
         if timeout is None:
             resource = await self._obtain()
         else:
@@ -473,11 +481,15 @@ class ResourcePool(Generic[_R]):
         try:
             await cancel_shielded_checkpoint()
         except BaseException:  # KeyboardInterrupt delivered here: give the resource back
-            self._in_use -= 1
-            if not self._put_back(resource):
-                self._closing += 1
-                await self._close(resource)
+            await self._give_back(resource)
             raise
+
+    async def _give_back(self, resource: _R) -> None:
+        """Return a resource taken out for a caller who will not get it after all."""
+        self._in_use -= 1
+        if not self._put_back(resource):
+            self._closing += 1
+            await self._close(resource)
 
     async def _wait_turn(self) -> tuple[_R] | None:
         """Park in the FIFO queue; woken with a resource, or ``None`` for a free slot."""
@@ -568,10 +580,6 @@ class ResourcePool(Generic[_R]):
             self._hand((resource,))
             return True
         self._idle.append((resource, _current_time() if self._stamp else 0.0))
-        wake = self._reap_wake
-        if wake is not None:
-            self._reap_wake = None
-            wake.set()
         return True
 
     def _close_soon(self, resource: _R) -> bool:
@@ -658,8 +666,9 @@ class ResourcePool(Generic[_R]):
         with scope:
             while True:
                 if not idle or self._size - self._closing <= self._min_size:
-                    wake = self._reap_wake = trio.Event()
-                    await wake.wait()
+                    # Nothing can expire before max_idle from now: look again then.
+                    # (Waking on every return instead costs the hot path a step.)
+                    await trio.sleep(max_idle)
                     continue
                 deadline = idle[0][1] + max_idle
                 if _current_time() < deadline:
