@@ -329,7 +329,8 @@ class Balancer(Generic[_E]):
         pending there (a hanging endpoint looks slower the longer it hangs),
         and a failure can only raise it (a fast error does not make a broken
         endpoint look fast). An endpoint with no answer yet costs nothing
-        while idle (so it is tried) and is avoided while busy.
+        while idle (so it is tried) and is avoided while busy; one whose
+        first call failed is taken to be as slow as the slowest endpoint.
 
     ``where=`` on a call restricts it to the endpoints a predicate accepts
     (capability routing: ``where=lambda ep: ep.has_gpu``); the strategy
@@ -834,9 +835,11 @@ class Balancer(Generic[_E]):
         """Fold one call's latency into the endpoint's peak EWMA."""
         ewma = endpoint.ewma
         if ewma is None:
-            if success:
-                endpoint.ewma = elapsed
-                endpoint.stamp = now
+            # The first answer sets the estimate. A first call that failed must not
+            # leave the endpoint looking free to try: it is taken to be as slow as
+            # the slowest endpoint known (or as its own failure, if slower).
+            endpoint.ewma = elapsed if success else max(elapsed, self._slowest(now))
+            endpoint.stamp = now
             return
         weight = _exp((endpoint.stamp - now) / self._decay)
         current = ewma * weight
@@ -847,6 +850,18 @@ class Balancer(Generic[_E]):
         else:
             return  # a fast failure says nothing about the latency
         endpoint.stamp = now
+
+    def _slowest(self, now: float) -> float:
+        """The highest latency estimate among the endpoints, decayed to *now* (0 if none)."""
+        decay = self._decay
+        return max(
+            (
+                other.ewma * _exp((other.stamp - now) / decay)
+                for other in self._endpoints
+                if other.ewma is not None
+            ),
+            default=0.0,
+        )
 
     def _eject(self, endpoint: _Endpoint, now: float) -> None:
         rule = self._ejection
