@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import pathlib
 import random
+import re
+import textwrap
 from collections.abc import Iterable
 from functools import partial
 from typing import Any
@@ -221,6 +224,21 @@ async def test_a_fast_failure_does_not_make_an_endpoint_look_fast(
                 await balancer.call(call, True)
         assert row(balancer, "a").latency == pytest.approx(1.0)
         assert row(balancer, "a").failures == 3
+
+
+async def test_an_endpoint_whose_first_call_failed_is_as_slow_as_the_slowest(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A never-answered endpoint is free to try; after a failed first call it is not."""
+
+    async def fail(endpoint: str) -> None:
+        raise Down(endpoint)
+
+    async with trine.Balancer(ENDPOINTS, decay=1e9) as balancer:
+        await learn(balancer, {"a": 0.1, "b": 0.5})
+        with pytest.raises(Down):
+            await balancer.call(fail, where=lambda ep: ep == "c")
+        assert row(balancer, "c").latency == pytest.approx(0.5)
 
 
 async def test_peak_ewma_avoids_an_endpoint_whose_calls_hang(
@@ -925,7 +943,8 @@ async def test_statistics_report_each_endpoint(autojump_clock: trio.testing.Mock
             ejections=0,
             ejected_for=0.0,
         )
-        assert (stats.endpoints[1].failures, stats.endpoints[1].latency) == (1, None)
+        # b's first call failed: it counts as slow as the slowest, its own failure's 0.1 s
+        assert (stats.endpoints[1].failures, stats.endpoints[1].latency) == (1, 0.1)
         assert repr(balancer).startswith("<trine.Balancer 'api' round_robin at 0x")
         assert repr(balancer).endswith(", open, 2 endpoints>")
 
@@ -1085,3 +1104,25 @@ def test_balancer_property_no_call_goes_to_a_removed_or_open_endpoint(
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     assert violations == []
+
+
+# --- the guides' examples --------------------------------------------------------------
+
+GUIDES = pathlib.Path(__file__).resolve().parent.parent / "docs" / "guide"
+
+
+def _guide_examples() -> list[tuple[str, str]]:
+    examples = []
+    for page in ("pool.rst", "balancer.rst", "hedging.rst"):
+        text = (GUIDES / page).read_text()
+        for block in re.findall(r"^\.\. code-block:: python\n\n((?:    .*\n|\n)+)", text, re.M):
+            examples.append((page, textwrap.dedent(block)))
+    return examples
+
+
+@pytest.mark.parametrize(("page", "source"), _guide_examples())
+def test_the_fleet_guides_examples_run(page: str, source: str) -> None:
+    """Each ``code-block:: python`` of the pool, balancer and hedging guides runs as written
+    on the fake clock, and its asserts hold."""
+    assert "trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))" in source
+    exec(compile(source, page, "exec"), {})
