@@ -678,8 +678,30 @@ class Balancer(Generic[_E]):
                     second += 1
                 one = endpoints[first]
                 other = endpoints[second]
-                if self._available(one, now) and self._available(other, now):
-                    return one if self._cost(one, now) <= self._cost(other, now) else other
+                # Available at a glance (no breaker, ejection or failed check), or asked.
+                if (
+                    (one.breaker is None and one.ejected_until is None and not one.down)
+                    or self._available(one, now)
+                ) and (
+                    (other.breaker is None and other.ejected_until is None and not other.down)
+                    or self._available(other, now)
+                ):
+                    # _cost(one) <= _cost(other), inlined: this is every call's path.
+                    decay = self._decay
+                    costs = []
+                    for endpoint in (one, other):
+                        pending = endpoint.pending
+                        ewma = endpoint.ewma
+                        if ewma is None:
+                            costs.append(math.inf if pending else 0.0)
+                            continue
+                        estimate = ewma * _exp((endpoint.stamp - now) / decay)
+                        if pending:
+                            age = now - endpoint.started / pending
+                            if age > estimate:
+                                estimate = age
+                        costs.append(estimate * (pending + 1))
+                    return one if costs[0] <= costs[1] else other
             elif strategy == "round_robin" and count:
                 cursor = self._cursor
                 for step in range(count):
@@ -808,15 +830,36 @@ class Balancer(Generic[_E]):
         if not pending and endpoint.removed and endpoint in self._draining:
             self._draining.remove(endpoint)
 
+    def _succeeded(self, endpoint: _Endpoint, start: float) -> None:
+        """:meth:`_finish` for a call that returned, with its helpers inlined (every
+        successful call takes this path)."""
+        now = _current_time()
+        pending = endpoint.pending = endpoint.pending - 1
+        if pending:
+            endpoint.started -= start
+        else:
+            endpoint.started = 0.0
+            if endpoint.removed and endpoint in self._draining:
+                self._draining.remove(endpoint)
+        endpoint.consecutive = 0
+        elapsed = now - start
+        ewma = endpoint.ewma
+        if ewma is None:
+            endpoint.ewma = elapsed
+        else:
+            weight = _exp((endpoint.stamp - now) / self._decay)
+            current = ewma * weight
+            endpoint.ewma = elapsed if elapsed > current else current + elapsed * (1.0 - weight)
+        endpoint.stamp = now
+
     def _finish(self, endpoint: _Endpoint, start: float, error: BaseException | None) -> None:
         """Record how a call on *endpoint* that started at *start* ended."""
+        if error is None:
+            self._succeeded(endpoint, start)
+            return
         now = _current_time()
         self._unpend(endpoint, start)
         elapsed = now - start
-        if error is None:
-            endpoint.consecutive = 0
-            self._observe(endpoint, now, elapsed, success=True)
-            return
         if not isinstance(error, Exception) or isinstance(error, NotAwaitableError):
             return  # cancelled, interrupted, or a programming error: not the endpoint's doing
         endpoint.failures += 1
@@ -924,7 +967,10 @@ class Balancer(Generic[_E]):
           NoEndpointError: at once, if the balancer has no endpoint the call may use.
           Exception: whatever *fn* raised, unchanged.
         """
-        self._check_open(fn)
+        if not self._open:
+            raise self._service.not_open()
+        if type(fn) not in _PLAIN_CALLABLES:
+            check_async_callable("fn", fn)
         if where is not None:
             where = _check_where(where)
         await checkpoint_if_cancelled()
@@ -937,7 +983,10 @@ class Balancer(Generic[_E]):
         self._calls += 1
         if avoid is not None and endpoint.key not in avoid:
             self._rerouted += 1
-        self._begin(endpoint, now)
+        # _begin(endpoint, now), inlined
+        endpoint.pending += 1
+        endpoint.started += now
+        endpoint.calls += 1
         policy = self._policy
         try:
             coro = (
@@ -961,7 +1010,7 @@ class Balancer(Generic[_E]):
             self._finish(endpoint, now, error)
             self._failed(avoid, endpoint.key, error)
             raise
-        self._finish(endpoint, now, None)
+        self._succeeded(endpoint, now)
         if token is not None:
             _avoid.set(None)
         return result
