@@ -821,6 +821,21 @@ async def test_hedge_object_and_budget_are_validated(
         await trine.hedge(return_at_once, **kwargs)
 
 
+async def test_a_hedge_fits_where_a_guard_with_call_goes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``Policy(retry=Hedge(...))`` and ``Pipeline.map(policy=Hedge(...))`` hedge each call."""
+    hedging = trine.Hedge(delay=1.0)
+    probe = ConcurrencyProbe()
+    with assert_takes(2.0):
+        assert (
+            await trine.Policy(retry=hedging).call(scripted(probe, [(5, False), (1, False)])) == 1
+        )
+    out = await trine.Pipeline.source([1, 2]).map(return_at_once, policy=hedging).collect()
+    assert sorted(out) == [1, 2]
+    assert hedging.statistics().calls == 3
+
+
 def test_hedge_and_percentile_reprs_show_their_state() -> None:
     """The reprs say what the delay is read from and what the hedging did."""
     assert repr(trine.Percentile(95)) == (

@@ -928,9 +928,15 @@ class Balancer(Generic[_E]):
 
     # ------------------------------------------------------------------- calls
 
+    def _not_open(self) -> Exception:
+        if self._service.state == "new":
+            return self._service.not_open()
+        # Closed, or closing: the block has ended either way.
+        return trio.ClosedResourceError("this Balancer is closed: its async with ended")
+
     def _check_open(self, fn: object) -> None:
         if not self._open:
-            raise self._service.not_open()
+            raise self._not_open()
         if type(fn) not in _PLAIN_CALLABLES:
             check_async_callable("fn", fn)
 
@@ -968,7 +974,7 @@ class Balancer(Generic[_E]):
           Exception: whatever *fn* raised, unchanged.
         """
         if not self._open:
-            raise self._service.not_open()
+            raise self._not_open()
         if type(fn) not in _PLAIN_CALLABLES:
             check_async_callable("fn", fn)
         if where is not None:
