@@ -268,9 +268,9 @@ class _Contest:
         "errors",
         "failures_pending",
         "latency",
+        "pause",
         "timed",
         "value",
-        "wake",
         "winner",
         "won",
     )
@@ -281,10 +281,11 @@ class _Contest:
         self.won = False
         self.value: Any = None
         # Only hedge uses these: failures not yet answered by a new attempt,
-        # the event its starter waits on between attempts, which attempt won
-        # and how long it took (timed only when a Percentile records it).
+        # the cancel scope its starter waits in between attempts (a failure
+        # cancels it), which attempt won and how long it took (timed only when
+        # a Percentile records it).
         self.failures_pending = 0
-        self.wake: trio.Event | None = None
+        self.pause: trio.CancelScope | None = None
         self.winner = -1
         self.timed = False
         self.latency = 0.0
@@ -297,9 +298,6 @@ async def _contend(contest: _Contest, index: int, fn: Callable[[], Awaitable[Any
         raise  # a programming error (of a trine call inside fn), never a failed attempt
     except Exception as exc:  # not BaseException: Cancelled and KeyboardInterrupt propagate
         contest.errors[index] = exc
-        contest.failures_pending += 1
-        if contest.wake is not None:
-            contest.wake.set()
         return
     if not contest.won:
         contest.won = True
@@ -441,8 +439,8 @@ async def _hedge_attempt(contest: _Contest, index: int, fn: Callable[[], Awaitab
     except Exception as exc:  # not BaseException: Cancelled and KeyboardInterrupt propagate
         contest.errors[index] = exc
         contest.failures_pending += 1
-        if contest.wake is not None:
-            contest.wake.set()
+        if contest.pause is not None:
+            contest.pause.cancel()  # wake the starter: the next attempt starts now
         return
     if not contest.won:
         contest.won = True
@@ -488,9 +486,11 @@ async def run_hedge(
             if started == attempts:
                 break
             if not contest.failures_pending:
-                contest.wake = trio.Event()
-                with trio.move_on_after(wait):
-                    await contest.wake.wait()
+                # Wait out the delay; a failure cancels this scope to start the next at once.
+                with trio.move_on_after(wait) as pause:
+                    contest.pause = pause
+                    await trio.sleep_forever()
+                contest.pause = None
             if contest.won:
                 break
             if contest.failures_pending:
