@@ -225,6 +225,27 @@ async def _pool_acquire(connect: Any) -> None:
         pass
 
 
+async def _pool_close(close: Any) -> None:
+    """A pool whose one resource is closed when its block ends, so ``close`` is called."""
+    async with trine.ResourcePool(afn, close=close, max_size=1) as pool, pool.acquire():
+        pass
+
+
+async def _pool_check(health_check: Any) -> None:
+    """A pool whose idle resource is checked when handed out again (check_after=0)."""
+    async with trine.ResourcePool(afn, health_check=health_check, max_size=1) as pool:
+        async with pool.acquire():
+            pass
+        async with pool.acquire():
+            pass
+
+
+async def _balancer_check(health_check: Any) -> None:
+    """A balancer whose health check of its one endpoint runs at once."""
+    async with trine.Balancer(["a"], health_check=health_check, check_interval=1.0):
+        await trio.sleep(2)
+
+
 async def _batcher_load(load_many: Any, key: Any) -> None:
     async with trine.Batcher(load_many) as batcher:
         await batcher.load(key)
@@ -573,6 +594,20 @@ DOORS: list[Door] = [
         lambda connect=afn: _pool_acquire(connect),
         {"connect": "async_fn"},
     ),
+    Door(
+        "fleet",
+        "ResourcePool(close)",
+        lambda close=afn: _pool_close(close),
+        {"close": "async_fn"},
+        skip=frozenset({"close=None"}),  # None: no close function
+    ),
+    Door(
+        "fleet",
+        "ResourcePool(health_check)",
+        lambda health_check=afn: _pool_check(health_check),
+        {"health_check": "async_fn"},
+        skip=frozenset({"health_check=None"}),  # None: no health checks
+    ),
     # -- the balancer (owner "fleet") --------------------------------------------
     Door(
         "fleet",
@@ -580,7 +615,8 @@ DOORS: list[Door] = [
         lambda endpoints=("a", "b"), **kw: trine.Balancer(endpoints, **kw),
         {
             "endpoints": "iterable",
-            "weights": "object",
+            # a mapping or a plain function; the bad plain functions are no mappings either
+            "weights": "opt_sync_fn",
             "breaker": "opt_sync_fn",
             "ejection": "object",
             "health_check": "object",
@@ -590,6 +626,13 @@ DOORS: list[Door] = [
             "policy": "object",
             "name": "name",
         },
+    ),
+    Door(
+        "fleet",
+        "Balancer(health_check)",
+        lambda health_check=afn: _balancer_check(health_check),
+        {"health_check": "async_fn"},
+        skip=frozenset({"health_check=None"}),  # None: no health checks
     ),
     Door(
         "fleet",
