@@ -1031,10 +1031,12 @@ def test_balancer_property_no_call_goes_to_a_removed_or_open_endpoint(
 ) -> None:
     """Whatever the strategy, membership changes, breaker states, failures, hedges and
     cancellations: every call starts on an endpoint that is in the balancer and whose breaker
-    admits it, and a call is refused only when no endpoint is available."""
+    admits it, the attempts of a hedged call go to different endpoints, and a call is refused
+    only when no endpoint is available."""
     names = [f"e{index}" for index in range(6)]
     breakers = {name: trine.CircuitBreaker(name=name, failure_threshold=2) for name in names}
     violations: list[str] = []
+    tried: dict[int, set[str]] = {}  # the endpoints each call's attempts went to
 
     async def main() -> None:
         balancer = trine.Balancer(
@@ -1045,7 +1047,10 @@ def test_balancer_property_no_call_goes_to_a_removed_or_open_endpoint(
             rng=random.Random(scenario["seed"]),
         )
 
-        async def work(endpoint: str, seconds: float, fails: bool) -> None:
+        async def work(endpoint: str, seconds: float, fails: bool, tag: int) -> None:
+            if endpoint in tried.setdefault(tag, set()):
+                violations.append(f"call {tag} went to {endpoint} twice")
+            tried[tag].add(endpoint)
             if endpoint not in balancer.endpoints:
                 violations.append(f"{endpoint} was called after its removal")
             if breakers[endpoint].state in (
@@ -1057,7 +1062,9 @@ def test_balancer_property_no_call_goes_to_a_removed_or_open_endpoint(
             if fails:
                 raise Down(endpoint)
 
-        async def caller(kind: str, seconds: float, fails: bool, scope: trio.CancelScope) -> None:
+        async def caller(
+            kind: str, seconds: float, fails: bool, scope: trio.CancelScope, tag: int
+        ) -> None:
             with scope:
                 available_before = [
                     name
@@ -1066,9 +1073,9 @@ def test_balancer_property_no_call_goes_to_a_removed_or_open_endpoint(
                 ]
                 try:
                     if kind == "call":
-                        await balancer.call(work, seconds, fails)
+                        await balancer.call(work, seconds, fails, tag)
                     else:
-                        await balancer.hedged_call(work, seconds, fails, delay=0.5, attempts=3)
+                        await balancer.hedged_call(work, seconds, fails, tag, delay=0.5, attempts=3)
                 except (Down, ExceptionGroup):
                     pass
                 except (trine.CircuitOpenError, trine.NoEndpointError):
@@ -1077,12 +1084,12 @@ def test_balancer_property_no_call_goes_to_a_removed_or_open_endpoint(
 
         async with balancer, trio.open_nursery() as nursery:
             scopes: list[trio.CancelScope] = []
-            for op in scenario["ops"]:
+            for tag, op in enumerate(scenario["ops"]):
                 kind = op[0]
                 if kind in ("call", "hedge"):
                     scope = trio.CancelScope()
                     scopes.append(scope)
-                    nursery.start_soon(caller, kind, op[1], op[2], scope)
+                    nursery.start_soon(caller, kind, op[1], op[2], scope, tag)
                     await trio.testing.wait_all_tasks_blocked()
                 elif kind == "cancel":
                     await trio.sleep(op[1])

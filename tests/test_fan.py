@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import math
 from collections.abc import Awaitable, Callable, Sequence
@@ -1197,5 +1198,108 @@ def test_hedge_property(
             assert labels(group) == list(range(len(expected_starts)))
         else:
             assert returned == [winner]
+
+    _run(main)
+
+
+class _WatchedBudget:
+    """A RetryBudget that checks, at each withdrawal, that the hedges stay within it."""
+
+    def __init__(self, ratio: float) -> None:
+        self.inner = trine.RetryBudget(ratio=ratio, min_per_second=0.0, window=10_000.0)
+        self.ratio = ratio
+        self.deposits = 0
+        self.withdrawals: dict[int, int] = {}
+        self.refusals = 0
+
+    def deposit(self) -> None:
+        self.deposits += 1
+        self.inner.deposit()
+
+    def try_withdraw(self) -> bool:
+        if not self.inner.try_withdraw():
+            self.refusals += 1
+            return False
+        call = _CALL.get()
+        self.withdrawals[call] = self.withdrawals.get(call, 0) + 1
+        assert sum(self.withdrawals.values()) <= self.ratio * self.deposits
+        return True
+
+
+_CALL: contextvars.ContextVar[int] = contextvars.ContextVar("_CALL")
+
+
+@given(
+    # per call: (start, cancel after or None, the (seconds, fails) of each attempt)
+    calls=st.lists(
+        st.tuples(
+            st.sampled_from([0.0, 0.25, 1.0, 2.0]),
+            st.none() | st.sampled_from([0.125, 0.75, 1.625, 4.125]),
+            st.lists(
+                st.tuples(st.sampled_from([0.25, 0.5, 1.5, 3.0]), st.booleans()),
+                min_size=4,
+                max_size=4,
+            ),
+        ),
+        min_size=1,
+        max_size=10,
+    ),
+    ratio=st.sampled_from([0.0, 0.25, 0.5, 1.0]),
+    attempts=st.integers(min_value=1, max_value=4),
+    adaptive=st.booleans(),
+)
+def test_hedge_budget_property_hedges_stay_within_the_budget_under_cancellation(
+    calls: list[tuple[float, float | None, list[tuple[float, bool]]]],
+    ratio: float,
+    attempts: int,
+    adaptive: bool,
+) -> None:
+    """Concurrent hedged calls sharing a budget, with failures and cancellations at any point:
+    the hedges started never exceed ratio x calls at any moment, each attempt after a call's
+    first drew on the budget, no call starts more than attempts, the counts agree with the
+    budget's, and nothing is left running."""
+    budget = _WatchedBudget(ratio)
+    delay = trine.Percentile(50, min_samples=2, initial=0.5) if adaptive else 0.5
+    hedging = trine.Hedge(delay=delay, attempts=attempts, budget=budget)  # type: ignore[arg-type]
+    ran: dict[int, int] = {}
+    failures: list[ExceptionGroup[Exception]] = []
+    probe = ConcurrencyProbe()
+
+    async def attempt(call: int) -> int:
+        number = ran.get(call, 0)
+        ran[call] = number + 1
+        seconds, fails = calls[call][2][number]
+        with probe.track((call, number)):
+            await trio.sleep(seconds)
+        if fails:
+            raise Boom((call, number))
+        return number
+
+    async def caller(call: int) -> None:
+        start, cancel_after, _ = calls[call]
+        await trio.sleep(start)
+        _CALL.set(call)
+        with trio.move_on_after(math.inf if cancel_after is None else cancel_after):
+            try:
+                await hedging.call(attempt, call)
+            except ExceptionGroup as group:
+                failures.append(group)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            for call in range(len(calls)):
+                nursery.start_soon(caller, call)
+        assert probe.current == 0
+        for group in failures:
+            labels(group)  # only the attempts' own failures, never a cancellation
+        stats = hedging.statistics()
+        withdrawn = sum(budget.withdrawals.values())
+        assert stats.calls == budget.deposits
+        assert stats.hedges_started == withdrawn == budget.inner.statistics().retries
+        assert stats.budget_refusals == budget.refusals
+        assert withdrawn <= ratio * stats.calls
+        for call, count in ran.items():
+            assert count <= attempts
+            assert count <= 1 + budget.withdrawals.get(call, 0)
 
     _run(main)
