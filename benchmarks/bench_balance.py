@@ -13,7 +13,37 @@ answers at once (so no hedge starts), vs ``trine.hedge`` on one endpoint and
 the hand-written nursery that runs the call in a task: what the hedging
 machinery costs a call that needs no hedge.
 
-Results: see below.
+Results of ``python -m benchmarks balance --repeat 5 --calls`` on the shared
+2-core machine under load (load average 3 to 6: times are inflated and
+noisy, ratios measured side by side in one run and steps and Python calls
+per item are exact; the lead re-runs them on a quiet machine)::
+
+  balancer_call: 100000 calls over 3 endpoints, one task, fn returns at once
+    variant                                           per item  ratio  steps  calls
+    bare call + CapacityLimiter hold (baseline)        13.41us  1.00x  1.000   42.0
+    bare call, no hold (reference)                      0.31us  0.02x  0.000    2.0
+    hand-written round robin + limiter per endpoint    13.92us  1.04x  1.000   42.0
+    hand-written P2C on pending counts                  0.95us  0.07x  0.000    2.0
+    trine.Balancer peak_ewma (default)                  4.24us  0.32x  0.000   12.0
+    trine.Balancer round_robin                          3.88us  0.29x  0.000   13.0
+    trine.Balancer least_pending                        7.32us  0.55x  0.000   19.0
+    trine.Balancer weighted                             5.25us  0.39x  0.000   16.0
+    trine.Balancer peak_ewma + a breaker each          11.54us  0.86x  0.000   29.0
+
+  balancer_hedged: 10000 hedged calls whose first attempt answers at once
+    variant                                           per item  ratio  steps  calls
+    hand-written hedge: task, sleep, task (baseline)  148.33us  1.00x  3.001  214.1
+    hand-written nursery, one task (reference)         56.83us  0.38x  2.001   99.1
+    trine.hedge(delay=1.0), one endpoint              162.95us  1.10x  3.001  227.1
+    trine.Balancer.hedged_call(delay=1.0)             162.52us  1.10x  3.001  239.1
+
+So ``peak_ewma`` is 0.32x the issue's yardstick (goal: at most 2x): it takes
+no scheduler step of its own. It is about 4x the bare hand-written P2C on
+pending counts, which reads no clock, keeps no latency estimate and checks no
+health (that is the price of those). A hedged call that needs no hedge takes
+the same three steps as the hand-written hedge and 13 (one endpoint) or 25
+(a balancer) more Python calls; the 1.10x is within the noise of this
+machine (other runs: 0.99x to 1.17x).
 """
 
 from __future__ import annotations
