@@ -1007,6 +1007,8 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
                 st.tuples(st.just("remove"), st.integers(min_value=0, max_value=5)),
                 st.tuples(st.just("open"), st.integers(min_value=0, max_value=5)),
                 st.tuples(st.just("reset"), st.integers(min_value=0, max_value=5)),
+                st.tuples(st.just("sick"), st.integers(min_value=0, max_value=5)),
+                st.tuples(st.just("well"), st.integers(min_value=0, max_value=5)),
                 st.tuples(st.just("sleep"), st.sampled_from([0.1, 0.5, 1.5])),
             ),
             min_size=1,
@@ -1020,6 +1022,8 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
         "start": draw(st.integers(min_value=0, max_value=4)),
         "seed": draw(st.integers(min_value=0, max_value=1000)),
         "eject": draw(st.booleans()),
+        "check": draw(st.booleans()),
+        "sick": draw(st.sets(st.integers(min_value=0, max_value=5), max_size=3)),
         "ops": ops,
     }
 
@@ -1029,14 +1033,19 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
 def test_balancer_property_no_call_goes_to_a_removed_or_open_endpoint(
     scenario: dict[str, Any],
 ) -> None:
-    """Whatever the strategy, membership changes, breaker states, ejections, failures, hedges
-    and cancellations: every call starts on an endpoint that is in the balancer, not ejected,
-    and whose breaker admits it, the attempts of a hedged call go to different endpoints, and
-    a call is refused only when no endpoint is available."""
+    """Whatever the strategy, membership changes, breaker states, ejections, health checks,
+    failures, hedges and cancellations: every call starts on an endpoint that is in the
+    balancer, not ejected, not failing its health checks, and whose breaker admits it; the
+    attempts of a hedged call go to different endpoints; and a call is refused only when no
+    endpoint is available."""
     names = [f"e{index}" for index in range(6)]
     breakers = {name: trine.CircuitBreaker(name=name, failure_threshold=2) for name in names}
     violations: list[str] = []
     tried: dict[int, set[str]] = {}  # the endpoints each call's attempts went to
+    sick = {names[index] for index in scenario["sick"]}  # whose health checks fail (for now)
+
+    async def check(endpoint: str) -> bool:
+        return endpoint not in sick
 
     async def main() -> None:
         balancer = trine.Balancer(
@@ -1046,6 +1055,8 @@ def test_balancer_property_no_call_goes_to_a_removed_or_open_endpoint(
             # one failure ejects, before the breaker (two) opens: each exclusion is seen alone
             ejection=trine.OutlierEjection(consecutive_failures=1) if scenario["eject"] else None,
             rng=random.Random(scenario["seed"]),
+            health_check=check if scenario["check"] else None,
+            check_interval=0.5,
         )
 
         async def work(endpoint: str, seconds: float, fails: bool, tag: int) -> None:
@@ -1059,8 +1070,8 @@ def test_balancer_property_no_call_goes_to_a_removed_or_open_endpoint(
                 trine.CircuitState.FORCED_OPEN,
             ):
                 violations.append(f"{endpoint} was called while open")
-            if row(balancer, endpoint).state == "ejected":
-                violations.append(f"{endpoint} was called while ejected")
+            if row(balancer, endpoint).state in ("ejected", "unhealthy"):
+                violations.append(f"{endpoint} was called while {row(balancer, endpoint).state}")
             await trio.sleep(seconds)
             if fails:
                 raise Down(endpoint)
@@ -1106,6 +1117,10 @@ def test_balancer_property_no_call_goes_to_a_removed_or_open_endpoint(
                     breakers[names[op[1]]].force_open()
                 elif kind == "reset":
                     breakers[names[op[1]]].reset()
+                elif kind == "sick":
+                    sick.add(names[op[1]])
+                elif kind == "well":
+                    sick.discard(names[op[1]])
                 elif kind == "sleep":
                     await trio.sleep(op[1])
         stats = balancer.statistics()
