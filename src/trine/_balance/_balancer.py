@@ -1,30 +1,4 @@
-"""Balancer: calls spread over many endpoints, around the ones that are down.
-
-How it works. Each endpoint has a small record (:class:`_Endpoint`): calls
-pending on it, their start times summed, a peak-EWMA latency estimate, its
-breaker, ejection and health state, and counters. A call reads the clock
-once, *chooses* an endpoint synchronously -- only among the available ones:
-not unhealthy, not ejected, and with a breaker that would admit the call now
--- then counts itself pending there and awaits ``fn(endpoint, *args)``
-(through the endpoint's breaker, if it has one). Nothing awaits between the
-choice and the breaker's admission, so under Trio no other task can change
-the picture in between. When the call ends the endpoint's latency estimate,
-failure run and ejection are updated. So a call costs a clock read or two, a
-few attribute updates and, for ``peak_ewma``, two random numbers and two
-``exp`` -- no task, no channel, no checkpoint of its own beyond a cancelled
-caller's check.
-
-Removing an endpoint takes it out of the choice at once; the calls already
-running on it keep their record and finish normally. A failed call leaves
-the failed endpoint in a per-task context variable, which the same task's
-next call through the same balancer avoids when another endpoint is
-available: so a :class:`~trine.Retry` (or a Policy's retry) *outside* the
-balancer retries on another endpoint.
-
-The balancer's one nursery (:class:`~trine._service.ServiceNursery`) runs
-the periodic health checks, when there are any. Breakers and ejections need
-no timer: they are read from the clock when an endpoint is considered.
-"""
+"""Balancer: choose an available endpoint for each call, and keep each endpoint's record."""
 
 from __future__ import annotations
 
@@ -38,18 +12,16 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Final, Generic, Literal, NoReturn, TypeAlias, TypeVar, TypeVarTuple, final
 
-import attrs
 import trio
 from trio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 
-from ._breaker import CircuitBreaker, CircuitState
-from ._errors import CircuitOpenError, NoEndpointError
-from ._fan import HedgeCounters, Made, check_budget, check_delay, run_hedge
-from ._percentile import Percentile
-from ._retry import RetryBudget
-from ._service import ServiceNursery
-from ._util import (
-    ExceptionFilter,
+from .._breaker import CircuitBreaker, CircuitState
+from .._errors import CircuitOpenError, NoEndpointError
+from .._fan import HedgeCounters, Made, check_budget, check_delay, run_hedge
+from .._percentile import Percentile
+from .._retry import RetryBudget
+from .._service import ServiceNursery
+from .._util import (
     NotAwaitableError,
     check_async_callable,
     check_awaitable,
@@ -60,13 +32,11 @@ from ._util import (
     describe,
     exception_matcher,
 )
+from ._ejection import OutlierEjection
+from ._endpoint import _Endpoint
+from ._statistics import BalancerStatistics, EndpointStatistics
 
-__all__ = [
-    "Balancer",
-    "BalancerStatistics",
-    "EndpointStatistics",
-    "OutlierEjection",
-]
+__all__ = ["Balancer"]
 
 _E = TypeVar("_E")
 _T = TypeVar("_T")
@@ -87,187 +57,6 @@ _HALF_OPEN: Final = CircuitState.HALF_OPEN
 _avoid: ContextVar[tuple[object, frozenset[Hashable]] | None] = ContextVar(
     "trine_balancer_avoid", default=None
 )
-
-
-# -- settings --------------------------------------------------------------------
-
-
-def _fraction(name: str) -> Callable[[Any, Any, object], None]:
-    def validate(instance: Any, attribute: Any, value: object) -> None:
-        number = check_number(name, value)
-        if number > 1:
-            raise ValueError(f"{name} must be <= 1, got {value!r}")
-
-    return validate
-
-
-def _positive(name: str) -> Callable[[Any, Any, object], None]:
-    def validate(instance: Any, attribute: Any, value: object) -> None:
-        check_number(name, value, exclusive=True)
-
-    return validate
-
-
-def _count(name: str) -> Callable[[Any, Any, object], None]:
-    def validate(instance: Any, attribute: Any, value: object) -> None:
-        check_int(name, value)
-
-    return validate
-
-
-def _filter(name: str) -> Callable[[Any, Any, object], None]:
-    def validate(instance: Any, attribute: Any, value: object) -> None:
-        exception_matcher(name, value, only_exceptions=True)
-
-    return validate
-
-
-@attrs.frozen
-class OutlierEjection:
-    """Take an endpoint out of the rotation for a while after a run of failures (Envoy's).
-
-    ::
-
-        balancer = trine.Balancer(hosts, ejection=trine.OutlierEjection(consecutive_failures=5))
-
-    After *consecutive_failures* failed calls in a row on one endpoint, it is
-    *ejected*: not chosen for ``base_time * n`` seconds, where ``n`` counts its
-    ejections (capped at *max_time*), so an endpoint that keeps failing stays
-    out longer each time. ``n`` goes down by one for every *base_time* seconds
-    the endpoint spends back in service. At most a *max_ejected* share of the
-    endpoints is ejected at once (but always at least one may be), so a
-    failure of every endpoint does not empty the balancer by ejection alone.
-
-    Ejection needs no timer: an ejected endpoint is back as soon as its time
-    is up, read from the clock the next time it is considered.
-
-    Args:
-      consecutive_failures: failures in a row that eject, ``>= 1``.
-      base_time: seconds of the first ejection, ``> 0``.
-      max_time: the longest ejection, in seconds, ``> 0``.
-      max_ejected: the share of the endpoints that may be ejected at once,
-        in ``[0, 1]``.
-      record: the exceptions that count as failures: a class, a tuple of
-        classes or a predicate (others reset the run, as a success does).
-
-    Raises:
-      TypeError, ValueError: for an argument of the wrong type or out of range.
-    """
-
-    consecutive_failures: int = attrs.field(default=5, validator=_count("consecutive_failures"))
-    base_time: float = attrs.field(default=30.0, validator=_positive("base_time"))
-    max_time: float = attrs.field(default=300.0, validator=_positive("max_time"))
-    max_ejected: float = attrs.field(default=0.1, validator=_fraction("max_ejected"))
-    record: ExceptionFilter = attrs.field(default=(Exception,), validator=_filter("record"))
-
-
-# -- statistics ------------------------------------------------------------------
-
-
-@attrs.frozen
-class EndpointStatistics(Generic[_E]):
-    """One endpoint of a :class:`Balancer`, in :attr:`BalancerStatistics.endpoints`."""
-
-    endpoint: _E
-    """The endpoint itself."""
-    state: str
-    """``"available"``, ``"open"``, ``"half_open"`` or ``"forced_open"`` (its breaker's
-    state, when that refuses calls), ``"ejected"``, ``"unhealthy"`` (its last health
-    check failed) or ``"removed"`` (still finishing its calls)."""
-    pending: int
-    """Calls running on it now."""
-    calls: int
-    """Calls the strategy sent to it, ever (each hedged attempt counts)."""
-    failures: int
-    """Calls on it that raised an exception (cancellations not counted)."""
-    latency: float | None
-    """Its peak-EWMA latency estimate now, in seconds (``None`` before its first
-    answer): what ``peak_ewma`` weighs, decayed since the last answer."""
-    weight: float
-    """Its weight (what ``weighted`` shares by)."""
-    ejections: int
-    """Times outlier ejection took it out."""
-    ejected_for: float
-    """Seconds until it is back if it is ejected now, else ``0.0``."""
-
-
-@attrs.frozen
-class BalancerStatistics(Generic[_E]):
-    """A snapshot of a :class:`Balancer`, from :meth:`Balancer.statistics`."""
-
-    strategy: str
-    """The strategy that chooses the endpoints."""
-    endpoints: tuple[EndpointStatistics[_E], ...]
-    """One entry per endpoint, in the balancer's order, then the removed ones still
-    finishing calls."""
-    calls: int
-    """Calls of :meth:`~Balancer.call` and :meth:`~Balancer.hedged_call` that got an endpoint."""
-    refusals: int
-    """Calls refused because no endpoint could take them."""
-    rerouted: int
-    """Calls that went to another endpoint than the ones this task's previous calls
-    failed on (a retry outside the balancer, moved elsewhere)."""
-    hedged_calls: int
-    """Calls of :meth:`~Balancer.hedged_call` that started their first attempt."""
-    hedges_started: int
-    """Attempts started after the first, each on another endpoint."""
-    hedges_won: int
-    """Hedged calls answered by an attempt other than the first."""
-    budget_refusals: int
-    """Hedges the budget did not allow."""
-
-
-# -- one endpoint ------------------------------------------------------------------
-
-
-@final
-class _Endpoint:
-    """What the balancer knows of one endpoint."""
-
-    __slots__ = (
-        "back_at",
-        "breaker",
-        "calls",
-        "checking",
-        "consecutive",
-        "current",
-        "down",
-        "ejected_until",
-        "ejections",
-        "ewma",
-        "failures",
-        "key",
-        "level",
-        "pending",
-        "removed",
-        "stamp",
-        "started",
-        "weight",
-    )
-
-    def __init__(self, key: Any, weight: float, breaker: CircuitBreaker | None) -> None:
-        self.key = key
-        self.weight = weight
-        self.breaker = breaker
-        self.pending = 0
-        self.started = 0.0
-        """The start times of the pending calls, summed (their mean age is a latency floor)."""
-        self.ewma: float | None = None
-        self.stamp = 0.0
-        """When :attr:`ewma` was last updated."""
-        self.calls = 0
-        self.failures = 0
-        self.consecutive = 0
-        self.ejected_until: float | None = None
-        self.ejections = 0
-        self.level = 0
-        """Ejections counted towards the next ejection's length."""
-        self.back_at: float | None = None
-        self.current = 0.0
-        """Smooth weighted round robin's running weight."""
-        self.down = False
-        self.checking = False
-        self.removed = False
 
 
 async def _awaiting(awaitable: Awaitable[_T]) -> _T:
