@@ -584,6 +584,22 @@ async def test_an_added_endpoint_is_checked_at_once(
         assert row(balancer, "d").state == "unhealthy"
 
 
+async def test_regression_a_balancer_with_health_checks_whose_block_ends_at_once_closes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A block that ends before the health-check task's first step closes cleanly, at once."""
+    checked: list[str] = []
+
+    async def check(endpoint: str) -> bool:
+        checked.append(endpoint)
+        return True
+
+    with assert_takes(0.0):
+        async with trine.Balancer(ENDPOINTS, health_check=check, check_interval=5):
+            pass
+    assert checked == []
+
+
 # --- membership ------------------------------------------------------------------------
 
 

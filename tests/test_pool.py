@@ -380,6 +380,17 @@ async def test_min_size_resources_are_connected_in_the_background(
             await hold(pool, 0)
 
 
+async def test_regression_a_pool_whose_block_ends_at_once_connects_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A block that ends before the warmer's first step: no connect is started after it."""
+    backend = Backend(connect_time=1.0)
+    with assert_takes(0.0):
+        async with backend.pool(max_size=2, min_size=1, max_idle=5.0):
+            pass
+    assert backend.connects == 0
+
+
 async def test_the_warmer_replaces_a_discarded_resource(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

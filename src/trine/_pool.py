@@ -630,7 +630,9 @@ class ResourcePool(Generic[_R]):
         """Keep at least ``min_size`` resources, connecting one at a time."""
         pause = _WARM_PAUSE_FIRST
         with scope:
-            while True:
+            # Not past the block's end: one that ended before this task's first
+            # step must not connect anything.
+            while self._open:
                 if self._size >= self._min_size:
                     wake = self._warm_wake = trio.Event()
                     await wake.wait()

@@ -295,7 +295,7 @@ class Balancer(Generic[_E]):
         nursery = self._nursery = await self._service.open()
         self._open = True
         if self._health_check is not None:
-            nursery.start_soon(self._sweep, name="trine.Balancer health checks")
+            nursery.start_soon(self._sweep, nursery, name="trine.Balancer health checks")
         return self
 
     async def __aexit__(
@@ -968,12 +968,14 @@ class Balancer(Generic[_E]):
 
     # ----------------------------------------------------------- health checks
 
-    async def _sweep(self) -> None:
-        """Check every endpoint's health every ``check_interval`` seconds."""
+    async def _sweep(self, nursery: trio.Nursery) -> None:
+        """Check every endpoint's health every ``check_interval`` seconds, in *nursery*.
+
+        The nursery is passed in, not read from the balancer: a block that ends
+        before this task's first step has already let go of it.
+        """
         interval = self._check_interval
-        nursery = self._nursery
-        assert nursery is not None
-        while True:
+        while self._open:
             self._next_sweep = _current_time() + interval
             for endpoint in self._endpoints:
                 if not endpoint.checking:
