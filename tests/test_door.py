@@ -214,6 +214,41 @@ async def _load_many(keys: list[Any]) -> list[Any]:
     return keys
 
 
+async def _afn_on(endpoint: object, *args: object) -> int:
+    return 1
+
+
+async def _in_balancer(use: Callable[[trine.Balancer[str]], Any]) -> None:
+    async with trine.Balancer(["a", "b"]) as balancer:
+        await use(balancer)
+
+
+async def _pool_acquire(connect: Any) -> None:
+    async with trine.ResourcePool(connect, max_size=1) as pool, pool.acquire():
+        pass
+
+
+async def _pool_close(close: Any) -> None:
+    """A pool whose one resource is closed when its block ends, so ``close`` is called."""
+    async with trine.ResourcePool(afn, close=close, max_size=1) as pool, pool.acquire():
+        pass
+
+
+async def _pool_check(health_check: Any) -> None:
+    """A pool whose idle resource is checked when handed out again (check_after=0)."""
+    async with trine.ResourcePool(afn, health_check=health_check, max_size=1) as pool:
+        async with pool.acquire():
+            pass
+        async with pool.acquire():
+            pass
+
+
+async def _balancer_check(health_check: Any) -> None:
+    """A balancer whose health check of its one endpoint runs at once."""
+    async with trine.Balancer(["a"], health_check=health_check, check_interval=1.0):
+        await trio.sleep(2)
+
+
 async def _batcher_load(load_many: Any, key: Any) -> None:
     async with trine.Batcher(load_many) as batcher:
         await batcher.load(key)
@@ -503,8 +538,153 @@ DOORS: list[Door] = [
     Door(
         "fan",
         "hedge",
-        lambda fn=afn, delay=1.0, attempts=2: trine.hedge(fn, delay=delay, attempts=attempts),
-        {"fn": "async_fn", "delay": "seconds", "attempts": "count"},
+        lambda fn=afn, delay=1.0, attempts=2, budget=None: trine.hedge(
+            fn, delay=delay, attempts=attempts, budget=budget
+        ),
+        {"fn": "async_fn", "delay": "seconds", "attempts": "count", "budget": "object"},
+    ),
+    # -- hedging that adapts (owner "fleet") --------------------------------------
+    Door(
+        "fleet",
+        "Percentile",
+        lambda percentile=95, **kw: trine.Percentile(percentile, **kw),
+        {
+            "percentile": "pos_seconds",
+            "min_samples": "count",
+            "initial": "opt_seconds",
+            "histogram": "object",
+        },
+    ),
+    Door(
+        "fleet",
+        "Percentile.record",
+        lambda seconds=1.0: trine.Percentile(95).record(seconds),
+        {"seconds": "seconds"},
+    ),
+    Door(
+        "fleet",
+        "Hedge",
+        lambda delay=1.0, **kw: trine.Hedge(delay=delay, **kw),
+        {"delay": "seconds", "attempts": "count", "budget": "object"},
+    ),
+    Door(
+        "fleet",
+        "Hedge.call",
+        lambda fn=afn: trine.Hedge(delay=1.0).call(fn),
+        {"fn": "async_fn"},
+    ),
+    # -- the pool (owner "fleet") ------------------------------------------------
+    Door(
+        "fleet",
+        "ResourcePool",
+        lambda connect=afn, max_size=2, **kw: trine.ResourcePool(connect, max_size=max_size, **kw),
+        {
+            "connect": "async_fn",
+            "close": "object",
+            "max_size": "count",
+            "min_size": "count0",
+            "max_idle": "opt_pos_seconds",
+            "health_check": "object",
+            "check_after": "seconds",
+            "discard_on": "exceptions",
+            "policy": "object",
+        },
+        # a sync, generator or async-generator connect is refused when first called
+        skip=frozenset({"connect=syncfn", "connect=genfn", "connect=agenfn"}),
+    ),
+    Door(
+        "fleet",
+        "ResourcePool(connect)",
+        lambda connect=afn: _pool_acquire(connect),
+        {"connect": "async_fn"},
+    ),
+    Door(
+        "fleet",
+        "ResourcePool(close)",
+        lambda close=afn: _pool_close(close),
+        {"close": "async_fn"},
+        skip=frozenset({"close=None"}),  # None: no close function
+    ),
+    Door(
+        "fleet",
+        "ResourcePool(health_check)",
+        lambda health_check=afn: _pool_check(health_check),
+        {"health_check": "async_fn"},
+        skip=frozenset({"health_check=None"}),  # None: no health checks
+    ),
+    # -- the balancer (owner "fleet") --------------------------------------------
+    Door(
+        "fleet",
+        "Balancer",
+        lambda endpoints=("a", "b"), **kw: trine.Balancer(endpoints, **kw),
+        {
+            "endpoints": "iterable",
+            # a mapping or a plain function; the bad plain functions are no mappings either
+            "weights": "opt_sync_fn",
+            "breaker": "opt_sync_fn",
+            "ejection": "object",
+            "health_check": "object",
+            "check_interval": "pos_seconds",
+            "decay": "pos_seconds",
+            "rng": "rng",
+            "policy": "object",
+            "name": "name",
+        },
+    ),
+    Door(
+        "fleet",
+        "Balancer(health_check)",
+        lambda health_check=afn: _balancer_check(health_check),
+        {"health_check": "async_fn"},
+        skip=frozenset({"health_check=None"}),  # None: no health checks
+    ),
+    Door(
+        "fleet",
+        "Balancer.call",
+        lambda fn=_afn_on, where=None: _in_balancer(lambda b: b.call(fn, where=where)),
+        {"fn": "async_fn", "where": "opt_sync_fn"},
+    ),
+    Door(
+        "fleet",
+        "Balancer.hedged_call",
+        lambda fn=_afn_on, **kw: _in_balancer(lambda b: b.hedged_call(fn, **{"delay": 1.0, **kw})),
+        {
+            "fn": "async_fn",
+            "delay": "seconds",
+            "attempts": "count",
+            "budget": "object",
+            "where": "opt_sync_fn",
+        },
+    ),
+    Door(
+        "fleet",
+        "Balancer.add",
+        lambda endpoint="c", weight=None: trine.Balancer(["a"]).add(endpoint, weight=weight),
+        {"endpoint": "key", "weight": "opt_pos_seconds"},
+    ),
+    Door(
+        "fleet",
+        "Balancer.remove",
+        lambda endpoint="a": trine.Balancer(["a"]).remove(endpoint),
+        {"endpoint": "key"},
+    ),
+    Door(
+        "fleet",
+        "OutlierEjection",
+        lambda **kw: trine.OutlierEjection(**kw),
+        {
+            "consecutive_failures": "count",
+            "base_time": "pos_seconds",
+            "max_time": "pos_seconds",
+            "max_ejected": "fraction",
+            "record": "exceptions",
+        },
+    ),
+    Door(
+        "fleet",
+        "ResourcePool.acquire",
+        lambda timeout=None: trine.ResourcePool(afn, max_size=1).acquire(timeout=timeout),
+        {"timeout": "opt_seconds"},
     ),
     # -- maps ----------------------------------------------------------------------
     Door(
@@ -1015,6 +1195,35 @@ EXTRA: list[tuple[str, str, Callable[[], object], str]] = [
         "jitter",
     ),
     ("retry", "Retry(on=())", lambda: trine.Retry(on=()), "on"),
+    ("fleet", "Percentile(101)", lambda: trine.Percentile(101), "percentile"),
+    ("fleet", "Balancer(strategy=bogus)", lambda: trine.Balancer(strategy="x"), "strategy"),  # type: ignore[arg-type]
+    ("fleet", "Balancer(endpoints=str)", lambda: trine.Balancer("10.0.0.1"), "endpoints"),
+    (
+        "fleet",
+        "Balancer(weights={a: 0})",
+        lambda: trine.Balancer(["a"], weights={"a": 0}),
+        "weights",
+    ),
+    (
+        "fleet",
+        "Balancer(breaker returns 1)",
+        lambda: trine.Balancer(["a"], breaker=lambda ep: 1),  # type: ignore[arg-type,return-value]
+        "breaker",
+    ),
+    ("fleet", "Balancer.add(dup)", lambda: trine.Balancer(["a"]).add("a"), "endpoint"),
+    ("fleet", "Balancer.remove(missing)", lambda: trine.Balancer(["a"]).remove("z"), "endpoint"),
+    (
+        "fleet",
+        "ResourcePool(min_size > max_size)",
+        lambda: trine.ResourcePool(afn, max_size=1, min_size=2),
+        "min_size",
+    ),
+    (
+        "fleet",
+        "OutlierEjection(max_ejected=2)",
+        lambda: trine.OutlierEjection(max_ejected=2),
+        "max_ejected",
+    ),
     ("chaos", "Chaos(error=instance)", lambda: trine.Chaos(error=OSError()), "error"),
     ("chaos", "Chaos(error=KI)", lambda: trine.Chaos(error=KeyboardInterrupt), "error"),
     ("chaos", "Chaos(slow, no latency)", lambda: trine.Chaos(slow=0.5), "latency"),

@@ -79,3 +79,46 @@ def test_services_example_prints_what_the_guide_quotes() -> None:
     ]
     guide = (EXAMPLES.parent / "docs" / "guide" / "batcher.rst").read_text()
     assert "\n".join(f"    {line}" for line in output.splitlines()) in guide
+
+
+def _report(line: str) -> tuple[float, float, int]:
+    """(p50 ms, p99 ms, failures) from one of examples/fleet.py's report lines."""
+    words = line.split()
+    at = words.index("p50")
+    return float(words[at + 1]), float(words[at + 4]), int(words[at + 7].split("/")[0])
+
+
+def test_fleet_example_shows_what_each_piece_buys() -> None:
+    """examples/fleet.py, on the fake clock with real loopback sockets: breakers cut the
+    failures, a retry outside the balancer goes elsewhere, hedging at p95 cuts the tail
+    within its budget, and cancelled hedges' connections are closed, not reused."""
+    output = subprocess.run(
+        [sys.executable, str(EXAMPLES / "fleet.py"), "--fake-clock"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    lines = output.splitlines()
+    assert lines[0] == "400 requests, 12 at a time, to three servers:"
+    reports = {line[:28].strip(): _report(line) for line in lines if " p50 " in line}
+    assert list(reports) == [
+        "round robin",
+        "peak_ewma + breakers",
+        "... + a retry elsewhere",
+        "... + hedging at p95",
+    ]
+    round_robin, breakers, retry, hedging = reports.values()
+    assert round_robin[2] > 20  # a third of the calls go to the server failing 30 %
+    assert breakers[2] < round_robin[2] / 2
+    assert breakers[0] < round_robin[0]
+    assert retry[2] <= 2
+    assert hedging[1] < round_robin[1] / 2  # the p99
+    assert hedging[2] <= 2
+    hedges = next(line for line in lines if line.startswith("  hedges:")).split()
+    assert int(hedges[1]) <= 0.1 * 400 + 10  # the budget's ratio and its reserve
+    opened = next(line for line in lines if line.startswith("breakers opened:"))
+    assert int(opened.split("flaky ")[1]) >= 1
+    closed = lines[-1].split()
+    assert closed[0] == "connections:"
+    assert int(closed[3]) > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import math
 from collections.abc import Awaitable, Callable, Sequence
@@ -559,7 +560,7 @@ async def test_hedge_is_a_checkpoint(autojump_clock: trio.testing.MockClock) -> 
         ({"delay": -1}, ValueError, r"^delay must be >= 0, got -1$"),
         ({"delay": math.inf}, ValueError, r"^delay must be finite, got inf$"),
         ({"delay": math.nan}, ValueError, r"^delay must not be NaN, got nan$"),
-        ({"delay": "1"}, TypeError, r"^delay must be a number, got '1'$"),
+        ({"delay": "1"}, TypeError, r"^delay must be a number or a trine\.Percentile, got '1'$"),
     ],
 )
 async def test_hedge_validates_its_arguments(
@@ -577,6 +578,273 @@ async def test_hedge_refuses_a_coroutine_object(autojump_clock: trio.testing.Moc
     """``hedge(f(x), ...)`` is a TypeError telling the user to pass ``f, x``."""
     with pytest.raises(TypeError, match=r"^fn" + COROUTINE_MESSAGE):
         await trine.hedge(return_at_once(1), delay=1)  # type: ignore[arg-type]
+
+
+# --- hedging that adapts: Percentile, budgets, Hedge (issue 13) ------------------
+
+
+def fixed(seconds: float, value: object = None) -> Callable[..., Awaitable[object]]:
+    """An async function that always takes *seconds* and returns *value*."""
+
+    async def attempt(*args: object) -> object:
+        await trio.sleep(seconds)
+        return value
+
+    return attempt
+
+
+async def test_percentile_delay_is_the_fixed_initial_until_min_samples(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Before min_samples answers the delay is ``initial``; from then, the percentile."""
+    p50 = trine.Percentile(50, min_samples=3, initial=0.5)
+    assert p50.delay() == 0.5
+    for seconds in (1.0, 2.0):
+        p50.record(seconds)
+        assert p50.delay() == 0.5
+    p50.record(3.0)
+    assert p50.delay() == pytest.approx(2.0, rel=0.01)
+    assert p50.delay() == p50.histogram.quantile(0.5)
+
+
+async def test_percentile_without_initial_starts_no_hedge_until_min_samples(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``initial=None``: the delay is infinite, so a slow attempt is the only one."""
+    p95 = trine.Percentile(95, min_samples=2)
+    assert p95.delay() == math.inf
+    probe = ConcurrencyProbe()
+    with assert_takes(10.0):
+        assert await trine.hedge(scripted(probe, [(10, False), (1, False)]), delay=p95) == 0
+    assert starts(probe) == [0.0]
+
+
+async def test_percentile_without_initial_still_follows_a_failure_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """No delay yet, but a failed attempt is still followed by the next at once."""
+    probe = ConcurrencyProbe()
+    delay = trine.Percentile(95)
+    with assert_takes(3.0):
+        assert await trine.hedge(scripted(probe, [(1, True), (2, False)]), delay=delay) == 1
+    assert starts(probe) == [0.0, 1.0]
+
+
+async def test_hedge_records_the_winning_attempts_own_latency(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The latency recorded is the winner's, from its own start: 2 s, not the 3 s of the call."""
+    p90 = trine.Percentile(90, min_samples=1, initial=1.0)
+    probe = ConcurrencyProbe()
+    with assert_takes(3.0):
+        assert await trine.hedge(scripted(probe, [(10, False), (2, False)]), delay=p90) == 1
+    assert p90.histogram.count == 1
+    assert p90.histogram.minimum == 2.0
+
+
+async def test_hedge_records_nothing_when_every_attempt_fails(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Failures are not latencies: the histogram holds answers only."""
+    p90 = trine.Percentile(90, initial=1.0)
+    with pytest.raises(ExceptionGroup):
+        await trine.hedge(scripted(ConcurrencyProbe(), [(1, True), (1, True)]), delay=p90)
+    assert p90.histogram.count == 0
+
+
+async def test_percentile_delay_adapts_to_the_service(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """After 4 answers of 1 s the p50 delay is 1 s: a 5 s attempt is hedged at 1 s exactly."""
+    p50 = trine.Percentile(50, min_samples=4, initial=3.0)
+    for _ in range(4):
+        await trine.hedge(fixed(1.0, "fast"), delay=p50)
+    assert p50.delay() == pytest.approx(1.0, rel=0.01)
+    delay = p50.delay()
+    probe = ConcurrencyProbe()
+    begun = trio.current_time()
+    await trine.hedge(scripted(probe, [(5, False), (0.5, False)]), delay=p50)
+    assert [start - begun for start in starts(probe)] == [0.0, delay]
+
+
+async def test_percentile_reads_a_histogram_it_is_given(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A shared LatencyHistogram is read and filled by every hedge using it."""
+    histogram = trine.LatencyHistogram()
+    for seconds in (0.2, 0.2, 0.2):
+        histogram.record(seconds)
+    p99 = trine.Percentile(99, min_samples=3, histogram=histogram)
+    assert p99.histogram is histogram
+    assert p99.delay() == pytest.approx(0.2, rel=0.01)
+    await trine.hedge(fixed(0.1), delay=p99)
+    assert histogram.count == 4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"percentile": 0}, ValueError, r"^percentile must be > 0, got 0$"),
+        ({"percentile": 101}, ValueError, r"^percentile must be <= 100, got 101$"),
+        ({"percentile": "95"}, TypeError, r"^percentile must be a number, got '95'$"),
+        ({"percentile": 95, "min_samples": 0}, ValueError, r"^min_samples must be >= 1, got 0$"),
+        ({"percentile": 95, "initial": -1}, ValueError, r"^initial must be >= 0, got -1$"),
+        (
+            {"percentile": 95, "histogram": []},
+            TypeError,
+            r"^histogram must be a trine\.LatencyHistogram or None, got \[\]$",
+        ),
+    ],
+)
+def test_percentile_validates_its_arguments(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    """Bad percentile settings are refused at construction, naming the argument."""
+    with pytest.raises(error, match=message):
+        trine.Percentile(**kwargs)
+
+
+async def test_a_budget_bounds_the_share_of_calls_that_hedge(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """With ratio 0.5 and no reserve, 10 slow calls start only 5 hedges; the rest are refused."""
+    budget = trine.RetryBudget(ratio=0.5, min_per_second=0.0, window=100.0)
+    hedging = trine.Hedge(delay=1.0, budget=budget)
+    for _ in range(10):
+        with assert_takes(3.0):
+            assert await hedging.call(fixed(3.0, "slow")) == "slow"
+    stats = hedging.statistics()
+    assert (stats.calls, stats.hedges_started, stats.budget_refusals) == (10, 5, 5)
+    assert stats.hedges_won == 0
+    assert budget.statistics().retries == 5
+    assert budget.statistics().refusals == 5
+
+
+async def test_a_refused_hedge_leaves_the_first_attempt_running(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A budget with nothing left: no second attempt, the first one's answer comes at 10 s."""
+    probe = ConcurrencyProbe()
+    budget = trine.RetryBudget(ratio=0.0, min_per_second=0.0)
+    with assert_takes(10.0):
+        assert (
+            await trine.hedge(scripted(probe, [(10, False), (1, False)]), delay=1, budget=budget)
+            == 0
+        )
+    assert starts(probe) == [0.0]
+
+
+async def test_a_refused_attempt_after_a_failure_ends_the_call_with_the_failures(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The budget also bounds attempts after a failure: with none left, the failure is the end."""
+    budget = trine.RetryBudget(ratio=0.0, min_per_second=0.0)
+    with assert_takes(1.0), pytest.raises(ExceptionGroup, match=r"^the only attempt failed"):
+        await trine.hedge(
+            scripted(ConcurrencyProbe(), [(1, True), (1, False)]), delay=5, budget=budget
+        )
+
+
+async def test_a_refused_attempt_made_early_is_closed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A lambda's attempt (made before its task) that the budget refuses is closed, unawaited."""
+    recorder = Recorder()
+    budget = trine.RetryBudget(ratio=0.0, min_per_second=0.0)
+    assert await trine.hedge(recorder.fn(3, "a"), delay=1, budget=budget) == "a"
+    assert len(recorder.coroutines) == 2
+    assert recorder.all_closed()
+
+
+async def test_hedge_statistics_count_hedges_started_and_won(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A fast call starts nothing; a slow one starts a hedge that wins; delay is reported."""
+    hedging = trine.Hedge(delay=1.0, attempts=3)
+    assert await hedging.call(fixed(0.5, "fast")) == "fast"
+    probe = ConcurrencyProbe()
+    assert await hedging.call(scripted(probe, [(10, False), (10, False), (0.5, False)])) == 2
+    assert hedging.statistics() == trine.HedgeStatistics(
+        calls=2, hedges_started=2, hedges_won=1, budget_refusals=0, delay=1.0
+    )
+
+
+async def test_hedge_object_with_a_percentile_keeps_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A Hedge keeps its Percentile: its calls fill it and its statistics report the delay."""
+    p50 = trine.Percentile(50, min_samples=2, initial=4.0)
+    hedging = trine.Hedge(delay=p50)
+    assert hedging.statistics().delay == 4.0
+    for _ in range(2):
+        await hedging.call(fixed(1.0))
+    assert hedging.statistics().delay == pytest.approx(1.0, rel=0.01)
+    assert hedging.delay is p50
+
+
+async def test_hedge_object_passes_arguments_and_refuses_bad_functions(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``Hedge.call(fn, *args)`` calls ``fn(*args)``; a coroutine object is refused."""
+    probe = ConcurrencyProbe()
+    await trine.Hedge(delay=1).call(scripted(probe, [(1, False)]), "x", 2)
+    assert probe.timeline[0].label == ("start", 0, ("x", 2))
+    with pytest.raises(TypeError, match=r"^fn" + COROUTINE_MESSAGE):
+        await trine.Hedge(delay=1).call(return_at_once(1))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^fn" + NOT_ASYNC_MESSAGE):
+        await trine.Hedge(delay=1).call(three)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"delay": 1, "attempts": 0}, ValueError, r"^attempts must be >= 1, got 0$"),
+        ({"delay": -1}, ValueError, r"^delay must be >= 0, got -1$"),
+        ({"delay": None}, TypeError, r"^delay must be a number or a trine\.Percentile, got None$"),
+        (
+            {"delay": 1, "budget": 0.1},
+            TypeError,
+            r"^budget must be a trine\.RetryBudget \(or have deposit\(\) and "
+            r"try_withdraw\(\)\) or None, got 0\.1$",
+        ),
+    ],
+)
+async def test_hedge_object_and_budget_are_validated(
+    autojump_clock: trio.testing.MockClock,
+    kwargs: dict[str, Any],
+    error: type[Exception],
+    message: str,
+) -> None:
+    """Hedge() and hedge(budget=) refuse bad settings with a message naming them."""
+    with pytest.raises(error, match=message):
+        trine.Hedge(**kwargs)
+    with pytest.raises(error, match=message):
+        await trine.hedge(return_at_once, **kwargs)
+
+
+async def test_a_hedge_fits_where_a_guard_with_call_goes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``Policy(retry=Hedge(...))`` and ``Pipeline.map(policy=Hedge(...))`` hedge each call."""
+    hedging = trine.Hedge(delay=1.0)
+    probe = ConcurrencyProbe()
+    with assert_takes(2.0):
+        assert (
+            await trine.Policy(retry=hedging).call(scripted(probe, [(5, False), (1, False)])) == 1
+        )
+    out = await trine.Pipeline.source([1, 2]).map(return_at_once, policy=hedging).collect()
+    assert sorted(out) == [1, 2]
+    assert hedging.statistics().calls == 3
+
+
+def test_hedge_and_percentile_reprs_show_their_state() -> None:
+    """The reprs say what the delay is read from and what the hedging did."""
+    assert repr(trine.Percentile(95)) == (
+        "<trine.Percentile p95 of 0 latencies (min_samples=20, initial=None)>"
+    )
+    assert repr(trine.Hedge(delay=0.5)) == (
+        "<trine.Hedge delay=0.5 attempts=2: 0 calls, 0 hedges, 0 won>"
+    )
 
 
 # --- functions that are not async (issue 11) -----------------------------------
@@ -930,5 +1198,108 @@ def test_hedge_property(
             assert labels(group) == list(range(len(expected_starts)))
         else:
             assert returned == [winner]
+
+    _run(main)
+
+
+class _WatchedBudget:
+    """A RetryBudget that checks, at each withdrawal, that the hedges stay within it."""
+
+    def __init__(self, ratio: float) -> None:
+        self.inner = trine.RetryBudget(ratio=ratio, min_per_second=0.0, window=10_000.0)
+        self.ratio = ratio
+        self.deposits = 0
+        self.withdrawals: dict[int, int] = {}
+        self.refusals = 0
+
+    def deposit(self) -> None:
+        self.deposits += 1
+        self.inner.deposit()
+
+    def try_withdraw(self) -> bool:
+        if not self.inner.try_withdraw():
+            self.refusals += 1
+            return False
+        call = _CALL.get()
+        self.withdrawals[call] = self.withdrawals.get(call, 0) + 1
+        assert sum(self.withdrawals.values()) <= self.ratio * self.deposits
+        return True
+
+
+_CALL: contextvars.ContextVar[int] = contextvars.ContextVar("_CALL")
+
+
+@given(
+    # per call: (start, cancel after or None, the (seconds, fails) of each attempt)
+    calls=st.lists(
+        st.tuples(
+            st.sampled_from([0.0, 0.25, 1.0, 2.0]),
+            st.none() | st.sampled_from([0.125, 0.75, 1.625, 4.125]),
+            st.lists(
+                st.tuples(st.sampled_from([0.25, 0.5, 1.5, 3.0]), st.booleans()),
+                min_size=4,
+                max_size=4,
+            ),
+        ),
+        min_size=1,
+        max_size=10,
+    ),
+    ratio=st.sampled_from([0.0, 0.25, 0.5, 1.0]),
+    attempts=st.integers(min_value=1, max_value=4),
+    adaptive=st.booleans(),
+)
+def test_hedge_budget_property_hedges_stay_within_the_budget_under_cancellation(
+    calls: list[tuple[float, float | None, list[tuple[float, bool]]]],
+    ratio: float,
+    attempts: int,
+    adaptive: bool,
+) -> None:
+    """Concurrent hedged calls sharing a budget, with failures and cancellations at any point:
+    the hedges started never exceed ratio x calls at any moment, each attempt after a call's
+    first drew on the budget, no call starts more than attempts, the counts agree with the
+    budget's, and nothing is left running."""
+    budget = _WatchedBudget(ratio)
+    delay = trine.Percentile(50, min_samples=2, initial=0.5) if adaptive else 0.5
+    hedging = trine.Hedge(delay=delay, attempts=attempts, budget=budget)  # type: ignore[arg-type]
+    ran: dict[int, int] = {}
+    failures: list[ExceptionGroup[Exception]] = []
+    probe = ConcurrencyProbe()
+
+    async def attempt(call: int) -> int:
+        number = ran.get(call, 0)
+        ran[call] = number + 1
+        seconds, fails = calls[call][2][number]
+        with probe.track((call, number)):
+            await trio.sleep(seconds)
+        if fails:
+            raise Boom((call, number))
+        return number
+
+    async def caller(call: int) -> None:
+        start, cancel_after, _ = calls[call]
+        await trio.sleep(start)
+        _CALL.set(call)
+        with trio.move_on_after(math.inf if cancel_after is None else cancel_after):
+            try:
+                await hedging.call(attempt, call)
+            except ExceptionGroup as group:
+                failures.append(group)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            for call in range(len(calls)):
+                nursery.start_soon(caller, call)
+        assert probe.current == 0
+        for group in failures:
+            labels(group)  # only the attempts' own failures, never a cancellation
+        stats = hedging.statistics()
+        withdrawn = sum(budget.withdrawals.values())
+        assert stats.calls == budget.deposits
+        assert stats.hedges_started == withdrawn == budget.inner.statistics().retries
+        assert stats.budget_refusals == budget.refusals
+        assert withdrawn <= ratio * stats.calls
+        for call, count in ran.items():
+            assert count <= attempts
+            assert count <= 1 + budget.withdrawals.get(call, 0)
 
     _run(main)

@@ -6,6 +6,10 @@ Everything public is importable from ``trine`` itself; the private modules
 
 from __future__ import annotations
 
+from ._balance import Balancer as Balancer
+from ._balance import BalancerStatistics as BalancerStatistics
+from ._balance import EndpointStatistics as EndpointStatistics
+from ._balance import OutlierEjection as OutlierEjection
 from ._batch import Batcher as Batcher
 from ._batch import BatcherStatistics as BatcherStatistics
 from ._breaker import CircuitBreaker as CircuitBreaker
@@ -20,9 +24,12 @@ from ._errors import BulkheadFull as BulkheadFull
 from ._errors import CircuitOpenError as CircuitOpenError
 from ._errors import CycleError as CycleError
 from ._errors import InjectedFault as InjectedFault
+from ._errors import NoEndpointError as NoEndpointError
 from ._errors import RateLimitExceeded as RateLimitExceeded
 from ._errors import StageError as StageError
 from ._errors import TrineError as TrineError
+from ._fan import Hedge as Hedge
+from ._fan import HedgeStatistics as HedgeStatistics
 from ._fan import gather as gather
 from ._fan import hedge as hedge
 from ._fan import race as race
@@ -61,12 +68,15 @@ from ._limit import acquire_all as acquire_all
 from ._map import amap as amap
 from ._map import for_each as for_each
 from ._map import map_all as map_all
+from ._percentile import Percentile as Percentile
 from ._pipeline import Pipeline as Pipeline
 from ._pipeline import PipelineOutput as PipelineOutput
 from ._pipeline import PipelineStatistics as PipelineStatistics
 from ._pipeline import StageStatistics as StageStatistics
 from ._pipeline import merge as merge
 from ._policy import Policy as Policy
+from ._pool import ResourcePool as ResourcePool
+from ._pool import ResourcePoolStatistics as ResourcePoolStatistics
 from ._process import Command as Command
 from ._process import CommandAttempt as CommandAttempt
 from ._process import CommandResult as CommandResult
@@ -106,6 +116,8 @@ __all__ = [
     "AsyncCacheStatistics",
     "AttemptTimedOut",
     "Backoff",
+    "Balancer",
+    "BalancerStatistics",
     "Batcher",
     "BatcherFull",
     "BatcherStatistics",
@@ -125,11 +137,14 @@ __all__ = [
     "CommandResult",
     "CommandStatus",
     "CycleError",
+    "EndpointStatistics",
     "ExceptionFilter",
     "FallbackUsed",
     "GraphResult",
     "GraphStatistics",
     "GuardEvent",
+    "Hedge",
+    "HedgeStatistics",
     "Hook",
     "InjectedFault",
     "KeyedLimiter",
@@ -139,10 +154,13 @@ __all__ = [
     "Limiter",
     "LimiterLike",
     "LoadSample",
+    "NoEndpointError",
     "Node",
     "NodeEvent",
     "NodeResult",
     "NodeStatus",
+    "OutlierEjection",
+    "Percentile",
     "Pipeline",
     "PipelineOutput",
     "PipelineStatistics",
@@ -155,6 +173,8 @@ __all__ = [
     "ReportAttempt",
     "ReportJob",
     "ReportSummary",
+    "ResourcePool",
+    "ResourcePoolStatistics",
     "ResourceSummary",
     "Retry",
     "RetryAttempt",

@@ -14,6 +14,7 @@ The class tree::
           ├── CircuitOpenError
           ├── CycleError          (also ValueError)
           ├── InjectedFault       (also ConnectionError)
+          ├── NoEndpointError     (also LookupError)
           ├── RateLimitExceeded   (also trio.WouldBlock)
           └── StageError
 """
@@ -28,6 +29,7 @@ __all__ = [
     "CircuitOpenError",
     "CycleError",
     "InjectedFault",
+    "NoEndpointError",
     "RateLimitExceeded",
     "StageError",
     "TrineError",
@@ -241,3 +243,28 @@ class InjectedFault(TrineError, ConnectionError):
     def __str__(self) -> str:
         source = "chaos" if self.name is None else f"chaos {self.name!r}"
         return f"fault injected by {source}"
+
+
+class NoEndpointError(TrineError, LookupError):
+    """A :class:`~trine.Balancer` has no endpoint that could take the call.
+
+    Raised at once, without calling your function, when the balancer holds
+    no endpoint at all or none that the call's ``where=`` predicate accepts.
+    (When there are endpoints but every one is open, ejected or unhealthy,
+    the balancer raises :exc:`~trine.CircuitOpenError` instead, with the
+    soonest ``retry_after``.) It is also a :exc:`LookupError`.
+
+    Attributes:
+      endpoints: how many endpoints the balancer held.
+    """
+
+    def __init__(self, message: str, *, endpoints: int) -> None:
+        super().__init__(message)
+        self.endpoints = endpoints
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_no_endpoint_error, (str(self), self.endpoints))
+
+
+def _rebuild_no_endpoint_error(message: str, endpoints: int) -> NoEndpointError:
+    return NoEndpointError(message, endpoints=endpoints)

@@ -35,11 +35,14 @@ import functools
 import inspect
 import types
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final, NoReturn, TypeVar, final
+from typing import Any, Final, NoReturn, Protocol, TypeVar, final
 
+import attrs
 import outcome
 import trio
 
+from ._percentile import Percentile
+from ._retry import RetryBudget
 from ._util import (
     NotAwaitableError,
     check_async_callable,
@@ -48,7 +51,7 @@ from ._util import (
     check_number,
 )
 
-__all__ = ["gather", "hedge", "race", "settle"]
+__all__ = ["Hedge", "HedgeStatistics", "gather", "hedge", "race", "settle"]
 
 _T = TypeVar("_T")
 
@@ -260,7 +263,17 @@ async def settle(*fns: Callable[[], Awaitable[_T]]) -> list[outcome.Outcome[_T]]
 class _Contest:
     """What the tasks of one :func:`race` or :func:`hedge` share."""
 
-    __slots__ = ("cancel_scope", "errors", "failures_pending", "value", "wake", "won")
+    __slots__ = (
+        "cancel_scope",
+        "errors",
+        "failures_pending",
+        "latency",
+        "pause",
+        "timed",
+        "value",
+        "winner",
+        "won",
+    )
 
     def __init__(self, cancel_scope: trio.CancelScope, size: int) -> None:
         self.cancel_scope = cancel_scope
@@ -268,9 +281,14 @@ class _Contest:
         self.won = False
         self.value: Any = None
         # Only hedge uses these: failures not yet answered by a new attempt,
-        # and the event its starter waits on between attempts.
+        # the cancel scope its starter waits in between attempts (a failure
+        # cancels it), which attempt won and how long it took (timed only when
+        # a Percentile records it).
         self.failures_pending = 0
-        self.wake: trio.Event | None = None
+        self.pause: trio.CancelScope | None = None
+        self.winner = -1
+        self.timed = False
+        self.latency = 0.0
 
 
 async def _contend(contest: _Contest, index: int, fn: Callable[[], Awaitable[Any]]) -> None:
@@ -280,9 +298,6 @@ async def _contend(contest: _Contest, index: int, fn: Callable[[], Awaitable[Any
         raise  # a programming error (of a trine call inside fn), never a failed attempt
     except Exception as exc:  # not BaseException: Cancelled and KeyboardInterrupt propagate
         contest.errors[index] = exc
-        contest.failures_pending += 1
-        if contest.wake is not None:
-            contest.wake.set()
         return
     if not contest.won:
         contest.won = True
@@ -337,8 +352,199 @@ async def race(*fns: Callable[[], Awaitable[_T]]) -> _T:
     raise _all_failed("fn", contest.errors)
 
 
+# --- hedge ------------------------------------------------------------------
+
+
+class HedgeBudget(Protocol):
+    """What ``budget=`` needs: :class:`~trine.RetryBudget`'s two methods.
+
+    Every hedged call deposits one request; every attempt after the first
+    must withdraw one, and is not started when :meth:`try_withdraw` says no.
+    """
+
+    def deposit(self) -> None: ...
+
+    def try_withdraw(self) -> bool: ...
+
+
+def check_budget(budget: object) -> HedgeBudget | None:
+    """Refuse a ``budget`` that is neither ``None`` nor shaped like a :class:`RetryBudget`."""
+    if budget is None:
+        return None
+    if (
+        isinstance(budget, type)
+        or not callable(getattr(budget, "deposit", None))
+        or not callable(getattr(budget, "try_withdraw", None))
+    ):
+        raise TypeError(
+            f"budget must be a trine.RetryBudget (or have deposit() and try_withdraw()) or None, "
+            f"got {budget!r}"
+        )
+    return budget  # type: ignore[return-value]  # checked structurally above
+
+
+def check_delay(delay: object) -> float | Percentile:
+    """A hedge's ``delay``: seconds ``>= 0``, or a :class:`~trine.Percentile`."""
+    if isinstance(delay, Percentile):
+        return delay
+    if isinstance(delay, bool) or not isinstance(delay, int | float):
+        raise TypeError(f"delay must be a number or a trine.Percentile, got {delay!r}")
+    return check_number("delay", delay, minimum=0.0)
+
+
+@final
+class HedgeCounters:
+    """What a :class:`Hedge` (or a :class:`~trine.Balancer`) counts of its hedged calls."""
+
+    __slots__ = ("budget_refusals", "calls", "hedges_started", "hedges_won")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.hedges_started = 0
+        self.hedges_won = 0
+        self.budget_refusals = 0
+
+
+@final
+class Made:
+    """An attempt whose awaitable was made before its task starts (to check it first).
+
+    *undo*, if given, is called when the attempt is discarded unstarted (to
+    give back what making it took, such as a balancer's pending count).
+    """
+
+    __slots__ = ("awaitable", "undo")
+
+    def __init__(self, awaitable: Awaitable[Any], undo: Callable[[], object] | None = None) -> None:
+        self.awaitable = awaitable
+        self.undo = undo
+
+    def __call__(self) -> Awaitable[Any]:
+        return self.awaitable
+
+    def discard(self) -> None:
+        """It will never be awaited: close it, so Python does not warn."""
+        if isinstance(self.awaitable, types.CoroutineType):
+            self.awaitable.close()
+        if self.undo is not None:
+            self.undo()
+
+
+async def _hedge_attempt(contest: _Contest, index: int, fn: Callable[[], Awaitable[Any]]) -> None:
+    begun = trio.current_time() if contest.timed else 0.0
+    try:
+        value = await fn()
+    except NotAwaitableError:
+        raise  # a programming error (of a trine call inside fn), never a failed attempt
+    except Exception as exc:  # not BaseException: Cancelled and KeyboardInterrupt propagate
+        contest.errors[index] = exc
+        contest.failures_pending += 1
+        if contest.pause is not None:
+            contest.pause.cancel()  # wake the starter: the next attempt starts now
+        return
+    if not contest.won:
+        contest.won = True
+        contest.value = value
+        contest.winner = index
+        if contest.timed:
+            contest.latency = trio.current_time() - begun
+        contest.cancel_scope.cancel()
+
+
+async def run_hedge(
+    first: Callable[[], Awaitable[Any]],
+    more: Callable[[], Callable[[], Awaitable[Any]] | None],
+    *,
+    delay: float | Percentile,
+    attempts: int,
+    budget: HedgeBudget | None,
+    counters: HedgeCounters | None,
+    name: object,
+) -> Any:
+    """The hedging loop shared by :func:`hedge`, :class:`Hedge` and ``Balancer.hedged_call``.
+
+    *first* is the first attempt; *more* makes each further one when it is
+    due (``None``: no further attempt can be made, e.g. no other endpoint is
+    left). An attempt that *more* made already (a :class:`Made`) and the
+    budget refuses is discarded. A :exc:`NotAwaitableError` from *more* stops
+    the other attempts and is raised bare.
+    """
+    percentile = delay if isinstance(delay, Percentile) else None
+    # Read once per call: every hedge of this call waits the same delay.
+    wait = delay.delay() if isinstance(delay, Percentile) else delay
+    if budget is not None:
+        budget.deposit()
+    if counters is not None:
+        counters.calls += 1
+    start = first
+    misuse: NotAwaitableError | None = None
+    async with trio.open_nursery() as nursery:
+        contest = _Contest(nursery.cancel_scope, attempts)
+        contest.timed = percentile is not None
+        for started in range(1, attempts + 1):
+            nursery.start_soon(_hedge_attempt, contest, started - 1, start, name=name)
+            if started == attempts:
+                break
+            if not contest.failures_pending:
+                # Wait out the delay; a failure cancels this scope to start the next at once.
+                with trio.move_on_after(wait) as pause:
+                    contest.pause = pause
+                    await trio.sleep_forever()
+                contest.pause = None
+            if contest.won:
+                break
+            if contest.failures_pending:
+                contest.failures_pending -= 1
+            try:
+                following = more()
+            except NotAwaitableError as error:
+                # Not a failed attempt: stop the others and raise it bare, below.
+                misuse = error
+                nursery.cancel_scope.cancel()
+                break
+            if following is None:
+                break
+            if budget is not None and not budget.try_withdraw():
+                if isinstance(following, Made):
+                    following.discard()
+                if counters is not None:
+                    counters.budget_refusals += 1
+                break  # no more attempts for this call; the ones running go on
+            if counters is not None:
+                counters.hedges_started += 1
+            start = following
+    if misuse is not None:
+        raise misuse
+    if contest.won:
+        if contest.winner > 0 and counters is not None:
+            counters.hedges_won += 1
+        if percentile is not None:
+            percentile.record(contest.latency)
+        return contest.value
+    raise _all_failed("attempt", contest.errors)
+
+
+def _attempts_of(
+    fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]
+) -> tuple[Callable[[], Awaitable[Any]], Callable[[], Callable[[], Awaitable[Any]]]]:
+    """The first attempt of ``fn(*args)`` and the maker of the others.
+
+    Unless *fn* is an ``async def`` function, each attempt's call is made
+    before its task starts (the first before anything starts), so a function
+    that is not async is a bare TypeError.
+    """
+    call = functools.partial(fn, *args)
+    if _surely_async(fn):
+        return call, lambda: call
+    return Made(_call("fn", call)), lambda: Made(_call("fn", call))
+
+
 async def hedge(
-    fn: Callable[..., Awaitable[_T]], *args: Any, delay: float, attempts: int = 2
+    fn: Callable[..., Awaitable[_T]],
+    *args: Any,
+    delay: float | Percentile,
+    attempts: int = 2,
+    budget: RetryBudget | None = None,
 ) -> _T:
     """Call ``fn(*args)``, and call it again each *delay* seconds until one succeeds.
 
@@ -354,58 +560,166 @@ async def hedge(
     the delay (as gRPC's hedging does); the delay to the following attempt
     counts from then. At most *attempts* calls are started in all.
 
+    **A delay that adapts.** With ``delay=trine.Percentile(95)`` the delay is
+    the 95th percentile of the latencies the hedges using that
+    :class:`~trine.Percentile` have seen (a fixed delay until it has
+    ``min_samples`` of them); the winning attempt's latency is recorded in it.
+    Keep the Percentile and pass the same one to every call.
+
+    **A budget.** With ``budget=trine.RetryBudget(ratio=0.1)`` every call
+    deposits one request and every further attempt must withdraw one: when
+    the budget refuses, no more attempts start for that call (the ones running
+    go on), so hedges stay within 10 % of the calls (plus the budget's
+    ``min_per_second`` reserve) however slow the service becomes -- hedging
+    never doubles the load of a struggling service. Share the budget with the
+    :class:`~trine.Retry` objects that call the same service.
+
+    For counts of hedges started, hedges that won and budget refusals, use a
+    :class:`Hedge`.
+
     Args:
       fn: the async function to call.
       *args: positional arguments for every call of *fn*.
-      delay: seconds between the start of one attempt and the next, ``>= 0``.
+      delay: seconds between the start of one attempt and the next, ``>= 0``,
+        or a :class:`~trine.Percentile` of the observed latency.
       attempts: the most calls to start in all, ``>= 1``.
+      budget: a :class:`~trine.RetryBudget` (anything with ``deposit()`` and
+        ``try_withdraw()``) that every attempt after the first must draw on,
+        or ``None``.
 
     Returns:
       The value of the first attempt to return.
 
     Raises:
-      TypeError: if *fn* is a coroutine object or not callable, or *delay* or
-        *attempts* has the wrong type, or if calling *fn* returns something
-        that cannot be awaited (a programming error, never a failed attempt:
-        the other attempts are cancelled and the error is raised bare).
+      TypeError: if *fn* is a coroutine object or not callable, or *delay*,
+        *attempts* or *budget* has the wrong type, or if calling *fn* returns
+        something that cannot be awaited (a programming error, never a failed
+        attempt: the other attempts are cancelled and the error is raised bare).
       ValueError: if *delay* is negative or not finite, or *attempts* < 1.
       ExceptionGroup: if every attempt raised; it holds their exceptions in
         the order the attempts started.
     """
     check_async_callable("fn", fn)
-    delay = check_number("delay", delay, minimum=0.0)
+    checked_delay = check_delay(delay)
     attempts = check_int("attempts", attempts, minimum=1)
-    # Unless fn is an async def function, each attempt's call is made before it
-    # starts (the first before anything starts), so a function that is not
-    # async is a bare TypeError.
-    lazy = _surely_async(fn)
-    call = functools.partial(fn, *args)
-    start = call if lazy else _made(_call("fn", call))
-    misuse: NotAwaitableError | None = None
-    async with trio.open_nursery() as nursery:
-        contest = _Contest(nursery.cancel_scope, attempts)
-        for started in range(1, attempts + 1):
-            nursery.start_soon(_contend, contest, started - 1, start, name=fn)
-            if started == attempts:
-                break
-            if not contest.failures_pending:
-                contest.wake = trio.Event()
-                with trio.move_on_after(delay):
-                    await contest.wake.wait()
-            if contest.won:
-                break
-            if contest.failures_pending:
-                contest.failures_pending -= 1
-            try:
-                if not lazy:
-                    start = _made(_call("fn", call))
-            except NotAwaitableError as error:
-                # Not a failed attempt: stop the others and raise it bare, below.
-                misuse = error
-                nursery.cancel_scope.cancel()
-                break
-    if misuse is not None:
-        raise misuse
-    if contest.won:
-        return contest.value  # type: ignore[no-any-return]  # set from an fn returning _T
-    raise _all_failed("attempt", contest.errors)
+    checked_budget = check_budget(budget)
+    first, more = _attempts_of(fn, args)
+    result: _T = await run_hedge(
+        first,
+        more,
+        delay=checked_delay,
+        attempts=attempts,
+        budget=checked_budget,
+        counters=None,
+        name=fn,
+    )
+    return result
+
+
+@attrs.frozen
+class HedgeStatistics:
+    """A snapshot of a :class:`Hedge`, from :meth:`Hedge.statistics`."""
+
+    calls: int
+    """Hedged calls made (each starts one first attempt)."""
+    hedges_started: int
+    """Attempts started after the first, in all calls (after a delay or a failure)."""
+    hedges_won: int
+    """Calls answered by an attempt other than the first: what hedging bought."""
+    budget_refusals: int
+    """Attempts the budget did not allow (each ends its call's hedging)."""
+    delay: float
+    """The delay a call made now would wait before its second attempt, in
+    seconds (:data:`math.inf`: none would be started)."""
+
+
+@final
+class Hedge:
+    """Hedged calls with one set of settings, and counts of what the hedging did.
+
+    :func:`hedge` as an object you keep, so that it can count::
+
+        hedging = trine.Hedge(
+            delay=trine.Percentile(95, initial=0.05),
+            budget=trine.RetryBudget(ratio=0.1, min_per_second=1),
+        )
+        reply = await hedging.call(fetch, url)
+        hedging.statistics()   # calls, hedges started, hedges that won, budget refusals
+
+    A Hedge has the ``call(fn, *args)`` shape, so it can be given wherever
+    trine takes a guard with that shape (``policy=`` of a pipeline stage or of
+    a service, ``Policy(retry=...)``).
+
+    Args:
+      delay: seconds between attempts, ``>= 0``, or a
+        :class:`~trine.Percentile` of the observed latency (which the Hedge
+        keeps, and its calls fill).
+      attempts: the most calls of the function per hedged call, ``>= 1``.
+      budget: a :class:`~trine.RetryBudget` every attempt after the first
+        draws on, or ``None``.
+
+    Raises:
+      TypeError, ValueError: for an argument of the wrong type or out of range.
+    """
+
+    __slots__ = ("_counters", "attempts", "budget", "delay")
+
+    delay: float | Percentile
+    """The delay between attempts, or the Percentile it is read from."""
+    attempts: int
+    """The most attempts per call."""
+    budget: HedgeBudget | None
+    """The budget further attempts draw on."""
+
+    def __init__(
+        self,
+        *,
+        delay: float | Percentile,
+        attempts: int = 2,
+        budget: RetryBudget | None = None,
+    ) -> None:
+        self.delay = check_delay(delay)
+        self.attempts = check_int("attempts", attempts, minimum=1)
+        self.budget = check_budget(budget)
+        self._counters = HedgeCounters()
+
+    async def call(self, fn: Callable[..., Awaitable[_T]], /, *args: Any) -> _T:
+        """``await trine.hedge(fn, *args, ...)`` with this Hedge's settings, counted.
+
+        Raises:
+          TypeError: if *fn* is a coroutine object or not callable, or returns
+            something that cannot be awaited.
+          ExceptionGroup: if every attempt raised.
+        """
+        check_async_callable("fn", fn)
+        first, more = _attempts_of(fn, args)
+        result: _T = await run_hedge(
+            first,
+            more,
+            delay=self.delay,
+            attempts=self.attempts,
+            budget=self.budget,
+            counters=self._counters,
+            name=fn,
+        )
+        return result
+
+    def statistics(self) -> HedgeStatistics:
+        """Return a snapshot of the calls and hedges so far."""
+        counters = self._counters
+        delay = self.delay
+        return HedgeStatistics(
+            calls=counters.calls,
+            hedges_started=counters.hedges_started,
+            hedges_won=counters.hedges_won,
+            budget_refusals=counters.budget_refusals,
+            delay=delay if isinstance(delay, float) else delay.delay(),
+        )
+
+    def __repr__(self) -> str:
+        counters = self._counters
+        return (
+            f"<trine.Hedge delay={self.delay!r} attempts={self.attempts}: "
+            f"{counters.calls} calls, {counters.hedges_started} hedges, "
+            f"{counters.hedges_won} won>"
+        )

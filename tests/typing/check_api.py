@@ -51,6 +51,15 @@ async def _fan_types() -> None:
     assert_type(await trine.settle(_int), list[outcome.Outcome[int]])
     assert_type(await trine.race(_int, _int), int)
     assert_type(await trine.hedge(_str_of, 1, delay=0.1), str)
+    p95 = trine.Percentile(95, min_samples=10, initial=0.05)
+    assert_type(p95.delay(), float)
+    assert_type(p95.histogram, trine.LatencyHistogram)
+    budget = trine.RetryBudget(ratio=0.1)
+    assert_type(await trine.hedge(_str_of, 1, delay=p95, budget=budget), str)
+    hedging = trine.Hedge(delay=p95, attempts=3, budget=budget)
+    assert_type(await hedging.call(_str_of, 1), str)
+    assert_type(hedging.statistics(), trine.HedgeStatistics)
+    assert_type(hedging.statistics().hedges_won, int)
 
 
 limiter: trine.Limiter = trine.PriorityLimiter(1)
@@ -348,3 +357,51 @@ async def _observability_types() -> None:
         pass
     assert_type(stalls[0].seconds, float)
     assert_type(stalls[0].where, str | None)
+
+
+async def _connect() -> bytes:
+    return b"conn"
+
+
+async def _disconnect(conn: bytes) -> None:
+    pass
+
+
+async def _pool_types() -> None:
+    pool = trine.ResourcePool(_connect, close=_disconnect, max_size=5, min_size=1, max_idle=30.0)
+    assert_type(pool, trine.ResourcePool[bytes])
+    async with pool as opened:
+        assert_type(opened, trine.ResourcePool[bytes])
+        async with pool.acquire(timeout=1.0) as conn:
+            assert_type(conn, bytes)
+    assert_type(pool.statistics(), trine.ResourcePoolStatistics)
+    assert_type(pool.statistics().wait, trine.LatencySummary)
+
+
+async def _fetch_from(endpoint: str, path: str) -> bytes:
+    return b""
+
+
+async def _balancer_types() -> None:
+    balancer = trine.Balancer(
+        ["10.0.0.1", "10.0.0.2"],
+        strategy="peak_ewma",
+        breaker=lambda endpoint: trine.CircuitBreaker(name=endpoint),
+        ejection=trine.OutlierEjection(consecutive_failures=5),
+    )
+    assert_type(balancer, trine.Balancer[str])
+    async with balancer as opened:
+        assert_type(opened, trine.Balancer[str])
+        assert_type(await balancer.call(_fetch_from, "/"), bytes)
+        assert_type(await balancer.call(_fetch_from, "/", where=lambda ep: ep.endswith("1")), bytes)
+        assert_type(
+            await balancer.hedged_call(_fetch_from, "/", delay=trine.Percentile(95), attempts=2),
+            bytes,
+        )
+    balancer.add("10.0.0.3", weight=2.0)
+    balancer.remove("10.0.0.1")
+    assert_type(balancer.endpoints, tuple[str, ...])
+    stats = balancer.statistics()
+    assert_type(stats, trine.BalancerStatistics[str])
+    assert_type(stats.endpoints[0].endpoint, str)
+    assert_type(stats.endpoints[0].latency, float | None)

@@ -1,0 +1,1052 @@
+"""Balancer: choose an available endpoint for each call, and keep each endpoint's record."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import random
+import types
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
+from contextvars import ContextVar
+from types import TracebackType
+from typing import Any, Final, Generic, Literal, NoReturn, TypeAlias, TypeVar, TypeVarTuple, final
+
+import trio
+from trio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
+
+from .._breaker import CircuitBreaker, CircuitState
+from .._errors import CircuitOpenError, NoEndpointError
+from .._fan import HedgeCounters, Made, check_budget, check_delay, run_hedge
+from .._percentile import Percentile
+from .._retry import RetryBudget
+from .._service import ServiceNursery
+from .._util import (
+    NotAwaitableError,
+    check_async_callable,
+    check_awaitable,
+    check_choice,
+    check_int,
+    check_number,
+    check_sync_callable,
+    describe,
+    exception_matcher,
+)
+from ._ejection import OutlierEjection
+from ._endpoint import _Endpoint
+from ._statistics import BalancerStatistics, EndpointStatistics
+
+__all__ = ["Balancer"]
+
+_E = TypeVar("_E")
+_T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
+
+Strategy: TypeAlias = Literal["round_robin", "weighted", "least_pending", "peak_ewma"]
+_STRATEGIES: Final = ("round_robin", "weighted", "least_pending", "peak_ewma")
+
+_CoroutineType: Final = types.CoroutineType
+_PLAIN_CALLABLES: Final = frozenset({types.FunctionType, types.MethodType, functools.partial})
+_current_time: Final = trio.current_time
+_exp: Final = math.exp
+_CLOSED: Final = CircuitState.CLOSED
+_HALF_OPEN: Final = CircuitState.HALF_OPEN
+
+# The endpoints the current task's last failed calls went to, per balancer:
+# the next call of the same task through that balancer avoids them if it can.
+_avoid: ContextVar[tuple[object, frozenset[Hashable]] | None] = ContextVar(
+    "trine_balancer_avoid", default=None
+)
+
+
+async def _awaiting(awaitable: Awaitable[_T]) -> _T:
+    return await awaitable
+
+
+def _close_if_unstarted(awaitable: object) -> None:
+    """Close a coroutine a refusing breaker never awaited, so Python does not warn."""
+    if isinstance(awaitable, _CoroutineType) and (
+        inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED
+    ):
+        awaitable.close()
+
+
+# -- the balancer ------------------------------------------------------------------
+
+
+def _check_where(where: object) -> Callable[[Any], object] | None:
+    if where is None:
+        return None
+    checked: Callable[[Any], object] = check_sync_callable("where", where)
+    return checked
+
+
+def _check_weight(name: str, value: object) -> float:
+    return check_number(name, value, exclusive=True)
+
+
+@final
+class Balancer(Generic[_E]):
+    """Spread calls over several endpoints, around the ones that are failing.
+
+    ::
+
+        balancer = trine.Balancer(["10.0.0.1", "10.0.0.2", "10.0.0.3"], strategy="peak_ewma")
+        async with balancer:
+            reply = await balancer.call(fetch, path)      # fetch(endpoint, path)
+
+    Each :meth:`call` chooses one endpoint and awaits ``fn(endpoint, *args)``.
+
+    **Strategies.**
+
+    ``"round_robin"``
+        Each endpoint in turn.
+    ``"weighted"``
+        Smooth weighted round robin (nginx's): an endpoint of weight 5 gets 5
+        calls in 7 next to two of weight 1, spread out (``a a b a c a a``),
+        never in a burst.
+    ``"least_pending"``
+        The endpoint with the fewest calls running (ties in turn).
+    ``"peak_ewma"`` (the default)
+        Power of two choices, as tower and Finagle do: pick two endpoints at
+        random (from *rng*) and send the call to the cheaper, where the cost
+        is the latency estimate times ``pending + 1``. The estimate is a
+        *peak* EWMA: a slower answer replaces it at once, faster ones pull it
+        down with a time constant of *decay* seconds, and it decays towards
+        zero while an endpoint gets no answers, so a once-slow endpoint is
+        tried again. It is never below the mean age of the calls still
+        pending there (a hanging endpoint looks slower the longer it hangs),
+        and a failure can only raise it (a fast error does not make a broken
+        endpoint look fast). An endpoint with no answer yet costs nothing
+        while idle (so it is tried) and is avoided while busy; one whose
+        first call failed is taken to be as slow as the slowest endpoint.
+
+    ``where=`` on a call restricts it to the endpoints a predicate accepts
+    (capability routing: ``where=lambda ep: ep.has_gpu``); the strategy
+    chooses among those.
+
+    **Health.** An endpoint is *available* unless its breaker would refuse
+    the call (``breaker=`` makes one :class:`~trine.CircuitBreaker` per
+    endpoint), it is ejected (``ejection=``, see :class:`OutlierEjection`), or
+    its last ``health_check`` failed. Only available endpoints are chosen.
+    When no endpoint the call may use is available, the call is refused at
+    once with :exc:`~trine.CircuitOpenError`, whose ``retry_after`` is the
+    soonest any of them will be back; when there is no such endpoint at all,
+    with :exc:`~trine.NoEndpointError`.
+
+    **Membership.** :meth:`add` and :meth:`remove` work while calls run. A
+    removed endpoint is never chosen again; the calls already running on it
+    finish normally.
+
+    **Retries elsewhere.** Put the retry *outside* the balancer::
+
+        policy = trine.Policy(retry=trine.Retry(attempts=3))
+        reply = await policy.call(balancer.call, fetch, path)
+
+    A call that fails marks its endpoint in the calling task; that task's
+    next call through this balancer avoids the endpoints its failed calls
+    went to, as long as another available endpoint may take it (a success
+    clears the mark). So each attempt of the retry goes to a different
+    endpoint while there is one. A retry *inside* (``policy=`` here) retries
+    on the same endpoint.
+
+    **Hedging.** :meth:`hedged_call` sends a backup attempt to a *different*
+    endpoint when the first is slow.
+
+    Every call and the periodic health checks need the balancer open: use it
+    in ``async with balancer:``, whose nursery runs the health checks.
+
+    Args:
+      endpoints: the endpoints to start with (hashable values: addresses,
+        ``(host, port)`` tuples, frozen objects); more can be added later.
+      strategy: ``"round_robin"``, ``"weighted"``, ``"least_pending"`` or
+        ``"peak_ewma"``.
+      weights: each endpoint's weight (``> 0``, default 1) for
+        ``"weighted"``: a mapping, or a function ``(endpoint) -> weight``.
+      breaker: a function ``(endpoint) -> trine.CircuitBreaker`` called once
+        per endpoint as it joins; every call on the endpoint goes through its
+        breaker.
+      ejection: an :class:`OutlierEjection`, or ``None`` for none.
+      health_check: an async function ``(endpoint) -> bool``, called for
+        every endpoint every *check_interval* seconds in the balancer's
+        nursery (and at once for one added); returning ``False``, raising, or
+        taking longer than *check_interval* marks the endpoint unhealthy
+        until a later check passes.
+      check_interval: seconds between health checks, ``> 0``.
+      decay: the peak EWMA's time constant, in seconds, ``> 0``.
+      rng: the :class:`random.Random` that ``peak_ewma``'s two choices come
+        from (seed it to replay a run).
+      policy: a :class:`~trine.Policy` (or anything with ``async call(fn,
+        *args)``) each call on an endpoint goes through, inside its breaker:
+        ``policy.call(fn, endpoint, *args)``. A timeout here is per endpoint.
+      name: shown in reprs and in the :exc:`~trine.CircuitOpenError` of a refusal.
+
+    Raises:
+      TypeError, ValueError: for an argument of the wrong type or out of range,
+        or an endpoint given twice.
+    """
+
+    __slots__ = (
+        "_breaker_factory",
+        "_by_key",
+        "_calls",
+        "_check_interval",
+        "_cursor",
+        "_decay",
+        "_draining",
+        "_eject_matches",
+        "_ejection",
+        "_endpoints",
+        "_health_check",
+        "_hedges",
+        "_name",
+        "_next_sweep",
+        "_nursery",
+        "_open",
+        "_policy",
+        "_random",
+        "_refusals",
+        "_rerouted",
+        "_service",
+        "_strategy",
+        "_weights",
+    )
+
+    def __init__(
+        self,
+        endpoints: Iterable[_E] = (),
+        *,
+        strategy: Strategy = "peak_ewma",
+        weights: Mapping[_E, float] | Callable[[_E], float] | None = None,
+        breaker: Callable[[_E], CircuitBreaker] | None = None,
+        ejection: OutlierEjection | None = None,
+        health_check: Callable[[_E], Awaitable[object]] | None = None,
+        check_interval: float = 10.0,
+        decay: float = 10.0,
+        rng: random.Random | None = None,
+        policy: Any = None,
+        name: str | None = None,
+    ) -> None:
+        given: object = endpoints
+        if isinstance(given, str | bytes) or not isinstance(given, Iterable):
+            if isinstance(given, types.CoroutineType):
+                given.close()
+            raise TypeError(
+                f"endpoints must be an iterable of endpoints (a list of addresses, say), "
+                f"got {given!r}"
+            )
+        self._strategy = check_choice("strategy", strategy, _STRATEGIES)
+        if weights is not None and not isinstance(weights, Mapping):
+            check_sync_callable("weights", weights)
+        self._weights = weights
+        self._breaker_factory = None if breaker is None else check_sync_callable("breaker", breaker)
+        if ejection is not None and not isinstance(ejection, OutlierEjection):
+            raise TypeError(f"ejection must be a trine.OutlierEjection or None, got {ejection!r}")
+        self._ejection = ejection
+        self._eject_matches = (
+            None
+            if ejection is None
+            else exception_matcher("record", ejection.record, only_exceptions=True)
+        )
+        self._health_check = (
+            None if health_check is None else check_async_callable("health_check", health_check)
+        )
+        self._check_interval = check_number("check_interval", check_interval, exclusive=True)
+        self._decay = check_number("decay", decay, exclusive=True)
+        if rng is None:
+            rng = random.Random()
+        elif not isinstance(rng, random.Random):
+            raise TypeError(f"rng must be a random.Random or None, got {rng!r}")
+        self._random = rng.random
+        if policy is not None and (
+            isinstance(policy, type)
+            or not inspect.iscoroutinefunction(getattr(policy, "call", None))
+        ):
+            raise TypeError(f"policy must have an async call(fn, *args) method, got {policy!r}")
+        self._policy = policy
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {name!r}")
+        self._name = name
+        self._service = ServiceNursery("Balancer")
+        self._nursery: trio.Nursery | None = None
+        self._open = False
+        self._endpoints: list[_Endpoint] = []
+        self._by_key: dict[Any, _Endpoint] = {}
+        self._draining: list[_Endpoint] = []
+        self._cursor = 0
+        self._next_sweep = math.inf
+        self._calls = 0
+        self._refusals = 0
+        self._rerouted = 0
+        self._hedges = HedgeCounters()
+        for endpoint in given:
+            self.add(endpoint)
+
+    def __repr__(self) -> str:
+        name = "" if self._name is None else f" {self._name!r}"
+        return (
+            f"<trine.Balancer{name} {self._strategy} at {id(self):#x}, {self._service.state}, "
+            f"{len(self._endpoints)} endpoints>"
+        )
+
+    # -------------------------------------------------------------- life cycle
+
+    async def __aenter__(self) -> Balancer[_E]:
+        nursery = self._nursery = await self._service.open()
+        self._open = True
+        if self._health_check is not None:
+            nursery.start_soon(self._sweep, nursery, name="trine.Balancer health checks")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        nursery, self._nursery = self._nursery, None
+        assert nursery is not None
+        self._open = False
+        return await self._service.close(nursery, exc_type, exc, tb)
+
+    # -------------------------------------------------------------- membership
+
+    @property
+    def endpoints(self) -> tuple[_E, ...]:
+        """The endpoints now, in the order they were added."""
+        return tuple(endpoint.key for endpoint in self._endpoints)
+
+    @property
+    def strategy(self) -> str:
+        """The strategy that chooses the endpoints."""
+        return self._strategy
+
+    def add(self, endpoint: _E, *, weight: float | None = None) -> None:
+        """Add *endpoint*: the next calls may go to it (a health check of it starts now).
+
+        Args:
+          endpoint: a hashable endpoint not in the balancer already.
+          weight: its weight for ``"weighted"``, ``> 0``; by default what
+            ``weights=`` says, or 1.
+
+        Raises:
+          TypeError: if *endpoint* is not hashable, or *weight* is not a number.
+          ValueError: if *endpoint* is in the balancer already, or *weight* is not ``> 0``.
+        """
+        try:
+            known = endpoint in self._by_key
+        except TypeError:
+            raise TypeError(f"endpoint must be hashable, got {endpoint!r}") from None
+        if known:
+            raise ValueError(f"endpoint {endpoint!r} is in the balancer already")
+        weight = self._weight_of(endpoint) if weight is None else _check_weight("weight", weight)
+        breaker: CircuitBreaker | None = None
+        if self._breaker_factory is not None:
+            made: object = self._breaker_factory(endpoint)
+            if not isinstance(made, CircuitBreaker):
+                raise TypeError(
+                    f"breaker must return a trine.CircuitBreaker, got {describe(made)} "
+                    f"for {endpoint!r}"
+                )
+            breaker = made
+        state = _Endpoint(endpoint, weight, breaker)
+        self._endpoints.append(state)
+        self._by_key[endpoint] = state
+        if self._open and self._health_check is not None and self._nursery is not None:
+            state.checking = True
+            self._nursery.start_soon(self._check, state, name="trine.Balancer health check")
+
+    def _weight_of(self, endpoint: _E) -> float:
+        weights = self._weights
+        if weights is None:
+            return 1.0
+        if isinstance(weights, Mapping):
+            return _check_weight("weights", weights.get(endpoint, 1.0))
+        return _check_weight("weights", weights(endpoint))
+
+    def remove(self, endpoint: _E) -> None:
+        """Take *endpoint* out: no call goes to it any more; the ones running finish.
+
+        Raises:
+          TypeError: if *endpoint* is not hashable.
+          ValueError: if *endpoint* is not in the balancer.
+        """
+        try:
+            state = self._by_key.pop(endpoint)
+        except TypeError:
+            raise TypeError(f"endpoint must be hashable, got {endpoint!r}") from None
+        except KeyError:
+            raise ValueError(f"endpoint {endpoint!r} is not in the balancer") from None
+        self._endpoints.remove(state)
+        state.removed = True
+        if state.pending:
+            self._draining.append(state)
+
+    # ------------------------------------------------------------ availability
+
+    def _available(self, endpoint: _Endpoint, now: float) -> bool:
+        """Whether a call may go to *endpoint* now (its breaker would admit it)."""
+        if endpoint.down:
+            return False
+        until = endpoint.ejected_until
+        if until is not None:
+            if now < until:
+                return False
+            endpoint.ejected_until = None  # back in service, from the moment it was due
+            endpoint.back_at = until
+            endpoint.consecutive = 0
+        breaker = endpoint.breaker
+        if breaker is None:
+            return True
+        state = breaker.state
+        if state is _CLOSED:
+            return True
+        if state is _HALF_OPEN:
+            return breaker.statistics().half_open_in_flight < breaker.half_open_max_calls
+        return False
+
+    def _back_in(self, endpoint: _Endpoint, now: float) -> float:
+        """Seconds until an unavailable *endpoint* may take a call again (the longest reason)."""
+        wait = 0.0
+        if endpoint.down:
+            wait = max(wait, self._next_sweep - now)
+        until = endpoint.ejected_until
+        if until is not None and until > now:
+            wait = max(wait, until - now)
+        breaker = endpoint.breaker
+        if breaker is not None and not self._breaker_admits(breaker):
+            wait = max(wait, breaker.statistics().retry_after)
+        return wait
+
+    @staticmethod
+    def _breaker_admits(breaker: CircuitBreaker) -> bool:
+        state = breaker.state
+        if state is _CLOSED:
+            return True
+        if state is _HALF_OPEN:
+            return breaker.statistics().half_open_in_flight < breaker.half_open_max_calls
+        return False
+
+    # ------------------------------------------------------------------ choice
+
+    def _cost(self, endpoint: _Endpoint, now: float) -> float:
+        """peak_ewma's cost: the latency estimate times ``pending + 1``."""
+        pending = endpoint.pending
+        ewma = endpoint.ewma
+        if ewma is None:
+            # Never answered: worth trying while idle, to be avoided while busy.
+            return 0.0 if not pending else math.inf
+        estimate = ewma * _exp((endpoint.stamp - now) / self._decay)
+        if pending:
+            age = now - endpoint.started / pending
+            if age > estimate:
+                estimate = age
+        return estimate * (pending + 1)
+
+    def _choose(
+        self,
+        now: float,
+        where: Callable[[Any], object] | None,
+        avoid: frozenset[Hashable] | None,
+        exclude: set[Hashable] | None,
+    ) -> _Endpoint | None:
+        """The endpoint for a call, or ``None`` if none is available.
+
+        *avoid* is soft (used only if no other is available), *exclude* is not.
+        """
+        endpoints = self._endpoints
+        strategy = self._strategy
+        if where is None and avoid is None and exclude is None:
+            # The common case, without building a list of candidates.
+            count = len(endpoints)
+            if strategy == "peak_ewma" and count >= 2:
+                rand = self._random
+                first = int(rand() * count)
+                second = int(rand() * (count - 1))
+                if second >= first:
+                    second += 1
+                one = endpoints[first]
+                other = endpoints[second]
+                # Available at a glance (no breaker, ejection or failed check), or asked.
+                if (
+                    (one.breaker is None and one.ejected_until is None and not one.down)
+                    or self._available(one, now)
+                ) and (
+                    (other.breaker is None and other.ejected_until is None and not other.down)
+                    or self._available(other, now)
+                ):
+                    # _cost(one) <= _cost(other), inlined: this is every call's path.
+                    decay = self._decay
+                    costs = []
+                    for endpoint in (one, other):
+                        pending = endpoint.pending
+                        ewma = endpoint.ewma
+                        if ewma is None:
+                            costs.append(math.inf if pending else 0.0)
+                            continue
+                        estimate = ewma * _exp((endpoint.stamp - now) / decay)
+                        if pending:
+                            age = now - endpoint.started / pending
+                            if age > estimate:
+                                estimate = age
+                        costs.append(estimate * (pending + 1))
+                    return one if costs[0] <= costs[1] else other
+            elif strategy == "round_robin" and count:
+                cursor = self._cursor
+                for step in range(count):
+                    index = (cursor + step) % count
+                    if self._available(endpoints[index], now):
+                        self._cursor = index + 1
+                        return endpoints[index]
+                return None
+        candidates: list[int] = []
+        spare: list[int] = []
+        for index, endpoint in enumerate(endpoints):
+            key = endpoint.key
+            if exclude is not None and key in exclude:
+                continue
+            if where is not None and not self._accepts(where, key):
+                continue
+            if not self._available(endpoint, now):
+                continue
+            if avoid is not None and key in avoid:
+                spare.append(index)
+            else:
+                candidates.append(index)
+        if not candidates:
+            if not spare:
+                return None
+            candidates = spare
+        return self._by_strategy(candidates, now)
+
+    @staticmethod
+    def _accepts(where: Callable[[Any], object], key: Any) -> bool:
+        answer = where(key)
+        if type(answer) is _CoroutineType:
+            answer.close()
+            raise TypeError(
+                f"where must be a plain function returning true or false, but calling it "
+                f"returned {answer!r}: trine calls it without awaiting"
+            )
+        return bool(answer)
+
+    def _by_strategy(self, candidates: list[int], now: float) -> _Endpoint:
+        endpoints = self._endpoints
+        strategy = self._strategy
+        if strategy == "peak_ewma":
+            count = len(candidates)
+            if count == 1:
+                return endpoints[candidates[0]]
+            rand = self._random
+            first = int(rand() * count)
+            second = int(rand() * (count - 1))
+            if second >= first:
+                second += 1
+            one = endpoints[candidates[first]]
+            other = endpoints[candidates[second]]
+            return one if self._cost(one, now) <= self._cost(other, now) else other
+        if strategy == "weighted":
+            total = 0.0
+            best: _Endpoint | None = None
+            for index in candidates:
+                endpoint = endpoints[index]
+                endpoint.current += endpoint.weight
+                total += endpoint.weight
+                if best is None or endpoint.current > best.current:
+                    best = endpoint
+            assert best is not None
+            best.current -= total
+            return best
+        cursor = self._cursor
+        if strategy == "round_robin":
+            chosen = next((index for index in candidates if index >= cursor), candidates[0])
+        else:  # least_pending: the fewest pending, ties in turn from the cursor
+            size = len(endpoints)
+            chosen = min(
+                candidates, key=lambda index: (endpoints[index].pending, (index - cursor) % size)
+            )
+        self._cursor = chosen + 1
+        return endpoints[chosen]
+
+    async def _refuse(self, now: float, where: Callable[[Any], object] | None) -> NoReturn:
+        """No endpoint may take the call: say why, after a checkpoint (as a breaker does)."""
+        self._refusals += 1
+        error = self._refusal(now, where)
+        await cancel_shielded_checkpoint()
+        raise error
+
+    def _refusal(self, now: float, where: Callable[[Any], object] | None) -> Exception:
+        """Why no endpoint may take a call now: no endpoint at all, or none available."""
+        matching = [
+            endpoint
+            for endpoint in self._endpoints
+            if where is None or self._accepts(where, endpoint.key)
+        ]
+        error: Exception
+        if not matching:
+            count = len(self._endpoints)
+            if where is None:
+                error = NoEndpointError("the balancer has no endpoints", endpoints=count)
+            else:
+                error = NoEndpointError(
+                    f"no endpoint of the {count} in the balancer matches where={where!r}",
+                    endpoints=count,
+                )
+        else:
+            retry_after = min(self._back_in(endpoint, now) for endpoint in matching)
+            error = CircuitOpenError(self._name, retry_after, "open")
+            error.add_note(
+                f"none of the balancer's {len(matching)} endpoints that may take this call "
+                f"is available (open, ejected or unhealthy)"
+            )
+        return error
+
+    # ------------------------------------------------------------ bookkeeping
+
+    def _begin(self, endpoint: _Endpoint, now: float) -> None:
+        endpoint.pending += 1
+        endpoint.started += now
+        endpoint.calls += 1
+
+    def _forget(self, endpoint: _Endpoint, start: float) -> None:
+        """Undo :meth:`_begin` for a call that never ran."""
+        endpoint.calls -= 1
+        self._unpend(endpoint, start)
+
+    def _unpend(self, endpoint: _Endpoint, start: float) -> None:
+        pending = endpoint.pending = endpoint.pending - 1
+        endpoint.started = endpoint.started - start if pending else 0.0
+        if not pending and endpoint.removed and endpoint in self._draining:
+            self._draining.remove(endpoint)
+
+    def _succeeded(self, endpoint: _Endpoint, start: float) -> None:
+        """:meth:`_finish` for a call that returned, with its helpers inlined (every
+        successful call takes this path)."""
+        now = _current_time()
+        pending = endpoint.pending = endpoint.pending - 1
+        if pending:
+            endpoint.started -= start
+        else:
+            endpoint.started = 0.0
+            if endpoint.removed and endpoint in self._draining:
+                self._draining.remove(endpoint)
+        endpoint.consecutive = 0
+        elapsed = now - start
+        ewma = endpoint.ewma
+        if ewma is None:
+            endpoint.ewma = elapsed
+        else:
+            weight = _exp((endpoint.stamp - now) / self._decay)
+            current = ewma * weight
+            endpoint.ewma = elapsed if elapsed > current else current + elapsed * (1.0 - weight)
+        endpoint.stamp = now
+
+    def _finish(self, endpoint: _Endpoint, start: float, error: BaseException | None) -> None:
+        """Record how a call on *endpoint* that started at *start* ended."""
+        if error is None:
+            self._succeeded(endpoint, start)
+            return
+        now = _current_time()
+        self._unpend(endpoint, start)
+        elapsed = now - start
+        if not isinstance(error, Exception) or isinstance(error, NotAwaitableError):
+            return  # cancelled, interrupted, or a programming error: not the endpoint's doing
+        endpoint.failures += 1
+        self._observe(endpoint, now, elapsed, success=False)
+        matches = self._eject_matches
+        if matches is not None:
+            if matches(error):
+                endpoint.consecutive += 1
+                assert self._ejection is not None
+                if endpoint.consecutive >= self._ejection.consecutive_failures:
+                    self._eject(endpoint, now)
+            else:
+                endpoint.consecutive = 0
+
+    def _observe(self, endpoint: _Endpoint, now: float, elapsed: float, *, success: bool) -> None:
+        """Fold one call's latency into the endpoint's peak EWMA."""
+        ewma = endpoint.ewma
+        if ewma is None:
+            # The first answer sets the estimate. A first call that failed must not
+            # leave the endpoint looking free to try: it is taken to be as slow as
+            # the slowest endpoint known (or as its own failure, if slower).
+            endpoint.ewma = elapsed if success else max(elapsed, self._slowest(now))
+            endpoint.stamp = now
+            return
+        weight = _exp((endpoint.stamp - now) / self._decay)
+        current = ewma * weight
+        if elapsed > current:
+            endpoint.ewma = elapsed  # the peak: a slower answer counts at once
+        elif success:
+            endpoint.ewma = current + elapsed * (1.0 - weight)
+        else:
+            return  # a fast failure says nothing about the latency
+        endpoint.stamp = now
+
+    def _slowest(self, now: float) -> float:
+        """The highest latency estimate among the endpoints, decayed to *now* (0 if none)."""
+        decay = self._decay
+        return max(
+            (
+                other.ewma * _exp((other.stamp - now) / decay)
+                for other in self._endpoints
+                if other.ewma is not None
+            ),
+            default=0.0,
+        )
+
+    def _eject(self, endpoint: _Endpoint, now: float) -> None:
+        rule = self._ejection
+        assert rule is not None
+        if endpoint.removed or endpoint.ejected_until is not None:
+            return
+        ejected = sum(
+            1
+            for other in self._endpoints
+            if other.ejected_until is not None and now < other.ejected_until
+        )
+        if ejected >= max(1, int(rule.max_ejected * len(self._endpoints))):
+            return  # too many out already: it stays in (and ejects at its next failure)
+        if endpoint.back_at is not None:
+            served = now - endpoint.back_at
+            endpoint.level = max(0, endpoint.level - int(served // rule.base_time))
+        endpoint.level += 1
+        endpoint.ejected_until = now + min(rule.base_time * endpoint.level, rule.max_time)
+        endpoint.ejections += 1
+        endpoint.consecutive = 0
+
+    # ------------------------------------------------------------------- calls
+
+    def _not_open(self) -> Exception:
+        if self._service.state == "new":
+            return self._service.not_open()
+        # Closed, or closing: the block has ended either way.
+        return trio.ClosedResourceError("this Balancer is closed: its async with ended")
+
+    def _check_open(self, fn: object) -> None:
+        if not self._open:
+            raise self._not_open()
+        if type(fn) not in _PLAIN_CALLABLES:
+            check_async_callable("fn", fn)
+
+    async def call(
+        self,
+        fn: Callable[[_E, *_Ts], Awaitable[_T]],
+        /,
+        *args: *_Ts,
+        where: Callable[[_E], object] | None = None,
+    ) -> _T:
+        """Choose an available endpoint and return ``await fn(endpoint, *args)``.
+
+        The call goes through the endpoint's breaker (if it has one) and the
+        balancer's ``policy`` (if any). Its latency and outcome update the
+        endpoint's statistics, latency estimate and failure run; a failure
+        also makes this task's next call avoid the endpoint when it can (see
+        *Retries elsewhere* above).
+
+        Args:
+          fn: an async function taking the endpoint first.
+          *args: the rest of its positional arguments.
+          where: a plain function ``(endpoint) -> bool``: only endpoints it
+            accepts may take this call.
+
+        Returns:
+          what *fn* returned.
+
+        Raises:
+          TypeError: if *fn* is not an async function or *where* not a plain one.
+          RuntimeError: outside the balancer's ``async with``.
+          trio.ClosedResourceError: after it.
+          CircuitOpenError: at once, if every endpoint the call may use is
+            open, ejected or unhealthy; ``retry_after`` is the soonest one is back.
+          NoEndpointError: at once, if the balancer has no endpoint the call may use.
+          Exception: whatever *fn* raised, unchanged.
+        """
+        if not self._open:
+            raise self._not_open()
+        if type(fn) not in _PLAIN_CALLABLES:
+            check_async_callable("fn", fn)
+        if where is not None:
+            where = _check_where(where)
+        await checkpoint_if_cancelled()
+        token = _avoid.get()
+        avoid = token[1] if token is not None and token[0] is self else None
+        now = _current_time()
+        endpoint = self._choose(now, where, avoid, None)
+        if endpoint is None:
+            await self._refuse(now, where)
+        self._calls += 1
+        if avoid is not None and endpoint.key not in avoid:
+            self._rerouted += 1
+        # _begin(endpoint, now), inlined
+        endpoint.pending += 1
+        endpoint.started += now
+        endpoint.calls += 1
+        policy = self._policy
+        try:
+            coro = (
+                fn(endpoint.key, *args) if policy is None else policy.call(fn, endpoint.key, *args)
+            )
+            if type(coro) is not _CoroutineType:
+                coro = check_awaitable("fn", coro)
+        except NotAwaitableError:
+            self._forget(endpoint, now)
+            raise
+        except BaseException as error:  # fn raised before returning its coroutine
+            self._finish(endpoint, now, error)
+            self._failed(avoid, endpoint.key, error)
+            raise
+        breaker = endpoint.breaker
+        awaited = coro if breaker is None else breaker.call(_awaiting, coro)
+        try:
+            result = await awaited
+        except BaseException as error:
+            _close_if_unstarted(coro)
+            self._finish(endpoint, now, error)
+            self._failed(avoid, endpoint.key, error)
+            raise
+        self._succeeded(endpoint, now)
+        if token is not None:
+            _avoid.set(None)
+        return result
+
+    def _failed(
+        self, avoid: frozenset[Hashable] | None, key: Hashable, error: BaseException
+    ) -> None:
+        """Remember a failed endpoint for this task's next call (a retry: elsewhere)."""
+        if isinstance(error, Exception) and not isinstance(error, NotAwaitableError):
+            _avoid.set((self, frozenset((key,)) if avoid is None else avoid | {key}))
+
+    async def hedged_call(
+        self,
+        fn: Callable[[_E, *_Ts], Awaitable[_T]],
+        /,
+        *args: *_Ts,
+        delay: float | Percentile,
+        attempts: int = 2,
+        where: Callable[[_E], object] | None = None,
+        budget: RetryBudget | None = None,
+    ) -> _T:
+        """Like :meth:`call`, but send a backup attempt to *another* endpoint if the first is slow.
+
+        The first attempt goes where :meth:`call` would send it. If it has
+        not answered after *delay* seconds (or fails), another attempt starts
+        on a different available endpoint, chosen by the strategy among the
+        endpoints not tried yet; and so on, up to *attempts* in all, while
+        untried endpoints remain. The first attempt to return wins; the others
+        are cancelled and have finished before this returns. With
+        ``delay=trine.Percentile(95)`` the delay follows the observed latency;
+        with ``budget=trine.RetryBudget(...)`` backup attempts stay within its
+        share of the calls (see :func:`trine.hedge`).
+
+        Args:
+          fn: an async function taking the endpoint first.
+          *args: the rest of its positional arguments.
+          delay: seconds between attempts, ``>= 0``, or a :class:`~trine.Percentile`.
+          attempts: the most attempts, each on its own endpoint, ``>= 1``.
+          where: a plain function ``(endpoint) -> bool`` restricting the endpoints.
+          budget: a :class:`~trine.RetryBudget` every attempt after the first
+            draws on, or ``None``.
+
+        Returns:
+          what the winning attempt's *fn* returned.
+
+        Raises:
+          TypeError, ValueError: for a bad argument.
+          CircuitOpenError, NoEndpointError: at once, as :meth:`call` raises them.
+          ExceptionGroup: if every attempt raised; their exceptions in start order.
+        """
+        self._check_open(fn)
+        checked_delay = check_delay(delay)
+        attempts = check_int("attempts", attempts, minimum=1)
+        checked_budget = check_budget(budget)
+        if where is not None:
+            where = _check_where(where)
+        await checkpoint_if_cancelled()
+        token = _avoid.get()
+        avoid = token[1] if token is not None and token[0] is self else None
+        now = _current_time()
+        endpoint = self._choose(now, where, avoid, None)
+        if endpoint is None:
+            await self._refuse(now, where)
+        self._calls += 1
+        if avoid is not None and endpoint.key not in avoid:
+            self._rerouted += 1
+        tried: set[Hashable] = {endpoint.key}
+        first = self._attempt(endpoint, now, fn, args, where, tried)
+
+        def more() -> Made | None:
+            moment = _current_time()
+            following = self._choose(moment, where, None, tried)
+            if following is None:
+                return None
+            tried.add(following.key)
+            return self._attempt(following, moment, fn, args, where, tried)
+
+        misuse: BaseException | None = None
+        try:
+            result: _T = await run_hedge(
+                first,
+                more,
+                delay=checked_delay,
+                attempts=attempts,
+                budget=checked_budget,
+                counters=self._hedges,
+                name=fn,
+            )
+        except ExceptionGroup as group:
+            wrong, _ = group.split(NotAwaitableError)
+            if wrong is None:
+                _avoid.set((self, frozenset(tried) if avoid is None else avoid | tried))
+                raise
+            misuse = wrong.exceptions[0]  # a programming error, not a failed attempt
+        if misuse is not None:
+            raise misuse  # bare, outside the except clause, as hedge() raises it
+        if token is not None:
+            _avoid.set(None)
+        return result
+
+    def _attempt(
+        self,
+        endpoint: _Endpoint,
+        now: float,
+        fn: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        where: Callable[[Any], object] | None,
+        tried: set[Hashable],
+    ) -> Made:
+        """One hedged attempt, counted as pending on *endpoint* from now (the choice)."""
+        self._begin(endpoint, now)
+        run = self._run_attempt(endpoint, now, fn, args, where, tried)
+        return Made(run, lambda: self._forget(endpoint, now))
+
+    async def _run_attempt(
+        self,
+        endpoint: _Endpoint,
+        start: float,
+        fn: Callable[..., Awaitable[_T]],
+        args: tuple[Any, ...],
+        where: Callable[[Any], object] | None,
+        tried: set[Hashable],
+    ) -> _T:
+        """The task of one hedged attempt: call *fn* on *endpoint*, or another if it went."""
+        now = _current_time()
+        if endpoint.removed or not self._available(endpoint, now):
+            # Removed, or taken out, between the choice and this task's first step:
+            # no call may go to it now, so choose again among the untried.
+            self._forget(endpoint, start)
+            replacement = self._choose(now, where, None, tried)
+            if replacement is None:
+                raise self._refusal(now, where)
+            tried.add(replacement.key)
+            endpoint = replacement
+            start = now
+            self._begin(endpoint, start)
+        policy = self._policy
+        try:
+            coro = (
+                fn(endpoint.key, *args) if policy is None else policy.call(fn, endpoint.key, *args)
+            )
+            if type(coro) is not _CoroutineType:
+                coro = check_awaitable("fn", coro)
+        except NotAwaitableError:
+            self._forget(endpoint, start)
+            raise
+        except BaseException as error:  # fn raised before returning its coroutine
+            self._finish(endpoint, start, error)
+            raise
+        breaker = endpoint.breaker
+        awaited = coro if breaker is None else breaker.call(_awaiting, coro)
+        try:
+            result: _T = await awaited
+        except BaseException as error:
+            _close_if_unstarted(coro)
+            self._finish(endpoint, start, error)
+            raise
+        self._finish(endpoint, start, None)
+        return result
+
+    # ----------------------------------------------------------- health checks
+
+    async def _sweep(self, nursery: trio.Nursery) -> None:
+        """Check every endpoint's health every ``check_interval`` seconds, in *nursery*.
+
+        The nursery is passed in, not read from the balancer: a block that ends
+        before this task's first step has already let go of it.
+        """
+        interval = self._check_interval
+        while self._open:
+            self._next_sweep = _current_time() + interval
+            for endpoint in self._endpoints:
+                if not endpoint.checking:
+                    endpoint.checking = True
+                    nursery.start_soon(self._check, endpoint, name="trine.Balancer health check")
+            await trio.sleep_until(self._next_sweep)
+
+    async def _check(self, endpoint: _Endpoint) -> None:
+        check = self._health_check
+        assert check is not None
+        healthy = False
+        try:
+            with trio.move_on_after(self._check_interval):
+                coro = check(endpoint.key)
+                if type(coro) is not _CoroutineType:
+                    coro = check_awaitable("health_check", coro)
+                healthy = await coro is not False
+        except NotAwaitableError:
+            raise  # a programming error: it ends the balancer's block
+        except Exception:
+            healthy = False
+        finally:
+            endpoint.checking = False
+        endpoint.down = not healthy
+
+    # -------------------------------------------------------------- statistics
+
+    def _state_of(self, endpoint: _Endpoint, now: float) -> tuple[str, float]:
+        if endpoint.removed:
+            return "removed", 0.0
+        until = endpoint.ejected_until
+        if until is not None and now < until:
+            return "ejected", until - now
+        if endpoint.down:
+            return "unhealthy", 0.0
+        breaker = endpoint.breaker
+        if breaker is not None and not self._breaker_admits(breaker):
+            return breaker.state.value, 0.0
+        return "available", 0.0
+
+    def statistics(self) -> BalancerStatistics[_E]:
+        """Return a snapshot: per endpoint, and the balancer's calls and hedges."""
+        now = _current_time()
+        rows = []
+        for endpoint in [*self._endpoints, *self._draining]:
+            state, ejected_for = self._state_of(endpoint, now)
+            ewma = endpoint.ewma
+            rows.append(
+                EndpointStatistics(
+                    endpoint=endpoint.key,
+                    state=state,
+                    pending=endpoint.pending,
+                    calls=endpoint.calls,
+                    failures=endpoint.failures,
+                    latency=None
+                    if ewma is None
+                    else ewma * _exp((endpoint.stamp - now) / self._decay),
+                    weight=endpoint.weight,
+                    ejections=endpoint.ejections,
+                    ejected_for=ejected_for,
+                )
+            )
+        hedges = self._hedges
+        return BalancerStatistics(
+            strategy=self._strategy,
+            endpoints=tuple(rows),
+            calls=self._calls,
+            refusals=self._refusals,
+            rerouted=self._rerouted,
+            hedged_calls=hedges.calls,
+            hedges_started=hedges.hedges_started,
+            hedges_won=hedges.hedges_won,
+            budget_refusals=hedges.budget_refusals,
+        )
