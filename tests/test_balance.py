@@ -52,6 +52,18 @@ async def calls(balancer: trine.Balancer[str], count: int, **kwargs: Any) -> str
     return "".join([await balancer.call(where_it_went, **kwargs) for _ in range(count)])
 
 
+async def _trip(breaker: trine.CircuitBreaker) -> None:
+    """Open *breaker* the way a failing service does: failure_threshold failures in a row."""
+
+    async def fail() -> None:
+        raise ConnectionError("down")
+
+    for _ in range(breaker.failure_threshold):
+        with pytest.raises(ConnectionError):
+            await breaker.call(fail)
+    assert breaker.state is trine.CircuitState.OPEN
+
+
 def row(balancer: trine.Balancer[Any], endpoint: object) -> trine.EndpointStatistics[Any]:
     return next(r for r in balancer.statistics().endpoints if r.endpoint == endpoint)
 
@@ -350,9 +362,9 @@ async def test_every_endpoint_open_is_circuit_open_error_with_the_soonest_retry_
         "b": trine.CircuitBreaker(name="b", reset_timeout=4),
     }
     async with trine.Balancer(["a", "b"], breaker=breakers.__getitem__, name="api") as balancer:
-        breakers["a"]._transition(trine.CircuitState.OPEN)
+        await _trip(breakers["a"])
         await trio.sleep(3)
-        breakers["b"]._transition(trine.CircuitState.OPEN)
+        await _trip(breakers["b"])
         await trio.sleep(1)
         with trio.testing.assert_checkpoints(), pytest.raises(trine.CircuitOpenError) as info:
             await balancer.call(where_it_went)
@@ -385,7 +397,7 @@ async def test_a_half_open_endpoint_with_its_probe_slot_taken_is_not_chosen(
         strategy="round_robin",
         breaker=lambda ep: b_breaker if ep == "b" else trine.CircuitBreaker(name=ep),
     ) as balancer:
-        b_breaker._transition(trine.CircuitState.OPEN)
+        await _trip(b_breaker)
         await trio.sleep(1)
         probe_running = trio.Event()
         release = trio.Event()
@@ -928,7 +940,7 @@ async def test_a_hedged_call_with_every_endpoint_open_is_refused_at_once(
 ) -> None:
     """As call() does: CircuitOpenError before any attempt."""
     breaker = trine.CircuitBreaker(reset_timeout=7)
-    breaker._transition(trine.CircuitState.OPEN)
+    await _trip(breaker)
     async with trine.Balancer(["a"], breaker=lambda ep: breaker) as balancer:
         with pytest.raises(trine.CircuitOpenError) as info:
             await balancer.hedged_call(where_it_went, delay=1)
