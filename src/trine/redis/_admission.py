@@ -59,7 +59,8 @@ class _Admissions:
     _fallbacks: int = attrs.field(init=False, default=0)
     _tasks_waiting: int = attrs.field(init=False, default=0)
 
-    _KIND = ""
+    _KIND = ""  # in the keys' names
+    _LABEL = ""  # in messages
     _ACQUIRE = ""
     _REFUND = ""
 
@@ -77,7 +78,7 @@ class _Admissions:
         self._on_unavailable = check_on_unavailable(on_unavailable)
         self._link = _Link(
             client,
-            f"{self._KIND.replace('_', ' ')} {self._name!r}",
+            f"{self._LABEL} {self._name!r}",
             timeout=timeout,
             recheck_interval=recheck_interval,
         )

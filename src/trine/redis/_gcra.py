@@ -105,6 +105,7 @@ class RateLimiter(_Admissions):
     _interval: str = attrs.field(init=False)
 
     _KIND = "rate"
+    _LABEL = "rate limiter"
     _ACQUIRE = "rate_acquire"
     _REFUND = "rate_refund"
 

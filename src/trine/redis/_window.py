@@ -83,6 +83,7 @@ class SlidingWindowLimiter(_Admissions):
     _window_us: str = attrs.field(init=False)
 
     _KIND = "window"
+    _LABEL = "sliding window limiter"
     _ACQUIRE = "window_acquire"
     _REFUND = "window_refund"
 
