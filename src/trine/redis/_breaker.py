@@ -37,6 +37,7 @@ from .._util import (
     check_awaitable,
     check_number,
     check_optional_number,
+    check_sync_callable,
     exception_matcher,
 )
 from ._errors import RedisUnavailable
@@ -266,6 +267,12 @@ class CircuitBreaker:
     ) -> None:
         self.__attrs_init__()
         self._name = check_name(name)
+        # Checked here as well as by the local twin: a filter that could
+        # match a Cancelled, and a callback that cannot be called plainly.
+        self._is_recorded = exception_matcher("record", record, only_exceptions=True)
+        self._is_ignored = exception_matcher("ignore", ignore, only_exceptions=True)
+        if on_state_change is not None:
+            check_sync_callable("on_state_change", on_state_change)
         # The local twin checks every setting they share, with the same messages.
         local = trine.CircuitBreaker(
             name=name,
@@ -292,8 +299,6 @@ class CircuitBreaker:
             client, f"circuit breaker {name!r}", timeout=timeout, recheck_interval=recheck_interval
         )
         self._slow_call_duration = local.slow_call_duration
-        self._is_recorded = exception_matcher("record", record)
-        self._is_ignored = exception_matcher("ignore", ignore)
         self._on_state_change = on_state_change
         self._hooks = check_hooks(hooks)
         prefix = f"trine:breaker:{{{name}}}"
@@ -490,6 +495,8 @@ class CircuitBreaker:
             check_async_callable("fn", given)
         permit = await self._enter()
         try:
+            # Called only once admitted: Policy tells a refusal from a failure
+            # by whether its function was called.
             coro = fn(*args)
             if type(coro) is not types.CoroutineType:
                 coro = check_awaitable("fn", coro)
