@@ -7,6 +7,7 @@ are exact (the server never lets a call go early), upper bounds are loose.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -209,3 +210,22 @@ async def test_window_fail_open_uses_a_local_window() -> None:
         assert not await limiter.try_acquire()
         assert limiter.local.limit == 1
         assert limiter.statistics().fallbacks == 2
+
+
+async def test_a_server_that_never_answers_is_unavailable_after_timeout() -> None:
+    """A listener that accepts and stays silent: RedisUnavailable once timeout has passed."""
+
+    async def silent(stream: trio.SocketStream) -> None:
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        serve = functools.partial(trio.serve_tcp, silent, 0, host="127.0.0.1")
+        [listener] = await nursery.start(serve)
+        port = listener.socket.getsockname()[1]
+        async with coredis.Redis(host="127.0.0.1", port=port) as client:
+            limiter = trine.redis.RateLimiter(client, "api", 10, timeout=0.2)
+            start = trio.current_time()
+            with pytest.raises(trine.redis.RedisUnavailable, match=r"no reply within timeout=0.2"):
+                await limiter.acquire()
+            assert 0.2 <= trio.current_time() - start < 1.0
+        nursery.cancel_scope.cancel()

@@ -175,16 +175,18 @@ class _Link:
         if trio.current_time() < self._down_until:
             raise self.down_error()
         limit = self.timeout + blocking_for
+        # One scope for both: its own deadline cancels it even when it is
+        # shielded from the scopes outside (and it is cheaper than fail_after).
+        deadline = trio.current_time() + limit
         try:
-            with trio.CancelScope(shield=shield):
-                with trio.fail_after(limit):
-                    reply = await command
+            with trio.CancelScope(deadline=deadline, shield=shield) as scope:
+                reply = await command
         except _UNAVAILABLE as exc:
             self._went_down()
             raise self.unavailable(f"{type(exc).__name__}: {exc}") from exc
-        except trio.TooSlowError as exc:
+        if scope.cancelled_caught:
             self._went_down()
-            raise self.unavailable(f"no reply within timeout={limit:g} s") from exc
+            raise self.unavailable(f"no reply within timeout={limit:g} s")
         self.round_trips += 1
         return reply
 
