@@ -177,18 +177,19 @@ class CircuitBreaker:
     trip, so :meth:`fleet_state`, :meth:`force_open` and :meth:`reset` are
     async; :attr:`state` is the state this process saw last.
 
+    **Settings.** *failure_threshold*, *failure_rate*, *window*,
+    *window_type*, *minimum_calls*, *slow_call_duration*, *slow_call_rate*,
+    *reset_timeout*, *half_open_max_calls*, *success_threshold*, *record*,
+    *ignore*, *on_state_change* and *hooks* are :class:`trine.CircuitBreaker`'s,
+    with its defaults; every process must give the same thresholds and window.
+    Durations of calls are measured on this process's clock, the reset timeout
+    and time windows on the server's. *on_state_change* and *hooks* hear of a
+    state change when this process sees it.
+
     Args:
       client: a ``coredis.Redis`` (or ``RedisCluster``) client.
       name: the name every process uses (keys ``trine:breaker:{name}...``);
         also the breaker's name in errors and hook events.
-      failure_threshold, failure_rate, window, window_type, minimum_calls,
-        slow_call_duration, slow_call_rate, reset_timeout,
-        half_open_max_calls, success_threshold, record, ignore,
-        on_state_change, hooks: as for :class:`trine.CircuitBreaker` (every
-        process must give the same thresholds and window). Durations of
-        calls are measured on this process's clock; the reset timeout and
-        time windows on the server's. *on_state_change* and *hooks* hear
-        of a state change when this process sees it.
       probe_timeout: seconds after which a probe that has not reported frees
         its half-open slot (> 0).
       sync_interval: ``None`` (exact: every call asks the server), or
