@@ -27,7 +27,8 @@ class RateLimiterStatistics:
     burst: int
     """The most cost admitted at one instant after a quiet spell."""
     admitted: int
-    """Acquisitions this process was admitted for (reserved ones included once they go)."""
+    """Acquisitions this process was admitted for: a reservation counts from when the
+    server made it, and is taken back if its waiter is cancelled before its time."""
     admitted_cost: float
     """The total cost of those admissions."""
     rejected: int

@@ -24,7 +24,8 @@ class SlidingWindowLimiterStatistics:
     window: float
     """The window's length in seconds."""
     admitted: int
-    """Acquisitions this process was admitted for (reserved ones included once they go)."""
+    """Acquisitions this process was admitted for: a reservation counts from when the
+    server made it, and is taken back if its waiter is cancelled before its time."""
     admitted_cost: int
     """The total cost of those admissions."""
     rejected: int
