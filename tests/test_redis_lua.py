@@ -652,3 +652,119 @@ async def test_stream_settle_trims_the_target_to_about_maxlen(redis_client: Any)
         args += [text(item.identifier), 1, 1, "n", item.field_values[b"n"]]
     await run(client, "stream_settle", ["in", "out"], args)
     assert 10 <= await client.xlen("out") < 300
+
+
+# -- properties: random sequences, cancellations anywhere ------------------------------
+
+import hypothesis  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def on_server(redis_server: Any, body: Any) -> Any:
+    """Run ``body(client)`` in a trio.run of its own, against an emptied server."""
+    import coredis
+
+    async def main() -> Any:
+        async with coredis.Redis(host=redis_server.host, port=redis_server.port) as client:
+            await client.flushall()
+            return await body(client)
+
+    return trio.run(main)
+
+
+costs_and_cancels = st.lists(
+    st.tuples(st.sampled_from([0.5, 1.0, 2.0]), st.booleans()), min_size=1, max_size=25
+)
+
+
+@hypothesis.settings(max_examples=25)
+@hypothesis.given(
+    interval=st.sampled_from([1000.0, US / 3, 5000.0]),
+    burst=st.integers(2, 4),
+    ops=costs_and_cancels,
+)
+def test_gcra_property_the_bound_holds_on_the_servers_times_with_refunds(
+    redis_server: Any, interval: float, burst: int, ops: list[tuple[float, bool]]
+) -> None:
+    """Any costs, any waiter cancelled: every window [a, b] of slots holds <= burst + (b - a)/T.
+
+    A slot is rebuilt here as now + wait, which doubles near 1.8e15 round to a
+    quarter of a microsecond: the windows are widened by one microsecond.
+    """
+
+    async def body(client: Any) -> list[tuple[float, float]]:
+        admitted: list[tuple[float, float, str]] = []
+        for cost, cancel in ops:
+            _, wait, now, tat = await gcra(client, interval, burst, cost)
+            admitted.append((float(now) + float(wait), cost, text(tat)))
+            if cancel:
+                refund = [text(tat), repr(cost), repr(interval)]
+                if await run(client, "rate_refund", ["k"], refund) == 1:
+                    admitted.pop()
+        return [(slot, cost) for slot, cost, _ in admitted]
+
+    admitted = sorted(on_server(redis_server, body))
+    for i, (start, _) in enumerate(admitted):
+        for end, _ in admitted[i:]:
+            held = sum(cost for slot, cost in admitted if start <= slot <= end)
+            assert held <= burst + (end - start + 1.0) / interval
+
+
+@hypothesis.settings(max_examples=25)
+@hypothesis.given(
+    limit=st.integers(1, 4),
+    ops=st.lists(st.tuples(st.integers(1, 4), st.booleans()), min_size=1, max_size=25),
+)
+def test_window_property_every_window_holds_at_most_the_limit_with_refunds(
+    redis_server: Any, limit: int, ops: list[tuple[int, bool]]
+) -> None:
+    """Any costs, any reservation taken back: every [a, a + window) holds at most the limit."""
+    width = 50_000.0
+
+    async def body(client: Any) -> list[tuple[float, int]]:
+        admitted: dict[str, tuple[float, int]] = {}
+        for cost, cancel in ops:
+            cost = min(cost, limit)
+            _, wait, now, member = await window(client, width, limit, cost)
+            admitted[text(member)] = (float(now) + float(wait), cost)
+            # Taken back unless it already left the window (its keys expired): then it went.
+            if cancel and await run(client, "window_refund", WINDOW_KEYS, [text(member)]) == 1:
+                del admitted[text(member)]
+        return list(admitted.values())
+
+    admitted = on_server(redis_server, body)
+    for start, _ in admitted:
+        held = sum(cost for slot, cost in admitted if start <= slot < start + width - 1.0)
+        assert held <= limit
+
+
+@hypothesis.settings(max_examples=25)
+@hypothesis.given(
+    limit=st.integers(1, 3),
+    ops=st.lists(st.one_of(st.just("take"), st.integers(0, 3)), min_size=1, max_size=30),
+)
+def test_semaphore_property_never_more_holders_than_slots_and_tokens_grow(
+    redis_server: Any, limit: int, ops: list[str | int]
+) -> None:
+    """Any sequence of takes and releases: at most limit holders, one per slot, growing tokens."""
+
+    async def body(client: Any) -> None:
+        held: dict[int, int] = {}
+        last_token = 0
+        for number, op in enumerate(ops):
+            if op == "take":
+                reply = await take(client, f"w{number}", limit=limit, queue=False)
+                if int(reply[0]) == 1:
+                    slot, token = int(reply[1]), int(text(reply[2]))
+                    assert slot not in held
+                    assert 0 <= slot < limit
+                    assert token > last_token
+                    held[slot], last_token = token, token
+                else:
+                    assert len(held) == limit
+            elif op in held:
+                token = held.pop(op)
+                assert await run(client, "semaphore_release", SEM_KEYS, [op, token]) == 1
+            assert await client.hlen("s:slots") == len(held) <= limit
+
+    on_server(redis_server, body)
