@@ -1,8 +1,9 @@
 """Fleets of real processes sharing one guard through a real redis-server.
 
-Each test starts four OS processes (tests/_redis_fleet.py), each with its own
-``trio.run`` and its own connection, releases them together, and checks what
-they did together against the guard's stated guarantee. Real time, real
+Each test starts four OS processes (tests/_redis_fleet.py, forked by one
+launcher after its imports), each with its own ``trio.run`` and its own
+connection, releases them together, and checks what they did together
+against the guard's stated guarantee. Real time, real
 processes: the figures they print are the ones the docs quote.
 """
 
@@ -29,25 +30,31 @@ PROCESSES = 4
 async def run_fleet(
     client: Any, port: int, role: str, arguments: list[dict[str, Any]], *, start_in: float = 0.3
 ) -> tuple[float, list[list[dict[str, Any]]]]:
-    """Start one process per *arguments*, release them together; (start, each one's JSON lines)."""
-    await client.delete(["fleet:ready", "fleet:go"])
-    outputs: list[bytes] = [b""] * len(arguments)
+    """Fork one process per *arguments*, release them together; (start, each one's JSON lines).
 
-    async def member(number: int, argument: dict[str, Any]) -> None:
-        command = [sys.executable, str(FLEET), role, str(port), json.dumps(argument)]
-        done = await trio.run_process(command, capture_stdout=True, stderr=None)
-        outputs[number] = done.stdout
+    One launcher process imports everything once and forks the members
+    (tests/_redis_fleet.py ``--fleet``): each is still an OS process with its
+    own ``trio.run`` and its own connection.
+    """
+    await client.delete(["fleet:ready", "fleet:go"])
+    command = [sys.executable, str(FLEET), role, str(port), "--fleet", json.dumps(arguments)]
+    done: list[trio.CompletedProcess[bytes]] = []
+
+    async def launch() -> None:
+        done.append(await trio.run_process(command, capture_stdout=True, stderr=None))
 
     async with trio.open_nursery() as nursery:
-        for number, argument in enumerate(arguments):
-            nursery.start_soon(member, number, argument)
+        nursery.start_soon(launch)
         with trio.fail_after(120):  # imports are slow on a loaded machine
             # Polling: the members count themselves in on the server.
             while int(await client.get("fleet:ready") or 0) < len(arguments):  # noqa: ASYNC110
                 await trio.sleep(0.01)
         start = time.monotonic() + start_in
         await client.set("fleet:go", repr(start))
-    return start, [[json.loads(line) for line in out.splitlines()] for out in outputs]
+    members = [json.loads(line) for line in done[0].stdout.splitlines()]
+    assert [member["member"] for member in members] == list(range(len(arguments)))
+    assert len({member["pid"] for member in members}) == len(arguments)  # one OS process each
+    return start, [member["lines"] for member in members]
 
 
 async def test_a_fleet_shares_one_rate_within_one_percent(
