@@ -235,3 +235,35 @@ async def test_a_poisoned_entry_ends_in_the_dead_letter_stream_after_max_deliver
     assert await client.xlen("jobs:out") == 4
     assert (await client.xpending("jobs", "g")).pending == 0
     assert source.statistics().dead_lettered == 1
+
+
+async def test_the_window_and_the_budget_follow_on_unavailable_and_recover(
+    own_redis_server: Any,
+) -> None:
+    """Server killed mid-run: the window fails closed, the budget refuses; both back after."""
+    server = own_redis_server
+    async with coredis.Redis(host=server.host, port=server.port) as client:
+        options = {"recheck_interval": 0.2, "timeout": 0.5}
+        window = trine.redis.SlidingWindowLimiter(client, "api", 100, 1.0, **options)
+        budget = trine.redis.RetryBudget(client, "api", sync_interval=0.1, **options)
+        async with budget:
+            await window.acquire()
+            budget.deposit()
+            assert budget.try_withdraw()  # min_per_second * window: room for retries
+
+            server.kill()
+            with pytest.raises(trine.redis.RedisUnavailable, match=r"sliding window limiter 'api'"):
+                await window.acquire()
+            await trio.sleep(0.15)  # the budget's next sync finds the server gone
+            assert budget.sync_statistics().unavailable >= 1
+            assert not budget.try_withdraw()  # fail closed: no retry without the fleet
+            assert budget.sync_statistics().local_decisions == 1
+            syncs_while_down = budget.sync_statistics().syncs
+
+            server.start()  # same port, no data
+            await trio.sleep(0.45)  # past recheck_interval, and a sync after it
+            await window.acquire()
+            assert window.statistics().admitted == 2
+            assert budget.sync_statistics().syncs > syncs_while_down
+            assert budget.try_withdraw()  # synced again: the fleet's totals decide
+            assert budget.sync_statistics().local_decisions == 1
