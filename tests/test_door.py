@@ -957,6 +957,20 @@ async def _redis_breaker_call(fn: Any = afn) -> None:
         gc.collect()
 
 
+async def _redis_breaker_decorated(fn: Any = afn) -> None:
+    """``@breaker`` on *fn*, then one call of the result (as _redis_breaker_call)."""
+    import gc
+
+    client = coredis.Redis(host="127.0.0.1", port=1, connect_timeout=1)
+    try:
+        async with client:
+            breaker = trine_redis.CircuitBreaker(client, "x", on_unavailable="fail_open")
+            await breaker(fn)()
+    finally:
+        del client
+        gc.collect()
+
+
 def _redis_source() -> Any:
     return trine_redis.stream_source(_redis_client(), "s", group="g", consumer="c")
 
@@ -1011,6 +1025,18 @@ def _redis_doors() -> list[Door]:
         ),
         Door(
             "redis",
+            "redis.SlidingWindowLimiter.try_acquire",
+            lambda **kw: r.SlidingWindowLimiter(_redis_client(), "x", 2, 1.0).try_acquire(**kw),
+            {"cost": "count", "key": "key"},
+        ),
+        Door(
+            "redis",
+            "redis.SlidingWindowLimiter.acquire_nowait",
+            lambda **kw: r.SlidingWindowLimiter(_redis_client(), "x", 2, 1.0).acquire_nowait(**kw),
+            {"cost": "count", "key": "key"},
+        ),
+        Door(
+            "redis",
             "redis.CircuitBreaker",
             lambda client=None, name="x", **kw: r.CircuitBreaker(
                 _redis_client() if client is None else client, name, **kw
@@ -1045,6 +1071,9 @@ def _redis_doors() -> list[Door]:
             {"window": "pos_seconds"},
         ),
         Door("redis", "redis.CircuitBreaker.call", _redis_breaker_call, {"fn": "async_fn"}),
+        Door(
+            "redis", "redis.CircuitBreaker(decorator)", _redis_breaker_decorated, {"fn": "async_fn"}
+        ),
         Door(
             "redis",
             "redis.Semaphore",
