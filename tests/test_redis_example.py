@@ -29,7 +29,11 @@ def test_three_processes_drain_one_stream_within_one_quota(redis_server: Any) ->
     assert re.search(r"^60 receipts, 0 orders dead-lettered, in [\d.]+ s$", out, re.M), out
     assert len(re.findall(r'^\{"worker": "worker-\d", "receipts": \d+\}$', out, re.M)) == 3
     busiest = int(re.search(r"busiest second of receipts: (\d+)", out)[1])  # type: ignore[index]
-    assert busiest <= 50 + 1 + 3  # burst + rate, and the calls' own jitter before the write
+    # One quota for the three, not three quotas: fewer than two quotas' worth in any second.
+    # Not the exact bound (burst + rate = 51): receipts are written after the call, and a
+    # worker stalled by a loaded machine writes its overdue ones together (56 was seen at a
+    # load average of 10). The exact bound, on the server's clock, is test_redis_fleet.py's.
+    assert busiest < 2 * (50 + 1)
 
 
 def _guide_programs() -> list[str]:
