@@ -15,39 +15,47 @@ batch(100) -> stream_sink``; the time is from the moment they are released
 together until the last one is done (process start-up not included). Items
 per second per process is ``N / time / processes``.
 
-Numbers (2 shared cores, load average about 8 from other jobs, ``--repeat 3``,
-medians; N = 2000 calls, 4000 entries)::
+Numbers (2 shared cores, load average about 5 from other jobs, medians of
+the default repeats; N = 2000 calls, 4000 entries; steps per item from the
+harness)::
 
-    redis_guard_latency                                per call   ratio  round trips
-      hand-written: one coredis script call            1391 us    1.00x   1
-      trine.RateLimiter.acquire (local)                  3.3 us    0.00x   0
-      redis.RateLimiter.acquire                         1535 us    1.10x   1
-      trine.SlidingWindowLimiter.acquire (local)         3.3 us    0.00x   0
-      redis.SlidingWindowLimiter.acquire                1634 us    1.17x   1
-      trine.CircuitBreaker.call (local)                  1.9 us    0.00x   0
-      redis.CircuitBreaker.call (exact)                 3041 us    2.19x   2
-      redis.CircuitBreaker.call (sync_interval=1)         14 us    0.01x   ~0
-      trine.Bulkhead.hold (local)                        4.2 us    0.00x   0
-      redis.Semaphore.hold                              3184 us    2.29x   2
-      trine.RetryBudget deposit + try_withdraw           2.6 us    0.00x   0
-      redis.RetryBudget deposit + try_withdraw           3.0 us    0.00x   ~0
+    redis_guard_latency                                per call   ratio  steps/item
+      hand-written: one coredis script call (1 rt)       714 us   1.00x    6.0
+      trine.RateLimiter.acquire (local)                   15 us   0.02x    1.0
+      redis.RateLimiter.acquire (1 rt)                  1050 us   1.47x    6.0
+      trine.SlidingWindowLimiter.acquire (local)          14 us   0.02x    1.0
+      redis.SlidingWindowLimiter.acquire (1 rt)          775 us   1.09x    6.0
+      trine.CircuitBreaker.call (local)                  4.0 us   0.01x    0.0
+      redis.CircuitBreaker.call, exact (2 rt)           1532 us   2.15x   12.0
+      redis.CircuitBreaker.call, sync_interval=1 (~0)     19 us   0.03x    0.0
+      trine.Bulkhead.hold (local)                         16 us   0.02x    1.0
+      redis.Semaphore.hold (2 rt)                       1664 us   2.33x   15.0
+      trine.RetryBudget deposit+withdraw (local)          15 us   0.02x    1.0
+      redis.RetryBudget deposit+withdraw (~0 rt)          23 us   0.03x    1.0
 
     redis_stream_pipeline                   total time   items/s  per process
-      1 process                                 1.42 s     2816      2816
-      2 processes                               0.96 s     4167      2083
-      4 processes                               0.97 s     4124      1031
+      1 process                                  865 ms     4624      4624
+      2 processes                                733 ms     5455      2727
+      4 processes                                920 ms     4348      1087
+
+An earlier run at a load average of about 8 measured the bare script call at
+1391 us, the rate limiter at 1.10x, the sliding window at 1.17x, the breaker
+at 2.19x, the semaphore at 2.29x, and 2816 / 4167 / 4124 entries a second
+for 1 / 2 / 4 processes: the ratios of the one-round-trip guards move by a
+third from run to run on this machine, the two-round-trip ones hardly.
 
 What they say: a shared guard costs its round trips and little else -- the
-rate limiters add about a tenth to the bare script call (the Lua GCRA and
-the argument handling), the exact breaker and the semaphore pay two round
+rate limiters add a tenth to a half to the bare script call (the Lua GCRA
+and the argument handling), the exact breaker and the semaphore pay two round
 trips, and with ``sync_interval`` the breaker's closed-state calls need
 none (one per second). The retry budget never waits on the server (it syncs
 in the background). A round trip through coredis on this machine costs
-about 1.4 ms under this load (a bare socket ping about 0.6 ms; coredis's
+0.7 to 1.4 ms under this load (a bare socket ping about 0.6 ms; coredis's
 reader and writer tasks and request objects take the rest), so for a call
 that itself takes milliseconds, the shared guard is the same order of cost.
-Streams scale from one process to two (1.5x); at four, the two cores (also
-running redis-server and the other jobs) are the limit, not the stream.
+Streams scale from one process to two by 1.2x to 1.5x; at four, the two
+cores (also running redis-server and the other jobs) are the limit, not the
+stream.
 """
 
 from __future__ import annotations
