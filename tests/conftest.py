@@ -22,4 +22,5 @@ settings.register_profile(
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 # pytester runs the pytest plugin's own tests (tests/test_plugin.py) in a fresh session.
-pytest_plugins = ["pytester"]
+# _redis_server starts the redis-server that tests/test_redis*.py use.
+pytest_plugins = ["pytester", "_redis_server"]

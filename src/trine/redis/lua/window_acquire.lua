@@ -1,0 +1,75 @@
+-- A sliding log: admit `cost` now, or reserve the earliest time the window has room.
+--
+-- KEYS[1]  a sorted set: one member per admission, "<seq>:<cost>", scored by its
+--          time (microseconds of server time; a reservation's time may be ahead)
+-- KEYS[2]  a hash: `used` (the cost of every member) and `seq` (member names)
+-- ARGV[1]  the window in microseconds
+-- ARGV[2]  limit: the most cost in any window
+-- ARGV[3]  cost (an integer, <= limit)
+-- ARGV[4]  the longest wait to accept, in microseconds; negative: any
+--
+-- Reply: {1, wait, now, member} when admitted (after `wait` microseconds;
+-- `member` gives the reservation back), or {0, wait, now} when the wait would
+-- be longer than ARGV[4] (nothing taken).
+--
+-- An admission at time s counts in every window [a, a + window) holding s.
+-- Each new admission is placed at or after every earlier one, at the first time
+-- s at which the window (s - window, s] has room for it; since nothing lies after
+-- s, every window holding s then holds at most `limit`: across every client.
+local now = now_us()
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local max_wait = tonumber(ARGV[4])
+
+local function cost_of(member)
+  return tonumber(string.match(member, ':(%d+)$'))
+end
+
+-- Admissions at or before now - window have left every window to come.
+local used = tonumber(redis.call('HGET', KEYS[2], 'used')) or 0
+local horizon = fmt(now - window)
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', horizon)
+if #gone > 0 then
+  for _, member in ipairs(gone) do
+    used = used - cost_of(member)
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', horizon)
+end
+
+local at = now
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] and tonumber(last[2]) > at then
+  at = tonumber(last[2])
+end
+if used + cost > limit then
+  -- Walk the log from its oldest admission: each one that leaves the window
+  -- ending at `at` makes room; if that is still not enough, the next candidate
+  -- is the moment the oldest one left leaves too.
+  local log = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+  local in_window = used
+  local i = 1
+  while true do
+    while i <= #log and tonumber(log[i + 1]) <= at - window do
+      in_window = in_window - cost_of(log[i])
+      i = i + 2
+    end
+    if in_window + cost <= limit then
+      break
+    end
+    at = tonumber(log[i + 1]) + window
+  end
+end
+
+local wait = at - now
+if max_wait >= 0 and wait > max_wait then
+  return {0, fmt(wait), fmt(now)}
+end
+local member = redis.call('HINCRBY', KEYS[2], 'seq', 1) .. ':' .. cost
+redis.call('ZADD', KEYS[1], fmt(at), member)
+redis.call('HSET', KEYS[2], 'used', used + cost)
+-- Both keys live as long as the newest admission stays in a window.
+local ttl = px(at + window - now)
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+return {1, fmt(wait), fmt(now), member}
