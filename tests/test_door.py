@@ -486,8 +486,13 @@ DOORS: list[Door] = [
     Door(
         "fan",
         "settle",
-        lambda fns0=afn, fns1=afn: trine.settle(fns0, fns1),
-        {"fns0": "async_fn", "fns1": "async_fn"},
+        lambda fns0=afn, fns1=afn, **kw: trine.settle(fns0, fns1, **kw),
+        {
+            "fns0": "async_fn",
+            "fns1": "async_fn",
+            "deadline": "opt_number",
+            "timeout": "opt_seconds",
+        },
         names={"fns0": "fns[0]", "fns1": "fns[1]"},
     ),
     Door(
@@ -517,6 +522,21 @@ DOORS: list[Door] = [
             fn, items, limit=limit, ordered=ordered
         ),
         {"fn": "async_fn", "items": "iterable", "limit": "count", "ordered": "bool"},
+    ),
+    Door(
+        "map",
+        "map_settled",
+        lambda fn=afn, items=range(3), limit=2, ordered=True, **kw: trine.map_settled(
+            fn, items, limit=limit, ordered=ordered, **kw
+        ),
+        {
+            "fn": "async_fn",
+            "items": "iterable",
+            "limit": "count",
+            "ordered": "bool",
+            "deadline": "opt_number",
+            "timeout": "opt_seconds",
+        },
     ),
     Door(
         "map",

@@ -19,6 +19,7 @@ from ._errors import BatcherFull as BatcherFull
 from ._errors import BulkheadFull as BulkheadFull
 from ._errors import CircuitOpenError as CircuitOpenError
 from ._errors import CycleError as CycleError
+from ._errors import DeadlineExceeded as DeadlineExceeded
 from ._errors import InjectedFault as InjectedFault
 from ._errors import RateLimitExceeded as RateLimitExceeded
 from ._errors import StageError as StageError
@@ -61,6 +62,7 @@ from ._limit import acquire_all as acquire_all
 from ._map import amap as amap
 from ._map import for_each as for_each
 from ._map import map_all as map_all
+from ._map import map_settled as map_settled
 from ._pipeline import Pipeline as Pipeline
 from ._pipeline import PipelineOutput as PipelineOutput
 from ._pipeline import PipelineStatistics as PipelineStatistics
@@ -117,6 +119,7 @@ __all__ = [
     "CommandResult",
     "CommandStatus",
     "CycleError",
+    "DeadlineExceeded",
     "ExceptionFilter",
     "FallbackUsed",
     "GraphResult",
@@ -170,6 +173,7 @@ __all__ = [
     "gather",
     "hedge",
     "map_all",
+    "map_settled",
     "merge",
     "race",
     "run_commands",

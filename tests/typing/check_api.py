@@ -49,6 +49,9 @@ async def _fan_types() -> None:
     assert_type(await trine.gather(_int, _int), list[int])
     assert_type(await trine.gather(functools.partial(_str_of, 1)), list[str])
     assert_type(await trine.settle(_int), list[outcome.Outcome[int]])
+    assert_type(await trine.settle(_int, _int, timeout=1.0), list[outcome.Outcome[int]])
+    assert_type(await trine.settle(_int, deadline=trio.current_time()), list[outcome.Outcome[int]])
+    assert_type(trine.DeadlineExceeded(1.0).deadline, float)
     assert_type(await trine.race(_int, _int), int)
     assert_type(await trine.hedge(_str_of, 1, delay=0.1), str)
 
@@ -135,6 +138,15 @@ async def _check_map() -> None:
     assert_type(await trine.map_all(length, ["a"], limit=2), list[int])
     assert_type(await trine.map_all(length, words(), limit=2, ordered=False), list[int])
     assert_type(await trine.for_each(length, ["a"], limit=2), None)
+    import outcome
+
+    assert_type(
+        await trine.map_settled(length, ["a"], limit=2, timeout=1.0), list[outcome.Outcome[int]]
+    )
+    assert_type(
+        await trine.map_settled(length, words(), limit=2, deadline=5.0, ordered=False),
+        list[outcome.Outcome[int]],
+    )
 
 
 async def _retry_types() -> None:
