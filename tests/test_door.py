@@ -122,6 +122,8 @@ KINDS: dict[str, list[Bad]] = {
         _INT1,
     ],
     "iterable": [_NONE, _INT1, _OBJ, _coro()],
+    # an error policy named by a string
+    "on_error": [_NONE, _INT1, _value("bogus", "bogus")],
     "object": [_INT1, _OBJ],
 }
 
@@ -205,6 +207,11 @@ async def _in_flights(use: Callable[[trine.SingleFlight], Any]) -> None:
 async def _in_cache(use: Callable[[trine.AsyncCache], Any]) -> None:
     async with trine.AsyncCache(10) as cache:
         await use(cache)
+
+
+async def _in_pool(use: Callable[[trine.TaskPool], Any]) -> None:
+    async with trine.TaskPool(limit=2) as pool:
+        await use(pool)
 
 
 async def _load_many(keys: list[Any]) -> list[Any]:
@@ -543,6 +550,31 @@ DOORS: list[Door] = [
         "for_each",
         lambda fn=afn, items=range(3), limit=2: trine.for_each(fn, items, limit=limit),
         {"fn": "async_fn", "items": "iterable", "limit": "count"},
+    ),
+    # -- task pools ----------------------------------------------------------------
+    Door(
+        "taskpool",
+        "TaskPool",
+        lambda limit=2, **kw: trine.TaskPool(limit, **kw),
+        {
+            "limit": "count",
+            "on_error": "on_error",
+            "ordered": "bool",
+            "max_results": "opt_count0",
+            "policy": "object",
+        },
+    ),
+    Door(
+        "taskpool",
+        "TaskPool.start",
+        lambda fn=afn: _in_pool(lambda pool: pool.start(fn)),
+        {"fn": "async_fn"},
+    ),
+    Door(
+        "taskpool",
+        "TaskPool.try_start",
+        lambda fn=afn: _in_pool(lambda pool: _async(pool.try_start, fn)),
+        {"fn": "async_fn"},
     ),
     # -- pipelines -----------------------------------------------------------------
     Door(

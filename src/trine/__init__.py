@@ -90,6 +90,8 @@ from ._retry import RetryOn as RetryOn
 from ._retry import RetryStatistics as RetryStatistics
 from ._stats import LatencyHistogram as LatencyHistogram
 from ._stats import LatencySummary as LatencySummary
+from ._taskpool import TaskPool as TaskPool
+from ._taskpool import TaskPoolStatistics as TaskPoolStatistics
 from ._util import ExceptionFilter as ExceptionFilter
 from ._version import __version__ as __version__
 
@@ -164,6 +166,8 @@ __all__ = [
     "SystemLoad",
     "SystemLoadStatistics",
     "TaskGraph",
+    "TaskPool",
+    "TaskPoolStatistics",
     "TrineError",
     "WeightedSemaphore",
     "WeightedSemaphoreStatistics",

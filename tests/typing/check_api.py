@@ -321,3 +321,30 @@ async def _batcher_types() -> None:
     async with trine.Batcher(by_name, policy=trine.Policy(timeout=1.0)) as lengths:
         assert_type(await lengths.load("a"), int)
     assert_type(trine.BatcherFull(10).max_waiting, int)
+
+
+async def _taskpool_types() -> None:
+    import outcome
+
+    async def fetch(url: str) -> bytes:
+        return url.encode()
+
+    async with trine.TaskPool(limit=4) as pool:
+        assert_type(pool, trine.TaskPool[Any, Any])
+        await pool.start(fetch, "a")
+        assert_type(pool.try_start(fetch, "b"), bool)
+        assert_type(pool.statistics(), trine.TaskPoolStatistics)
+        assert_type(pool.statistics().latency, trine.LatencySummary)
+    async with trine.TaskPool[bytes](limit=4, ordered=True, max_results=8) as typed:
+        await typed.start(fetch, "a")
+        async for page in typed.results():
+            assert_type(page, bytes)
+    async with trine.TaskPool(limit=4, on_error="collect") as collecting:
+        assert_type(collecting, trine.TaskPool[Any, outcome.Outcome[Any]])
+    collected: trine.TaskPool[bytes, outcome.Outcome[bytes]] = trine.TaskPool(
+        limit=4, on_error="collect"
+    )
+    async with collected:
+        await collected.start(fetch, "a")
+        async for result in collected.results():
+            assert_type(result, outcome.Outcome[bytes])
