@@ -33,6 +33,7 @@ Speed: a task costs one Trio task, as in the hand-written nursery behind a
 from __future__ import annotations
 
 import functools
+import inspect
 import types
 from collections import OrderedDict, deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -88,6 +89,8 @@ _Ts = TypeVarTuple("_Ts")
 __all__ = ["TaskPool", "TaskPoolStatistics"]
 
 _CoroutineType: Final = types.CoroutineType
+_FunctionType: Final = types.FunctionType
+_CO_COROUTINE: Final = inspect.CO_COROUTINE
 _current_time: Final = trio.current_time
 _current_task: Final = trio.lowlevel.current_task
 _reschedule: Final = trio.lowlevel.reschedule
@@ -216,18 +219,24 @@ class TaskPool(Generic[_T, _Y]):
     **Results.** :meth:`results` yields each task's return value as it
     finishes (in the order the tasks started, with ``ordered=True``), and ends
     when the pool is idle: no task runs or waits to start and every result has
-    been read. At most *max_results* results wait unread: :meth:`start` waits
-    (as for a slot) while that many do, so memory is O(*limit* +
-    *max_results*) however many tasks run in all. With ``max_results=0`` the
-    pool keeps no results (run tasks for what they do). When the block ends,
-    unread results, and those of tasks finishing after it, are dropped
-    (counted in ``statistics().dropped``): read them inside the block.
+    been read. :meth:`start` waits (as for a slot) while *max_results* results
+    are unread, so memory is O(*limit* + *max_results*) however many tasks run
+    in all: the unread results stay fewer than *max_results* + *limit*, plus
+    one per task paused in :meth:`start` (it still owes its result). In an
+    ordered pool the task whose result the reader waits for never waits for
+    room (that would deadlock), so the results of the tasks it starts can
+    pile up behind it. With ``max_results=0`` the pool keeps no results (run
+    tasks for what they do). When the block ends, unread results, and those
+    of tasks finishing after it, are dropped (counted in
+    ``statistics().dropped``): read them inside the block.
 
     .. warning::
        The task that reads the results must not wait in :meth:`start` for
-       room that only its own reading would make: to start many tasks from
-       the block before reading, start them from a task of the pool
-       (``await pool.start(feed)``) or raise *max_results*.
+       room that only its own reading would make. The block doing so (start
+       many, then read) would wait forever, so :meth:`start` raises
+       :exc:`RuntimeError` instead: start the work from a task of the pool
+       (``await pool.start(feed)``), read in another task, or raise
+       *max_results*.
 
     **Errors.** With ``on_error="raise"`` (the default) the pool is a nursery:
     the first task to raise cancels the block and every other task, and the
@@ -276,6 +285,7 @@ class TaskPool(Generic[_T, _Y]):
         "_limit",
         "_max_results",
         "_next_read",
+        "_now",
         "_nursery",
         "_ordered",
         "_ordered_tasks",
@@ -359,6 +369,7 @@ class TaskPool(Generic[_T, _Y]):
         self._dropped = 0
         self._unread = 0
         self._latency = LatencyHistogram()
+        self._now: Callable[[], float] = _current_time
         self._starters: OrderedDict[_Request, None] = OrderedDict()
         self._resumers: OrderedDict[trio.lowlevel.Task, None] = OrderedDict()
         self._slotless: set[trio.lowlevel.Task] = set()  # interrupted while taking one back
@@ -393,6 +404,9 @@ class TaskPool(Generic[_T, _Y]):
         self._cm = self._open()
         await self._cm.__aenter__()
         self._owner = _current_task()
+        # What trio.current_time() returns, read from the run's clock directly:
+        # one call per read instead of two, twice per task.
+        self._now = trio.lowlevel.current_clock().current_time
         return self
 
     async def __aexit__(
@@ -477,14 +491,30 @@ class TaskPool(Generic[_T, _Y]):
             not being an ``async def`` function, which is called right away)
             calling it returns something that cannot be awaited.
           RuntimeError: if the pool is not open (before its block, or after
-            it has closed).
+            it has closed), or is shutting down because a task failed
+            (``on_error="raise"``; also for a caller already waiting in line);
+            if the caller is the pool's block and would wait for room for
+            results that no other task reads (it would wait forever).
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        call, call_args, name = self._prepare(fn, args)
+        call: Callable[..., Any] = fn
+        call_args: tuple[Any, ...] = args
+        name: object = fn
+        # The common case inline: an async def function, no policy.
+        if not (
+            type(fn) is _FunctionType
+            and fn.__code__.co_flags & _CO_COROUTINE
+            and self._policy is None
+        ):
+            call, call_args, name = self._prepare(fn, args)
         if self._nursery is None or self._stopped:
             _close(call)
             raise RuntimeError(self._closed_message())
-        if self._can_start():
+        if (
+            self._running < self._limit
+            and not self._starters
+            and (self._unread < self._max_results or not self._keeping)
+        ):
             self._launch(call, call_args, name)
         else:
             await self._wait_to_start(call, call_args, name)
@@ -499,7 +529,8 @@ class TaskPool(Generic[_T, _Y]):
 
         Raises:
           TypeError: as :meth:`start`.
-          RuntimeError: if the pool is not open.
+          RuntimeError: if the pool is not open, or is shutting down because
+            a task failed.
         """
         check_async_callable("fn", fn)
         if self._nursery is None or self._stopped:
@@ -612,7 +643,9 @@ class TaskPool(Generic[_T, _Y]):
                 task, _ = self._resumers.popitem(last=False)
                 self._running += 1
                 _reschedule(task)
-            elif self._starters and (self._unread < self._max_results or not self._keeping):
+            elif not self._starters:
+                return
+            elif self._unread < self._max_results or not self._keeping:
                 request, _ = self._starters.popitem(last=False)
                 self._launch(request.fn, request.args, request.name)
                 _reschedule(request.task)
@@ -669,7 +702,8 @@ class TaskPool(Generic[_T, _Y]):
     # -- a task ---------------------------------------------------------------------
 
     async def _run_task(self, index: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        started = _current_time()
+        now = self._now
+        started = now()
         if self._ordered:
             self._ordered_tasks[index] = _current_task()
         try:
@@ -683,7 +717,7 @@ class TaskPool(Generic[_T, _Y]):
         except Exception as exc:  # not BaseException: Cancelled and KeyboardInterrupt propagate
             self._finished += 1
             self._failed += 1
-            self._latency.record(_current_time() - started)
+            self._latency.record(now() - started)
             if not self._collect:
                 self._stop()
                 self._task_done(index, _NO_RESULT)
@@ -695,7 +729,7 @@ class TaskPool(Generic[_T, _Y]):
             raise
         else:
             self._finished += 1
-            self._latency.record(_current_time() - started)
+            self._latency.record(now() - started)
             self._task_done(index, outcome.Value(value) if self._collect else value)
 
     def _stop(self) -> None:
@@ -717,11 +751,12 @@ class TaskPool(Generic[_T, _Y]):
         elif self._keeps and result is not _NO_RESULT:
             self._dropped += 1
         self._alive -= 1
-        task = _current_task()
-        if self._slotless and task in self._slotless:
-            self._slotless.discard(task)
+        if self._slotless and _current_task() in self._slotless:
+            self._slotless.discard(_current_task())
         else:
-            self._free_slot()
+            self._running -= 1
+            if self._resumers or self._starters:
+                self._admit()  # hand the slot on
         if not self._alive:
             self._wake_reader()  # the pool may be idle: the reader ends
 
