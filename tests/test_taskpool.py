@@ -642,7 +642,10 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
         "max_results": draw(st.integers(1, 4)),
         "ordered": draw(st.booleans()),
         "read_delay": draw(st.sampled_from([0.0, 0.5, 2.0])),
+        # A cancellation from outside: at a fake time between wake-ups, or at an
+        # arbitrary scheduler step (mid hand-off, mid start, mid read), or never.
         "cancel_at": draw(st.none() | st.integers(0, 12).map(lambda n: n + 0.25)),
+        "cancel_step": draw(st.none() | st.integers(1, 100)),
         "outsider": draw(st.booleans()),
     }
 
@@ -708,13 +711,25 @@ def test_property_limit_memory_and_exactly_once(plan: dict[str, Any]) -> None:
             await pool.start(task, extra)
             started.append(extra)
 
+    scope = trio.CancelScope(
+        deadline=plan["cancel_at"] if plan["cancel_at"] is not None else float("inf")
+    )
+
+    class CancelAtStep(trio.abc.Instrument):
+        """Cancels the pool's surroundings just before the scheduler's n-th task step."""
+
+        def __init__(self, step: int | None) -> None:
+            self.steps = 0
+            self.step = step
+
+        def before_task_step(self, task: trio.lowlevel.Task) -> None:
+            self.steps += 1
+            if self.steps == self.step:
+                scope.cancel()
+
     async def main() -> None:
         with trio.fail_after(10_000):  # a deadlock fails here instead of hanging
-            with trio.CancelScope(
-                deadline=trio.current_time() + plan["cancel_at"]
-                if plan["cancel_at"] is not None
-                else float("inf")
-            ):
+            with scope:  # the MockClock starts at 0: cancel_at is a time from the start
                 async with trio.open_nursery() as nursery, pool:
                     await pool.start(task, 0)
                     started.append(0)
@@ -730,7 +745,11 @@ def test_property_limit_memory_and_exactly_once(plan: dict[str, Any]) -> None:
                         )
                         await trio.sleep(plan["read_delay"])
 
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    trio.run(
+        main,
+        clock=trio.testing.MockClock(autojump_threshold=0),
+        instruments=[CancelAtStep(plan["cancel_step"])],
+    )
     stats = pool.statistics()
     assert len(read) == len(set(read))  # none twice
     assert set(read) <= set(started)
@@ -738,7 +757,7 @@ def test_property_limit_memory_and_exactly_once(plan: dict[str, Any]) -> None:
     assert len(read) + stats.dropped + stats.cancelled == stats.started
     assert stats.running == stats.paused == stats.waiting == stats.unread == 0
     assert running == 0
-    if plan["cancel_at"] is None:
+    if not scope.cancel_called:
         # Nothing cancelled: the whole tree ran and every result was read.
         assert sorted(read) == sorted(started) == sorted(children)
         assert stats.failed == len(plan["fails"])
