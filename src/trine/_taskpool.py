@@ -515,7 +515,12 @@ class TaskPool(Generic[_T, _Y]):
             and not self._starters
             and (self._unread < self._max_results or not self._keeping)
         ):
-            self._launch(call, call_args, name)
+            # _launch, written out: this is the path of nearly every task.
+            index = self._started
+            self._started = index + 1
+            self._running += 1
+            self._alive += 1
+            self._nursery.start_soon(self._run_task, index, call, call_args, name=name)
         else:
             await self._wait_to_start(call, call_args, name)
         await trio.lowlevel.cancel_shielded_checkpoint()
@@ -587,7 +592,8 @@ class TaskPool(Generic[_T, _Y]):
             self._paused += 1
             self._free_slot()  # handed to the next in line
         try:
-            if self._can_start():
+            # Only giving up a slot can have made room since start looked.
+            if member and self._can_start():
                 self._launch(fn, args, name)
                 return
             if member and self._running < self._limit and task is self._leader():
@@ -596,7 +602,8 @@ class TaskPool(Generic[_T, _Y]):
                 return
             request = _Request(task, fn, args, name)
             self._starters[request] = None
-            stuck = self._stuck()
+            # With every slot taken, a running task will admit the caller.
+            stuck = None if self._running >= self._limit else self._stuck()
             if stuck is not None:
                 del self._starters[request]
                 _close(fn)
