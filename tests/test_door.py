@@ -125,6 +125,8 @@ KINDS: dict[str, list[Bad]] = {
         _INT1,
     ],
     "iterable": [_NONE, _INT1, _OBJ, _coro()],
+    # an error policy named by a string
+    "on_error": [_NONE, _INT1, _value("bogus", "bogus")],
     "object": [_INT1, _OBJ],
 }
 
@@ -208,6 +210,11 @@ async def _in_flights(use: Callable[[trine.SingleFlight], Any]) -> None:
 async def _in_cache(use: Callable[[trine.AsyncCache], Any]) -> None:
     async with trine.AsyncCache(10) as cache:
         await use(cache)
+
+
+async def _in_pool(use: Callable[[trine.TaskPool], Any]) -> None:
+    async with trine.TaskPool(limit=2) as pool:
+        await use(pool)
 
 
 async def _load_many(keys: list[Any]) -> list[Any]:
@@ -524,8 +531,13 @@ DOORS: list[Door] = [
     Door(
         "fan",
         "settle",
-        lambda fns0=afn, fns1=afn: trine.settle(fns0, fns1),
-        {"fns0": "async_fn", "fns1": "async_fn"},
+        lambda fns0=afn, fns1=afn, **kw: trine.settle(fns0, fns1, **kw),
+        {
+            "fns0": "async_fn",
+            "fns1": "async_fn",
+            "deadline": "opt_number",
+            "timeout": "opt_seconds",
+        },
         names={"fns0": "fns[0]", "fns1": "fns[1]"},
     ),
     Door(
@@ -703,9 +715,49 @@ DOORS: list[Door] = [
     ),
     Door(
         "map",
+        "map_settled",
+        lambda fn=afn, items=range(3), limit=2, ordered=True, **kw: trine.map_settled(
+            fn, items, limit=limit, ordered=ordered, **kw
+        ),
+        {
+            "fn": "async_fn",
+            "items": "iterable",
+            "limit": "count",
+            "ordered": "bool",
+            "deadline": "opt_number",
+            "timeout": "opt_seconds",
+        },
+    ),
+    Door(
+        "map",
         "for_each",
         lambda fn=afn, items=range(3), limit=2: trine.for_each(fn, items, limit=limit),
         {"fn": "async_fn", "items": "iterable", "limit": "count"},
+    ),
+    # -- task pools ----------------------------------------------------------------
+    Door(
+        "taskpool",
+        "TaskPool",
+        lambda limit=2, **kw: trine.TaskPool(limit, **kw),
+        {
+            "limit": "count",
+            "on_error": "on_error",
+            "ordered": "bool",
+            "max_results": "opt_count0",
+            "policy": "object",
+        },
+    ),
+    Door(
+        "taskpool",
+        "TaskPool.start",
+        lambda fn=afn: _in_pool(lambda pool: pool.start(fn)),
+        {"fn": "async_fn"},
+    ),
+    Door(
+        "taskpool",
+        "TaskPool.try_start",
+        lambda fn=afn: _in_pool(lambda pool: _async(pool.try_start, fn)),
+        {"fn": "async_fn"},
     ),
     # -- pipelines -----------------------------------------------------------------
     Door(

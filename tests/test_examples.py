@@ -122,3 +122,19 @@ def test_fleet_example_shows_what_each_piece_buys() -> None:
     closed = lines[-1].split()
     assert closed[0] == "connections:"
     assert int(closed[3]) > 0
+
+
+def test_site_crawler_example_prints_what_the_guide_quotes() -> None:
+    """examples/site_crawler.py fetches all 120 pages through a TaskPool, 2 per host at most,
+    retries the 11 flaky ones, and its output is the one docs/guide/taskpool.rst quotes."""
+    output = run_example("site_crawler.py")
+    assert output.splitlines() == [
+        "crawled 120 pages from 3 hosts; 12 links led nowhere",
+        "11 flaky fetches retried; at most 6 fetches at once, 2 per host",
+        "  docs.example    40 pages, at most 2 at once",
+        "  blog.example    40 pages, at most 2 at once",
+        "  shop.example    40 pages, at most 2 at once",
+        "pool: 132 tasks, 132 finished, 12 failed, 0 dropped",
+    ]
+    guide = (EXAMPLES.parent / "docs" / "guide" / "taskpool.rst").read_text()
+    assert "\n".join(f"    {line}" for line in output.splitlines()) in guide

@@ -23,6 +23,7 @@ from ._errors import BatcherFull as BatcherFull
 from ._errors import BulkheadFull as BulkheadFull
 from ._errors import CircuitOpenError as CircuitOpenError
 from ._errors import CycleError as CycleError
+from ._errors import DeadlineExceeded as DeadlineExceeded
 from ._errors import InjectedFault as InjectedFault
 from ._errors import NoEndpointError as NoEndpointError
 from ._errors import RateLimitExceeded as RateLimitExceeded
@@ -68,6 +69,7 @@ from ._limit import acquire_all as acquire_all
 from ._map import amap as amap
 from ._map import for_each as for_each
 from ._map import map_all as map_all
+from ._map import map_settled as map_settled
 from ._percentile import Percentile as Percentile
 from ._pipeline import Pipeline as Pipeline
 from ._pipeline import PipelineOutput as PipelineOutput
@@ -105,6 +107,8 @@ from ._retry import RetryOn as RetryOn
 from ._retry import RetryStatistics as RetryStatistics
 from ._stats import LatencyHistogram as LatencyHistogram
 from ._stats import LatencySummary as LatencySummary
+from ._taskpool import TaskPool as TaskPool
+from ._taskpool import TaskPoolStatistics as TaskPoolStatistics
 from ._util import ExceptionFilter as ExceptionFilter
 from ._version import __version__ as __version__
 
@@ -137,6 +141,7 @@ __all__ = [
     "CommandResult",
     "CommandStatus",
     "CycleError",
+    "DeadlineExceeded",
     "EndpointStatistics",
     "ExceptionFilter",
     "FallbackUsed",
@@ -194,6 +199,8 @@ __all__ = [
     "SystemLoad",
     "SystemLoadStatistics",
     "TaskGraph",
+    "TaskPool",
+    "TaskPoolStatistics",
     "TrineError",
     "WeightedSemaphore",
     "WeightedSemaphoreStatistics",
@@ -203,6 +210,7 @@ __all__ = [
     "gather",
     "hedge",
     "map_all",
+    "map_settled",
     "merge",
     "race",
     "run_commands",

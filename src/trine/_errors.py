@@ -13,6 +13,7 @@ The class tree::
           ├── BulkheadFull
           ├── CircuitOpenError
           ├── CycleError          (also ValueError)
+          ├── DeadlineExceeded    (also TimeoutError)
           ├── InjectedFault       (also ConnectionError)
           ├── NoEndpointError     (also LookupError)
           ├── RateLimitExceeded   (also trio.WouldBlock)
@@ -28,6 +29,7 @@ __all__ = [
     "BulkheadFull",
     "CircuitOpenError",
     "CycleError",
+    "DeadlineExceeded",
     "InjectedFault",
     "NoEndpointError",
     "RateLimitExceeded",
@@ -170,6 +172,36 @@ class CycleError(TrineError, ValueError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (CycleError, (self.cycle,))
+
+
+class DeadlineExceeded(TrineError, TimeoutError):
+    """A call was cancelled at the deadline of a partial-results API before it finished.
+
+    Never raised by trine itself: it is what the outcome of such a call holds,
+    ``outcome.Error(DeadlineExceeded(...))``, in the list that
+    :func:`~trine.settle` or :func:`~trine.map_settled` returns when given
+    ``deadline=`` or ``timeout=``. ``result.unwrap()`` raises it. It is also a
+    :exc:`TimeoutError`, so ``except TimeoutError`` around the unwrap catches
+    it. A call cancelled from outside (a cancel scope around the whole call)
+    never gets one: that cancellation propagates as :exc:`trio.Cancelled`.
+
+    Attributes:
+      deadline: the deadline, as a :func:`trio.current_time` value.
+    """
+
+    deadline: float
+
+    def __init__(self, deadline: float) -> None:
+        super().__init__(deadline)
+        self.deadline = deadline
+
+    def __str__(self) -> str:
+        return (
+            f"cancelled at the deadline ({self.deadline:.6g} on the Trio clock) before it finished"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (DeadlineExceeded, (self.deadline,))
 
 
 class CircuitOpenError(TrineError):

@@ -41,6 +41,7 @@ import attrs
 import outcome
 import trio
 
+from ._deadline import cut_off, resolve_deadline
 from ._percentile import Percentile
 from ._retry import RetryBudget
 from ._util import (
@@ -218,7 +219,11 @@ async def _settle_one(fn: Callable[[], Awaitable[Any]], results: list[Any], inde
         results[index] = outcome.Value(value)
 
 
-async def settle(*fns: Callable[[], Awaitable[_T]]) -> list[outcome.Outcome[_T]]:
+async def settle(
+    *fns: Callable[[], Awaitable[_T]],
+    deadline: float | None = None,
+    timeout: float | None = None,  # noqa: ASYNC109  # partial results at the deadline, not TooSlowError
+) -> list[outcome.Outcome[_T]]:
     """Run every function to completion and return one outcome per function, in order.
 
     Like :func:`gather`, but a failure neither cancels the siblings nor
@@ -235,9 +240,28 @@ async def settle(*fns: Callable[[], Awaitable[_T]]) -> list[outcome.Outcome[_T]]
     result either: it cancels the siblings and propagates as from a Trio
     nursery, inside a :exc:`BaseExceptionGroup`.
 
+    With a *deadline* (or a *timeout*), the calls still running at that moment
+    are cancelled and :func:`settle` returns at once with what finished: each
+    call cut off has ``outcome.Error(trine.DeadlineExceeded(deadline))``
+    instead of a result, where a ``with trio.fail_after(...)`` around it would
+    have raised :exc:`trio.TooSlowError` and lost every result::
+
+        results = await trine.settle(*fetches, timeout=2.0)
+        late = [r for r in results if isinstance(r, outcome.Error)
+                and isinstance(r.error, trine.DeadlineExceeded)]
+
+    A cancellation from outside is still a cancellation: it propagates as
+    :exc:`trio.Cancelled`, never as a result, even when it comes at the
+    deadline.
+
     Args:
       *fns: zero-argument async functions (use :func:`functools.partial` for
         arguments).
+      deadline: when to cut the calls off, as a :func:`trio.current_time`
+        value (absolute, as :func:`trio.move_on_at` takes it). ``None``: never.
+      timeout: the same, in seconds from the call (relative, as
+        :func:`trio.move_on_after` takes it). Give *deadline* or *timeout*,
+        not both.
 
     Returns:
       One :class:`outcome.Outcome` per *fn*, in argument order. ``settle()``
@@ -246,16 +270,53 @@ async def settle(*fns: Callable[[], Awaitable[_T]]) -> list[outcome.Outcome[_T]]
     Raises:
       TypeError: if an item of *fns* is a coroutine object or not callable,
         or calling it returns something that cannot be awaited (a plain
-        function, say), before anything starts.
+        function, say), before anything starts; if *deadline* or *timeout*
+        is not a number.
+      ValueError: if *deadline* is NaN, *timeout* is negative or NaN, or
+        both are given.
     """
+    try:
+        at = resolve_deadline(deadline, timeout)
+    except (TypeError, ValueError):
+        _close_coroutines(fns)  # given by mistake: no "never awaited" warning on top
+        raise
     starters = _starters(fns)
     if not starters:
         await trio.lowlevel.checkpoint()
         return []
     results: list[Any] = [None] * len(starters)
+    if at is not None:
+        return await _settle_by(at, fns, starters, results)
     async with trio.open_nursery() as nursery:
         for index, start in enumerate(starters):
             nursery.start_soon(_settle_one, start, results, index, name=fns[index])
+    return results
+
+
+def _close_coroutines(fns: tuple[object, ...]) -> None:
+    for fn in fns:
+        if isinstance(fn, types.CoroutineType):
+            fn.close()
+
+
+async def _settle_by(
+    at: float,
+    fns: tuple[Callable[[], Awaitable[Any]], ...],
+    starters: Sequence[Callable[[], Awaitable[Any]]],
+    results: list[Any],
+) -> list[Any]:
+    """:func:`settle`'s nursery inside a cancel scope that ends at *at*; the calls cut off
+    get :func:`cut_off` outcomes."""
+    with trio.CancelScope(deadline=at) as scope:
+        async with trio.open_nursery() as nursery:
+            for index, start in enumerate(starters):
+                nursery.start_soon(_settle_one, start, results, index, name=fns[index])
+    if scope.cancelled_caught:
+        # Cancelled at the same moment from outside too: that one goes on.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        for index, result in enumerate(results):
+            if result is None:  # every call that finished left an outcome
+                results[index] = cut_off(at)
     return results
 
 

@@ -1,4 +1,4 @@
-"""Bounded concurrent maps: :func:`amap`, :func:`map_all` and :func:`for_each`.
+"""Bounded concurrent maps: :func:`amap`, :func:`map_all`, :func:`map_settled`, :func:`for_each`.
 
 How it works, and why it is fast. The obvious Trio map spawns a task per item
 behind a :class:`trio.CapacityLimiter`, or feeds a pool of workers through a
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import types
 from collections import deque
 from collections.abc import (
@@ -44,12 +45,14 @@ from collections.abc import (
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, final
 
+import outcome
 import trio
 
+from ._deadline import cut_off, resolve_deadline
 from ._policy import SupportsCall, _check_call_guard
 from ._util import NotAwaitableError, check_async_callable, check_awaitable, check_bool, check_int
 
-__all__ = ["amap", "for_each", "map_all"]
+__all__ = ["amap", "for_each", "map_all", "map_settled"]
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -563,6 +566,95 @@ async def map_all(
     return run.results
 
 
+async def map_settled(
+    fn: Callable[[_T], Awaitable[_R]],
+    items: Iterable[_T] | AsyncIterable[_T],
+    *,
+    limit: int,
+    ordered: bool = True,
+    policy: SupportsCall | None = None,
+    deadline: float | None = None,
+    timeout: float | None = None,  # noqa: ASYNC109  # partial results at the deadline, not TooSlowError
+) -> list[outcome.Outcome[_R]]:
+    """Like :func:`map_all`, but return one outcome per item, and stop at a deadline if asked.
+
+    :func:`map_settled` is to :func:`map_all` what :func:`settle` is to
+    :func:`gather`: a failing call is that item's :class:`outcome.Error` and
+    cancels nothing; every other item is an :class:`outcome.Value`::
+
+        results = await trine.map_settled(fetch, urls, limit=10, timeout=5.0)
+        pages = [r.value for r in results if isinstance(r, outcome.Value)]
+
+    With a *deadline* (or a *timeout*), at that moment the calls still
+    running are cancelled, no further item is taken from *items* (a generator
+    is closed), and :func:`map_settled` returns at once with what finished:
+    each call cut off has ``outcome.Error(trine.DeadlineExceeded(deadline))``.
+    Items not yet taken at the deadline have no entry, so the list has one
+    outcome per item *taken*: with ``ordered=True`` they are the first
+    ``len(results)`` items, in order; with ``ordered=False`` the outcomes come
+    in the order the calls finished, those cut off last.
+
+    A cancellation from outside is still a cancellation: it propagates as
+    :exc:`trio.Cancelled`, never as an outcome. An exception from iterating
+    *items* is not an item's outcome: it cancels the calls and propagates in
+    an :exc:`ExceptionGroup`, as from :func:`map_all`.
+
+    Args:
+      fn: an async function of one argument, or any callable returning an
+        awaitable.
+      items: an iterable or async iterable of arguments for *fn*.
+      limit: the most calls of *fn* to run at once (>= 1).
+      ordered: outcomes in the order of *items* (true) or of completion.
+      policy: a :class:`~trine.Policy` (or anything with ``async call(fn, *args)``)
+        that each item's call goes through; what it finally raises is the
+        item's outcome.
+      deadline: when to cut the calls off, as a :func:`trio.current_time`
+        value (absolute, as :func:`trio.move_on_at` takes it). ``None``: never.
+      timeout: the same, in seconds from the call (relative, as
+        :func:`trio.move_on_after` takes it). Give *deadline* or *timeout*,
+        not both.
+
+    Returns:
+      One :class:`outcome.Outcome` per item taken from *items*.
+
+    Raises:
+      TypeError: at the call, if *fn* is not callable (or is a coroutine
+        object), *limit* is not an int, *ordered* is not a bool, *items* is
+        not iterable, or *deadline* or *timeout* is not a number. In an
+        :exc:`ExceptionGroup`, once, if calling *fn* returned something that
+        cannot be awaited (a programming error, never an item's outcome).
+      ValueError: *limit* is less than 1, *deadline* is NaN, *timeout* is
+        negative or NaN, or both are given.
+      ExceptionGroup: holding the exception that iterating *items* raised.
+    """
+    call = _check_arguments(fn, items, limit, policy, ordered)
+    at = resolve_deadline(deadline, timeout)
+    run = _Run(call, items, limit, "ordered" if ordered else "unordered", settle=True)
+    with trio.CancelScope(deadline=math.inf if at is None else at) as scope:
+        await run.run()
+    results = run.results
+    assert results is not None
+    if scope.cancelled_caught:
+        # Cancelled at the same moment from outside too: that one goes on.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        assert at is not None
+        _cut_off_the_rest(results, run.taken, at, ordered=ordered)
+    return results
+
+
+def _cut_off_the_rest(results: list[Any], taken: int, at: float, *, ordered: bool) -> None:
+    """Give every item taken whose call was cancelled at *at* its :func:`cut_off` outcome."""
+    if ordered:
+        # The list grows as results are stored: cut spare slots, add the missing ones.
+        del results[taken:]
+        results.extend([_MISSING] * (taken - len(results)))
+        for index in range(taken):
+            if results[index] is _MISSING:
+                results[index] = cut_off(at)
+    else:
+        results.extend(cut_off(at) for _ in range(taken - len(results)))
+
+
 async def for_each(
     fn: Callable[[_T], Awaitable[object]],
     items: Iterable[_T] | AsyncIterable[_T],
@@ -629,6 +721,7 @@ class _Run(_Workers):
         "_limit",
         "_mode",
         "_numbered",
+        "_settling",
         "_source",
         "_taken",
         "results",
@@ -640,9 +733,13 @@ class _Run(_Workers):
         items: Iterable[Any] | AsyncIterable[Any],
         limit: int,
         mode: _Mode,
+        *,
+        settle: bool = False,
     ) -> None:
         super().__init__()
-        self._fn = fn
+        # With settle, each call's result is its outcome (map_settled).
+        self._settling = _Settling(fn, self) if settle else None
+        self._fn = fn if self._settling is None else self._settling
         self._limit = limit
         self._mode = mode
         self._taken = 0  # items taken from an async source
@@ -656,6 +753,12 @@ class _Run(_Workers):
             self._source = iter(items)  # type: ignore[arg-type]
             if mode == "ordered":
                 self.results = [_MISSING] * _known_length(items)
+
+    @property
+    def taken(self) -> int:
+        """How many items were taken and called (counted only with ``settle``)."""
+        assert self._settling is not None
+        return self._settling.started
 
     async def run(self) -> None:
         try:
@@ -813,6 +916,38 @@ class _Run(_Workers):
             if not left:
                 left = _YIELD_EVERY
                 await trio.lowlevel.checkpoint()
+
+
+@final
+class _Settling:
+    """``fn`` for :func:`map_settled`: each call returns its outcome, and calls are counted.
+
+    A worker calls it with the item it has just taken, before it awaits
+    anything, so :attr:`started` is the number of items taken, and in an
+    ordered run the last index taken plus one.
+    """
+
+    __slots__ = ("_fn", "_workers", "started")
+
+    def __init__(self, fn: Callable[[Any], Awaitable[Any]], workers: _Workers) -> None:
+        self._fn = fn
+        self._workers = workers
+        self.started = 0
+
+    def __call__(self, item: Any) -> Awaitable[outcome.Outcome[Any]]:
+        self.started += 1
+        return self._settle(item)
+
+    async def _settle(self, item: Any) -> outcome.Outcome[Any]:
+        try:
+            awaitable = self._fn(item)
+            if type(awaitable) is not _CoroutineType:
+                awaitable = self._workers._awaitable(awaitable)
+            return outcome.Value(await awaitable)
+        except NotAwaitableError:
+            raise  # a programming error, never an item's outcome
+        except Exception as exc:  # not BaseException: Cancelled and KeyboardInterrupt propagate
+            return outcome.Error(exc)
 
 
 def _known_length(items: object) -> int:

@@ -49,6 +49,9 @@ async def _fan_types() -> None:
     assert_type(await trine.gather(_int, _int), list[int])
     assert_type(await trine.gather(functools.partial(_str_of, 1)), list[str])
     assert_type(await trine.settle(_int), list[outcome.Outcome[int]])
+    assert_type(await trine.settle(_int, _int, timeout=1.0), list[outcome.Outcome[int]])
+    assert_type(await trine.settle(_int, deadline=trio.current_time()), list[outcome.Outcome[int]])
+    assert_type(trine.DeadlineExceeded(1.0).deadline, float)
     assert_type(await trine.race(_int, _int), int)
     assert_type(await trine.hedge(_str_of, 1, delay=0.1), str)
     p95 = trine.Percentile(95, min_samples=10, initial=0.05)
@@ -144,6 +147,15 @@ async def _check_map() -> None:
     assert_type(await trine.map_all(length, ["a"], limit=2), list[int])
     assert_type(await trine.map_all(length, words(), limit=2, ordered=False), list[int])
     assert_type(await trine.for_each(length, ["a"], limit=2), None)
+    import outcome
+
+    assert_type(
+        await trine.map_settled(length, ["a"], limit=2, timeout=1.0), list[outcome.Outcome[int]]
+    )
+    assert_type(
+        await trine.map_settled(length, words(), limit=2, deadline=5.0, ordered=False),
+        list[outcome.Outcome[int]],
+    )
 
 
 async def _retry_types() -> None:
@@ -405,3 +417,30 @@ async def _balancer_types() -> None:
     assert_type(stats, trine.BalancerStatistics[str])
     assert_type(stats.endpoints[0].endpoint, str)
     assert_type(stats.endpoints[0].latency, float | None)
+
+
+async def _taskpool_types() -> None:
+    import outcome
+
+    async def fetch(url: str) -> bytes:
+        return url.encode()
+
+    async with trine.TaskPool(limit=4) as pool:
+        assert_type(pool, trine.TaskPool[Any, Any])
+        await pool.start(fetch, "a")
+        assert_type(pool.try_start(fetch, "b"), bool)
+        assert_type(pool.statistics(), trine.TaskPoolStatistics)
+        assert_type(pool.statistics().latency, trine.LatencySummary)
+    async with trine.TaskPool[bytes](limit=4, ordered=True, max_results=8) as typed:
+        await typed.start(fetch, "a")
+        async for page in typed.results():
+            assert_type(page, bytes)
+    async with trine.TaskPool(limit=4, on_error="collect") as collecting:
+        assert_type(collecting, trine.TaskPool[Any, outcome.Outcome[Any]])
+    collected: trine.TaskPool[bytes, outcome.Outcome[bytes]] = trine.TaskPool(
+        limit=4, on_error="collect"
+    )
+    async with collected:
+        await collected.start(fetch, "a")
+        async for result in collected.results():
+            assert_type(result, outcome.Outcome[bytes])
