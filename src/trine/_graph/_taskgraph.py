@@ -505,13 +505,12 @@ class TaskGraph:
             a cycle.
           RuntimeError: if the graph is already running.
           TypeError: if *on_event* is not a plain function (an async function
-            would never run), or if it returns a coroutine. A
-            :exc:`~trine.NotAwaitableError` (a :exc:`TypeError`) if a node's
-            function returns something that cannot be awaited: that is a
-            mistake in the program, not a failure of the node, so the run is
-            cancelled (that node and the unfinished ones are ``cancelled``,
-            no dependent is skipped) and the error is raised as itself, not
-            in an :exc:`ExceptionGroup`.
+            would never run), or if it returns a coroutine; or if a node's
+            function returns something that cannot be awaited (it was not an
+            async function). Those are mistakes in the program, not failures
+            of a node: the run is cancelled (the node and every unfinished
+            one are ``cancelled``; nothing is ``failed`` or ``skipped``) and
+            the error is raised as itself, not in an :exc:`ExceptionGroup`.
           ExceptionGroup: with *fail_fast*, of the failure(s) that cancelled
             the run (the rest are marked ``cancelled``).
         """
