@@ -3,9 +3,9 @@
 Every node of a run is one Trio task in one nursery, started only once the
 node may actually run. The scheduler is not a task of its own: it is plain
 code run by the task that just finished (and once by :meth:`_Run.begin`),
-so a completion costs no extra trip through Trio's scheduler, and Trio's
-clock is read once per completion, for the node's finishing time and the
-start time of the nodes it lets start.
+so a completion costs no extra trip through Trio's scheduler, and
+:func:`trio.current_time` is read once per completion, for the node's
+finishing time and the start time of the nodes it lets start.
 
 **Who waits for whom.** The graph keeps its edges flat, each node's
 dependencies one after the other (what the node's function is called
@@ -84,7 +84,6 @@ class _Run:
         "misuse",
         "names",
         "nodes",
-        "now",
         "nursery",
         "on_event",
         "ready",
@@ -106,9 +105,6 @@ class _Run:
     def __init__(self, graph: TaskGraph, on_event: Callable[[NodeEvent], object] | None) -> None:
         count = len(graph._nodes)
         self.graph = graph
-        # The run's clock, read as trio.current_time() reads it (that is
-        # current_clock().current_time()), minus two Python calls per read.
-        self.now = trio.lowlevel.current_clock().current_time
         self.nodes = graph._nodes
         self.names = graph._node_names  # every node has one: run() named them
         self.count = count
@@ -169,7 +165,7 @@ class _Run:
             heapq.heapify(self.ready)
             for group in self.groups:
                 heapq.heapify(group)
-        self.dispatch(self.now())
+        self.dispatch(trio.current_time())
 
     def cancel_unfinished(self) -> None:
         """Mark every node that did not finish as cancelled (after the nursery closed)."""
@@ -178,7 +174,7 @@ class _Run:
             group.clear()
         if _UNFINISHED not in self.status:
             return
-        now = self.now()
+        now = trio.current_time()
         for index, status in enumerate(self.status):
             if status == _UNFINISHED:
                 self.finish(index, _CANCELLED, now)
@@ -204,10 +200,13 @@ class _Run:
             if wait_all or index in self.slow:
                 value = await self.call(index, node, first, end, wait_all)
             else:
+                args = node._args
                 if first == end:
-                    coro = node._fn(*node._args)
-                else:
-                    coro = node._fn(*node._args, *map(self.value_of, self.edges[first:end]))
+                    coro = node._fn(*args)
+                elif args:
+                    coro = node._fn(*args, *map(self.value_of, self.edges[first:end]))
+                else:  # one tuple built from the map, no list first
+                    coro = node._fn(*map(self.value_of, self.edges[first:end]))
                 if type(coro) is not _CoroutineType:
                     coro = check_awaitable("fn", coro)
                 value = await coro
@@ -220,7 +219,7 @@ class _Run:
         if releases:
             _release_all(releases, None)
         # Success: the hot path, inline.
-        now = self.now()
+        now = trio.current_time()
         self.values[index] = value
         self.status[index] = _SUCCEEDED
         self.finished[index] = now
@@ -286,7 +285,7 @@ class _Run:
     def fail(self, index: int, error: BaseException) -> bool:
         """Record a node that raised; return whether the error must propagate."""
         self.running -= 1
-        now = self.now()
+        now = trio.current_time()
         if not isinstance(error, Exception):
             # trio.Cancelled (or KeyboardInterrupt...): never a failure, never swallowed.
             self.finish(index, _CANCELLED, now)

@@ -49,6 +49,7 @@ _PLAIN_CALLABLES = frozenset(
 )
 
 _Needs = tuple[tuple[_Resource, int], ...]
+_NO_RESOURCES: tuple[()] = ()
 
 
 _fn_of = operator.attrgetter("_fn")
@@ -151,7 +152,7 @@ class TaskGraph:
     # when something asks), every name handed out, and per default base name
     # the next suffix.
     _node_names: list[str] = attrs.field(factory=list, init=False)
-    _names: dict[str, int] = attrs.field(factory=dict, init=False)
+    _names: set[str] = attrs.field(factory=set, init=False)
     _name_counters: dict[str, int] = attrs.field(factory=dict, init=False)
     _priorities: dict[int, int] = attrs.field(factory=dict, init=False)
     _policies: dict[int, SupportsCall] = attrs.field(factory=dict, init=False)
@@ -220,7 +221,7 @@ class TaskGraph:
         name: str | None = None,
         priority: int = 0,
         policy: SupportsCall | None = None,
-        resources: Sequence[str] | Mapping[str, int] = (),
+        resources: Sequence[str] | Mapping[str, int] = _NO_RESOURCES,
     ) -> Node[_T]:
         """Add a node that will call ``await fn(*args, *results_of_deps)``.
 
@@ -269,7 +270,6 @@ class TaskGraph:
         if type(deps) is not list and type(deps) is not tuple:
             deps = _check_deps(deps)
         edges = self._edges
-        first = len(edges)
         if deps:
             append = edges.append
             try:
@@ -280,14 +280,14 @@ class TaskGraph:
                         raise AttributeError
                     append(dep._index)
             except AttributeError:
-                del edges[first:]
+                del edges[self._starts[-1] :]  # this node's edges so far
                 raise self._bad_dep(deps) from None
         needs: _Needs = ()
-        if type(resources) is not tuple or resources:
+        if resources is not _NO_RESOURCES:  # the default (any empty tuple is that one)
             try:
                 needs = self._check_resources(name, fn, resources)
             except BaseException:
-                del edges[first:]
+                del edges[self._starts[-1] :]
                 raise
 
         nodes = self._nodes
@@ -301,7 +301,7 @@ class TaskGraph:
         self._starts.append(len(edges))
         if name is not None:  # _check_name named every earlier node
             self._node_names.append(name)
-            self._names[name] = index
+            self._names.add(name)
         if priority:
             self._priorities[index] = priority
         if policy is not None:
@@ -353,7 +353,6 @@ class TaskGraph:
         """Name the next *size* nodes, whose default names come from *base*."""
         names = self._names
         node_names = self._node_names
-        first = len(node_names)
         counter = self._name_counters.get(base, 1)
         # The names they get when none of them is taken yet (the common case),
         # built and checked without a Python loop over the nodes.
@@ -364,18 +363,18 @@ class TaskGraph:
         )
         if counter == 1:
             wanted[0] = base
-        if names.keys().isdisjoint(wanted):
-            names.update(zip(wanted, range(first, first + size), strict=True))
+        if names.isdisjoint(wanted):
+            names.update(wanted)
             node_names += wanted
             self._name_counters[base] = counter + size
             return
-        for index in range(first, first + size):  # as _next_default_name, one at a time
+        for _ in range(size):  # as _next_default_name, one at a time
             name = base if counter == 1 else f"{base}-{counter}"
             while name in names:
                 counter += 1
                 name = f"{base}-{counter}"
             counter += 1
-            names[name] = index
+            names.add(name)
             node_names.append(name)
         self._name_counters[base] = counter
 
