@@ -1077,16 +1077,38 @@ async def _async_generator(*deps: Any) -> Any:
     yield 1
 
 
+class _Generators:
+    async def method(self, *deps: Any) -> Any:
+        yield 1
+
+
 @pytest.mark.parametrize(
-    ("fn", "returned"),
+    ("fn", "message"),
     [
-        (_returns_one, r"1, an int: define it with async def"),
-        (_generator, r"a generator: a function with yield is a generator function; .*"),
-        (_async_generator, r"an async generator: async def with yield is .*"),
+        (
+            _generator,
+            r"^fn must be an async function, got the generator function <function .*>: "
+            r"define it with async def and no yield$",
+        ),
+        (
+            _async_generator,
+            r"^fn must be an async function, got the async generator function <function .*>: "
+            r"define it without yield \(an async generator is iterated with async for\)$",
+        ),
+        (functools.partial(_generator, 1), r"^fn must be an async function, got the generator"),
+        (_Generators().method, r"^fn must be an async function, got the async generator"),
     ],
 )
+def test_add_refuses_generator_functions(fn: Callable[..., Any], message: str) -> None:
+    """add() refuses a generator or async generator function at once (and partials, methods)."""
+    graph = trine.TaskGraph()
+    with pytest.raises(TypeError, match=message):
+        graph.add(fn)
+    assert len(graph) == 0
+
+
 async def test_sync_fn_makes_run_raise_type_error_as_itself(
-    fn: Callable[..., Any], returned: str, autojump_clock: trio.testing.MockClock
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     """A node whose fn is not async makes run() raise the TypeError bare, cancelling the run.
 
@@ -1095,11 +1117,13 @@ async def test_sync_fn_makes_run_raise_type_error_as_itself(
     """
     graph = trine.TaskGraph()
     long = graph.add(_sleeper(), "long", 5, name="long")
-    bad = graph.add(fn, name="bad")
+    bad = graph.add(_returns_one, name="bad")
     after = graph.add(_value, 1, deps=[bad], name="after")
     events: list[trine.NodeEvent] = []
     with pytest.raises(
-        TypeError, match=rf"^fn must be an async function, but calling it returned {returned}$"
+        TypeError,
+        match=r"^fn must be an async function, but calling it returned 1, an int: "
+        r"define it with async def$",
     ):
         await graph.run(on_event=events.append)
     assert trio.current_time() == 0

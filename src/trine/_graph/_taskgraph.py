@@ -19,6 +19,7 @@ per node than the GC's scan of a few long lists of ints.)
 from __future__ import annotations
 
 import functools
+import inspect
 import itertools
 import operator
 import types
@@ -48,6 +49,12 @@ _PLAIN_CALLABLES = frozenset(
     {types.FunctionType, types.MethodType, types.BuiltinFunctionType, functools.partial}
 )
 
+_FunctionType = types.FunctionType
+# Calling a generator or async generator function never makes an awaitable:
+# add() refuses one at once (any other plain function may return one, as a
+# lambda wrapping an async function does, so only its first call can tell).
+_GENERATOR_FLAGS = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
+
 _Needs = tuple[tuple[_Resource, int], ...]
 _NO_RESOURCES: tuple[()] = ()
 
@@ -60,6 +67,27 @@ def _default_name(fn: Callable[..., Any]) -> str:
         fn = fn.func
     name = getattr(fn, "__name__", None)
     return name if isinstance(name, str) and name else type(fn).__name__
+
+
+def _generator_function_error(fn: object) -> TypeError:
+    if inspect.isasyncgenfunction(fn):
+        return TypeError(
+            f"fn must be an async function, got the async generator function {fn!r}: "
+            "define it without yield (an async generator is iterated with async for)"
+        )
+    return TypeError(
+        f"fn must be an async function, got the generator function {fn!r}: "
+        "define it with async def and no yield"
+    )
+
+
+def _check_fn(fn: object) -> None:
+    """Refuse what add() can tell is not an async function (a plain function is checked inline)."""
+    if type(fn) not in _PLAIN_CALLABLES:
+        check_async_callable("fn", fn)
+    # A partial or a method of a generator function (inspect looks through both).
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        raise _generator_function_error(fn)
 
 
 def _check_priority(priority: object) -> None:
@@ -229,7 +257,8 @@ class TaskGraph:
           fn: an async function (or any callable that returns an awaitable,
             such as ``lambda *deps: fetch(url, *deps)``). Whether it really
             is async is only known when it is called: a function that
-            returns something else makes :meth:`run` raise.
+            returns something else makes :meth:`run` raise. A generator or
+            async generator function is refused at once.
           *args: its first arguments.
           deps: nodes of this graph (added before this one) whose results are
             appended to *args*, in this order; the node starts once they have
@@ -248,7 +277,8 @@ class TaskGraph:
 
         Raises:
           TypeError: if an argument has the wrong type (a coroutine object for
-            *fn* included: pass the function and its arguments).
+            *fn* included: pass the function and its arguments; and a
+            generator or async generator function, which cannot be awaited).
           ValueError: if *name* is taken, a dependency is not a node of this
             graph, a resource is unknown, or a weight is more than its
             resource could ever give.
@@ -259,8 +289,11 @@ class TaskGraph:
         # is checked behind one test of its default.
         if self._running:
             raise RuntimeError("cannot add nodes to a graph while it runs")
-        if type(fn) not in _PLAIN_CALLABLES:
-            check_async_callable("fn", fn)
+        if type(fn) is _FunctionType:
+            if fn.__code__.co_flags & _GENERATOR_FLAGS:
+                raise _generator_function_error(fn)
+        else:
+            _check_fn(fn)
         if name is not None:
             self._check_name(name)
         if type(priority) is not int:
