@@ -11,9 +11,8 @@ finishing time and the start time of the nodes it lets start.
 dependencies one after the other (what the node's function is called
 with). :meth:`_Run.begin` turns them around once, in O(E): each node's
 count of dependencies still to succeed, and each node's dependents, in
-insertion order, flat as well (two lists of ints: a run makes no object per
-node that the cyclic GC would have to scan). A node that succeeds counts its
-dependents down; one whose count reaches zero is ready. A node that fails walks its dependents (and
+insertion order. A node that succeeds counts its dependents down; one whose
+count reaches zero is ready. A node that fails walks its dependents (and
 theirs) to skip them, so a failure costs O(what it skips).
 
 **Which ready node starts.** Without a limit, priorities or resources, a
@@ -28,6 +27,7 @@ many are waiting: O(log V) per heap operation and O(groups) per pass.
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import operator
@@ -72,7 +72,6 @@ class _Run:
     __slots__ = (
         "attempts",
         "count",
-        "dependent_starts",
         "dependents",
         "edges",
         "errors",
@@ -140,8 +139,7 @@ class _Run:
         self.misuse: BaseException | None = None
         # Per node, made by begin(): dependencies still to succeed, and dependents.
         self.remaining: list[int] = []
-        self.dependents: list[int] = []
-        self.dependent_starts: list[int] = []
+        self.dependents: list[list[int]] = []
 
     # -- start and end ---------------------------------------------------------
 
@@ -151,24 +149,12 @@ class _Run:
         self.spawn = nursery.start_soon
         count = self.count
         starts = self.starts
-        edges = self.edges
         remaining = self.remaining = list(map(operator.sub, starts[1 : count + 1], starts))
-        # The dependents, flat too: node i's are
-        # dependents[dependent_starts[i]:dependent_starts[i + 1]]. Only ints are
-        # made here, no object per node for the cyclic GC to track and scan.
-        degree = [0] * count
-        for dep in edges:
-            degree[dep] += 1
-        dependent_starts = self.dependent_starts = list(itertools.accumulate(degree, initial=0))
-        cursor = dependent_starts[:count]
-        dependents = self.dependents = [0] * len(edges)
-        # Edges lie in their owners' order, so each node's dependents are
-        # filled in insertion order.
+        # One list per node, filled in insertion order: each edge's owner is
+        # the node whose run of edges it lies in. (In C: no bytecode per edge.)
+        dependents = self.dependents = list(map(list, itertools.repeat((), count)))
         owners = itertools.chain.from_iterable(map(itertools.repeat, range(count), remaining))
-        for owner, dep in zip(owners, edges, strict=True):
-            slot = cursor[dep]
-            dependents[slot] = owner
-            cursor[dep] = slot + 1
+        collections.deque(map(list.append, map(dependents.__getitem__, self.edges), owners), 0)
         roots = list(itertools.compress(range(count), map(operator.not_, remaining)))
         if self.fast:
             self.ready = roots
@@ -240,15 +226,13 @@ class _Run:
         self.running -= 1
         if self.on_event is not None:
             self.emit("finished", index, now)
-        dependent_starts = self.dependent_starts
-        first = dependent_starts[index]
-        end = dependent_starts[index + 1]
+        dependents = self.dependents[index]
         if not self.fast:
-            if first != end:
-                self.count_down(self.dependents[first:end])
+            if dependents:
+                self.count_down(dependents)
             if self.ready or self.groups:
                 self.dispatch(now)
-        elif first != end and not self.stopping:
+        elif dependents and not self.stopping:
             # No limit, priorities or resources: a node starts the moment its
             # count reaches zero. Dependents are in insertion order, so those
             # one completion lets start start in that order, as dispatch()
@@ -256,7 +240,7 @@ class _Run:
             # that was skipped never gets here. (While the run stops, they
             # stay pending, and are cancelled with the rest.)
             remaining = self.remaining
-            for dependent in self.dependents[first:end]:
+            for dependent in dependents:
                 left = remaining[dependent] - 1
                 remaining[dependent] = left
                 if not left:
@@ -328,15 +312,14 @@ class _Run:
 
     def skip_dependents(self, failed: int, now: float) -> None:
         dependents = self.dependents
-        dependent_starts = self.dependent_starts
         status = self.status
-        stack = dependents[dependent_starts[failed] : dependent_starts[failed + 1]]
+        stack = list(dependents[failed])
         while stack:
             index = stack.pop()
             if status[index] == _UNFINISHED:
                 self.skipped_because[index] = failed
                 self.finish(index, _SKIPPED, now)
-                stack += dependents[dependent_starts[index] : dependent_starts[index + 1]]
+                stack.extend(dependents[index])
 
     # -- events and results ----------------------------------------------------
 
