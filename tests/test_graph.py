@@ -898,6 +898,393 @@ def test_random_graphs_respect_deps_limits_resources_and_skips(spec: dict[str, A
 SKIPPED = trine.NodeStatus.SKIPPED
 
 
+@st.composite
+def _dags(draw: st.DrawFn) -> dict[str, Any]:
+    size = draw(st.integers(1, 30))
+    return {
+        "deps": [
+            draw(st.lists(st.integers(0, index - 1), max_size=4)) if index else []
+            for index in range(size)
+        ],
+        "durations": draw(st.lists(st.integers(0, 4), min_size=size, max_size=size)),
+        "failing": draw(st.sets(st.integers(0, size - 1), max_size=size // 3)),
+        "priorities": draw(st.none() | st.lists(st.integers(-2, 2), min_size=size, max_size=size)),
+    }
+
+
+def _reference_run(spec: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """What a naive scheduler with no limit reports per node, in insertion order.
+
+    (status, value, started_at, finished_at, attempts, the failed nodes that
+    could be skipped_because): a node starts when its last dependency
+    succeeds; it is skipped when the first of its dependencies fails or is
+    skipped (because of the failure that reached that dependency first).
+    """
+    rows: list[tuple[Any, ...]] = []
+    for index, deps in enumerate(spec["deps"]):
+        bad = [rows[d] for d in deps if rows[d][0] is not trine.NodeStatus.SUCCEEDED]
+        if bad:
+            when = min(row[3] for row in bad)
+            because = frozenset().union(*(row[5] for row in bad if row[3] == when))
+            rows.append((SKIPPED, None, None, when, 0, because))
+            continue
+        start = max((rows[d][3] for d in deps), default=0)
+        end = start + spec["durations"][index]
+        if index in spec["failing"]:
+            rows.append((trine.NodeStatus.FAILED, None, start, end, 1, frozenset({index})))
+        else:
+            value = (index, *(rows[d][1] for d in deps))
+            rows.append((trine.NodeStatus.SUCCEEDED, value, start, end, 1, frozenset()))
+    return rows
+
+
+@given(_dags())
+def test_results_equal_a_naive_reference_scheduler(spec: dict[str, Any]) -> None:
+    """Without a limit, every node's status, value, times, attempts and skip cause are what a
+    naive scheduler computes, with priorities (the heap) or without (nodes start at once)."""
+
+    async def work(index: int, *dep_values: Any) -> Any:
+        await trio.sleep(spec["durations"][index])
+        if index in spec["failing"]:
+            raise KeyError(index)
+        return (index, *dep_values)
+
+    async def main() -> None:
+        graph = trine.TaskGraph()
+        nodes: list[trine.Node[Any]] = []
+        for index, deps in enumerate(spec["deps"]):
+            priority = 0 if spec["priorities"] is None else spec["priorities"][index]
+            nodes.append(graph.add(work, index, deps=[nodes[d] for d in deps], priority=priority))
+        events: list[trine.NodeEvent] = []
+        result = await graph.run(on_event=events.append)
+        expected = _reference_run(spec)
+        for index, node in enumerate(nodes):
+            got = result[node]
+            status, value, started, finished, attempts, causes = expected[index]
+            assert (got.status, got.value, got.started_at, got.finished_at, got.attempts) == (
+                status,
+                value,
+                started,
+                finished,
+                attempts,
+            ), index
+            if status is trine.NodeStatus.FAILED:
+                assert isinstance(got.error, KeyError)
+                assert got.error.args == (index,)
+            else:
+                assert got.error is None
+            if status is SKIPPED:
+                assert got.skipped_because is not None
+                assert got.skipped_because._index in causes
+            else:
+                assert got.skipped_because is None
+        finished_events = [e for e in events if e.kind == "finished"]
+        assert sorted(e.node._index for e in finished_events) == list(range(len(nodes)))
+        assert all(e.result is result[e.node] for e in finished_events)
+        for e in events:
+            if e.kind == "started":
+                assert e.time == result[e.node].started_at
+        stats = graph.statistics()
+        assert (stats.succeeded, stats.failed, stats.skipped) == tuple(
+            sum(row[0] is status for row in expected)
+            for status in (trine.NodeStatus.SUCCEEDED, trine.NodeStatus.FAILED, SKIPPED)
+        )
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+class _Named:
+    """A callable whose __name__ looks like a default name with a suffix."""
+
+    __name__ = "f-2"
+
+    async def __call__(self, *deps: Any) -> None:
+        raise AssertionError("never run")  # pragma: no cover
+
+
+async def _f(*deps: Any) -> None:
+    raise AssertionError("never run")  # pragma: no cover
+
+
+async def _g(*deps: Any) -> None:
+    raise AssertionError("never run")  # pragma: no cover
+
+
+_FNS: list[Callable[..., Any]] = [_f, _g, _Named(), functools.partial(_f, 1)]
+_FN_BASES = ["_f", "_g", "f-2", "_f"]
+_GIVEN_NAMES = ["_f", "_f-2", "_f-3", "_g-2", "f-2", "f-2-2", "x"]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["default", "named", "read"]),
+            st.integers(0, len(_FNS) - 1),
+            st.integers(0, len(_GIVEN_NAMES) - 1),
+        ),
+        max_size=40,
+    )
+)
+def test_default_names_are_those_given_one_add_at_a_time(
+    steps: list[tuple[str, int, int]],
+) -> None:
+    """Names worked out late, in bulk, are the ones add() would have given at once:
+    the function's name, then -2, -3, ..., skipping every name already taken."""
+    graph = trine.TaskGraph()
+    nodes: list[trine.Node[Any]] = []
+    expected: list[str] = []
+    taken: set[str] = set()
+    counters: dict[str, int] = {}
+    for kind, fn_number, name_number in steps:
+        if kind == "read":
+            if nodes:
+                assert nodes[name_number % len(nodes)].name == expected[name_number % len(nodes)]
+            continue
+        if kind == "named":
+            name = _GIVEN_NAMES[name_number]
+            if name in taken:
+                with pytest.raises(ValueError, match="is already used"):
+                    graph.add(_f, name=name)
+                continue
+            nodes.append(graph.add(_f, name=name))
+        else:
+            base = _FN_BASES[fn_number]
+            counter = counters.get(base, 1)
+            name = base if counter == 1 else f"{base}-{counter}"
+            while name in taken:
+                counter += 1
+                name = f"{base}-{counter}"
+            counters[base] = counter + 1
+            nodes.append(graph.add(_FNS[fn_number]))
+        expected.append(name)
+        taken.add(name)
+    assert [node.name for node in nodes] == expected
+
+
+# --------------------------------------------------------------------------
+# Functions that are not async, and callbacks that are (issue 11, the door)
+
+
+def _returns_one(*deps: Any) -> int:
+    return 1
+
+
+def _generator(*deps: Any) -> Any:
+    yield 1
+
+
+async def _async_generator(*deps: Any) -> Any:
+    yield 1
+
+
+class _Generators:
+    async def method(self, *deps: Any) -> Any:
+        yield 1
+
+
+@pytest.mark.parametrize(
+    ("fn", "message"),
+    [
+        (
+            _generator,
+            r"^fn must be an async function, got the generator function <function .*>: "
+            r"define it with async def and no yield$",
+        ),
+        (
+            _async_generator,
+            r"^fn must be an async function, got the async generator function <function .*>: "
+            r"define it without yield \(an async generator is iterated with async for\)$",
+        ),
+        (functools.partial(_generator, 1), r"^fn must be an async function, got the generator"),
+        (_Generators().method, r"^fn must be an async function, got the async generator"),
+    ],
+)
+def test_add_refuses_generator_functions(fn: Callable[..., Any], message: str) -> None:
+    """add() refuses a generator or async generator function at once (and partials, methods)."""
+    graph = trine.TaskGraph()
+    with pytest.raises(TypeError, match=message):
+        graph.add(fn)
+    assert len(graph) == 0
+
+
+async def test_sync_fn_makes_run_raise_type_error_as_itself(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A node whose fn is not async makes run() raise the TypeError bare, cancelling the run.
+
+    It is a programming error, not a failure of the node: nothing is failed
+    or skipped, every node still gets its one finished event.
+    """
+    graph = trine.TaskGraph()
+    long = graph.add(_sleeper(), "long", 5, name="long")
+    bad = graph.add(_returns_one, name="bad")
+    after = graph.add(_value, 1, deps=[bad], name="after")
+    events: list[trine.NodeEvent] = []
+    with pytest.raises(
+        TypeError,
+        match=r"^fn must be an async function, but calling it returned 1, an int: "
+        r"define it with async def$",
+    ):
+        await graph.run(on_event=events.append)
+    assert trio.current_time() == 0
+    finished = {e.node: e.result for e in events if e.kind == "finished"}
+    assert {node: r.status for node, r in finished.items() if r} == {
+        long: trine.NodeStatus.CANCELLED,
+        bad: trine.NodeStatus.CANCELLED,
+        after: trine.NodeStatus.CANCELLED,
+    }
+    stats = graph.statistics()
+    assert (stats.failed, stats.skipped, stats.cancelled, stats.running) == (0, 0, 3, 0)
+
+
+async def test_sync_fn_error_wins_over_fail_fast_failures(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The programming error is raised as itself even when a failure cancels the run too."""
+
+    async def fail_now() -> None:
+        raise KeyError("boom")
+
+    graph = trine.TaskGraph(fail_fast=True)
+    graph.add(fail_now)
+    graph.add(_returns_one)
+    with pytest.raises(TypeError, match=r"^fn must be an async function"):
+        await graph.run()
+
+
+async def test_sync_fn_through_a_policy_is_called_once_and_raised() -> None:
+    """Through policy=, a fn that is not async is not retried, and run() raises it bare."""
+    calls: list[int] = []
+
+    def counted() -> int:
+        calls.append(1)
+        return 1
+
+    policy = trine.Policy(retry=trine.Retry(3, backoff=trine.Backoff.constant(0.0)))
+    graph = trine.TaskGraph()
+    node = graph.add(counted, policy=policy)
+    with pytest.raises(TypeError, match=r"^fn must be an async function"):
+        await graph.run()
+    assert calls == [1]
+    assert graph._run is not None
+    assert graph._run.result_of(node._index).status is trine.NodeStatus.CANCELLED
+
+
+async def test_lambda_returning_a_coroutine_is_a_valid_fn() -> None:
+    """fn may be any callable that returns an awaitable, such as a lambda."""
+    graph = trine.TaskGraph()
+    one = graph.add(_value, 1)
+    two = graph.add(lambda *deps: _value(2, *deps), deps=[one])
+    result = await graph.run()
+    assert result[two].value == (2, (1,))
+
+
+@pytest.mark.parametrize(
+    ("on_event", "message"),
+    [
+        (_value, r"^on_event must be a plain function, got the async function .*"),
+        (_generator, r"^on_event must be a plain function, got the generator function .*"),
+        (_async_generator, r"^on_event must be a plain function, got the generator function .*"),
+        (1, r"^on_event must be a callable, got 1$"),
+    ],
+)
+async def test_on_event_must_be_a_plain_function(on_event: Any, message: str) -> None:
+    """run(on_event=) refuses what it could not call as a plain callback, before anything runs."""
+    started: list[int] = []
+
+    async def work() -> None:
+        started.append(1)
+
+    graph = trine.TaskGraph()
+    graph.add(work)
+    with pytest.raises(TypeError, match=message):
+        await graph.run(on_event=on_event)
+    assert started == []
+    assert graph.statistics().pending == 1
+
+
+async def test_on_event_returning_a_coroutine_makes_run_raise_type_error() -> None:
+    """A callback that returns a coroutine (it would never run) cancels the run; run() raises."""
+
+    async def log(event: trine.NodeEvent) -> None:
+        raise AssertionError("never awaited")  # pragma: no cover
+
+    graph = trine.TaskGraph()
+    graph.add(_sleeper(), "slow", 10)
+    with pytest.raises(
+        TypeError,
+        match=r"^on_event must be a plain function, but calling it returned <coroutine .*>: "
+        r"trine calls it without awaiting$",
+    ):
+        await graph.run(on_event=lambda event: log(event))
+    assert graph.statistics().cancelled == 1
+
+
+def test_node_cannot_be_created_directly() -> None:
+    """Nodes come from TaskGraph.add; Node() says so."""
+    with pytest.raises(TypeError, match=r"^trine.Node cannot be created directly"):
+        trine.Node()
+
+
+def test_node_attributes_come_from_the_graph() -> None:
+    """A node's deps, priority and name read what add() was given, and are read-only."""
+    graph = trine.TaskGraph()
+    a = graph.add(_value, 1, name="a")
+    b = graph.add(_value, 2, priority=-3)
+    c = graph.add(_value, 3, deps=[b, a, b])
+    assert (a.deps, b.deps, c.deps) == ((), (), (b, a, b))
+    assert (a.priority, b.priority, c.priority) == (0, -3, 0)
+    assert (a.name, b.name, c.name) == ("a", "_value", "_value-2")
+    with pytest.raises(AttributeError):
+        c.name = "x"  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------
+# A run without limit, priorities or resources: dependents start at once
+
+
+async def test_unbounded_run_starts_what_a_completion_readies_in_insertion_order() -> None:
+    """The nodes one completion lets start, start in the order they were added."""
+    graph = trine.TaskGraph()
+    root = graph.add(_value, 0, name="root")
+    for name in ["d", "b", "c", "a"]:
+        graph.add(_value, name, deps=[root], name=name)
+    events: list[str] = []
+    await graph.run(on_event=lambda e: events.append(f"{e.kind} {e.node.name}"))
+    assert [e for e in events if e.startswith("started")] == [
+        "started root",
+        "started d",
+        "started b",
+        "started c",
+        "started a",
+    ]
+
+
+async def test_statistics_during_an_unbounded_run(autojump_clock: trio.testing.MockClock) -> None:
+    """statistics() counts pending and running nodes of a run without a limit."""
+    work = _sleeper()
+    graph = trine.TaskGraph()
+    a = graph.add(work, "a", 2)
+    b = graph.add(work, "b", 4)
+    graph.add(work, "c", 2, deps=[a, b])
+    graph.add(work, "d", 1, deps=[a])
+    seen: list[trine.GraphStatistics] = []
+
+    async def watch() -> None:
+        for at in [1.5, 2.5, 4.5]:
+            await trio.sleep_until(at)
+            seen.append(graph.statistics())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch)
+        await graph.run()
+    assert [(s.pending, s.ready, s.running, s.succeeded) for s in seen] == [
+        (2, 0, 2, 0),  # 1.5: a and b run
+        (1, 0, 2, 1),  # 2.5: a is done, b and d run
+        (0, 0, 1, 3),  # 4.5: b and d are done, c runs
+    ]
+
+
 # --------------------------------------------------------------------------
 # The guide's examples run as written (on the fake clock)
 

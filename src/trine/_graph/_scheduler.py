@@ -1,0 +1,480 @@
+"""One run of a task graph: its state, and the scheduler.
+
+Every node of a run is one Trio task in one nursery, started only once the
+node may actually run. The scheduler is not a task of its own: it is plain
+code run by the task that just finished (and once by :meth:`_Run.begin`),
+so a completion costs no extra trip through Trio's scheduler, and
+:func:`trio.current_time` is read once per completion, for the node's
+finishing time and the start time of the nodes it lets start.
+
+**Who waits for whom.** The graph keeps its edges flat, each node's
+dependencies one after the other (what the node's function is called
+with). :meth:`_Run.begin` turns them around once, in O(E): each node's
+count of dependencies still to succeed, and each node's dependents, in
+insertion order. A node that succeeds counts its dependents down; one whose
+count reaches zero is ready. A node that fails walks its dependents (and
+theirs) to skip them, so a failure costs O(what it skips).
+
+**Which ready node starts.** Without a limit, priorities or resources, a
+node starts the moment it is ready: each completion starts its dependents
+in insertion order, and nothing waits in a queue. Otherwise ready nodes
+wait in heaps (higher priority first, then insertion order) while a slot
+under ``limit`` is free; each node's resources are taken with the limiters'
+non-blocking methods. Ready nodes that take the same resources share one
+heap, so one pass looks at the best node of each such group only, however
+many are waiting: O(log V) per heap operation and O(groups) per pass.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import itertools
+import operator
+import types
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any, Literal, final
+
+import trio
+
+from .._util import NotAwaitableError, check_awaitable, check_sync_result
+from ._node import Node
+from ._resources import _Release, _release_all, _Resource, _take_all_nowait
+from ._results import (
+    _CANCELLED,
+    _FAILED,
+    _SKIPPED,
+    _STATUSES,
+    _SUCCEEDED,
+    _UNFINISHED,
+    NodeEvent,
+    NodeResult,
+)
+
+if TYPE_CHECKING:
+    from ._taskgraph import TaskGraph
+
+__all__ = ["_Run"]
+
+_CoroutineType = types.CoroutineType
+
+# A heap key is (-priority << _INDEX_BITS) + index: one int compares faster
+# than a tuple, and orders by priority (higher first), then insertion order.
+_INDEX_BITS = 40
+_INDEX_MASK = (1 << _INDEX_BITS) - 1
+
+
+@final
+class _Run:
+    """The state of one :meth:`TaskGraph.run`; its methods are the scheduler."""
+
+    __slots__ = (
+        "attempts",
+        "count",
+        "dependents",
+        "edges",
+        "errors",
+        "fail_fast",
+        "fast",
+        "finished",
+        "graph",
+        "groups",
+        "limit",
+        "misuse",
+        "names",
+        "nodes",
+        "nursery",
+        "on_event",
+        "ready",
+        "remaining",
+        "results",
+        "running",
+        "skipped_because",
+        "slow",
+        "spawn",
+        "started",
+        "starts",
+        "status",
+        "stopping",
+        "task",
+        "value_of",
+        "values",
+    )
+
+    def __init__(self, graph: TaskGraph, on_event: Callable[[NodeEvent], object] | None) -> None:
+        count = len(graph._nodes)
+        self.graph = graph
+        self.nodes = graph._nodes
+        self.names = graph._node_names  # every node has one: run() named them
+        self.count = count
+        self.on_event = on_event
+        self.limit = graph._limit
+        self.fail_fast = graph._fail_fast
+        # Without a limit, priorities or resources, ready nodes need no heap.
+        self.fast = graph._limit is None and not graph._priorities and not graph._uses_resources
+        self.edges = graph._edges
+        self.starts = graph._starts
+        self.slow = graph._slow
+        self.nursery: trio.Nursery | None = None
+        self.spawn: Callable[..., object] = _not_started
+        self.task = self.run_node
+        # Ready nodes: their indices (fast), or the heap keys of those that take
+        # no resources, and one heap per group of nodes that take the same ones.
+        self.ready: list[int] = []
+        self.groups: list[list[int]] = [[] for _ in graph._group_ids]
+        # Per node: one status code, and what its NodeResult is built from.
+        self.status = [_UNFINISHED] * count
+        self.values: list[Any] = [None] * count
+        self.value_of = self.values.__getitem__
+        self.started: list[float | None] = [None] * count
+        self.finished: list[float | None] = [None] * count
+        # What few nodes have: an error, a skip, counted attempts, a built result.
+        self.errors: dict[int, BaseException] = {}
+        self.skipped_because: dict[int, int] = {}
+        self.attempts: dict[int, int] = {}
+        self.results: dict[int, NodeResult[Any]] = {}
+        self.running = 0
+        self.stopping = False
+        self.misuse: BaseException | None = None
+        # Per node, made by begin(): dependencies still to succeed, and dependents.
+        self.remaining: list[int] = []
+        self.dependents: list[list[int]] = []
+
+    # -- start and end ---------------------------------------------------------
+
+    def begin(self, nursery: trio.Nursery) -> None:
+        """Turn the edges around and start the nodes that depend on nothing."""
+        self.nursery = nursery
+        self.spawn = nursery.start_soon
+        count = self.count
+        starts = self.starts
+        remaining = self.remaining = list(map(operator.sub, starts[1 : count + 1], starts))
+        # One list per node, filled in insertion order: each edge's owner is
+        # the node whose run of edges it lies in. (In C: no bytecode per edge.)
+        dependents = self.dependents = list(map(list, itertools.repeat((), count)))
+        owners = itertools.chain.from_iterable(map(itertools.repeat, range(count), remaining))
+        collections.deque(map(list.append, map(dependents.__getitem__, self.edges), owners), 0)
+        roots = list(itertools.compress(range(count), map(operator.not_, remaining)))
+        if self.fast:
+            self.ready = roots
+        else:
+            for index in roots:
+                key, heap = self.key_and_heap(index)
+                heap.append(key)
+            heapq.heapify(self.ready)
+            for group in self.groups:
+                heapq.heapify(group)
+        self.dispatch(trio.current_time())
+
+    def cancel_unfinished(self) -> None:
+        """Mark every node that did not finish as cancelled (after the nursery closed)."""
+        self.ready.clear()
+        for group in self.groups:
+            group.clear()
+        if _UNFINISHED not in self.status:
+            return
+        now = trio.current_time()
+        for index, status in enumerate(self.status):
+            if status == _UNFINISHED:
+                self.finish(index, _CANCELLED, now)
+
+    def abort(self, error: BaseException) -> None:
+        """Cancel the run for a programming error, which run() raises as itself."""
+        if self.misuse is None:
+            self.misuse = error
+        self.stopping = True
+        if self.nursery is not None:
+            self.nursery.cancel_scope.cancel()
+
+    # -- one node --------------------------------------------------------------
+
+    async def run_node(
+        self, index: int, releases: list[_Release] | None = None, wait_all: bool = False
+    ) -> None:
+        node = self.nodes[index]
+        starts = self.starts
+        first = starts[index]
+        end = starts[index + 1]
+        try:
+            if wait_all or index in self.slow:
+                value = await self.call(index, node, first, end, wait_all)
+            else:
+                args = node._args
+                if first == end:
+                    coro = node._fn(*args)
+                elif args:
+                    coro = node._fn(*args, *map(self.value_of, self.edges[first:end]))
+                else:  # one tuple built from the map, no list first
+                    coro = node._fn(*map(self.value_of, self.edges[first:end]))
+                if type(coro) is not _CoroutineType:
+                    coro = check_awaitable("fn", coro)
+                value = await coro
+        except BaseException as error:
+            if releases:
+                _release_all(releases, error)
+            if self.fail(index, error):
+                raise
+            return
+        if releases:
+            _release_all(releases, None)
+        # Success: the hot path, inline.
+        now = trio.current_time()
+        self.values[index] = value
+        self.status[index] = _SUCCEEDED
+        self.finished[index] = now
+        self.running -= 1
+        if self.on_event is not None:
+            self.emit("finished", index, now)
+        dependents = self.dependents[index]
+        if not self.fast:
+            if dependents:
+                self.count_down(dependents)
+            if self.ready or self.groups:
+                self.dispatch(now)
+        elif dependents and not self.stopping:
+            # No limit, priorities or resources: a node starts the moment its
+            # count reaches zero. Dependents are in insertion order, so those
+            # one completion lets start start in that order, as dispatch()
+            # would. A dependency that failed never counts down, so a node
+            # that was skipped never gets here. (While the run stops, they
+            # stay pending, and are cancelled with the rest.)
+            remaining = self.remaining
+            for dependent in dependents:
+                left = remaining[dependent] - 1
+                remaining[dependent] = left
+                if not left:
+                    self.running += 1
+                    self.started[dependent] = now
+                    self.spawn(self.task, dependent, name=self.names[dependent])
+                    if self.on_event is not None:
+                        self.emit("started", dependent, now)
+
+    async def call(self, index: int, node: Node[Any], first: int, end: int, wait_all: bool) -> Any:
+        """Call a node's function through its policy and its blocking resources."""
+        args = (*node._args, *map(self.value_of, self.edges[first:end]))
+        fn = node._fn
+        policy = self.graph._policies.get(index)
+        attempts = self.attempts
+        attempts[index] = 0
+
+        async def attempt(*args: Any) -> Any:
+            attempts[index] += 1
+            coro = fn(*args)
+            if type(coro) is not _CoroutineType:
+                coro = check_awaitable("fn", coro)
+            return await coro
+
+        async with AsyncExitStack() as stack:
+            for resource, weight in self.graph._needs.get(index, ()):
+                if wait_all or resource.blocking:
+                    await stack.enter_async_context(resource.hold(weight))
+            if policy is None:
+                return await attempt(*args)
+            return await policy.call(attempt, *args)
+
+    def count_down(self, dependents: list[int]) -> None:
+        """Count down the dependents of a node that succeeded; queue each that is ready."""
+        remaining = self.remaining
+        for dependent in dependents:
+            left = remaining[dependent] - 1
+            remaining[dependent] = left
+            if not left:
+                self.push(dependent)
+
+    def fail(self, index: int, error: BaseException) -> bool:
+        """Record a node that raised; return whether the error must propagate."""
+        self.running -= 1
+        now = trio.current_time()
+        if not isinstance(error, Exception):
+            # trio.Cancelled (or KeyboardInterrupt...): never a failure, never swallowed.
+            self.finish(index, _CANCELLED, now)
+            return True
+        if isinstance(error, NotAwaitableError):
+            # A mistake in the program, not a failure of the node: nothing is skipped.
+            self.finish(index, _CANCELLED, now)
+            self.abort(error)
+            return False
+        self.errors[index] = error
+        self.finish(index, _FAILED, now)
+        if self.fail_fast:
+            self.stopping = True
+            return True
+        self.skip_dependents(index, now)
+        self.dispatch(now)
+        return False
+
+    def finish(self, index: int, status: int, now: float) -> None:
+        self.status[index] = status
+        self.finished[index] = now
+        if self.on_event is not None:
+            self.emit("finished", index, now)
+
+    def skip_dependents(self, failed: int, now: float) -> None:
+        dependents = self.dependents
+        status = self.status
+        stack = list(dependents[failed])
+        while stack:
+            index = stack.pop()
+            if status[index] == _UNFINISHED:
+                self.skipped_because[index] = failed
+                self.finish(index, _SKIPPED, now)
+                stack.extend(dependents[index])
+
+    # -- events and results ----------------------------------------------------
+
+    def emit(self, kind: Literal["started", "finished"], index: int, time: float) -> None:
+        on_event = self.on_event
+        if on_event is None:
+            return
+        result = self.result_of(index) if kind == "finished" else None
+        returned = on_event(NodeEvent(kind, self.nodes[index], time, result))
+        if returned is not None:
+            try:
+                check_sync_result("on_event", returned)
+            except TypeError as error:
+                self.abort(error)
+
+    def result_of(self, index: int) -> NodeResult[Any]:
+        result = self.results.get(index)
+        if result is None:
+            status = self.status[index]
+            assert status != _UNFINISHED
+            started = self.started[index]
+            attempts = self.attempts.get(index)
+            if attempts is None:  # called directly: once if it started
+                attempts = 0 if started is None else 1
+            because = self.skipped_because.get(index)
+            result = self.results[index] = NodeResult(
+                node=self.nodes[index],
+                status=_STATUSES[status],
+                value=self.values[index],
+                error=self.errors.get(index),
+                started_at=started,
+                finished_at=self.finished[index],
+                attempts=attempts,
+                skipped_because=None if because is None else self.nodes[because],
+            )
+        return result
+
+    @property
+    def counts(self) -> tuple[int, int, int, int]:
+        """How many nodes succeeded, failed, were skipped and were cancelled so far."""
+        status = self.status
+        return (
+            status.count(_SUCCEEDED),
+            status.count(_FAILED),
+            status.count(_SKIPPED),
+            status.count(_CANCELLED),
+        )
+
+    def ready_count(self) -> int:
+        return len(self.ready) + sum(len(group) for group in self.groups)
+
+    # -- which ready node starts -------------------------------------------------
+
+    def key_and_heap(self, index: int) -> tuple[int, list[int]]:
+        """A ready node's heap key, and the heap it waits in."""
+        priority = self.graph._priorities.get(index)
+        key = index if priority is None else (-priority << _INDEX_BITS) + index
+        group = self.graph._group.get(index)
+        return key, self.ready if group is None else self.groups[group]
+
+    def push(self, index: int) -> None:
+        """Put a node that became ready on its heap."""
+        key, heap = self.key_and_heap(index)
+        _heappush(heap, key)
+
+    def dispatch(self, now: float) -> None:
+        """Start ready nodes, best first, while slots and resources allow."""
+        if self.stopping:
+            return
+        if self.fast:
+            self.start_all(now)
+        elif not self.groups:
+            ready = self.ready
+            limit = self.limit
+            while ready and (limit is None or self.running < limit):
+                self.start(_heappop(ready) & _INDEX_MASK, None, False, now)
+        else:
+            self.start_with_resources(now)
+
+    def start_all(self, now: float) -> None:
+        """Start every ready node, in insertion order (no limit, priorities or resources)."""
+        ready = self.ready
+        started = self.started
+        spawn = self.spawn
+        task = self.task
+        names = self.names
+        for index in ready:
+            self.running += 1
+            started[index] = now
+            spawn(task, index, name=names[index])
+            if self.on_event is not None:
+                self.emit("started", index, now)
+        ready.clear()
+
+    def start_with_resources(self, now: float) -> None:
+        # The best node of each group is the only one of that group worth
+        # trying (the others need the same resources, which the best one
+        # reserves if it cannot have them), so a pass costs O(groups),
+        # however many nodes wait.
+        ready = self.ready
+        groups = self.groups
+        limit = self.limit
+        heads = [(group[0], number) for number, group in enumerate(groups) if group]
+        if ready:
+            heads.append((ready[0], -1))
+        if not heads:
+            return
+        heapq.heapify(heads)
+        reserved: set[_Resource] = set()
+        needs_of = self.graph._needs
+        blocked: list[tuple[int, int]] = []
+        while heads and (limit is None or self.running < limit):
+            key, number = heads[0]
+            heap = ready if number < 0 else groups[number]
+            index = key & _INDEX_MASK
+            releases: list[_Release] | None = None
+            if number >= 0:
+                needs = needs_of[index]
+                if reserved and any(resource in reserved for resource, _ in needs):
+                    blocked.append(heapq.heappop(heads))
+                    continue
+                releases = _take_all_nowait(needs)
+                if releases is None:
+                    reserved.update(resource for resource, _ in needs)
+                    blocked.append(heapq.heappop(heads))
+                    continue
+            _heappop(heap)
+            if heap:
+                heapq.heapreplace(heads, (heap[0], number))
+            else:
+                heapq.heappop(heads)
+            self.start(index, releases, False, now)
+        if self.running == 0 and (heads or blocked):
+            # Every ready node waits for resources held outside the graph and
+            # nothing running here will free them: let the best one wait for
+            # them in its own task.
+            key, number = min(heads + blocked)
+            _heappop(ready if number < 0 else groups[number])
+            self.start(key & _INDEX_MASK, None, True, now)
+
+    def start(
+        self, index: int, releases: list[_Release] | None, wait_all: bool, now: float
+    ) -> None:
+        # The start is recorded here, in priority order, not in the new task:
+        # Trio runs the tasks of one batch in an unspecified order.
+        self.running += 1
+        self.started[index] = now
+        self.spawn(self.task, index, releases, wait_all, name=self.names[index])
+        if self.on_event is not None:
+            self.emit("started", index, now)
+
+
+def _not_started(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the run has not begun")  # pragma: no cover
+
+
+_heappush = heapq.heappush
+_heappop = heapq.heappop
