@@ -1,0 +1,151 @@
+"""Adversarial review (review1): each test pins a behaviour the docs promise.
+
+Every test here failed on main when it was written; each docstring says the
+expected behaviour and where it is promised.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import trio
+import trio.testing
+
+import trine
+
+
+async def test_rate_decrease_gives_idle_key_no_debt(autojump_clock: trio.testing.MockClock) -> None:
+    """A key whose slots have all passed owes nothing after ``rate`` is lowered.
+
+    RateLimiter docstring: "queued waiters then follow the new settings at
+    once, and the debt already run up is kept in units of cost" -- a key with
+    no debt (its theoretical arrival time already passed) has none to keep.
+    """
+    limiter = trine.RateLimiter(100, burst=1)
+    for _ in range(10):
+        await limiter.acquire()
+    assert trio.current_time() == pytest.approx(0.09)
+    await trio.sleep(1.0)  # t = 1.09: every slot has passed, the key is idle
+    limiter.rate = 1  # now one per second
+    start = trio.current_time()
+    await limiter.acquire()
+    assert trio.current_time() - start == 0.0
+
+
+async def test_rate_change_from_unlimited_leaves_no_debt(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Lowering an unlimited rate later does not turn old admissions into debt.
+
+    RateLimiter docstring: "the debt already run up is kept in units of
+    cost"; an unlimited limiter runs up none, and a key whose admissions were
+    5 s ago is idle ("A key with no waiters whose slots have all passed
+    carries no information").
+    """
+    limiter = trine.RateLimiter(math.inf)
+    for _ in range(1000):
+        await limiter.acquire()
+    await trio.sleep(5.0)
+    limiter.rate = 10
+    start = trio.current_time()
+    await limiter.acquire()
+    assert trio.current_time() - start == 0.0
+
+
+async def test_breaker_record_predicate_error_frees_probe_slot(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A ``record=`` predicate that raises must not keep the probe slot for ever.
+
+    design.rst: "Every frame of the breaker is KI-protected, so a
+    KeyboardInterrupt never leaks a call in flight or a probe slot"; the
+    breaker docstring: "a cancelled probe gives its slot back". A broken
+    predicate is the user's bug, but the slot taken by _admit must still be
+    given back so the breaker can leave HALF_OPEN.
+    """
+
+    def record(error: BaseException) -> bool:
+        if isinstance(error, KeyError):
+            raise RuntimeError("bug in the predicate")
+        return True
+
+    breaker = trine.CircuitBreaker(failure_threshold=1, reset_timeout=1.0, record=record)
+
+    async def fail(error: Exception) -> None:
+        raise error
+
+    with pytest.raises(ValueError, match=r"^boom$"):
+        await breaker.call(fail, ValueError("boom"))
+    assert breaker.state is trine.CircuitState.OPEN
+    await trio.sleep(1.0)
+    with pytest.raises(RuntimeError, match=r"^bug in the predicate$"):  # the probe
+        await breaker.call(fail, KeyError())
+    stats = breaker.statistics()
+    assert stats.in_flight == 0
+    assert stats.half_open_in_flight == 0
+
+
+async def test_batcher_mapping_result_for_unhashable_keys_fails_the_loads_not_the_batcher(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Results that cannot be matched to the keys fail that batch's loads; the batcher lives on.
+
+    design.rst (Batcher): "results that cannot be matched to the keys (a wrong
+    length, not a sequence or mapping) fail every load of the batch instead";
+    _service.py: "the background tasks never raise one of their own: they hand
+    every failure to their waiters". With ``dedupe=False`` keys need not be
+    hashable (Batcher.load: "hashable when *dedupe* is on"), so a mapping
+    returned for them cannot be matched.
+    """
+    calls: list[list[object]] = []
+
+    async def load_many(keys: list[object]) -> dict[object, object]:
+        calls.append(keys)
+        return {} if len(calls) == 1 else dict.fromkeys(map(tuple, keys), "ok")  # type: ignore[arg-type]
+
+    async with trine.Batcher(load_many, dedupe=False) as batcher:
+        with pytest.raises(Exception) as info:  # noqa: PT011  # any per-load error will do
+            await batcher.load([1, 2])
+        assert not isinstance(info.value, trio.ClosedResourceError)
+        assert await batcher.load((3,)) == "ok"  # the batcher still serves
+
+
+async def test_no_waits_does_not_leak_out_through_a_reused_service_task(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A deliberate wait outside ``no_waits()`` takes its time, even in a SingleFlight run.
+
+    trine.testing.no_waits: "It covers the block and every Trio task started
+    inside it ..., and nothing outside". A SingleFlight runner task started by
+    a call inside the block is parked and reused by the next run, which then
+    carries the block's context outside it.
+    """
+    service = trine.testing.FakeService(fail_calls={2})
+    retry = trine.Retry(attempts=2, backoff=trine.Backoff.constant(10.0))
+    async with trine.SingleFlight(policy=trine.Policy(retry=retry)) as flights:
+        with trine.testing.no_waits():
+            await flights.call("k", service.call)  # call 1 succeeds; its runner is parked
+        start = trio.current_time()
+        await flights.call("k", service.call)  # call 2 fails, call 3 after the backoff
+        assert trio.current_time() - start == 10.0
+
+
+async def test_no_waits_reaches_a_run_started_inside_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A run a call inside ``no_waits()`` starts skips its deliberate waits, runner reused or not.
+
+    trine.testing.no_waits docstring: inside it "a Retry's backoff sleeps ...
+    are zero"; design.rst: a service's shared work runs in the service's
+    nursery, which the caller cannot see, so which task runs it must not
+    change what the block means.
+    """
+    service = trine.testing.FakeService(fail_calls={2})
+    retry = trine.Retry(attempts=2, backoff=trine.Backoff.constant(10.0))
+    async with trine.SingleFlight(policy=trine.Policy(retry=retry)) as flights:
+        await flights.call("k", service.call)  # a runner is started here and parked
+        start = trio.current_time()
+        with trine.testing.no_waits():
+            await flights.call("k", service.call)  # call 2 fails; the retry's backoff skipped
+        assert trio.current_time() - start == 0.0
