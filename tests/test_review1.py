@@ -7,6 +7,7 @@ expected behaviour and where it is promised.
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 import trio
@@ -149,3 +150,44 @@ async def test_no_waits_reaches_a_run_started_inside_it(
         with trine.testing.no_waits():
             await flights.call("k", service.call)  # call 2 fails; the retry's backoff skipped
         assert trio.current_time() - start == 0.0
+
+
+async def test_acquire_all_takes_two_keys_whose_hashes_are_equal() -> None:
+    """Two different keys of one KeyedLimiter are two limiters, even when their hashes collide.
+
+    acquire_all docstring: "limiters: anything open_hold accepts, each at most
+    once" and "ValueError: if the same limiter is passed twice"; ``-1`` and
+    ``-2`` are different keys (``hash(-1) == hash(-2)`` in CPython), so
+    ``for_key(-1)`` and ``for_key(-2)`` are different limiters.
+    """
+    limiter = trine.KeyedLimiter(1)
+    assert hash(-1) == hash(-2)
+    async with trine.acquire_all(limiter.for_key(-1), limiter.for_key(-2)):
+        assert limiter.statistics().borrowed_tokens == 2
+    assert limiter.statistics().borrowed_tokens == 0
+
+
+async def test_run_commands_admission_probe_failure_is_not_raised_mid_batch() -> None:
+    """A load probe that fails while the batch runs costs that command, not the whole batch.
+
+    design.rst (Commands): run_commands "raises only for malformed arguments
+    (...: refused before anything starts ...) and for cancellation. Anything
+    that goes wrong with one command once the batch runs is that command's
+    result"; "admission= delays starts, never fails them". A probe reading
+    /proc can fail at run time (a sandbox, a transient OSError).
+    """
+    calls = 0
+
+    def probe() -> trine.LoadSample:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise OSError("cannot read /proc/stat")
+        return trine.LoadSample(cpu_percent=10.0, free_memory=10**10)
+
+    load = trine.SystemLoad(max_cpu_percent=90, probe=probe)
+    results = await trine.run_commands(
+        [[sys.executable, "-c", "pass"], [sys.executable, "-c", "pass"]], limit=1, admission=load
+    )
+    assert results[0].status is trine.CommandStatus.SUCCEEDED
+    assert len(results) == 2
