@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import AsyncIterator
 
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import trine
 
@@ -191,3 +194,70 @@ async def test_run_commands_admission_probe_failure_is_not_raised_mid_batch() ->
     )
     assert results[0].status is trine.CommandStatus.SUCCEEDED
     assert len(results) == 2
+
+
+async def test_breaker_async_with_left_in_another_task_gives_its_probe_back(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An ``async with breaker:`` block left from another task still records its outcome.
+
+    design.rst (breakers): a call "always gives back what it took"; the
+    breaker docstring offers ``async with breaker:`` as one of its front ends.
+    An async generator that holds the breaker across a ``yield`` is resumed
+    (or closed) by whichever task iterates it, so the block can end in a task
+    other than the one that entered it; the probe slot must still be freed.
+    """
+    breaker = trine.CircuitBreaker(failure_threshold=1, reset_timeout=1.0)
+
+    async def fail() -> None:
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match=r"^boom$"):
+        await breaker.call(fail)
+    await trio.sleep(1.0)
+
+    async def pages() -> AsyncIterator[int]:
+        async with breaker:  # the probe
+            yield 1
+            yield 2
+
+    stream = pages()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stream.__anext__)  # the probe is taken in this task
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stream.aclose)  # and given back in this one
+    assert breaker.statistics().half_open_in_flight == 0
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    before=st.sampled_from([1.0, 4.0, 100.0, math.inf]),
+    after=st.sampled_from([0.5, 1.0, 4.0, 100.0]),
+    admissions=st.integers(1, 20),
+    change_per=st.booleans(),
+)
+def test_rate_change_on_an_idle_key_never_delays_the_next_acquire(
+    before: float, after: float, admissions: int, change_per: bool
+) -> None:
+    """Property: once a key is idle (its slots all passed), no setting change makes it wait.
+
+    RateLimiter docstring: "A key with no waiters whose slots have all passed
+    carries no information"; changing settings keeps "the debt already run
+    up", of which an idle key has none.
+    """
+
+    async def main() -> float:
+        limiter = trine.RateLimiter(before, burst=1)
+        for _ in range(admissions):
+            await limiter.acquire()
+        await trio.sleep(admissions / before + 1.0)  # every slot has passed
+        if change_per and math.isfinite(before):
+            limiter.per = before / after  # the same as rate = after
+        else:
+            limiter.rate = after
+        start = trio.current_time()
+        await limiter.acquire()
+        return trio.current_time() - start
+
+    waited = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert waited == 0.0
