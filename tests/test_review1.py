@@ -261,3 +261,40 @@ def test_rate_change_on_an_idle_key_never_delays_the_next_acquire(
 
     waited = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     assert waited == 0.0
+
+
+async def test_service_block_cancelled_from_outside_leaves_as_a_bare_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An outer cancellation leaves a service's block as the bare :exc:`trio.Cancelled`.
+
+    design.rst (Services): "An exception raised in the block leaves it bare."
+    The block of a Batcher (whose timer task always runs), or of a
+    SingleFlight with a parked runner, is cancelled by an outer deadline; an
+    ``except trio.Cancelled:`` around the block must see it (amap strips its
+    workers' Cancelled the same way).
+    """
+
+    async def load_many(keys: list[int]) -> list[int]:
+        return keys
+
+    async def one() -> int:
+        return 1
+
+    seen: list[BaseException] = []
+    with trio.move_on_after(1.0):
+        try:
+            async with trine.Batcher(load_many):
+                await trio.sleep(5.0)
+        except BaseException as error:
+            seen.append(error)
+            raise
+    with trio.move_on_after(1.0):
+        try:
+            async with trine.SingleFlight() as flights:
+                await flights.call("k", one)  # leaves a runner parked
+                await trio.sleep(5.0)
+        except BaseException as error:
+            seen.append(error)
+            raise
+    assert [type(error) for error in seen] == [trio.Cancelled, trio.Cancelled]
