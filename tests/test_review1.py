@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import pytest
 import trio
@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import trine
+import trine.testing
 
 
 async def test_rate_decrease_gives_idle_key_no_debt(autojump_clock: trio.testing.MockClock) -> None:
@@ -216,7 +217,7 @@ async def test_breaker_async_with_left_in_another_task_gives_its_probe_back(
         await breaker.call(fail)
     await trio.sleep(1.0)
 
-    async def pages() -> AsyncIterator[int]:
+    async def pages() -> AsyncGenerator[int]:
         async with breaker:  # the probe
             yield 1
             yield 2
