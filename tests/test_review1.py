@@ -1,0 +1,301 @@
+"""Adversarial review (review1): each test pins a behaviour the docs promise.
+
+Every test here failed on main when it was written; each docstring says the
+expected behaviour and where it is promised.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import AsyncGenerator
+
+import pytest
+import trio
+import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import trine
+import trine.testing
+
+
+async def test_rate_decrease_gives_idle_key_no_debt(autojump_clock: trio.testing.MockClock) -> None:
+    """A key whose slots have all passed owes nothing after ``rate`` is lowered.
+
+    RateLimiter docstring: "queued waiters then follow the new settings at
+    once, and the debt already run up is kept in units of cost" -- a key with
+    no debt (its theoretical arrival time already passed) has none to keep.
+    """
+    limiter = trine.RateLimiter(100, burst=1)
+    for _ in range(10):
+        await limiter.acquire()
+    assert trio.current_time() == pytest.approx(0.09)
+    await trio.sleep(1.0)  # t = 1.09: every slot has passed, the key is idle
+    limiter.rate = 1  # now one per second
+    start = trio.current_time()
+    await limiter.acquire()
+    assert trio.current_time() - start == 0.0
+
+
+async def test_rate_change_from_unlimited_leaves_no_debt(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Lowering an unlimited rate later does not turn old admissions into debt.
+
+    RateLimiter docstring: "the debt already run up is kept in units of
+    cost"; an unlimited limiter runs up none, and a key whose admissions were
+    5 s ago is idle ("A key with no waiters whose slots have all passed
+    carries no information").
+    """
+    limiter = trine.RateLimiter(math.inf)
+    for _ in range(1000):
+        await limiter.acquire()
+    await trio.sleep(5.0)
+    limiter.rate = 10
+    start = trio.current_time()
+    await limiter.acquire()
+    assert trio.current_time() - start == 0.0
+
+
+async def test_breaker_record_predicate_error_frees_probe_slot(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A ``record=`` predicate that raises must not keep the probe slot for ever.
+
+    design.rst: "Every frame of the breaker is KI-protected, so a
+    KeyboardInterrupt never leaks a call in flight or a probe slot"; the
+    breaker docstring: "a cancelled probe gives its slot back". A broken
+    predicate is the user's bug, but the slot taken by _admit must still be
+    given back so the breaker can leave HALF_OPEN.
+    """
+
+    def record(error: BaseException) -> bool:
+        if isinstance(error, KeyError):
+            raise RuntimeError("bug in the predicate")
+        return True
+
+    breaker = trine.CircuitBreaker(failure_threshold=1, reset_timeout=1.0, record=record)
+
+    async def fail(error: Exception) -> None:
+        raise error
+
+    with pytest.raises(ValueError, match=r"^boom$"):
+        await breaker.call(fail, ValueError("boom"))
+    assert breaker.state is trine.CircuitState.OPEN
+    await trio.sleep(1.0)
+    with pytest.raises(RuntimeError, match=r"^bug in the predicate$"):  # the probe
+        await breaker.call(fail, KeyError())
+    stats = breaker.statistics()
+    assert stats.in_flight == 0
+    assert stats.half_open_in_flight == 0
+
+
+async def test_batcher_mapping_result_for_unhashable_keys_fails_the_loads_not_the_batcher(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Results that cannot be matched to the keys fail that batch's loads; the batcher lives on.
+
+    design.rst (Batcher): "results that cannot be matched to the keys (a wrong
+    length, not a sequence or mapping) fail every load of the batch instead";
+    _service.py: "the background tasks never raise one of their own: they hand
+    every failure to their waiters". With ``dedupe=False`` keys need not be
+    hashable (Batcher.load: "hashable when *dedupe* is on"), so a mapping
+    returned for them cannot be matched.
+    """
+    calls: list[list[object]] = []
+
+    async def load_many(keys: list[object]) -> dict[object, object]:
+        calls.append(keys)
+        return {} if len(calls) == 1 else dict.fromkeys(map(tuple, keys), "ok")  # type: ignore[arg-type]
+
+    async with trine.Batcher(load_many, dedupe=False) as batcher:
+        with pytest.raises(Exception) as info:  # noqa: PT011  # any per-load error will do
+            await batcher.load([1, 2])
+        assert not isinstance(info.value, trio.ClosedResourceError)
+        assert await batcher.load((3,)) == "ok"  # the batcher still serves
+
+
+async def test_no_waits_does_not_leak_out_through_a_reused_service_task(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A deliberate wait outside ``no_waits()`` takes its time, even in a SingleFlight run.
+
+    trine.testing.no_waits: "It covers the block and every Trio task started
+    inside it ..., and nothing outside". A SingleFlight runner task started by
+    a call inside the block is parked and reused by the next run, which then
+    carries the block's context outside it.
+    """
+    service = trine.testing.FakeService(fail_calls={2})
+    retry = trine.Retry(attempts=2, backoff=trine.Backoff.constant(10.0))
+    async with trine.SingleFlight(policy=trine.Policy(retry=retry)) as flights:
+        with trine.testing.no_waits():
+            await flights.call("k", service.call)  # call 1 succeeds; its runner is parked
+        start = trio.current_time()
+        await flights.call("k", service.call)  # call 2 fails, call 3 after the backoff
+        assert trio.current_time() - start == 10.0
+
+
+async def test_no_waits_reaches_a_run_started_inside_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A run a call inside ``no_waits()`` starts skips its deliberate waits, runner reused or not.
+
+    trine.testing.no_waits docstring: inside it "a Retry's backoff sleeps ...
+    are zero"; design.rst: a service's shared work runs in the service's
+    nursery, which the caller cannot see, so which task runs it must not
+    change what the block means.
+    """
+    service = trine.testing.FakeService(fail_calls={2})
+    retry = trine.Retry(attempts=2, backoff=trine.Backoff.constant(10.0))
+    async with trine.SingleFlight(policy=trine.Policy(retry=retry)) as flights:
+        await flights.call("k", service.call)  # a runner is started here and parked
+        start = trio.current_time()
+        with trine.testing.no_waits():
+            await flights.call("k", service.call)  # call 2 fails; the retry's backoff skipped
+        assert trio.current_time() - start == 0.0
+
+
+async def test_acquire_all_takes_two_keys_whose_hashes_are_equal() -> None:
+    """Two different keys of one KeyedLimiter are two limiters, even when their hashes collide.
+
+    acquire_all docstring: "limiters: anything open_hold accepts, each at most
+    once" and "ValueError: if the same limiter is passed twice"; ``-1`` and
+    ``-2`` are different keys (``hash(-1) == hash(-2)`` in CPython), so
+    ``for_key(-1)`` and ``for_key(-2)`` are different limiters.
+    """
+    limiter = trine.KeyedLimiter(1)
+    assert hash(-1) == hash(-2)
+    async with trine.acquire_all(limiter.for_key(-1), limiter.for_key(-2)):
+        assert limiter.statistics().borrowed_tokens == 2
+    assert limiter.statistics().borrowed_tokens == 0
+
+
+async def test_run_commands_admission_probe_failure_is_not_raised_mid_batch() -> None:
+    """A load probe that fails while the batch runs costs that command, not the whole batch.
+
+    design.rst (Commands): run_commands "raises only for malformed arguments
+    (...: refused before anything starts ...) and for cancellation. Anything
+    that goes wrong with one command once the batch runs is that command's
+    result"; "admission= delays starts, never fails them". A probe reading
+    /proc can fail at run time (a sandbox, a transient OSError).
+    """
+    calls = 0
+
+    def probe() -> trine.LoadSample:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise OSError("cannot read /proc/stat")
+        return trine.LoadSample(cpu_percent=10.0, free_memory=10**10)
+
+    load = trine.SystemLoad(max_cpu_percent=90, probe=probe)
+    results = await trine.run_commands(
+        [[sys.executable, "-c", "pass"], [sys.executable, "-c", "pass"]], limit=1, admission=load
+    )
+    assert results[0].status is trine.CommandStatus.SUCCEEDED
+    assert len(results) == 2
+
+
+async def test_breaker_async_with_left_in_another_task_gives_its_probe_back(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An ``async with breaker:`` block left from another task still records its outcome.
+
+    design.rst (breakers): a call "always gives back what it took"; the
+    breaker docstring offers ``async with breaker:`` as one of its front ends.
+    An async generator that holds the breaker across a ``yield`` is resumed
+    (or closed) by whichever task iterates it, so the block can end in a task
+    other than the one that entered it; the probe slot must still be freed.
+    """
+    breaker = trine.CircuitBreaker(failure_threshold=1, reset_timeout=1.0)
+
+    async def fail() -> None:
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match=r"^boom$"):
+        await breaker.call(fail)
+    await trio.sleep(1.0)
+
+    async def pages() -> AsyncGenerator[int]:
+        async with breaker:  # the probe
+            yield 1
+            yield 2
+
+    stream = pages()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stream.__anext__)  # the probe is taken in this task
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stream.aclose)  # and given back in this one
+    assert breaker.statistics().half_open_in_flight == 0
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    before=st.sampled_from([1.0, 4.0, 100.0, math.inf]),
+    after=st.sampled_from([0.5, 1.0, 4.0, 100.0]),
+    admissions=st.integers(1, 20),
+    change_per=st.booleans(),
+)
+def test_rate_change_on_an_idle_key_never_delays_the_next_acquire(
+    before: float, after: float, admissions: int, change_per: bool
+) -> None:
+    """Property: once a key is idle (its slots all passed), no setting change makes it wait.
+
+    RateLimiter docstring: "A key with no waiters whose slots have all passed
+    carries no information"; changing settings keeps "the debt already run
+    up", of which an idle key has none.
+    """
+
+    async def main() -> float:
+        limiter = trine.RateLimiter(before, burst=1)
+        for _ in range(admissions):
+            await limiter.acquire()
+        await trio.sleep(admissions / before + 1.0)  # every slot has passed
+        if change_per and math.isfinite(before):
+            limiter.per = before / after  # the same as rate = after
+        else:
+            limiter.rate = after
+        start = trio.current_time()
+        await limiter.acquire()
+        return trio.current_time() - start
+
+    waited = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert waited == 0.0
+
+
+async def test_service_block_cancelled_from_outside_leaves_as_a_bare_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An outer cancellation leaves a service's block as the bare :exc:`trio.Cancelled`.
+
+    design.rst (Services): "An exception raised in the block leaves it bare."
+    The block of a Batcher (whose timer task always runs), or of a
+    SingleFlight with a parked runner, is cancelled by an outer deadline; an
+    ``except trio.Cancelled:`` around the block must see it (amap strips its
+    workers' Cancelled the same way).
+    """
+
+    async def load_many(keys: list[int]) -> list[int]:
+        return keys
+
+    async def one() -> int:
+        return 1
+
+    seen: list[BaseException] = []
+    with trio.move_on_after(1.0):
+        try:
+            async with trine.Batcher(load_many):
+                await trio.sleep(5.0)
+        except BaseException as error:
+            seen.append(error)
+            raise
+    with trio.move_on_after(1.0):
+        try:
+            async with trine.SingleFlight() as flights:
+                await flights.call("k", one)  # leaves a runner parked
+                await trio.sleep(5.0)
+        except BaseException as error:
+            seen.append(error)
+            raise
+    assert [type(error) for error in seen] == [trio.Cancelled, trio.Cancelled]
