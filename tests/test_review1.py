@@ -20,44 +20,6 @@ import trine
 import trine.testing
 
 
-async def test_rate_decrease_gives_idle_key_no_debt(autojump_clock: trio.testing.MockClock) -> None:
-    """A key whose slots have all passed owes nothing after ``rate`` is lowered.
-
-    RateLimiter docstring: "queued waiters then follow the new settings at
-    once, and the debt already run up is kept in units of cost" -- a key with
-    no debt (its theoretical arrival time already passed) has none to keep.
-    """
-    limiter = trine.RateLimiter(100, burst=1)
-    for _ in range(10):
-        await limiter.acquire()
-    assert trio.current_time() == pytest.approx(0.09)
-    await trio.sleep(1.0)  # t = 1.09: every slot has passed, the key is idle
-    limiter.rate = 1  # now one per second
-    start = trio.current_time()
-    await limiter.acquire()
-    assert trio.current_time() - start == 0.0
-
-
-async def test_rate_change_from_unlimited_leaves_no_debt(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    """Lowering an unlimited rate later does not turn old admissions into debt.
-
-    RateLimiter docstring: "the debt already run up is kept in units of
-    cost"; an unlimited limiter runs up none, and a key whose admissions were
-    5 s ago is idle ("A key with no waiters whose slots have all passed
-    carries no information").
-    """
-    limiter = trine.RateLimiter(math.inf)
-    for _ in range(1000):
-        await limiter.acquire()
-    await trio.sleep(5.0)
-    limiter.rate = 10
-    start = trio.current_time()
-    await limiter.acquire()
-    assert trio.current_time() - start == 0.0
-
-
 async def test_breaker_record_predicate_error_frees_probe_slot(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -228,40 +190,6 @@ async def test_breaker_async_with_left_in_another_task_gives_its_probe_back(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(stream.aclose)  # and given back in this one
     assert breaker.statistics().half_open_in_flight == 0
-
-
-@settings(max_examples=50, deadline=None)
-@given(
-    before=st.sampled_from([1.0, 4.0, 100.0, math.inf]),
-    after=st.sampled_from([0.5, 1.0, 4.0, 100.0]),
-    admissions=st.integers(1, 20),
-    change_per=st.booleans(),
-)
-def test_rate_change_on_an_idle_key_never_delays_the_next_acquire(
-    before: float, after: float, admissions: int, change_per: bool
-) -> None:
-    """Property: once a key is idle (its slots all passed), no setting change makes it wait.
-
-    RateLimiter docstring: "A key with no waiters whose slots have all passed
-    carries no information"; changing settings keeps "the debt already run
-    up", of which an idle key has none.
-    """
-
-    async def main() -> float:
-        limiter = trine.RateLimiter(before, burst=1)
-        for _ in range(admissions):
-            await limiter.acquire()
-        await trio.sleep(admissions / before + 1.0)  # every slot has passed
-        if change_per and math.isfinite(before):
-            limiter.per = before / after  # the same as rate = after
-        else:
-            limiter.rate = after
-        start = trio.current_time()
-        await limiter.acquire()
-        return trio.current_time() - start
-
-    waited = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-    assert waited == 0.0
 
 
 async def test_service_block_cancelled_from_outside_leaves_as_a_bare_cancelled(
