@@ -463,6 +463,33 @@ async def test_predicates_for_record_and_ignore(autojump_clock: trio.testing.Moc
     assert breaker.state is OPEN
 
 
+async def test_breaker_record_predicate_error_frees_probe_slot(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A ``record=`` predicate that raises must not keep the probe slot for ever."""
+
+    def record(error: BaseException) -> bool:
+        if isinstance(error, KeyError):
+            raise RuntimeError("bug in the predicate")
+        return True
+
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=1.0, record=record)
+    with pytest.raises(ValueError, match=r"^boom$"):
+        await breaker.call(fail, ValueError("boom"))
+    assert breaker.state is OPEN
+    await trio.sleep(1.0)
+    with pytest.raises(RuntimeError, match=r"^bug in the predicate$") as info:  # the probe
+        await breaker.call(fail, KeyError())
+    assert type(info.value.__context__) is KeyError  # the call's own error is kept
+    stats = breaker.statistics()
+    assert stats.in_flight == 0
+    assert stats.half_open_in_flight == 0
+    # No verdict: the call counts as ignored, and the next probe is admitted.
+    assert (stats.state, stats.ignored, stats.failures) == (HALF_OPEN, 1, 1)
+    await breaker.call(trio.sleep, 0)
+    assert breaker.state is CLOSED
+
+
 async def test_cancelled_never_counts(autojump_clock: trio.testing.MockClock) -> None:
     """trio.Cancelled is not a failure even when record is a predicate matching everything."""
     breaker = CircuitBreaker(failure_threshold=1, record=lambda exc: True)

@@ -20,39 +20,6 @@ import trine
 import trine.testing
 
 
-async def test_breaker_record_predicate_error_frees_probe_slot(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    """A ``record=`` predicate that raises must not keep the probe slot for ever.
-
-    design.rst: "Every frame of the breaker is KI-protected, so a
-    KeyboardInterrupt never leaks a call in flight or a probe slot"; the
-    breaker docstring: "a cancelled probe gives its slot back". A broken
-    predicate is the user's bug, but the slot taken by _admit must still be
-    given back so the breaker can leave HALF_OPEN.
-    """
-
-    def record(error: BaseException) -> bool:
-        if isinstance(error, KeyError):
-            raise RuntimeError("bug in the predicate")
-        return True
-
-    breaker = trine.CircuitBreaker(failure_threshold=1, reset_timeout=1.0, record=record)
-
-    async def fail(error: Exception) -> None:
-        raise error
-
-    with pytest.raises(ValueError, match=r"^boom$"):
-        await breaker.call(fail, ValueError("boom"))
-    assert breaker.state is trine.CircuitState.OPEN
-    await trio.sleep(1.0)
-    with pytest.raises(RuntimeError, match=r"^bug in the predicate$"):  # the probe
-        await breaker.call(fail, KeyError())
-    stats = breaker.statistics()
-    assert stats.in_flight == 0
-    assert stats.half_open_in_flight == 0
-
-
 async def test_batcher_mapping_result_for_unhashable_keys_fails_the_loads_not_the_batcher(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

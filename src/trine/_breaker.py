@@ -359,7 +359,10 @@ class CircuitBreaker:
     matching *record* (and not *ignore*) is a failure; any other exception,
     and a return, is a success. :exc:`trio.Cancelled` (and every other
     exception that is not an :exc:`Exception`) never counts: a cancelled
-    probe gives its slot back.
+    probe gives its slot back. A *record* or *ignore* predicate that raises
+    gives no verdict: the call counts as ignored (freeing its probe slot) and
+    the predicate's exception reaches the caller, with the call's own
+    exception as its ``__context__``.
 
     **Results that arrive late.** Each state change starts a new *epoch*. A
     call admitted in one epoch that finishes in another is counted in the
@@ -802,18 +805,21 @@ class CircuitBreaker:
     @enable_ki_protection
     def _finish(self, permit: _Permit, error: BaseException | None) -> None:
         """Record how an admitted call ended (the other half of :meth:`_admit`)."""
-        kind = _SUCCESS if error is None else self._classify(error)
-        current = permit.epoch == self._epoch
+        kind = _SUCCESS
+        if error is not None:
+            try:
+                kind = self._classify(error)
+            except BaseException:
+                # A record= or ignore= predicate raised: it gave no verdict, so
+                # the call counts as ignored and gives back what it took; the
+                # predicate's error goes on to the caller (its context is the
+                # call's error).
+                self._finish_unjudged(permit, _IGNORED)
+                raise
         if kind >= _IGNORED:
-            if kind == _NOT_AWAITABLE:
-                self._calls -= 1  # never a call of the service: as if never admitted
-            elif kind == _CANCELLED:
-                self._cancelled += 1
-            else:
-                self._ignored += 1
-            if permit.probe and current:
-                self._half_open_in_flight -= 1
+            self._finish_unjudged(permit, kind)
             return
+        current = permit.epoch == self._epoch
         duration = self._slow_call_duration
         now = self._clock() if duration is not None or self._window_type == "time" else 0.0
         slow = duration is not None and now - permit.start >= duration
@@ -849,6 +855,17 @@ class CircuitBreaker:
             failed or slow or number == self._judge_at or self._judge_successes
         ) and self._rates_trip(*window.totals(number, now)):
             self._move(permit.epoch, CircuitState.OPEN)
+
+    def _finish_unjudged(self, permit: _Permit, kind: int) -> None:
+        """Finish a call that is not an outcome of the service: count it, free its probe slot."""
+        if kind == _NOT_AWAITABLE:
+            self._calls -= 1  # never a call of the service: as if never admitted
+        elif kind == _CANCELLED:
+            self._cancelled += 1
+        else:
+            self._ignored += 1
+        if permit.probe and permit.epoch == self._epoch:
+            self._half_open_in_flight -= 1
 
     @enable_ki_protection
     def _finish_closed(self, epoch: int, error: BaseException | None) -> None:
