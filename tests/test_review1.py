@@ -6,15 +6,11 @@ expected behaviour and where it is promised.
 
 from __future__ import annotations
 
-import math
 import sys
-from collections.abc import AsyncGenerator
 
 import pytest
 import trio
 import trio.testing
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import trine
 import trine.testing
@@ -124,39 +120,6 @@ async def test_run_commands_admission_probe_failure_is_not_raised_mid_batch() ->
     )
     assert results[0].status is trine.CommandStatus.SUCCEEDED
     assert len(results) == 2
-
-
-async def test_breaker_async_with_left_in_another_task_gives_its_probe_back(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    """An ``async with breaker:`` block left from another task still records its outcome.
-
-    design.rst (breakers): a call "always gives back what it took"; the
-    breaker docstring offers ``async with breaker:`` as one of its front ends.
-    An async generator that holds the breaker across a ``yield`` is resumed
-    (or closed) by whichever task iterates it, so the block can end in a task
-    other than the one that entered it; the probe slot must still be freed.
-    """
-    breaker = trine.CircuitBreaker(failure_threshold=1, reset_timeout=1.0)
-
-    async def fail() -> None:
-        raise ValueError("boom")
-
-    with pytest.raises(ValueError, match=r"^boom$"):
-        await breaker.call(fail)
-    await trio.sleep(1.0)
-
-    async def pages() -> AsyncGenerator[int]:
-        async with breaker:  # the probe
-            yield 1
-            yield 2
-
-    stream = pages()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(stream.__anext__)  # the probe is taken in this task
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(stream.aclose)  # and given back in this one
-    assert breaker.statistics().half_open_in_flight == 0
 
 
 async def test_service_block_cancelled_from_outside_leaves_as_a_bare_cancelled(
