@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import overload
 
 import pytest
 import trio
@@ -237,6 +238,75 @@ async def test_malformed_results_are_a_clear_error_for_every_item(
         nursery.start_soon(load, batcher, 1)
         nursery.start_soon(load, batcher, 2)
     assert len(failures) == 2
+
+
+async def test_batcher_mapping_result_for_unhashable_keys_fails_the_loads_not_the_batcher(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Results that cannot be matched to the keys fail that batch's loads; the batcher lives on."""
+    calls: list[list[object]] = []
+
+    async def load_many(keys: list[object]) -> dict[object, object]:
+        calls.append(keys)
+        return {} if len(calls) == 1 else dict.fromkeys(map(tuple, keys), "ok")  # type: ignore[arg-type]
+
+    async with trine.Batcher(load_many, dedupe=False) as batcher:
+        message = (
+            r"^load_many returned a mapping, but key \[1, 2\] cannot be looked up in it: "
+            r"TypeError: unhashable type: 'list'$"
+        )
+        with pytest.raises(TypeError, match=message) as info:
+            await batcher.load([1, 2])
+        assert type(info.value.__cause__) is TypeError
+        assert await batcher.load((3,)) == "ok"  # the batcher still serves
+
+
+async def test_batcher_results_that_raise_while_matched_fail_the_loads_not_the_batcher(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A result sequence that raises as it is read fails the loads not yet answered, with a note."""
+
+    class Broken(Sequence[str]):
+        def __init__(self, size: int) -> None:
+            self.size = size
+
+        def __len__(self) -> int:
+            return self.size
+
+        @overload
+        def __getitem__(self, index: int) -> str: ...
+        @overload
+        def __getitem__(self, index: slice) -> Sequence[str]: ...
+        def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+            if index == 1:
+                raise RuntimeError("cannot read row 1")
+            return "row 0"
+
+    calls = 0
+
+    async def load_many(keys: list[int]) -> Sequence[str]:
+        nonlocal calls
+        calls += 1
+        return Broken(len(keys)) if calls == 1 else ["ok"] * len(keys)
+
+    results: dict[int, object] = {}
+
+    async def load(batcher: trine.Batcher[int, str], key: int) -> None:
+        try:
+            results[key] = await batcher.load(key)
+        except RuntimeError as error:
+            results[key] = error
+
+    async with trine.Batcher(load_many, max_wait=0.1) as batcher:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(load, batcher, 0)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(load, batcher, 1)  # the batch's keys: [0, 1]
+        error = results[1]
+        assert results[0] == "row 0"
+        assert isinstance(error, RuntimeError)
+        assert error.__notes__ == ["raised while matching load_many's results to the keys"]
+        assert await batcher.load(2) == "ok"  # the batcher still serves
 
 
 async def test_equal_keys_in_one_batch_are_sent_once(

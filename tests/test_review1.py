@@ -8,37 +8,11 @@ from __future__ import annotations
 
 import sys
 
-import pytest
 import trio
 import trio.testing
 
 import trine
 import trine.testing
-
-
-async def test_batcher_mapping_result_for_unhashable_keys_fails_the_loads_not_the_batcher(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    """Results that cannot be matched to the keys fail that batch's loads; the batcher lives on.
-
-    design.rst (Batcher): "results that cannot be matched to the keys (a wrong
-    length, not a sequence or mapping) fail every load of the batch instead";
-    _service.py: "the background tasks never raise one of their own: they hand
-    every failure to their waiters". With ``dedupe=False`` keys need not be
-    hashable (Batcher.load: "hashable when *dedupe* is on"), so a mapping
-    returned for them cannot be matched.
-    """
-    calls: list[list[object]] = []
-
-    async def load_many(keys: list[object]) -> dict[object, object]:
-        calls.append(keys)
-        return {} if len(calls) == 1 else dict.fromkeys(map(tuple, keys), "ok")  # type: ignore[arg-type]
-
-    async with trine.Batcher(load_many, dedupe=False) as batcher:
-        with pytest.raises(Exception) as info:  # noqa: PT011  # any per-load error will do
-            await batcher.load([1, 2])
-        assert not isinstance(info.value, trio.ClosedResourceError)
-        assert await batcher.load((3,)) == "ok"  # the batcher still serves
 
 
 async def test_no_waits_does_not_leak_out_through_a_reused_service_task(

@@ -147,9 +147,12 @@ class Batcher(Generic[_K, _V]):
     sequence with one result per key, in the same order, or a mapping from
     key to result. A result that is an :exc:`Exception` *instance* fails
     that key's loads only (DataLoader's convention); a key missing from a
-    mapping fails with :exc:`KeyError`; a sequence of the wrong length, or
-    anything else, fails every load of the batch with a message saying what
-    was wrong; a batch call that raises fails every load of the batch with
+    mapping fails with :exc:`KeyError`, and one that cannot be looked up in
+    it (an unhashable key, with ``dedupe=False``) with :exc:`TypeError`; a
+    sequence of the wrong length, or anything else, fails every load of the
+    batch with a message saying what was wrong, and so do results that raise
+    while being matched to the keys (that exception, with a note); a batch
+    call that raises fails every load of the batch with
     that exception (the same object, raised again from its traceback as
     :meth:`SingleFlight.call` does).
 
@@ -458,7 +461,16 @@ class Batcher(Generic[_K, _V]):
                     for item in items:
                         _fail(item, exc, exc.__traceback__)
                 else:
-                    _deliver(items, results)
+                    try:
+                        _deliver(items, results)
+                    except Exception as exc:
+                        # The results themselves raised while being matched (a
+                        # sequence or mapping of the user's making): that is this
+                        # batch's failure, never the batcher's.
+                        exc.add_note("raised while matching load_many's results to the keys")
+                        for item in items:
+                            if item.waiters:
+                                _fail(item, exc, exc.__traceback__)
             if not batch.scope.cancelled_caught:
                 self._latency.record(max(_current_time() - started, 0.0))
         finally:
@@ -507,6 +519,14 @@ def _deliver(items: list[_Item], results: object) -> None:
                 missing = KeyError(item.key)
                 missing.add_note("load_many returned a mapping with no result for this key")
                 _fail(item, missing, None)
+                continue
+            except Exception as exc:  # e.g. an unhashable key (dedupe=False)
+                unmatched = TypeError(
+                    f"load_many returned a mapping, but key {describe(item.key)} cannot be "
+                    f"looked up in it: {type(exc).__name__}: {exc}"
+                )
+                unmatched.__cause__ = exc
+                _fail(item, unmatched, None)
                 continue
             _settle(item, value)
         return
