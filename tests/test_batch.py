@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from typing import overload
@@ -14,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import trine
+import trine.testing
 from trine._util import NotAwaitableError
 
 
@@ -427,6 +429,55 @@ async def test_batch_calls_go_through_the_policy(autojump_clock: trio.testing.Mo
             nursery.start_soon(_load, batcher, key, results)
     assert calls == [0.1, 1.1]
     assert sorted(results) == [(1, 10, 1.1), (2, 20, 1.1)]  # type: ignore[type-var]
+
+
+async def test_no_waits_reaches_a_batch_call_the_timer_sends(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A batch opened by a load inside ``no_waits()`` skips its policy's backoff, timer or not."""
+    calls: list[float] = []
+
+    async def flaky(keys: list[int]) -> list[int]:
+        calls.append(trio.current_time())
+        if len(calls) == 1:
+            raise OSError("flaky")
+        return [key * 10 for key in keys]
+
+    policy = trine.Policy(retry=trine.Retry(attempts=2, backoff=trine.Backoff.constant(10.0)))
+    async with trine.Batcher(flaky, max_wait=0.5, policy=policy) as batcher:
+        with trine.testing.no_waits():
+            assert await batcher.load(1) == 10  # sent by the timer task, at 0.5
+    assert calls == [0.5, 0.5]
+
+
+@pytest.mark.parametrize("inside", ["first", "second"])
+async def test_no_waits_follows_each_batch_through_a_reused_sender(
+    autojump_clock: trio.testing.MockClock, inside: str
+) -> None:
+    """A sender that goes on to a queued batch calls it with that batch's ``no_waits()`` setting."""
+    calls: list[float] = []
+
+    async def flaky(keys: list[int]) -> list[int]:
+        calls.append(trio.current_time())
+        await trio.sleep(1.0)
+        if len(calls) == 2:  # the second batch's first attempt
+            raise OSError("flaky")
+        return [key * 10 for key in keys]
+
+    policy = trine.Policy(retry=trine.Retry(attempts=2, backoff=trine.Backoff.constant(10.0)))
+    results: list[object] = []
+    async with (
+        trine.Batcher(flaky, max_size=1, max_concurrent=1, policy=policy) as batcher,
+        trio.open_nursery() as nursery,
+    ):
+        for key, which in ((1, "first"), (2, "second")):
+            with trine.testing.no_waits() if which == inside else contextlib.nullcontext():
+                nursery.start_soon(_load, batcher, key, results)
+            await trio.sleep(0.5)  # each load fills a batch; the second waits behind the first
+    # The first batch's sender calls the second when the first is done, at 1.0.
+    retried_at = 2.0 if inside == "second" else 12.0
+    assert calls == [0.0, 1.0, retried_at]
+    assert results == [(1, 10, 1.0), (2, 20, retried_at + 1.0)]
 
 
 async def test_leaving_the_block_tells_outside_loads(

@@ -15,46 +15,6 @@ import trine
 import trine.testing
 
 
-async def test_no_waits_does_not_leak_out_through_a_reused_service_task(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    """A deliberate wait outside ``no_waits()`` takes its time, even in a SingleFlight run.
-
-    trine.testing.no_waits: "It covers the block and every Trio task started
-    inside it ..., and nothing outside". A SingleFlight runner task started by
-    a call inside the block is parked and reused by the next run, which then
-    carries the block's context outside it.
-    """
-    service = trine.testing.FakeService(fail_calls={2})
-    retry = trine.Retry(attempts=2, backoff=trine.Backoff.constant(10.0))
-    async with trine.SingleFlight(policy=trine.Policy(retry=retry)) as flights:
-        with trine.testing.no_waits():
-            await flights.call("k", service.call)  # call 1 succeeds; its runner is parked
-        start = trio.current_time()
-        await flights.call("k", service.call)  # call 2 fails, call 3 after the backoff
-        assert trio.current_time() - start == 10.0
-
-
-async def test_no_waits_reaches_a_run_started_inside_it(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    """A run a call inside ``no_waits()`` starts skips its deliberate waits, runner reused or not.
-
-    trine.testing.no_waits docstring: inside it "a Retry's backoff sleeps ...
-    are zero"; design.rst: a service's shared work runs in the service's
-    nursery, which the caller cannot see, so which task runs it must not
-    change what the block means.
-    """
-    service = trine.testing.FakeService(fail_calls={2})
-    retry = trine.Retry(attempts=2, backoff=trine.Backoff.constant(10.0))
-    async with trine.SingleFlight(policy=trine.Policy(retry=retry)) as flights:
-        await flights.call("k", service.call)  # a runner is started here and parked
-        start = trio.current_time()
-        with trine.testing.no_waits():
-            await flights.call("k", service.call)  # call 2 fails; the retry's backoff skipped
-        assert trio.current_time() - start == 0.0
-
-
 async def test_acquire_all_takes_two_keys_whose_hashes_are_equal() -> None:
     """Two different keys of one KeyedLimiter are two limiters, even when their hashes collide.
 
