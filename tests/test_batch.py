@@ -480,6 +480,51 @@ async def test_no_waits_follows_each_batch_through_a_reused_sender(
     assert results == [(1, 10, 1.0), (2, 20, retried_at + 1.0)]
 
 
+async def test_service_block_cancelled_from_outside_leaves_as_a_bare_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An outer cancellation leaves a Batcher's block (its timer running) as a bare Cancelled."""
+
+    async def load_many(keys: list[int]) -> list[int]:
+        return keys
+
+    seen: list[BaseException] = []
+    with trio.move_on_after(1.0):
+        try:
+            async with trine.Batcher(load_many):
+                await trio.sleep(5.0)
+        except BaseException as error:  # recorded and re-raised: the scope must catch it
+            seen.append(error)
+            raise
+    assert [type(error) for error in seen] == [trio.Cancelled]
+
+
+async def test_service_exit_cancelled_from_outside_leaves_as_a_bare_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A block that ended, cancelled from outside as its batch calls finish, leaves as Cancelled."""
+
+    async def load_many(keys: list[int]) -> list[int]:
+        try:
+            await trio.sleep(10.0)
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(2.0)  # a slow cleanup
+        return keys
+
+    seen: list[BaseException] = []
+    with trio.move_on_after(1.0):
+        try:
+            async with trine.Batcher(load_many) as batcher:
+                with trio.move_on_after(0.5):
+                    await batcher.load(1)  # its batch call is cancelled and cleans up
+        except BaseException as error:
+            seen.append(error)
+            raise
+    assert trio.current_time() == 2.5
+    assert [type(error) for error in seen] == [trio.Cancelled]
+
+
 async def test_leaving_the_block_tells_outside_loads(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -343,6 +343,26 @@ async def test_the_blocks_exception_leaves_bare() -> None:
             raise KeyError("boom")
 
 
+async def test_service_block_cancelled_from_outside_leaves_as_a_bare_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An outer cancellation leaves a SingleFlight's block, a runner parked, as a bare Cancelled."""
+
+    async def one() -> int:
+        return 1
+
+    seen: list[BaseException] = []
+    with trio.move_on_after(1.0):
+        try:
+            async with trine.SingleFlight() as flights:
+                await flights.call("k", one)  # leaves a runner parked
+                await trio.sleep(5.0)
+        except BaseException as error:  # recorded and re-raised: the scope must catch it
+            seen.append(error)
+            raise
+    assert [type(error) for error in seen] == [trio.Cancelled]
+
+
 async def test_a_run_goes_through_the_policy_once(autojump_clock: trio.testing.MockClock) -> None:
     """With policy=, each shared run is one policy.call: retries happen once, not per caller."""
     attempts: list[float] = []

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import sys
 
-import trio
-import trio.testing
-
 import trine
 import trine.testing
 
@@ -54,40 +51,3 @@ async def test_run_commands_admission_probe_failure_is_not_raised_mid_batch() ->
     )
     assert results[0].status is trine.CommandStatus.SUCCEEDED
     assert len(results) == 2
-
-
-async def test_service_block_cancelled_from_outside_leaves_as_a_bare_cancelled(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    """An outer cancellation leaves a service's block as the bare :exc:`trio.Cancelled`.
-
-    design.rst (Services): "An exception raised in the block leaves it bare."
-    The block of a Batcher (whose timer task always runs), or of a
-    SingleFlight with a parked runner, is cancelled by an outer deadline; an
-    ``except trio.Cancelled:`` around the block must see it (amap strips its
-    workers' Cancelled the same way).
-    """
-
-    async def load_many(keys: list[int]) -> list[int]:
-        return keys
-
-    async def one() -> int:
-        return 1
-
-    seen: list[BaseException] = []
-    with trio.move_on_after(1.0):
-        try:
-            async with trine.Batcher(load_many):
-                await trio.sleep(5.0)
-        except BaseException as error:
-            seen.append(error)
-            raise
-    with trio.move_on_after(1.0):
-        try:
-            async with trine.SingleFlight() as flights:
-                await flights.call("k", one)  # leaves a runner parked
-                await trio.sleep(5.0)
-        except BaseException as error:
-            seen.append(error)
-            raise
-    assert [type(error) for error in seen] == [trio.Cancelled, trio.Cancelled]
