@@ -12,21 +12,6 @@ import trine
 import trine.testing
 
 
-async def test_acquire_all_takes_two_keys_whose_hashes_are_equal() -> None:
-    """Two different keys of one KeyedLimiter are two limiters, even when their hashes collide.
-
-    acquire_all docstring: "limiters: anything open_hold accepts, each at most
-    once" and "ValueError: if the same limiter is passed twice"; ``-1`` and
-    ``-2`` are different keys (``hash(-1) == hash(-2)`` in CPython), so
-    ``for_key(-1)`` and ``for_key(-2)`` are different limiters.
-    """
-    limiter = trine.KeyedLimiter(1)
-    assert hash(-1) == hash(-2)
-    async with trine.acquire_all(limiter.for_key(-1), limiter.for_key(-2)):
-        assert limiter.statistics().borrowed_tokens == 2
-    assert limiter.statistics().borrowed_tokens == 0
-
-
 async def test_run_commands_admission_probe_failure_is_not_raised_mid_batch() -> None:
     """A load probe that fails while the batch runs costs that command, not the whole batch.
 
