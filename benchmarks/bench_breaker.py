@@ -20,7 +20,7 @@ about 5, so the ratios moved by +-20 % between runs; calls/item are exact)::
       by hand: a counter-breaker class          6.09 us  1.09x  1.000   29.0
       trine await breaker.call(fn)              6.91 us  1.24x  1.000   31.0
       trine @breaker decorated fn               8.21 us  1.47x  1.000   33.0
-      trine async with breaker                  7.56 us  1.36x  1.000   32.0
+      trine async with breaker                  7.56 us  1.36x  1.000   31.0
       trine call, time window + slow calls      8.95 us  1.61x  1.000   45.0
       bare await fn() (no breaker)              5.33 us  0.96x  1.000   27.0
     breaker_wrapper_cost (fn returns at once)
@@ -29,7 +29,7 @@ about 5, so the ratios moved by +-20 % between runs; calls/item are exact)::
       by hand: a counter-breaker class          0.34 us  1.82x  0.000    2.0
       trine await breaker.call(fn)              0.65 us  3.49x  0.000    3.0
       trine @breaker decorated fn               0.99 us  5.35x  0.000    4.0
-      trine async with breaker                  1.50 us  8.09x  0.000    6.0
+      trine async with breaker                  1.50 us  8.09x  0.000    5.0
 
 In quieter runs ``breaker.call`` measured 0.87-1.28x the inlined counter
 (the goal is 1.5x).
@@ -46,7 +46,7 @@ also resumed through each frame); against the cheapest real call the
 difference is about a microsecond. An
 earlier version took 11 calls per call (a cancellation check, an admission
 method, a permit object, a classification and a window update each time).
-``async with`` pays for finding the task's permit; a time window and
+``async with`` pays for keeping the block's permit under its frame; a time window and
 slow-call tracking take the general path (two clock reads, a permit object
 and a bucket update).
 """

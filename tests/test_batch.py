@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping, Sequence
+from typing import overload
 
 import pytest
 import trio
@@ -13,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import trine
+import trine.testing
 from trine._util import NotAwaitableError
 
 
@@ -239,6 +242,75 @@ async def test_malformed_results_are_a_clear_error_for_every_item(
     assert len(failures) == 2
 
 
+async def test_batcher_mapping_result_for_unhashable_keys_fails_the_loads_not_the_batcher(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Results that cannot be matched to the keys fail that batch's loads; the batcher lives on."""
+    calls: list[list[object]] = []
+
+    async def load_many(keys: list[object]) -> dict[object, object]:
+        calls.append(keys)
+        return {} if len(calls) == 1 else dict.fromkeys(map(tuple, keys), "ok")  # type: ignore[arg-type]
+
+    async with trine.Batcher(load_many, dedupe=False) as batcher:
+        message = (
+            r"^load_many returned a mapping, but key \[1, 2\] cannot be looked up in it: "
+            r"TypeError: unhashable type: 'list'$"
+        )
+        with pytest.raises(TypeError, match=message) as info:
+            await batcher.load([1, 2])
+        assert type(info.value.__cause__) is TypeError
+        assert await batcher.load((3,)) == "ok"  # the batcher still serves
+
+
+async def test_batcher_results_that_raise_while_matched_fail_the_loads_not_the_batcher(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A result sequence that raises as it is read fails the loads not yet answered, with a note."""
+
+    class Broken(Sequence[str]):
+        def __init__(self, size: int) -> None:
+            self.size = size
+
+        def __len__(self) -> int:
+            return self.size
+
+        @overload
+        def __getitem__(self, index: int) -> str: ...
+        @overload
+        def __getitem__(self, index: slice) -> Sequence[str]: ...
+        def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+            if index == 1:
+                raise RuntimeError("cannot read row 1")
+            return "row 0"
+
+    calls = 0
+
+    async def load_many(keys: list[int]) -> Sequence[str]:
+        nonlocal calls
+        calls += 1
+        return Broken(len(keys)) if calls == 1 else ["ok"] * len(keys)
+
+    results: dict[int, object] = {}
+
+    async def load(batcher: trine.Batcher[int, str], key: int) -> None:
+        try:
+            results[key] = await batcher.load(key)
+        except RuntimeError as error:
+            results[key] = error
+
+    async with trine.Batcher(load_many, max_wait=0.1) as batcher:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(load, batcher, 0)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(load, batcher, 1)  # the batch's keys: [0, 1]
+        error = results[1]
+        assert results[0] == "row 0"
+        assert isinstance(error, RuntimeError)
+        assert error.__notes__ == ["raised while matching load_many's results to the keys"]
+        assert await batcher.load(2) == "ok"  # the batcher still serves
+
+
 async def test_equal_keys_in_one_batch_are_sent_once(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -357,6 +429,100 @@ async def test_batch_calls_go_through_the_policy(autojump_clock: trio.testing.Mo
             nursery.start_soon(_load, batcher, key, results)
     assert calls == [0.1, 1.1]
     assert sorted(results) == [(1, 10, 1.1), (2, 20, 1.1)]  # type: ignore[type-var]
+
+
+async def test_no_waits_reaches_a_batch_call_the_timer_sends(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A batch opened by a load inside ``no_waits()`` skips its policy's backoff, timer or not."""
+    calls: list[float] = []
+
+    async def flaky(keys: list[int]) -> list[int]:
+        calls.append(trio.current_time())
+        if len(calls) == 1:
+            raise OSError("flaky")
+        return [key * 10 for key in keys]
+
+    policy = trine.Policy(retry=trine.Retry(attempts=2, backoff=trine.Backoff.constant(10.0)))
+    async with trine.Batcher(flaky, max_wait=0.5, policy=policy) as batcher:
+        with trine.testing.no_waits():
+            assert await batcher.load(1) == 10  # sent by the timer task, at 0.5
+    assert calls == [0.5, 0.5]
+
+
+@pytest.mark.parametrize("inside", ["first", "second"])
+async def test_no_waits_follows_each_batch_through_a_reused_sender(
+    autojump_clock: trio.testing.MockClock, inside: str
+) -> None:
+    """A sender that goes on to a queued batch calls it with that batch's ``no_waits()`` setting."""
+    calls: list[float] = []
+
+    async def flaky(keys: list[int]) -> list[int]:
+        calls.append(trio.current_time())
+        await trio.sleep(1.0)
+        if len(calls) == 2:  # the second batch's first attempt
+            raise OSError("flaky")
+        return [key * 10 for key in keys]
+
+    policy = trine.Policy(retry=trine.Retry(attempts=2, backoff=trine.Backoff.constant(10.0)))
+    results: list[object] = []
+    async with (
+        trine.Batcher(flaky, max_size=1, max_concurrent=1, policy=policy) as batcher,
+        trio.open_nursery() as nursery,
+    ):
+        for key, which in ((1, "first"), (2, "second")):
+            with trine.testing.no_waits() if which == inside else contextlib.nullcontext():
+                nursery.start_soon(_load, batcher, key, results)
+            await trio.sleep(0.5)  # each load fills a batch; the second waits behind the first
+    # The first batch's sender calls the second when the first is done, at 1.0.
+    retried_at = 2.0 if inside == "second" else 12.0
+    assert calls == [0.0, 1.0, retried_at]
+    assert results == [(1, 10, 1.0), (2, 20, retried_at + 1.0)]
+
+
+async def test_service_block_cancelled_from_outside_leaves_as_a_bare_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An outer cancellation leaves a Batcher's block (its timer running) as a bare Cancelled."""
+
+    async def load_many(keys: list[int]) -> list[int]:
+        return keys
+
+    seen: list[BaseException] = []
+    with trio.move_on_after(1.0):
+        try:
+            async with trine.Batcher(load_many):
+                await trio.sleep(5.0)
+        except BaseException as error:  # recorded and re-raised: the scope must catch it
+            seen.append(error)
+            raise
+    assert [type(error) for error in seen] == [trio.Cancelled]
+
+
+async def test_service_exit_cancelled_from_outside_leaves_as_a_bare_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A block that ended, cancelled from outside as its batch calls finish, leaves as Cancelled."""
+
+    async def load_many(keys: list[int]) -> list[int]:
+        try:
+            await trio.sleep(10.0)
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(2.0)  # a slow cleanup
+        return keys
+
+    seen: list[BaseException] = []
+    with trio.move_on_after(1.0):
+        try:
+            async with trine.Batcher(load_many) as batcher:
+                with trio.move_on_after(0.5):
+                    await batcher.load(1)  # its batch call is cancelled and cleans up
+        except BaseException as error:
+            seen.append(error)
+            raise
+    assert trio.current_time() == 2.5
+    assert [type(error) for error in seen] == [trio.Cancelled]
 
 
 async def test_leaving_the_block_tells_outside_loads(

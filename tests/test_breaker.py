@@ -11,7 +11,7 @@ import random
 import signal
 import threading
 import types
-from collections.abc import Coroutine, Generator, Iterator
+from collections.abc import AsyncGenerator, Coroutine, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -463,6 +463,33 @@ async def test_predicates_for_record_and_ignore(autojump_clock: trio.testing.Moc
     assert breaker.state is OPEN
 
 
+async def test_breaker_record_predicate_error_frees_probe_slot(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A ``record=`` predicate that raises must not keep the probe slot for ever."""
+
+    def record(error: BaseException) -> bool:
+        if isinstance(error, KeyError):
+            raise RuntimeError("bug in the predicate")
+        return True
+
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=1.0, record=record)
+    with pytest.raises(ValueError, match=r"^boom$"):
+        await breaker.call(fail, ValueError("boom"))
+    assert breaker.state is OPEN
+    await trio.sleep(1.0)
+    with pytest.raises(RuntimeError, match=r"^bug in the predicate$") as info:  # the probe
+        await breaker.call(fail, KeyError())
+    assert type(info.value.__context__) is KeyError  # the call's own error is kept
+    stats = breaker.statistics()
+    assert stats.in_flight == 0
+    assert stats.half_open_in_flight == 0
+    # No verdict: the call counts as ignored, and the next probe is admitted.
+    assert (stats.state, stats.ignored, stats.failures) == (HALF_OPEN, 1, 1)
+    await breaker.call(trio.sleep, 0)
+    assert breaker.state is CLOSED
+
+
 async def test_cancelled_never_counts(autojump_clock: trio.testing.MockClock) -> None:
     """trio.Cancelled is not a failure even when record is a predicate matching everything."""
     breaker = CircuitBreaker(failure_threshold=1, record=lambda exc: True)
@@ -636,6 +663,68 @@ async def test_async_with_and_decorator(autojump_clock: trio.testing.MockClock) 
         await double(1)
     stats = breaker.statistics()
     assert (stats.calls, stats.successes, stats.failures, stats.rejections) == (3, 1, 2, 2)
+    assert breaker._held == {}
+
+
+async def test_breaker_async_with_left_in_another_task_gives_its_probe_back(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An ``async with breaker:`` block left from another task still records its outcome."""
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=1.0)
+
+    await fail_n(breaker, 1)
+    await trio.sleep(1.0)
+
+    async def pages() -> AsyncGenerator[int]:
+        async with breaker:  # the probe
+            yield 1
+            yield 2
+
+    stream = pages()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stream.__anext__)  # the probe is taken in this task
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stream.aclose)  # and given back in this one
+    assert breaker.statistics().half_open_in_flight == 0
+    # Closing the generator raised GeneratorExit in the block: counted as cancelled.
+    assert (breaker.state, breaker.statistics().cancelled) == (HALF_OPEN, 1)
+    assert breaker._held == {}
+
+
+async def test_breaker_async_with_keeps_each_block_its_own_permit_when_blocks_interleave(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A block left while an async generator's block, entered later in the task, stays open."""
+    breaker = CircuitBreaker(failure_threshold=5, slow_call_duration=5.0)
+
+    async def pages() -> AsyncGenerator[int]:
+        async with breaker:
+            yield 1
+            yield 2
+
+    stream = pages()
+    async with breaker:  # entered at 0
+        await trio.sleep(5.0)
+        await stream.__anext__()  # the generator's block entered at 5
+        await trio.sleep(1.0)
+    # This block took 6 s (slow); the generator's, still open, is not the one that ended.
+    assert (breaker.statistics().slow_calls, breaker.statistics().in_flight) == (1, 1)
+    await stream.aclose()  # 1 s, not slow
+    assert (breaker.statistics().slow_calls, breaker.statistics().in_flight) == (1, 0)
+    assert breaker._held == {}
+
+
+async def test_breaker_async_with_entered_by_an_exit_stack_gives_its_permit_back(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A block an ``AsyncExitStack`` enters and leaves from frames of its own frees its probe."""
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=1.0)
+    await fail_n(breaker, 1)
+    await trio.sleep(1.0)
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(breaker)  # the probe
+        assert breaker.statistics().half_open_in_flight == 1
+    assert breaker.state is CLOSED
     assert breaker._held == {}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -233,6 +234,56 @@ async def test_runs_reuse_parked_tasks_and_keep_few(
     assert len(backend.runs) == 103
 
 
+async def test_no_waits_does_not_leak_out_through_a_reused_service_task(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A deliberate wait outside ``no_waits()`` takes its time, even in a SingleFlight run."""
+    service = trine.testing.FakeService(fail_calls={2})
+    retry = trine.Retry(attempts=2, backoff=trine.Backoff.constant(10.0))
+    async with trine.SingleFlight(policy=trine.Policy(retry=retry)) as flights:
+        with trine.testing.no_waits():
+            await flights.call("k", service.call)  # call 1 succeeds; its runner is parked
+        start = trio.current_time()
+        await flights.call("k", service.call)  # call 2 fails, call 3 after the backoff
+        assert trio.current_time() - start == 10.0
+
+
+async def test_no_waits_reaches_a_run_started_inside_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A run that a call inside ``no_waits()`` starts skips its deliberate waits, on any runner."""
+    service = trine.testing.FakeService(fail_calls={2})
+    retry = trine.Retry(attempts=2, backoff=trine.Backoff.constant(10.0))
+    async with trine.SingleFlight(policy=trine.Policy(retry=retry)) as flights:
+        await flights.call("k", service.call)  # a runner is started here and parked
+        start = trio.current_time()
+        with trine.testing.no_waits():
+            await flights.call("k", service.call)  # call 2 fails; the retry's backoff skipped
+        assert trio.current_time() - start == 0.0
+
+
+async def test_a_reused_runner_runs_in_the_context_of_the_call_that_started_the_run(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Each run sees the contextvars of the call that started it, as a new task would."""
+    request: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="none")
+
+    async def whose() -> str:
+        await trio.sleep(1)
+        seen = request.get()
+        request.set("changed by the run")  # a run's changes stay in its own copy
+        return seen
+
+    async with trine.SingleFlight() as flights:
+        seen = []
+        for name in ("first", "second", "third"):
+            token = request.set(name)
+            seen.append(await flights.call("k", whose))  # one runner, parked and reused
+            request.reset(token)
+        assert seen == ["first", "second", "third"]
+        assert request.get() == "none"
+
+
 async def test_forget_starts_a_fresh_run(autojump_clock: trio.testing.MockClock) -> None:
     """After forget(key), a call starts a new run; the old run's waiters still get its result."""
     backend = Backend()
@@ -290,6 +341,26 @@ async def test_the_blocks_exception_leaves_bare() -> None:
     with pytest.raises(KeyError, match=r"^'boom'$"):
         async with trine.SingleFlight():
             raise KeyError("boom")
+
+
+async def test_service_block_cancelled_from_outside_leaves_as_a_bare_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An outer cancellation leaves a SingleFlight's block, a runner parked, as a bare Cancelled."""
+
+    async def one() -> int:
+        return 1
+
+    seen: list[BaseException] = []
+    with trio.move_on_after(1.0):
+        try:
+            async with trine.SingleFlight() as flights:
+                await flights.call("k", one)  # leaves a runner parked
+                await trio.sleep(5.0)
+        except BaseException as error:  # recorded and re-raised: the scope must catch it
+            seen.append(error)
+            raise
+    assert [type(error) for error in seen] == [trio.Cancelled]
 
 
 async def test_a_run_goes_through_the_policy_once(autojump_clock: trio.testing.MockClock) -> None:

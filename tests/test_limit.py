@@ -1100,6 +1100,49 @@ def test_acquire_all_validation() -> None:
         acquire_all(lock, "x")  # type: ignore[arg-type]
 
 
+async def test_acquire_all_takes_two_keys_whose_hashes_are_equal() -> None:
+    """Two different keys of one KeyedLimiter are two limiters, even when their hashes collide."""
+    limiter = KeyedLimiter(1)
+    assert hash(-1) == hash(-2)
+    async with acquire_all(limiter.for_key(-1), limiter.for_key(-2)):
+        assert limiter.statistics().borrowed_tokens == 2
+    assert limiter.statistics().borrowed_tokens == 0
+    assert limiter._tie_ranks == {}  # the order kept for them is forgotten
+
+
+class _Colliding:
+    """A key whose hash is the same for every value: equal by value only."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __hash__(self) -> int:
+        return 7
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Colliding) and other.value == self.value
+
+    def __repr__(self) -> str:
+        return f"_Colliding({self.value})"
+
+
+def test_acquire_all_refuses_equal_keys_of_one_keyed_limiter() -> None:
+    """Equal keys (``1`` and ``1.0``, equal objects) are one limiter, refused as a duplicate."""
+    limiter = KeyedLimiter(1)
+    message = r"^limiters\[1\] is the same limiter as limiters\[0\]: pass each one once$"
+    with pytest.raises(ValueError, match=message):
+        acquire_all(limiter.for_key(1), limiter.for_key(1.0))
+    with pytest.raises(
+        ValueError,
+        match=r"^limiters\[2\] is the same limiter as limiters\[0\]: pass each one once$",
+    ):
+        acquire_all(
+            limiter.for_key(_Colliding(1)),
+            limiter.for_key(_Colliding(2)),
+            limiter.for_key(_Colliding(1)),
+        )
+
+
 # --------------------------------------------------------------------------
 # Properties: random schedules with cancellations
 
@@ -1393,6 +1436,53 @@ def test_property_acquire_all_never_deadlocks(
     assert not lock.locked()
     assert capacity_limiter.borrowed_tokens == 0
     assert all(_borrowed(limiter) == 0 for limiter in limiters[2:])
+
+
+@given(
+    subsets=st.lists(
+        st.tuples(
+            st.permutations(range(5)),
+            st.integers(2, 5),
+            st.integers(0, 3),
+            st.none() | st.integers(0, 4),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    seed=st.integers(0, 2**16),
+)
+def test_property_acquire_all_never_deadlocks_on_keys_whose_hashes_are_equal(
+    subsets: list[tuple[list[int], int, int, int | None]], seed: int
+) -> None:
+    """Tasks take random subsets of keys with one hash (each task its own, equal key objects)
+    in random orders, some cancelled; all finish in time, and nothing stays held or ranked."""
+    rng = random.Random(seed)
+    keyed = KeyedLimiter(1)
+    lock = trio.Lock()
+    finished = []
+
+    async def task(order: list[int], hold: int, cancel_after: int | None) -> None:
+        # Fresh key objects per task: equal keys must order the same in every task.
+        chosen = [lock if i == 4 else keyed.for_key(_Colliding(i)) for i in order]
+        with trio.move_on_after(math.inf if cancel_after is None else cancel_after):
+            async with acquire_all(*chosen):
+                await trio.sleep(hold)
+        finished.append(order)
+
+    async def main() -> None:
+        deadline = sum(hold for _, _, hold, _ in subsets) + 1
+        with trio.fail_after(deadline):
+            async with trio.open_nursery() as nursery:
+                for permutation, size, hold, cancel_after in subsets:
+                    order = list(permutation[:size])
+                    rng.shuffle(order)
+                    nursery.start_soon(task, order, hold, cancel_after)
+
+    trio.run(main, clock=_mock_clock())
+    assert len(finished) == len(subsets)
+    assert not lock.locked()
+    assert keyed.statistics().borrowed_tokens == 0
+    assert keyed._tie_ranks == {}
 
 
 async def test_acquire_all_of_one_limiter_behaves_as_acquire_all() -> None:

@@ -352,6 +352,32 @@ async def test_regression_issue_10_bug_9_an_outer_cancellation_leaves_the_block_
     assert probe.current == 0
 
 
+async def test_an_exit_cancelled_from_outside_leaves_as_a_bare_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A block that ended, cancelled from outside while its calls clean up, leaves as Cancelled."""
+
+    async def slow_cleanup(item: int) -> int:
+        try:
+            await trio.sleep(10.0)
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(2.0)
+        return item
+
+    seen: list[BaseException] = []
+    with trio.move_on_after(1.0):
+        try:
+            async with trine.amap(slow_cleanup, range(3), limit=3) as results:
+                await trio.sleep(0.5)
+                del results  # leave the block without reading: the calls are cancelled
+        except BaseException as exc:  # recorded and re-raised: the scope must catch it
+            seen.append(exc)
+            raise
+    assert trio.current_time() == 2.5
+    assert [type(exc) for exc in seen] == [trio.Cancelled]
+
+
 async def test_a_failure_of_fn_beside_the_blocks_exception_keeps_the_group(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

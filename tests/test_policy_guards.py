@@ -10,6 +10,7 @@ import random
 import runpy
 import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -249,9 +250,26 @@ def test_issue11_keyboard_interrupt_anywhere_in_a_policy_leaks_nothing() -> None
     gc.collect()  # the unawaited coroutines' warnings, while they are filtered
 
 
+class _SigintTimer:
+    """Sends this process a SIGINT *delay* seconds after the callers start calling."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.calling = False
+        """Set by the callers once they are calling: the signal lands in their calls."""
+        self.sent = False
+        """Set once the signal is sent."""
+
+    def run(self) -> None:
+        while not self.calling:
+            time.sleep(0.0001)
+        time.sleep(self.delay)
+        os.kill(os.getpid(), signal.SIGINT)
+        self.sent = True
+
+
 @pytest.mark.filterwarnings(
     "ignore:coroutine '.*' was never awaited:RuntimeWarning",
-    "ignore::pytest.PytestUnraisableExceptionWarning",
 )
 def test_issue11_sigint_from_a_timer_through_a_policy_leaks_nothing() -> None:
     """Real SIGINTs at random moments of concurrent Policy calls: no slot or permit leaks
@@ -267,24 +285,48 @@ def test_issue11_sigint_from_a_timer_through_a_policy_leaks_nothing() -> None:
             timeout=5.0,
         )
         service = FakeService(fail_calls=lambda number: number % 4 == 0)
+        # Plain attributes, not threading.Events: a KeyboardInterrupt landing in
+        # Event.set() can leave the Event's lock taken, and the next set() hangs.
+        timer = _SigintTimer(rng.uniform(0.0, 0.005))
 
-        async def caller(policy: Policy = policy, service: FakeService = service) -> None:
-            for _ in range(100_000):  # ended by the SIGINT long before
+        async def caller(
+            policy: Policy = policy, service: FakeService = service, timer: _SigintTimer = timer
+        ) -> None:
+            # Ended by the KeyboardInterrupt, however slow the machine; one that
+            # never comes is a failure of its own, not a run that merely ends.
+            calls_after_signal = 0
+            while calls_after_signal < 10_000:
                 with contextlib.suppress(FakeServiceError, CircuitOpenError):
                     await policy.call(service.call)
+                timer.calling = True
+                calls_after_signal += timer.sent
+            raise AssertionError("no KeyboardInterrupt 10000 calls after the SIGINT")
 
-        async def main() -> None:
-            timer = threading.Timer(rng.uniform(0.0, 0.005), os.kill, (os.getpid(), signal.SIGINT))
+        async def main(timer: _SigintTimer = timer) -> None:
+            thread = threading.Thread(target=timer.run)
             try:
-                timer.start()
+                thread.start()
                 async with trio.open_nursery() as nursery:
                     for _ in range(3):
                         nursery.start_soon(caller)
             finally:
-                timer.join()  # the signal is sent before the run ends
+                timer.calling = True  # if the callers failed first
+                thread.join()  # the signal is sent before the run ends
 
-        with pytest.RaisesGroup(KeyboardInterrupt, allow_unwrapped=True, flatten_subgroups=True):
-            trio.run(main)
+        # Python drops an exception raised in a finalizer ("Exception ignored
+        # in: <coroutine object afn>"), so a SIGINT landing in one run by the
+        # garbage collector is lost: another test's unawaited coroutines in
+        # reference cycles, collected mid-run, made this test flaky. Collect
+        # them first, and let the collector not run during the run.
+        gc.collect()
+        gc.disable()
+        try:
+            with pytest.RaisesGroup(
+                KeyboardInterrupt, allow_unwrapped=True, flatten_subgroups=True
+            ):
+                trio.run(main)
+        finally:
+            gc.enable()
         in_flight = breaker._calls - (
             breaker._successes + breaker._failures + breaker._ignored + breaker._cancelled
         )

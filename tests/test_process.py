@@ -961,6 +961,49 @@ async def test_run_commands_with_admission_runs_everything_once_admitted() -> No
     assert load.statistics().delays == 1
 
 
+async def test_run_commands_admission_probe_failure_is_that_commands_error() -> None:
+    """A probe that fails once the batch runs makes the waiting command an error, run by run."""
+    calls = 0
+
+    def probe() -> LoadSample:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise OSError("cannot read /proc/stat")
+        if calls == 3:
+            return 0.5  # type: ignore[return-value]  # a probe of the user's, wrong
+        return LoadSample(cpu_percent=10.0, free_memory=10**10)
+
+    load = SystemLoad(max_cpu_percent=90, probe=probe)
+    results = await trine.run_commands(
+        [py("print(1)"), py("print(2)"), py("print(3)"), py("print(4)")],
+        limit=1,
+        retries=2,
+        admission=load,
+    )
+    assert [r.status for r in results] == [
+        CommandStatus.SUCCEEDED,
+        CommandStatus.ERROR,
+        CommandStatus.ERROR,
+        CommandStatus.SUCCEEDED,
+    ]
+    assert [r.stdout_tail for r in results] == ["1\n", "", "", "4\n"]
+    assert results[1].error == "cannot read the load: OSError: cannot read /proc/stat"
+    assert results[2].error == (
+        "cannot read the load: TypeError: probe must return a LoadSample, got 0.5"
+    )
+    for result in results[1:3]:
+        assert result.returncode is None
+        assert result.attempts == 1  # an error is not retried
+        [attempt] = result.history
+        assert (attempt.status, attempt.returncode, attempt.error) == (
+            CommandStatus.ERROR,
+            None,
+            result.error,
+        )
+    assert load.statistics().tasks_waiting == 0
+
+
 def test_system_load_reads_psutil_by_default() -> None:
     """Without a probe, SystemLoad reads the real machine through psutil."""
     load = SystemLoad(max_cpu_percent=100.0)

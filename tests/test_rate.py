@@ -404,6 +404,74 @@ async def test_rate_change_applies_to_every_key(autojump_clock: object) -> None:
     assert recorder.admitted == {("a", 0): 0.0, ("a", 1): 0.25, ("b", 0): 0.0, ("b", 1): 0.25}
 
 
+async def test_rate_decrease_gives_idle_key_no_debt(autojump_clock: object) -> None:
+    """A key whose slots have all passed owes nothing after ``rate`` is lowered."""
+    limiter = RateLimiter(100, burst=1)
+    for _ in range(10):
+        await limiter.acquire()
+    assert trio.current_time() == pytest.approx(0.09)
+    await trio.sleep(1.0)  # t = 1.09: every slot has passed, the key is idle
+    limiter.rate = 1  # now one per second
+    start = trio.current_time()
+    await limiter.acquire()
+    assert trio.current_time() - start == 0.0
+
+
+async def test_rate_change_from_unlimited_leaves_no_debt(autojump_clock: object) -> None:
+    """Lowering an unlimited rate later does not turn old admissions into debt."""
+    limiter = RateLimiter(math.inf)
+    for _ in range(1000):
+        await limiter.acquire()
+    await trio.sleep(5.0)
+    limiter.rate = 10
+    start = trio.current_time()
+    await limiter.acquire()
+    assert trio.current_time() - start == 0.0
+
+
+async def test_rate_change_leaves_an_idle_key_free_for_try_acquire_and_retry_after(
+    autojump_clock: object,
+) -> None:
+    """After a rate change an idle key admits at once, and ``retry_after`` counts only new debt."""
+    limiter = RateLimiter(100)
+    for _ in range(10):
+        await limiter.acquire()
+    await trio.sleep_until(2.0)  # the key is idle
+    limiter.rate = 1
+    assert limiter.try_acquire()
+    with pytest.raises(RateLimitExceeded) as info:
+        limiter.acquire_nowait()
+    assert info.value.retry_after == 1.0
+
+
+@given(
+    before=st.sampled_from([1.0, 4.0, 100.0, math.inf]),
+    after=st.sampled_from([0.5, 1.0, 4.0, 100.0]),
+    admissions=st.integers(1, 20),
+    change_per=st.booleans(),
+)
+def test_rate_change_on_an_idle_key_never_delays_the_next_acquire(
+    before: float, after: float, admissions: int, change_per: bool
+) -> None:
+    """Property: once a key is idle (its slots all passed), no setting change makes it wait."""
+
+    async def main() -> float:
+        limiter = RateLimiter(before, burst=1)
+        for _ in range(admissions):
+            await limiter.acquire()
+        await trio.sleep(admissions / before + 1.0)  # every slot has passed
+        if change_per and math.isfinite(before):
+            limiter.per = before / after  # the same as rate = after
+        else:
+            limiter.rate = after
+        start = trio.current_time()
+        await limiter.acquire()
+        return trio.current_time() - start
+
+    waited = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert waited == 0.0
+
+
 # -- statistics and repr --------------------------------------------------------------
 
 

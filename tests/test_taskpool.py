@@ -761,3 +761,21 @@ def test_property_limit_memory_and_exactly_once(plan: dict[str, Any]) -> None:
         # Nothing cancelled: the whole tree ran and every result was read.
         assert sorted(read) == sorted(started) == sorted(children)
         assert stats.failed == len(plan["fails"])
+
+
+async def test_a_pool_cancelled_from_outside_while_its_tasks_finish_leaves_as_a_bare_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The block ended, the pool waits for its tasks, an outer deadline cancels them: one Cancelled."""
+    seen: list[BaseException] = []
+    with trio.move_on_after(1.0) as scope:
+        try:
+            async with trine.TaskPool(limit=2) as pool:
+                await pool.start(trio.sleep, 5.0)
+                await pool.start(trio.sleep, 5.0)
+        except BaseException as error:  # recorded and re-raised: the scope must catch it
+            seen.append(error)
+            raise
+    assert scope.cancelled_caught
+    assert [type(error) for error in seen] == [trio.Cancelled]
+    assert trio.current_time() == 1.0

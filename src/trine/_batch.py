@@ -10,6 +10,8 @@ wake-up at all). A closed batch is sent at once if fewer than
 ``max_concurrent`` batch calls are in flight, or queued; a sender task,
 started in the batcher's nursery, calls the batch function and then takes
 the next queued batch itself, so a busy batcher starts no task per batch.
+A batch call runs in a copy of the context of the load that opened its batch
+(contextvars such as :func:`trine.testing.no_waits`), whichever task sends it.
 
 A load costs one park and one wake-up; a batch, one call of the function and
 at most one task start. A waiter's cancellation removes it from its item;
@@ -22,6 +24,7 @@ from __future__ import annotations
 import collections
 import types
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from contextvars import copy_context
 from types import MappingProxyType, TracebackType
 from typing import Any, Final, Generic, TypeAlias, TypeVar, final, overload
 
@@ -86,9 +89,11 @@ class _Item:
 class _Batch:
     """Items collected for one call of the batch function."""
 
-    __slots__ = ("deadline", "items", "live", "scope", "sent", "state")
+    __slots__ = ("context", "deadline", "items", "live", "scope", "sent", "state")
 
     def __init__(self, deadline: float) -> None:
+        self.context = copy_context()
+        """The context of the load that opened the batch, which its call runs in."""
         self.items: dict[object, _Item] = {}
         """By key (with dedupe) or by arrival number."""
         self.deadline = deadline
@@ -147,9 +152,12 @@ class Batcher(Generic[_K, _V]):
     sequence with one result per key, in the same order, or a mapping from
     key to result. A result that is an :exc:`Exception` *instance* fails
     that key's loads only (DataLoader's convention); a key missing from a
-    mapping fails with :exc:`KeyError`; a sequence of the wrong length, or
-    anything else, fails every load of the batch with a message saying what
-    was wrong; a batch call that raises fails every load of the batch with
+    mapping fails with :exc:`KeyError`, and one that cannot be looked up in
+    it (an unhashable key, with ``dedupe=False``) with :exc:`TypeError`; a
+    sequence of the wrong length, or anything else, fails every load of the
+    batch with a message saying what was wrong, and so do results that raise
+    while being matched to the keys (that exception, with a note); a batch
+    call that raises fails every load of the batch with
     that exception (the same object, raised again from its traceback as
     :meth:`SingleFlight.call` does).
 
@@ -398,10 +406,15 @@ class Batcher(Generic[_K, _V]):
         batch.state = _QUEUED
         if self._in_flight < self._max_concurrent:
             self._in_flight += 1
-            assert self._nursery is not None
-            self._nursery.start_soon(self._send, batch, name="trine.Batcher call")
+            # Closed by the timer or by the load that filled it, the batch's
+            # call starts in (a copy of) the context of the load that opened it.
+            batch.context.run(self._start_sender, batch)
         else:
             self._queue.append(batch)
+
+    def _start_sender(self, batch: _Batch) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._send, batch, name="trine.Batcher call")
 
     async def _time_batches(self) -> None:
         """The timer task: close the open batch *max_wait* after its first key."""
@@ -423,13 +436,20 @@ class Batcher(Generic[_K, _V]):
         self._timer_task = None
         return Abort.SUCCEEDED
 
-    async def _send(self, batch: _Batch | None) -> None:
+    async def _send(self, batch: _Batch) -> None:
         """A sender task: call the batch function for *batch*, then for each queued batch."""
+        task = current_task()
         try:
-            while batch is not None:
+            while True:
                 if batch.items:
                     await self._call(batch)
-                batch = self._queue.popleft() if self._queue else None
+                if not self._queue:
+                    return
+                batch = self._queue.popleft()
+                # Call it in the context of the load that opened it, as a new
+                # sender would: a task's context can change only between steps.
+                task.context = batch.context
+                await cancel_shielded_checkpoint()
         finally:
             self._in_flight -= 1
 
@@ -458,7 +478,16 @@ class Batcher(Generic[_K, _V]):
                     for item in items:
                         _fail(item, exc, exc.__traceback__)
                 else:
-                    _deliver(items, results)
+                    try:
+                        _deliver(items, results)
+                    except Exception as exc:
+                        # The results themselves raised while being matched (a
+                        # sequence or mapping of the user's making): that is this
+                        # batch's failure, never the batcher's.
+                        exc.add_note("raised while matching load_many's results to the keys")
+                        for item in items:
+                            if item.waiters:
+                                _fail(item, exc, exc.__traceback__)
             if not batch.scope.cancelled_caught:
                 self._latency.record(max(_current_time() - started, 0.0))
         finally:
@@ -507,6 +536,14 @@ def _deliver(items: list[_Item], results: object) -> None:
                 missing = KeyError(item.key)
                 missing.add_note("load_many returned a mapping with no result for this key")
                 _fail(item, missing, None)
+                continue
+            except Exception as exc:  # e.g. an unhashable key (dedupe=False)
+                unmatched = TypeError(
+                    f"load_many returned a mapping, but key {describe(item.key)} cannot be "
+                    f"looked up in it: {type(exc).__name__}: {exc}"
+                )
+                unmatched.__cause__ = exc
+                _fail(item, unmatched, None)
                 continue
             _settle(item, value)
         return

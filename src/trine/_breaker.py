@@ -41,6 +41,7 @@ from __future__ import annotations
 import enum
 import functools
 import math
+import sys
 import types
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
@@ -344,6 +345,11 @@ class CircuitBreaker:
         @breaker
         async def fetch(url: str) -> Response: ...
 
+    An ``async with breaker:`` block may be left by another task than the
+    one that entered it (an async generator holding the breaker across a
+    ``yield`` is resumed or closed by whichever task iterates it): the
+    block's permit is kept with the block, not with the task.
+
     **When it opens.** With only *failure_threshold*, after that many
     *consecutive* failures (a success resets the count). With *failure_rate*,
     when the share of failures among the calls in the window reaches it, once
@@ -359,7 +365,10 @@ class CircuitBreaker:
     matching *record* (and not *ignore*) is a failure; any other exception,
     and a return, is a success. :exc:`trio.Cancelled` (and every other
     exception that is not an :exc:`Exception`) never counts: a cancelled
-    probe gives its slot back.
+    probe gives its slot back. A *record* or *ignore* predicate that raises
+    gives no verdict: the call counts as ignored (freeing its probe slot) and
+    the predicate's exception reaches the caller, with the call's own
+    exception as its ``__context__``.
 
     **Results that arrive late.** Each state change starts a new *epoch*. A
     call admitted in one epoch that finishes in another is counted in the
@@ -479,9 +488,12 @@ class CircuitBreaker:
     _notifying: bool = attrs.field(default=False, init=False)
     """Whether the callbacks of a state change are running (see _change)."""
     _deferred: deque[Callable[[], CircuitState | None]] = attrs.field(factory=deque, init=False)
-    # Permits of `async with breaker:` blocks, per task (a list: blocks may
-    # nest); the fast path's permit is the epoch that admitted it.
-    _held: dict[trio.lowlevel.Task, list[_Permit | int]] = attrs.field(factory=dict, init=False)
+    # Permits of `async with breaker:` blocks, by the frame the block is in (a
+    # list: blocks may nest), with the task that entered each; the fast path's
+    # permit is the epoch that admitted it. See __aenter__ for why frames.
+    _held: dict[types.FrameType, list[tuple[_Permit | int, trio.lowlevel.Task]]] = attrs.field(
+        factory=dict, init=False
+    )
 
     def __attrs_post_init__(self) -> None:
         if self._name is not None and not isinstance(self._name, str):
@@ -802,18 +814,21 @@ class CircuitBreaker:
     @enable_ki_protection
     def _finish(self, permit: _Permit, error: BaseException | None) -> None:
         """Record how an admitted call ended (the other half of :meth:`_admit`)."""
-        kind = _SUCCESS if error is None else self._classify(error)
-        current = permit.epoch == self._epoch
+        kind = _SUCCESS
+        if error is not None:
+            try:
+                kind = self._classify(error)
+            except BaseException:
+                # A record= or ignore= predicate raised: it gave no verdict, so
+                # the call counts as ignored and gives back what it took; the
+                # predicate's error goes on to the caller (its context is the
+                # call's error).
+                self._finish_unjudged(permit, _IGNORED)
+                raise
         if kind >= _IGNORED:
-            if kind == _NOT_AWAITABLE:
-                self._calls -= 1  # never a call of the service: as if never admitted
-            elif kind == _CANCELLED:
-                self._cancelled += 1
-            else:
-                self._ignored += 1
-            if permit.probe and current:
-                self._half_open_in_flight -= 1
+            self._finish_unjudged(permit, kind)
             return
+        current = permit.epoch == self._epoch
         duration = self._slow_call_duration
         now = self._clock() if duration is not None or self._window_type == "time" else 0.0
         slow = duration is not None and now - permit.start >= duration
@@ -849,6 +864,17 @@ class CircuitBreaker:
             failed or slow or number == self._judge_at or self._judge_successes
         ) and self._rates_trip(*window.totals(number, now)):
             self._move(permit.epoch, CircuitState.OPEN)
+
+    def _finish_unjudged(self, permit: _Permit, kind: int) -> None:
+        """Finish a call that is not an outcome of the service: count it, free its probe slot."""
+        if kind == _NOT_AWAITABLE:
+            self._calls -= 1  # never a call of the service: as if never admitted
+        elif kind == _CANCELLED:
+            self._cancelled += 1
+        else:
+            self._ignored += 1
+        if permit.probe and permit.epoch == self._epoch:
+            self._half_open_in_flight -= 1
 
     @enable_ki_protection
     def _finish_closed(self, epoch: int, error: BaseException | None) -> None:
@@ -963,12 +989,18 @@ class CircuitBreaker:
             except CircuitOpenError:
                 await cancel_shielded_checkpoint()
                 raise
-        task = trio.lowlevel.current_task()
-        held = self._held.get(task)
+        # The permit is kept under the frame of the `async with` (the frame
+        # awaiting us), which its __aexit__ is awaited from too, whichever
+        # task runs it: an async generator holding the breaker across a
+        # yield may be resumed or closed by another task. The task is kept
+        # for exits from another frame (an AsyncExitStack).
+        frame = sys._getframe(1)
+        entry = (permit, trio.lowlevel.current_task())
+        held = self._held.get(frame)
         if held is None:
-            self._held[task] = [permit]
+            self._held[frame] = [entry]
         else:
-            held.append(permit)
+            held.append(entry)
 
     @enable_ki_protection
     async def __aexit__(
@@ -977,15 +1009,47 @@ class CircuitBreaker:
         exc_value: BaseException | None,
         traceback: types.TracebackType | None,
     ) -> None:
-        task = trio.lowlevel.current_task()
-        held = self._held[task]
-        permit = held.pop()
-        if not held:
-            del self._held[task]
+        frame = sys._getframe(1)
+        held = self._held.get(frame)
+        if held is not None:
+            permit = held.pop()[0]
+            if not held:
+                del self._held[frame]
+        else:
+            permit = self._permit_entered_elsewhere()
         if isinstance(permit, int):
             self._finish_closed(permit, exc_value)
         else:
             self._finish(permit, exc_value)
+
+    def _permit_entered_elsewhere(self) -> _Permit | int:
+        """Take the permit of a block left from a frame other than the one that entered it.
+
+        An ``AsyncExitStack`` enters and leaves in frames of its own; the
+        permit is then the one this task entered last, or failing that (the
+        stack left from another task) the one entered last by anyone, so
+        that every exit still gives back exactly one permit.
+        """
+        task = trio.lowlevel.current_task()
+        for frame, held in reversed(self._held.items()):
+            for index in range(len(held) - 1, -1, -1):
+                if held[index][1] is task:
+                    return self._take_held(frame, held, index)
+        if not self._held:
+            raise RuntimeError("async with breaker: left without having been entered")
+        frame, held = next(reversed(self._held.items()))
+        return self._take_held(frame, held, len(held) - 1)
+
+    def _take_held(
+        self,
+        frame: types.FrameType,
+        held: list[tuple[_Permit | int, trio.lowlevel.Task]],
+        index: int,
+    ) -> _Permit | int:
+        permit = held.pop(index)[0]
+        if not held:
+            del self._held[frame]
+        return permit
 
     def __call__(self, fn: Callable[_P, Awaitable[_T]]) -> Callable[_P, Coroutine[Any, Any, _T]]:
         """Decorate an async function so that every call goes through the breaker.

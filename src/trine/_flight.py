@@ -15,7 +15,10 @@ with :exc:`trio.ClosedResourceError`.
 
 A call costs a dict lookup, one park and one wake-up. A run costs a wake-up
 of a runner task parked after an earlier run (or, when none is, a new task)
-and one wake-up per waiter. A runner runs its flights inside one cancel
+and one wake-up per waiter. Either way the run sees a copy of the context of
+the call that started it (contextvars such as :func:`trine.testing.no_waits`),
+as a task started by that call would: a parked runner is given one before it
+is woken. A runner runs its flights inside one cancel
 scope, which abandoning a run cancels (that runner then ends), so a run
 needs no scope of its own. Up to 64 runners stay parked in the nursery
 between runs; none outlives it.
@@ -28,6 +31,7 @@ from __future__ import annotations
 import functools
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from contextvars import copy_context
 from types import TracebackType
 from typing import Any, Final, TypeAlias, TypeVar, TypeVarTuple, final
 
@@ -214,6 +218,10 @@ class FlightTable:
         if self.idle:
             runner = self.idle.pop()
             runner.work = (flight, coro, finish)
+            # Run it where a new task would (start_soon copies the caller's
+            # context), not where the runner's last run left it: the parked
+            # task's next step runs in its Task.context.
+            runner.task.context = copy_context()
             reschedule(runner.task)
         else:
             nursery.start_soon(self._runner, (flight, coro, finish), name=self.task_name)

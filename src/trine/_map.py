@@ -48,6 +48,7 @@ from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, final
 import outcome
 import trio
 
+from ._block import exception_leaving_the_block
 from ._deadline import cut_off, resolve_deadline
 from ._policy import SupportsCall, _check_call_guard
 from ._util import NotAwaitableError, check_async_callable, check_awaitable, check_bool, check_int
@@ -478,10 +479,13 @@ async def _amap(
         # The block is read as a context manager's, not a nursery's: when the
         # group holds the block's own exception and otherwise only the
         # workers' Cancelled (an outer scope's cancellation, which goes on),
-        # that exception leaves as itself, below. A failure of fn or items
-        # keeps the group, as a nursery gives it.
-        if not _only_raised_by_the_block(group, raised):
+        # that exception leaves as itself, below; with no exception from the
+        # block, one Cancelled does. A failure of fn or items keeps the
+        # group, as a nursery gives it.
+        leaving = exception_leaving_the_block(group, raised)
+        if leaving is None:
             raise
+        raised = leaving
     finally:
         if results is not None:
             await _close_source(results._source, results._async_source)
@@ -489,15 +493,6 @@ async def _amap(
         # Outside the except clause, so its __context__ stays its own. The
         # nursery may have absorbed it (a Cancelled): it is raised all the same.
         raise raised
-
-
-def _only_raised_by_the_block(
-    group: BaseExceptionGroup[BaseException], raised: BaseException | None
-) -> bool:
-    """Whether *group* holds *raised* and, besides it, only :exc:`trio.Cancelled`."""
-    if raised is None or not any(error is raised for error in group.exceptions):
-        return False
-    return all(error is raised or isinstance(error, trio.Cancelled) for error in group.exceptions)
 
 
 async def _close_source(

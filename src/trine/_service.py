@@ -9,8 +9,10 @@ in ``__aexit__``, so nothing it starts outlives its ``async with``.
 
 :class:`ServiceNursery` is that nursery's life cycle, shared by the three: the
 block's own exception leaves bare (the background tasks never raise one of
-their own: they hand every failure to their waiters), leaving the block
-cancels the work still in flight, and a service is opened at most once.
+their own: they hand every failure to their waiters), and so does an outer
+cancellation, as one :exc:`trio.Cancelled`, however many background tasks it
+reached (:mod:`trine._block`, shared with amap); leaving the block cancels
+the work still in flight, and a service is opened at most once.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Literal, final
 
 import attrs
 import trio
+
+from ._block import exception_leaving_the_block
 
 __all__ = ["ServiceNursery", "closed_error"]
 
@@ -81,9 +85,11 @@ class ServiceNursery:
             return bool(await manager.__aexit__(exc_type, exc, tb))
         except BaseExceptionGroup as group:
             # The background tasks hand failures to their waiters instead of
-            # raising them, so a group of one is the block's own exception.
-            if len(group.exceptions) != 1 or group.exceptions[0] is not exc:
+            # raising them, so the group holds the block's own exception and,
+            # if an outer cancellation reached them too, their Cancelled.
+            leaving = exception_leaving_the_block(group, exc)
+            if leaving is None:
                 raise
-            raised = exc
+            raised = leaving
         # Outside the except clause, so that its cause and context stay its own.
         raise raised

@@ -55,8 +55,8 @@ import attrs
 import outcome
 import trio
 
+from ._block import exception_leaving_the_block
 from ._fan import _call, _surely_async
-from ._map import _only_raised_by_the_block
 from ._policy import SupportsCall, _check_call_guard
 from ._stats import LatencyHistogram, LatencySummary
 from ._util import (
@@ -434,9 +434,12 @@ class TaskPool(Generic[_T, _Y]):
                     self._end_of_block()
         except BaseExceptionGroup as group:
             # As amap's block: the block's own exception leaves as itself when
-            # besides it the group holds only the tasks' Cancelled.
-            if not _only_raised_by_the_block(group, raised):
+            # besides it the group holds only the tasks' Cancelled, and an outer
+            # cancellation that reached only the tasks leaves as one Cancelled.
+            leaving = exception_leaving_the_block(group, raised)
+            if leaving is None:
                 raise
+            raised = leaving
         finally:
             self._state = _CLOSED
             self._nursery = None

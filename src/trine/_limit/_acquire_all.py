@@ -36,13 +36,49 @@ def _order_key(limiter: object) -> tuple[int, int]:
     return (id(limiter), 0)
 
 
+_Ordered = list[tuple[tuple[int, int], int, LimiterLike]]
+
+
+def _hash_ties(ordered: _Ordered) -> list[tuple[int, int]]:
+    """The runs of *ordered* that share an order key, as ``(start, stop)``; refuse duplicates.
+
+    A run is one limiter passed twice, refused here, unless it is distinct
+    keys of one KeyedLimiter whose hashes are equal: those are put in order
+    when the block is entered (:func:`_order_ties`).
+    """
+    ties = []
+    start = 0
+    for stop in range(1, len(ordered) + 1):
+        if stop < len(ordered) and ordered[stop][0] == ordered[start][0]:
+            continue
+        run = ordered[start:stop]
+        for place, (_, first, limiter) in enumerate(run):
+            for _, index, other in run[place + 1 :]:
+                if not (
+                    isinstance(limiter, _KeyedLimiterView)
+                    and isinstance(other, _KeyedLimiterView)
+                    and limiter.key is not other.key
+                    and not limiter.key == other.key
+                ):
+                    raise ValueError(
+                        f"limiters[{index}] is the same limiter as limiters[{first}]: "
+                        "pass each one once"
+                    )
+        if len(run) > 1:
+            ties.append((start, stop))
+        start = stop
+    return ties
+
+
 def acquire_all(*limiters: LimiterLike) -> AbstractAsyncContextManager[None]:
     """Hold one slot of every limiter at once, taken in one global order.
 
     Two tasks that take the same locks in different orders can deadlock
     (each holds one and waits for the other's). ``acquire_all`` sorts its
     arguments into an order that is the same for every task (by object
-    identity), takes them one by one, and releases them in reverse::
+    identity; the keys of one :class:`KeyedLimiter` by hash, and keys whose
+    hashes are equal by an order the KeyedLimiter keeps for them while they
+    are in use), takes them one by one, and releases them in reverse::
 
         async with trine.acquire_all(account_lock[b], account_lock[a]):
             transfer(a, b)
@@ -67,7 +103,8 @@ def acquire_all(*limiters: LimiterLike) -> AbstractAsyncContextManager[None]:
 
     Raises:
       TypeError: if an argument is not a limiter, naming its position.
-      ValueError: if the same limiter is passed twice.
+      ValueError: if the same limiter is passed twice (for
+        :meth:`KeyedLimiter.for_key` views: equal keys of one KeyedLimiter).
     """
     if len(limiters) == 1:  # the fast path: nothing to order, no second layer
         (limiter,) = limiters
@@ -79,18 +116,18 @@ def acquire_all(*limiters: LimiterLike) -> AbstractAsyncContextManager[None]:
         # Yours, or an AdaptiveLimiter: the general path, which enters as None
         # and never lets the hold's __aexit__ swallow an error.
         return _AcquireAll([limiter])
-    ordered: list[tuple[tuple[int, int], int, LimiterLike]] = []
+    ordered: _Ordered = []
     for index, limiter in enumerate(limiters):
         if not isinstance(limiter, _TRIO_LIMITERS) and type(limiter) not in _TRINE_LIMITERS:
             _check_limiter(limiter, f"limiters[{index}]")
         ordered.append((_order_key(limiter), index, limiter))
     ordered.sort()  # by identity; equal identities end up side by side, by position
-    for (key, first, _), (next_key, index, _) in itertools.pairwise(ordered):
-        if key == next_key:
-            raise ValueError(
-                f"limiters[{index}] is the same limiter as limiters[{first}]: pass each one once"
-            )
-    return _AcquireAll([limiter for _, _, limiter in ordered])
+    ties = None
+    for (key, _, _), (next_key, _, _) in itertools.pairwise(ordered):
+        if key == next_key:  # a limiter passed twice, or keys whose hashes are equal
+            ties = _hash_ties(ordered)
+            break
+    return _AcquireAll([limiter for _, _, limiter in ordered], ties)
 
 
 @final
@@ -102,10 +139,14 @@ class _AcquireAll:
     holds (left by awaiting their ``__aexit__``).
     """
 
-    __slots__ = ("_holds", "_leave_at_once", "_limiters")
+    __slots__ = ("_holds", "_leave_at_once", "_limiters", "_ties")
 
-    def __init__(self, limiters: list[LimiterLike]) -> None:
+    def __init__(
+        self, limiters: list[LimiterLike], ties: list[tuple[int, int]] | None = None
+    ) -> None:
         self._limiters = limiters
+        self._ties = ties
+        """Runs of *limiters* that are keys of one KeyedLimiter with equal hashes."""
         self._holds: list[AbstractAsyncContextManager[object]] = []
         self._leave_at_once = True
 
@@ -114,6 +155,8 @@ class _AcquireAll:
         if not self._limiters:
             await trio.lowlevel.checkpoint()
             return
+        if self._ties is not None:
+            _order_ties(self._limiters, self._ties)
         holds: list[AbstractAsyncContextManager[object]] = []
         leave_at_once = True
         try:
@@ -127,6 +170,8 @@ class _AcquireAll:
                     holds.append(hold)
                     leave_at_once = leave_at_once and type(hold) is _Hold
         except BaseException as error:
+            if self._ties is not None:
+                _unorder_ties(self._limiters, self._ties)
             await _release_all(holds, error)
             raise
         self._holds = holds
@@ -140,12 +185,43 @@ class _AcquireAll:
         traceback: TracebackType | None,
     ) -> Coroutine[Any, Any, None]:
         holds, self._holds = self._holds, []
+        if self._ties is not None:
+            # Leaving waits for nothing, so the order is not needed any more.
+            _unorder_ties(self._limiters, self._ties)
         if self._leave_at_once:
             # Trio's primitives and trine's holds are left synchronously (see
             # _hold), so everything is given back inside this call.
             _release_now(holds, exc_type, exc_value, traceback)
             return _DONE
         return _release_all(holds, exc_value)
+
+
+def _order_ties(limiters: list[LimiterLike], ties: list[tuple[int, int]]) -> None:
+    """Sort each run of keys with equal hashes by their KeyedLimiter's order for them.
+
+    Hashes cannot tell these keys apart, and equal keys may be different
+    objects, so the order comes from the KeyedLimiter: each key's rank,
+    given when it is first ranked and kept while any acquire_all ranking it
+    is entered. Two tasks that can wait for each other are entered together,
+    so they see the same ranks and take the keys in the same order.
+    """
+    for start, stop in ties:
+        run = limiters[start:stop]
+        ranked = sorted(run, key=lambda view: _keyed(view).limiter._rank(_keyed(view).key))
+        limiters[start:stop] = ranked
+
+
+def _unorder_ties(limiters: list[LimiterLike], ties: list[tuple[int, int]]) -> None:
+    """Give back the ranks :func:`_order_ties` took."""
+    for start, stop in ties:
+        for view in limiters[start:stop]:
+            keyed = _keyed(view)
+            keyed.limiter._unrank(keyed.key)
+
+
+def _keyed(limiter: LimiterLike) -> _KeyedLimiterView:
+    assert isinstance(limiter, _KeyedLimiterView)  # only such views tie (_hash_ties)
+    return limiter
 
 
 def _release_now(

@@ -97,6 +97,12 @@ class KeyedLimiter:
     # Waiters whose key has room, by arrival: they wait only for `total`.
     # Cancelled ones are skipped when popped.
     _ready: list[tuple[int, _Waiter]] = attrs.field(factory=list, init=False)
+    # acquire_all's order for distinct keys whose hashes are equal: key ->
+    # [rank, entered acquire_alls using it]. A key keeps its rank while any of
+    # them is entered, so every task that can wait for such keys together
+    # orders them the same way; a key nobody uses is forgotten.
+    _tie_ranks: dict[Hashable, list[int]] = attrs.field(factory=dict, init=False)
+    _ranked: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
         check_int("per_key", self._per_key)
@@ -160,6 +166,22 @@ class KeyedLimiter:
             keys=len(self._keys),
             tasks_waiting=self._waiting,
         )
+
+    def _rank(self, key: Hashable) -> int:
+        """Take *key*'s place in acquire_all's order among keys of an equal hash."""
+        entry = self._tie_ranks.get(key)
+        if entry is None:
+            self._ranked += 1
+            entry = self._tie_ranks[key] = [self._ranked, 0]
+        entry[1] += 1
+        return entry[0]
+
+    def _unrank(self, key: Hashable) -> None:
+        """Give back a place :meth:`_rank` took."""
+        entry = self._tie_ranks[key]
+        entry[1] -= 1
+        if not entry[1]:
+            del self._tie_ranks[key]
 
     def _total_has_room(self) -> bool:
         return self._total is None or self._borrowed < self._total

@@ -82,8 +82,10 @@ class SystemLoad:
     Passed as ``admission=`` to :func:`run_commands`: before a command starts
     it reads the load, and while CPU use is above *max_cpu_percent* or free
     memory below *min_free_memory* it waits *interval* seconds and reads
-    again. Commands are delayed, never failed; those already running are
-    left alone.
+    again. Commands are delayed, never failed for the load; those already
+    running are left alone. In :func:`run_commands` a probe that raises (or
+    returns something other than a :class:`LoadSample`) makes the command
+    waiting for it an ``ERROR`` result, never the batch's exception.
 
     Args:
       max_cpu_percent: the CPU use (above 0, at most 100, over all cores)

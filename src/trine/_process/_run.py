@@ -323,6 +323,20 @@ async def _run_attempt(
     return _Attempt(status, returncode, stdout.tail.text(), stderr.tail.text(), error)
 
 
+async def _wait_admitted(admission: SystemLoad) -> str | None:
+    """Wait until *admission* lets a command start; say why, if its probe failed instead.
+
+    A probe can fail at run time (``/proc`` unreadable in a sandbox, a probe
+    of the user's that returns the wrong thing): that costs the one command
+    that was waiting, never the batch.
+    """
+    try:
+        await admission.wait_admitted()
+    except Exception as exc:  # Cancelled and KeyboardInterrupt are not Exceptions: they pass
+        return f"cannot read the load: {type(exc).__name__}: {exc}"
+    return None
+
+
 async def run_command(
     command: Command, settings: Settings, batch: Batch, retry: Retry | None
 ) -> CommandResult:
@@ -336,7 +350,12 @@ async def run_command(
 
     async def attempt_once() -> _Attempt:
         if admission is not None:
-            await admission.wait_admitted()
+            problem = await _wait_admitted(admission)
+            if problem is not None:
+                # The command never started; it is an error, as one that cannot run.
+                now = trio.current_time()
+                history.append(CommandAttempt(now, now, CommandStatus.ERROR, None, problem))
+                return _Attempt.could_not_run(problem)
         attempt_started = trio.current_time()
         attempt = await _run_attempt(command, settings, batch, env, tag)
         history.append(
@@ -394,7 +413,8 @@ async def run_commands(
 
     Commands start in input order as slots come free. Each one's outcome is
     a :class:`CommandResult`: a non-zero exit, a timeout, a missing
-    executable or a log file that cannot be written is that command's result,
+    executable, a log file that cannot be written or an *admission* probe
+    that fails is that command's result,
     never an exception that would cost the others theirs. Output is read as
     it arrives and only the last *output_tail* bytes of each stream are kept,
     so a command printing gigabytes costs O(*output_tail*) memory; with
@@ -436,7 +456,8 @@ async def run_commands(
         written ``%XX`` (``a/b`` → ``a%2Fb.stdout``), so no two commands
         share a file.
       admission: a :class:`SystemLoad` that delays starts while the machine
-        is busy.
+        is busy. If its probe fails, the command waiting for it is an
+        ``ERROR`` ("cannot read the load: ..."), not retried.
 
     Returns:
       One :class:`CommandResult` per command, in input order.

@@ -149,7 +149,8 @@ class RateLimiter(_Admissions[_GcraState]):
     ``rate``, ``per`` and ``burst`` can be changed at run time through their
     properties, validated the same way; queued waiters then follow the new
     settings at once, and the debt already run up is kept in units of cost
-    (changing from 1/s to 10/s turns one second of waiting into a tenth).
+    (changing from 1/s to 10/s turns one second of waiting into a tenth); a
+    key whose slots have all passed owes nothing under the new settings either.
     """
 
     _rate: float = attrs.field(init=False)
@@ -223,17 +224,27 @@ class RateLimiter(_Admissions[_GcraState]):
                     f"waiting acquire, got {value!r} (the default burst would be {burst})"
                 )
         if self._states:
-            # Keep each key's debt in units of cost: re-anchor it at now.
-            now = trio.current_time()
-            for state in self._states.values():
-                tat = self._tat(state)
-                if tat > now:
-                    state.units = (tat - now) * self._rate / self._per
-                    state.anchor = now
+            self._reanchor(trio.current_time())
         self._rate = rate
         self._per = per
         self._burst = burst
         self._serve_every_key()
+
+    def _reanchor(self, now: float) -> None:
+        """Restate every key's TAT as *now* plus its debt in units of cost, under any settings.
+
+        ``(anchor, units)`` only means a time under the settings that wrote
+        it, so every key is rewritten, not only those in debt: a key whose TAT
+        has passed owes nothing, and left as it was, its units (ten admissions
+        at 100/s, a thousand at an unlimited rate) would read as a TAT far in
+        the future under a lower rate. Afterwards ``units == 0`` or the TAT is
+        ahead of *now*, so an idle key stays idle (and is still forgotten).
+        """
+        for state in self._states.values():
+            owed = self._tat(state) - now
+            # An unlimited rate never puts a TAT ahead of the admission that set it.
+            state.units = owed * self._rate / self._per if owed > 0.0 else 0.0
+            state.anchor = now
 
     # -- the rule -------------------------------------------------------------
 

@@ -19,8 +19,11 @@ def no_waits() -> SkippedWaits:
     :class:`FakeService` latency and :class:`~trine.Chaos` delays.
 
     It covers the block and every Trio task started inside it (it is a
-    :class:`contextvars.ContextVar`), and nothing outside: tests running side
-    by side do not see each other's. This is stamina's ``set_testing`` idea::
+    :class:`contextvars.ContextVar`), and the shared work a service does for
+    a call made inside it (a :class:`~trine.SingleFlight` run, an
+    :class:`~trine.AsyncCache` load, a :class:`~trine.Batcher` call for a
+    batch opened inside it, whichever task runs it), and nothing outside:
+    tests running side by side do not see each other's. This is stamina's ``set_testing`` idea::
 
         async def test_gives_up_after_three_attempts():
             service = FakeService(fail_calls={1, 2, 3})
