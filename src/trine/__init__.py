@@ -76,6 +76,7 @@ from ._process import SystemLoad as SystemLoad
 from ._process import SystemLoadStatistics as SystemLoadStatistics
 from ._process import run_commands as run_commands
 from ._process import to_process as to_process
+from ._progress._target import progress as progress
 from ._rate import RateLimiter as RateLimiter
 from ._rate import RateLimiterStatistics as RateLimiterStatistics
 from ._rate import SlidingWindowLimiter as SlidingWindowLimiter
@@ -184,6 +185,7 @@ __all__ = [
     "hedge",
     "map_all",
     "merge",
+    "progress",
     "race",
     "run_commands",
     "run_report",
