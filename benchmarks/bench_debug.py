@@ -143,10 +143,10 @@ CASES = [
         _variants(_pipeline(None), nothing=True),
     ),
     Case(
-        "watch_pipeline_buffered",
-        "the same with 64-item buffers",
+        "watch_pipeline_1",
+        "the same with 1-item buffers (the old default, the worst case)",
         N,
-        _variants(_pipeline(64), nothing=False),
+        _variants(_pipeline(1), nothing=True),
     ),
     Case(
         "watch_steps",
