@@ -40,7 +40,12 @@ class PipelineFrame:
 
         statistics = self._read()
         elapsed = now - self._start
-        state = "running" if statistics.running else "finished"
+        if statistics.running:
+            state = "running"
+        elif any(stage.items_in for stage in statistics.stages):
+            state = "finished"
+        else:
+            state = "not started"
         noun = "stage" if len(statistics.stages) == 1 else "stages"
         head = Text.from_markup(
             f"[cyan]{spinner(now)}[/] pipeline · {len(statistics.stages)} {noun} · "
