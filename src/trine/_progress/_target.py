@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +38,7 @@ def _frame(target: Any, start: float) -> Frame:
 
 
 def progress(
-    target: PipelineOutput[Any] | Pipeline[Any] | TaskGraph | Any,
+    target: PipelineOutput[Any] | Pipeline[Any] | TaskGraph | AsyncIterator[Any],
     *,
     refresh: float = DEFAULT_REFRESH,
     console: Console | None = None,
