@@ -102,7 +102,7 @@ def test_progress_example_leaves_what_the_guide_quotes() -> None:
     """examples/progress.py: the last frame of each display, as docs/guide/observing.rst shows."""
     guide = (EXAMPLES.parent / "docs" / "guide" / "observing.rst").read_text()
     quoted = re.search(
-        r"leaves on the screen:\n\n\.\. code-block:: text\n\n((?:    .*\n|\n)+)", guide
+        r"leave on the screen:\n\n\.\. code-block:: text\n\n((?:    .*\n|\n)+)", guide
     )
     assert quoted is not None
     env = dict(os.environ)

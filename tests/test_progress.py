@@ -68,22 +68,22 @@ async def test_pipeline_progress_frames(autojump_clock: trio.testing.MockClock) 
             0.0,
             "⠋ pipeline · 2 stages · running · 0:00\n"
             "  stage  in  out  failed  out/s  buffer\n"
-            "  fetch   0    0       0      -             0/64\n"
-            "  store   0    0       0      -             0/2",
+            "  fetch   0    0       0      -  ────────── 0/64\n"
+            "  store   0    0       0      -  ────────── 0/2",
         ),
         (
             1.0,
             "⠋ pipeline · 2 stages · running · 0:01\n"
             "  stage  in  out  failed  out/s  buffer\n"
-            "  fetch   5    4       1    4.0             0/64\n"
-            "  store   3    2       0    2.0  ━━━━━      1/2",
+            "  fetch   5    4       1    4.0  ────────── 0/64\n"
+            "  store   3    2       0    2.0  ━━━━━───── 1/2",
         ),
         (
             1.5,
             "⠴ pipeline · 2 stages · running · 0:02\n"
             "  stage  in  out  failed  out/s  buffer\n"
-            "  fetch   5    4       1    2.7             0/64\n"
-            "  store   4    4       0    2.7             0/2",
+            "  fetch   5    4       1    2.7  ────────── 0/64\n"
+            "  store   4    4       0    2.7  ────────── 0/2",
         ),
     ]
 
@@ -99,8 +99,8 @@ async def test_graph_progress_frames(autojump_clock: trio.testing.MockClock) -> 
     async with trine.progress(graph, console=terminal(screen, width=100), refresh=0.5):
         await graph.run()
     assert frames(screen) == [
-        (0.0, "⠋                          0/4 · 0 running · 0:00 · ETA -"),
-        (0.5, "⠴ ━━━━━━━━━━━━             2/4 · 1 failed · 2 running · 0:00 · ETA ~0:00"),
+        (0.0, "⠋ ──────────────────────── 0/4 · 0 running · 0:00 · ETA -"),
+        (0.5, "⠴ ━━━━━━━━━━━━──────────── 2/4 · 1 failed · 2 running · 0:00 · ETA ~0:00"),
         (0.6, "⠦ ━━━━━━━━━━━━━━━━━━━━━━━━ 4/4 · 1 failed · 0 running · 0:01 · ETA ~0:00"),
     ]
 
@@ -119,8 +119,8 @@ async def test_amap_progress_frames(autojump_clock: trio.testing.MockClock) -> N
     ):
         assert [result async for result in results] == list(range(6))
     assert frames(screen) == [
-        (0.0, "⠋                          0/6 · 2 running · 0:00 · ETA -"),
-        (2.0, "⠋ ━━━━━━━━                 2/6 · 2 running · 0:02 · ETA ~0:04"),
+        (0.0, "⠋ ──────────────────────── 0/6 · 2 running · 0:00 · ETA -"),
+        (2.0, "⠋ ━━━━━━━━──────────────── 2/6 · 2 running · 0:02 · ETA ~0:04"),
         (3.3, "⠸ ━━━━━━━━━━━━━━━━━━━━━━━━ 6/6 · 0 running · 0:03 · ETA ~0:00"),
     ]
 
@@ -151,8 +151,8 @@ async def test_map_all_progress_true(
     assert await trine.map_all(_step, [1, 2, 3], limit=2, progress=True) == [1, 2, 3]
     shown = frames(screen)
     assert [time for time, _ in shown] == [0.25 * tick for tick in range(9)] + [2.2]
-    assert shown[0] == (0.0, "⠋                          0/3 · 0 running · 0:00 · ETA -")
-    assert shown[5] == (1.25, "⠹ ━━━━━━━━━━━━━━━━         2/3 · 1 running · 0:01 · ETA ~0:01")
+    assert shown[0] == (0.0, "⠋ ──────────────────────── 0/3 · 0 running · 0:00 · ETA -")
+    assert shown[5] == (1.25, "⠹ ━━━━━━━━━━━━━━━━──────── 2/3 · 1 running · 0:01 · ETA ~0:01")
     assert shown[-1] == (2.2, "⠹ ━━━━━━━━━━━━━━━━━━━━━━━━ 3/3 · 0 running · 0:02 · ETA ~0:00")
 
 
