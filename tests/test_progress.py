@@ -242,3 +242,15 @@ async def test_progress_arguments_checked() -> None:
         trine.progress(graph, console=sys.stdout)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^progress must be True or False"):
         await trine.map_all(_work, [1], limit=1, progress=1)  # type: ignore[arg-type]
+
+
+async def test_cancelled_block_draws_its_last_frame(autojump_clock: trio.testing.MockClock) -> None:
+    """Cancelled from outside: the redrawing ends, the last frame is drawn, Cancelled leaves."""
+    screen = Screen()
+    graph = trine.TaskGraph()
+    graph.add(_work, 1)
+    with trio.move_on_after(0.35) as scope:
+        async with trine.progress(graph, console=terminal(screen), refresh=0.1):
+            await trio.sleep(10)
+    assert scope.cancelled_caught
+    assert [time for time, _ in frames(screen)] == [0.0, 0.1, 0.2, 0.3, 0.35]
