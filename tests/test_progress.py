@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import io
+import math
 import re
 import sys
 
 import pytest
 import trio
+import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
 from rich.console import Console
 
 import trine
@@ -254,3 +258,45 @@ async def test_cancelled_block_draws_its_last_frame(autojump_clock: trio.testing
             await trio.sleep(10)
     assert scope.cancelled_caught
     assert [time for time, _ in frames(screen)] == [0.0, 0.1, 0.2, 0.3, 0.35]
+
+
+@given(
+    durations=st.lists(st.integers(min_value=0, max_value=5), max_size=12),
+    limit=st.integers(min_value=1, max_value=4),
+    refresh=st.sampled_from([0.07, 0.25, 1.0, 3.0]),
+    cancel_at=st.none() | st.floats(min_value=0, max_value=8, allow_nan=False),
+)
+def test_property_frames_on_time_and_nothing_left(
+    durations: list[int], limit: int, refresh: float, cancel_at: float | None
+) -> None:
+    """At any refresh, cancelled at any time: a frame every refresh from the start, one at
+    the end with the true count, and no task left behind."""
+    screen = Screen()
+    end: list[float] = []
+    finished: list[int] = []
+
+    async def call(seconds: int) -> int:
+        await trio.sleep(seconds * 0.5)
+        finished.append(seconds)
+        return seconds
+
+    async def main() -> None:
+        with trio.move_on_after(math.inf if cancel_at is None else cancel_at):
+            async with (
+                trine.amap(call, durations, limit=limit) as results,
+                trine.progress(results, console=terminal(screen, width=100), refresh=refresh),
+            ):
+                async for _ in results:
+                    pass
+        end.append(trio.current_time())
+        assert not trio.lowlevel.current_task().child_nurseries
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    shown = frames(screen)
+    times = [time for time, _ in shown]
+    assert times[:-1] == [round(k * refresh, 6) for k in range(len(times) - 1)]
+    assert times[-1] == round(end[0], 6)
+    last = shown[-1][1]
+    assert f" {len(finished)}/{len(durations)} " in last
+    if cancel_at is None:
+        assert len(finished) == len(durations)
