@@ -20,21 +20,22 @@ Cases, each in one process and interleaved:
 
 Measured here (2 shared cores under heavy load from other work, about three
 times slower than a quiet machine; Python 3.11, trio 0.35, prometheus-client
-0.26, ``--repeat 5``, medians of CPU time)::
+0.26, ``--repeat 7``, medians of CPU time; the pipeline at trine's default
+64-item buffers)::
 
     metrics_policy
-      no exporter                                    5.53 us/call  1.00x
-      made in PrometheusExporter.register_new()      5.92 us/call  1.07x
-    metrics_pipeline (5.0 steps/item)
-      no exporter                                   53.77 us/item  1.00x
-      made in register_new()                        51.42 us/item  0.96x  (noise: nothing runs)
+      no exporter                                    2.28 us/call  1.00x
+      made in PrometheusExporter.register_new()      2.50 us/call  1.10x
+    metrics_pipeline (0.077 steps/item)
+      no exporter                                    7.07 us/item  1.00x
+      made in register_new()                         6.85 us/item  0.97x  (noise: nothing runs)
     metrics_scrape
-      generate_latest, 100 breakers                 94.51 us/breaker
-      generate_latest, 100 pipelines of 3 stages   388.13 us/pipeline
+      generate_latest, 100 breakers                175.37 us/breaker
+      generate_latest, 100 pipelines of 3 stages   589.15 us/pipeline
 
 (The scrape rows' steps/item count the setup run, not the scrape, which takes none.)
 
-The Policy's extra 0.4 us per call is its reporting path around the breaker
+The Policy's extra 0.2 us per call is its reporting path around the breaker
 (a closure that notes whether the breaker admitted the call, to report
 rejections): the cost of ``hooks=`` on a Policy, which the exporter only
 switches on. A pipeline is never touched between scrapes. A scrape reads each

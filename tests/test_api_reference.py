@@ -9,7 +9,9 @@ import re
 import trine
 
 API = pathlib.Path(__file__).resolve().parent.parent / "docs" / "api"
-_ENTRY = re.compile(r"^\.\. (?:autoclass|autoexception|autofunction|data):: (\w+)$", re.MULTILINE)
+_ENTRY = re.compile(
+    r"^\.\. (?:autoclass|autoexception|autofunction|data):: (?:trine\.)?(\w+)$", re.MULTILINE
+)
 
 
 def _documented() -> collections.Counter[str]:

@@ -708,10 +708,16 @@ DOORS: list[Door] = [
     Door(
         "map",
         "map_all",
-        lambda fn=afn, items=range(3), limit=2, ordered=True: trine.map_all(
-            fn, items, limit=limit, ordered=ordered
+        lambda fn=afn, items=range(3), limit=2, ordered=True, progress=False: trine.map_all(
+            fn, items, limit=limit, ordered=ordered, progress=progress
         ),
-        {"fn": "async_fn", "items": "iterable", "limit": "count", "ordered": "bool"},
+        {
+            "fn": "async_fn",
+            "items": "iterable",
+            "limit": "count",
+            "ordered": "bool",
+            "progress": "bool",
+        },
     ),
     Door(
         "map",
@@ -731,8 +737,10 @@ DOORS: list[Door] = [
     Door(
         "map",
         "for_each",
-        lambda fn=afn, items=range(3), limit=2: trine.for_each(fn, items, limit=limit),
-        {"fn": "async_fn", "items": "iterable", "limit": "count"},
+        lambda fn=afn, items=range(3), limit=2, progress=False: trine.for_each(
+            fn, items, limit=limit, progress=progress
+        ),
+        {"fn": "async_fn", "items": "iterable", "limit": "count", "progress": "bool"},
     ),
     # -- task pools ----------------------------------------------------------------
     Door(
@@ -1149,6 +1157,15 @@ DOORS: list[Door] = [
         "Exporter.unregister",
         lambda obj=1: trine.metrics.Exporter().unregister(obj),
         {"obj": "object"},
+    ),
+    # -- the progress display ---------------------------------------------------------
+    Door(
+        "progress",
+        "progress",
+        lambda target=None, refresh=0.25, console=None: trine.progress(
+            trine.TaskGraph() if target is None else target, refresh=refresh, console=console
+        ),
+        {"target": "object", "refresh": "pos_seconds", "console": "object"},
     ),
     # -- debugging tools ------------------------------------------------------------
     Door("debug", "task_tree", lambda **kw: trine.debug.task_tree(**kw), {"root": "object"}),

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
+import textwrap
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
@@ -138,3 +140,44 @@ def test_site_crawler_example_prints_what_the_guide_quotes() -> None:
     ]
     guide = (EXAMPLES.parent / "docs" / "guide" / "taskpool.rst").read_text()
     assert "\n".join(f"    {line}" for line in output.splitlines()) in guide
+
+
+def screen_left(output: str) -> str:
+    """What a terminal shows after *output*: rich's live frames, each erasing the last."""
+    lines = [""]
+    for token in re.split(r"(\x1b\[\?25[lh]|\x1b\[2K|\x1b\[1A|\r|\n)", output):
+        if token == "\n":
+            lines.append("")
+        elif token == "\x1b[2K":
+            lines[-1] = ""
+        elif token == "\x1b[1A":
+            lines.pop()
+        elif token and not token.startswith("\x1b") and token != "\r":
+            lines[-1] += token
+    return "\n".join(line.rstrip() for line in lines).strip("\n") + "\n"
+
+
+def test_progress_example_leaves_what_the_guide_quotes() -> None:
+    """examples/progress.py: the last frame of each display, as docs/guide/observing.rst shows."""
+    guide = (EXAMPLES.parent / "docs" / "guide" / "observing.rst").read_text()
+    quoted = re.search(
+        r"leave on the screen:\n\n\.\. code-block:: text\n\n((?:    .*\n|\n)+)", guide
+    )
+    assert quoted is not None
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(EXAMPLES.parent / "src"), env.get("PYTHONPATH", "")])
+    completed = subprocess.run(  # bytes: text mode would turn rich's \r into \n
+        [sys.executable, str(EXAMPLES / "progress.py")],
+        capture_output=True,
+        check=True,
+        env=env,
+        timeout=60,
+    )
+    output = completed.stdout.decode()
+    assert screen_left(output) == textwrap.dedent(quoted.group(1)).strip("\n") + "\n"
+    during = re.search(r"of the pipeline:\n\n\.\. code-block:: text\n\n((?:    .*\n|\n)+)", guide)
+    assert during is not None
+    drawn = [
+        screen_left(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", frame)) for frame in output.split("\r")
+    ]
+    assert textwrap.dedent(during.group(1)).strip("\n") + "\n" in drawn

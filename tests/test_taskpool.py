@@ -766,7 +766,7 @@ def test_property_limit_memory_and_exactly_once(plan: dict[str, Any]) -> None:
 async def test_a_pool_cancelled_from_outside_while_its_tasks_finish_leaves_as_a_bare_cancelled(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """The block ended, the pool waits for its tasks, an outer deadline cancels them: one Cancelled."""
+    """The block ended, the pool waits for its tasks, outer deadline: one Cancelled."""
     seen: list[BaseException] = []
     with trio.move_on_after(1.0) as scope:
         try:

@@ -88,6 +88,7 @@ from ._process import SystemLoad as SystemLoad
 from ._process import SystemLoadStatistics as SystemLoadStatistics
 from ._process import run_commands as run_commands
 from ._process import to_process as to_process
+from ._progress._target import progress as progress
 from ._rate import RateLimiter as RateLimiter
 from ._rate import RateLimiterStatistics as RateLimiterStatistics
 from ._rate import SlidingWindowLimiter as SlidingWindowLimiter
@@ -212,6 +213,7 @@ __all__ = [
     "map_all",
     "map_settled",
     "merge",
+    "progress",
     "race",
     "run_commands",
     "run_report",

@@ -41,6 +41,7 @@ from collections.abc import (
     Callable,
     Iterable,
     Iterator,
+    Sized,
 )
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, final
@@ -51,6 +52,7 @@ import trio
 from ._block import exception_leaving_the_block
 from ._deadline import cut_off, resolve_deadline
 from ._policy import SupportsCall, _check_call_guard
+from ._progress._display import show_calls
 from ._util import NotAwaitableError, check_async_callable, check_awaitable, check_bool, check_int
 
 __all__ = ["amap", "for_each", "map_all", "map_settled"]
@@ -187,6 +189,7 @@ class _MapResults(_Workers, Generic[_R]):
         "_running",
         "_source",
         "_taken",
+        "_total",
         "_window",
         "_workers_left",
         "_yielded",
@@ -218,10 +221,12 @@ class _MapResults(_Workers, Generic[_R]):
         self._async_source: _AsyncSource[Any] | None = None
         self._open = True
         self._iterated = False
+        self._total: int | None = None  # len(items), for trine.progress
 
     # -- starting -------------------------------------------------------------
 
     def start(self, items: Iterable[Any] | AsyncIterable[Any]) -> None:
+        self._total = _length(items)
         if _is_async(items):
             self._async_source = _AsyncSource(aiter(items))  # type: ignore[arg-type]
             # Async workers start one another, each after it got an item, so a
@@ -377,6 +382,11 @@ class _MapResults(_Workers, Generic[_R]):
     def _close(self) -> None:
         self._open = False
 
+    def _progress_counts(self) -> tuple[int, int, int | None]:
+        """Calls done, calls running and ``len(items)`` (or ``None``), for trine.progress."""
+        done = self._yielded + len(self._ready_in_order if self._ordered else self._ready)
+        return done, self._taken - done, self._total
+
 
 def amap(
     fn: Callable[[_T], Awaitable[_R]],
@@ -514,6 +524,7 @@ async def map_all(
     limit: int,
     ordered: bool = True,
     policy: SupportsCall | None = None,
+    progress: bool = False,
 ) -> list[_R]:
     """Call ``await fn(item)`` for every item, at most *limit* at once, and return the results.
 
@@ -541,6 +552,10 @@ async def map_all(
         that each item's call goes through: ``await policy.call(fn, item)``, so
         retries, timeouts, breakers and limiters shared with other code apply
         per item. *limit* still bounds the calls in flight.
+      progress: show a live display of the calls done (of ``len(items)``,
+        with a bar and an ETA, when *items* has a length) while the map runs,
+        as :func:`trine.progress` does; only on a terminal with rich installed,
+        and at no cost anywhere else.
 
     Returns:
       The results of *fn*, one per item.
@@ -555,8 +570,9 @@ async def map_all(
       ExceptionGroup: holding the first exception that *fn* or *items* raised.
     """
     call = _check_arguments(fn, items, limit, policy, ordered)
+    check_bool("progress", progress)
     run = _Run(call, items, limit, "ordered" if ordered else "unordered")
-    await run.run()
+    await (run.run() if not progress else _run_shown(run, items))
     assert run.results is not None
     return run.results
 
@@ -656,6 +672,7 @@ async def for_each(
     *,
     limit: int,
     policy: SupportsCall | None = None,
+    progress: bool = False,
 ) -> None:
     """Call ``await fn(item)`` for every item, at most *limit* at once; discard the results.
 
@@ -677,6 +694,8 @@ async def for_each(
         that each item's call goes through: ``await policy.call(fn, item)``, so
         retries, timeouts, breakers and limiters shared with other code apply
         per item. *limit* still bounds the calls in flight.
+      progress: show a live display of the calls done while they run, as
+        :func:`map_all` does.
 
     Raises:
       TypeError: at the call, if *fn* is not callable (or is a coroutine
@@ -688,7 +707,27 @@ async def for_each(
       ExceptionGroup: holding the first exception that *fn* or *items* raised.
     """
     call = _check_arguments(fn, items, limit, policy)
-    await _Run(call, items, limit, "discard").run()
+    check_bool("progress", progress)
+    run = _Run(call, items, limit, "discard")
+    await (run.run() if not progress else _run_shown(run, items))
+
+
+async def _run_shown(run: _Run, items: object) -> None:
+    """*run* with its calls counted for a live display, if one draws (``progress=True``)."""
+    async with show_calls(_length(items)) as counts:
+        if counts is not None:
+            run._fn = counts.wrap(run._fn, run._awaitable)
+        await run.run()
+
+
+def _length(items: object) -> int | None:
+    """``len(items)``, if *items* has one (and it fits in an int); else ``None``."""
+    if not isinstance(items, Sized):
+        return None
+    try:
+        return len(items)
+    except OverflowError:  # a range longer than sys.maxsize
+        return None
 
 
 _Mode: TypeAlias = Literal["ordered", "unordered", "discard"]

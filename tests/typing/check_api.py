@@ -156,6 +156,18 @@ async def _check_map() -> None:
         await trine.map_settled(length, words(), limit=2, deadline=5.0, ordered=False),
         list[outcome.Outcome[int]],
     )
+    assert_type(await trine.map_all(length, ["a"], limit=2, progress=True), list[int])
+    async with trine.amap(length, ["a"], limit=2) as shown, trine.progress(shown, refresh=0.5):
+        async for n in shown:
+            assert_type(n, int)
+    graph = trine.TaskGraph()
+    async with trine.progress(graph):
+        await graph.run()
+    pipe = trine.Pipeline.source(["a"]).map(length)
+    async with pipe.open() as out, trine.progress(out):
+        pass
+    async with trine.progress(pipe):
+        await pipe.run()
 
 
 async def _retry_types() -> None:

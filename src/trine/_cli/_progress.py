@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import IO, Any, Protocol, final
 
+from .._progress._render import LiveArea, bar_row, clock, middle, spinner
 from ._records import FAILED_STATUSES, RUNNING, SKIPPED, AttemptRecord, JobRecord, counts_text
 
 __all__ = [
@@ -29,10 +30,8 @@ __all__ = [
     "silence_stdout",
 ]
 
-_SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 _SHOWN_RUNNING = 10
 _SHOWN_WAITING = 5
-_NAME_WIDTH = 40
 
 
 def estimate_remaining(
@@ -61,22 +60,6 @@ def estimate_remaining(
     mean = sum(durations) / len(durations)
     work = sum(max(mean - elapsed, 0.0) for elapsed in running) + pending * mean
     return work / max(1, min(slots, pending + len(running)))
-
-
-def middle(text: str, width: int = _NAME_WIDTH) -> str:
-    """*text* shortened in the middle, so that two long names stay told apart."""
-    if len(text) <= width:
-        return text
-    keep = width - 1
-    return text[: (keep + 1) // 2] + "…" + text[len(text) - keep // 2 :]
-
-
-def clock(seconds: float) -> str:
-    """``m:ss`` (or ``h:mm:ss``) for a duration."""
-    whole = max(0, round(seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 class RunView(Protocol):
@@ -277,29 +260,21 @@ class RichDisplay:
     """A live area (spinner, bar, ETA, running and waiting jobs), event lines above it."""
 
     def __init__(self, view: RunView, *, force_terminal: bool) -> None:
-        from rich.console import Console  # optional dependency (the cli extra)
-        from rich.live import Live
-
         self._view = view
-        self._console = Console(force_terminal=force_terminal or None, highlight=False)
-        # No auto refresh: that would start a thread; a Trio task calls refresh().
-        self._live = Live(
-            console=self._console, auto_refresh=False, transient=True, redirect_stdout=False
-        )
-        self._live.start()
+        # The live area trine.progress draws in too; the summary replaces it.
+        self._live = LiveArea(None, transient=True, force_terminal=force_terminal)
+        self._console = self._live.console
 
     def _stamp(self, now: float) -> str:
         stamp = time.strftime("%H:%M:%S", time.localtime(self._view.wall_start + now))
         return f"[dim]{stamp} {now:6.2f}s[/]"
 
     def _print(self, text: str) -> None:
-        self._live.console.print(text, markup=True, highlight=False)
+        self._live.print(text)
 
     def _render(self, now: float) -> Any:
         from rich.console import Group
         from rich.markup import escape
-        from rich.progress_bar import ProgressBar
-        from rich.table import Table
         from rich.text import Text
 
         view = self._view
@@ -307,10 +282,8 @@ class RichDisplay:
         done = sum(1 for record in records if record.finished)
         running = [record for record in records if record.status == RUNNING]
         failed = sum(1 for record in records if record.status in FAILED_STATUSES)
-        spin = _SPINNER[int(now * 10) % len(_SPINNER)]
-        header = Table.grid(padding=(0, 1))
-        bar = ProgressBar(total=max(1, len(records)), completed=done, width=24)
-        parts = [f"{done}/{len(records)}"]
+        spin = spinner(now)
+        parts: list[str] = []
         if failed:
             parts.append(f"[bold red]{failed} failed[/]")
         skipped = sum(1 for record in records if record.status == SKIPPED)
@@ -322,8 +295,7 @@ class RichDisplay:
             parts.append(f"{len(waiting)} waiting")
         parts.append(clock(now))
         parts.append(_eta_text(view, now))
-        header.add_row(Text(spin, style="cyan"), bar, Text.from_markup(" · ".join(parts)))
-        lines: list[Any] = [header]
+        lines: list[Any] = [bar_row(spin, done, len(records), parts)]
         for record in running[:_SHOWN_RUNNING]:
             lines.append(Text.from_markup(self._running_line(record, now, spin, escape)))
         if len(running) > _SHOWN_RUNNING:
@@ -404,7 +376,7 @@ class RichDisplay:
         self._print(f"[cyan]{escape(job_id)}[/] {mark} {escape(line)}")
 
     def refresh(self, now: float) -> None:
-        self._live.update(self._render(now), refresh=True)
+        self._live.update(self._render(now))
 
     def summary(self, elapsed: float, outcome: str) -> None:
         from rich.markup import escape
