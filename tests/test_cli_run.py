@@ -518,12 +518,12 @@ def test_matrix_jobs_run_and_their_dependents_wait_for_all(tmp_path: Path) -> No
     order = _runs(runs)
     # test-linux needs only the linux builds: it may start before a mac build ends.
     assert sorted(order) == sorted(
-        [f"build-{os}-{py}" for os in ("linux", "mac") for py in ("3.11", "3.12")]
+        [f"build-{platform}-{py}" for platform in ("linux", "mac") for py in ("3.11", "3.12")]
         + ["test-linux", "test-mac", "ship"]
     )
-    for os in ("linux", "mac"):
-        assert order.index(f"test-{os}") > max(
-            order.index(f"build-{os}-3.11"), order.index(f"build-{os}-3.12")
+    for platform in ("linux", "mac"):
+        assert order.index(f"test-{platform}") > max(
+            order.index(f"build-{platform}-3.11"), order.index(f"build-{platform}-3.12")
         )
     assert order[-1] == "ship"
     jobs = _report(report)["jobs"]
