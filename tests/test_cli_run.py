@@ -7,6 +7,7 @@ Every test drives a real jobs file through ``python -m trine`` in a subprocess.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -22,9 +23,10 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
+import trine as trine_lib
 from test_cli import PY, cli_env, trine, write
-from trine._cli._progress import estimate_remaining
-from trine._cli._runner import _backoff
+from trine._cli._progress import estimate_remaining, make_display
+from trine._cli._runner import Runner, RunOptions, _backoff
 from trine._jobs_file import parse_jobs
 
 # A job that appends its name to a file, so a test can count how often each ran.
@@ -656,3 +658,28 @@ def test_a_reader_that_leaves_does_not_stop_the_run(tmp_path: Path) -> None:
     finally:
         os.close(write_end)
     assert (graph.returncode, graph.stderr) == (141, b"")
+
+
+async def test_a_failing_load_probe_is_the_waiting_jobs_error_and_the_run_goes_on(
+    tmp_path: Path,
+) -> None:
+    """As in run_commands: a probe that raises makes the job waiting for it an error."""
+    probes = 0
+
+    def probe() -> trine_lib.LoadSample:
+        nonlocal probes
+        probes += 1
+        if probes == 1:
+            raise OSError("no /proc here")
+        return trine_lib.LoadSample(0.0, 10**9)
+
+    data = {"jobs": {"a": {"cmd": [PY, "-c", "pass"]}, "b": {"cmd": [PY, "-c", "pass"]}}}
+    jobs_file = parse_jobs(data, path="jobs.toml", base=tmp_path)
+    options = RunOptions(admission=trine_lib.SystemLoad(max_cpu_percent=90.0, probe=probe))
+    runner = Runner(jobs_file, options)
+    await runner.run(make_display("plain", runner, io.StringIO(), False), 0.0)
+    statuses = sorted((record.status, record.attempts[-1].error) for record in runner.records)
+    assert statuses == [
+        ("error", "cannot read the load: OSError: no /proc here"),
+        ("succeeded", None),
+    ]

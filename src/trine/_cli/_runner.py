@@ -34,10 +34,10 @@ from .._graph import Node, NodeEvent, NodeStatus, TaskGraph, topological_order
 from .._hooks import GuardEvent, RetryScheduled
 from .._jobs_file import HaltPolicy, Job, JobsFile
 from .._limit import WeightedSemaphore
-from .._process import Command, CommandResult, CommandStatus, SystemLoad
+from .._process import Command, CommandAttempt, CommandResult, CommandStatus, SystemLoad
 from .._process._descendants import Batch
 from .._process._output import log_name
-from .._process._run import Settings, run_command
+from .._process._run import Settings, _wait_admitted, run_command
 from .._retry import Backoff, Retry
 from ._joblog import JobLog, LoggedJob
 from ._progress import Display
@@ -365,9 +365,10 @@ class Runner:
 
     async def _attempt(self, record: JobRecord, command: Command) -> CommandResult:
         admission = self.options.admission
+        problem = None
         if admission is not None:
             record.phase, record.phase_since = "admission", self.now()
-            await admission.wait_admitted()
+            problem = await _wait_admitted(admission)
         if self.stop_reason is not None:
             # Stopping: no new attempt. Cancelling the job's own scope ends it here.
             record.scope.cancel()
@@ -375,7 +376,11 @@ class Runner:
         assert self._batch is not None
         start = self.now()
         record.phase, record.phase_since = "attempt", start
-        result = await run_command(command, self._settings, self._batch, None)
+        if problem is None:
+            result = await run_command(command, self._settings, self._batch, None)
+        else:
+            # The probe failed: this job cannot start, the run goes on (as in run_commands).
+            result = _could_not_start(command, problem)
         end = self.now()
         status = str(result.status)
         error = result.error
@@ -676,3 +681,21 @@ class Runner:
         if self.halt_reason is not None:
             return f"{word} (halted: {self.halt_reason})"
         return word
+
+
+def _could_not_start(command: Command, problem: str) -> CommandResult:
+    """The result of a job whose admission probe failed: an error, never started."""
+    now = trio.current_time()
+    assert command.id is not None
+    return CommandResult(
+        id=command.id,
+        argv=command.argv,
+        status=CommandStatus.ERROR,
+        returncode=None,
+        stdout_tail="",
+        stderr_tail="",
+        duration=0.0,
+        attempts=1,
+        error=problem,
+        history=(CommandAttempt(now, now, CommandStatus.ERROR, None, problem),),
+    )
