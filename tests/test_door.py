@@ -1217,6 +1217,12 @@ EXTRA: list[tuple[str, str, Callable[[], object], str]] = [
         "logs",
     ),
     ("process", "SystemLoad.admits(None)", lambda: _admits(None), "sample"),
+    (
+        "pipeline",
+        "Pipeline.source(fn)(items=syncfn)",
+        lambda: trine.Pipeline.source(lambda: 1).collect(),
+        "items",
+    ),
     ("process", "LoadSample(cpu_percent=101)", lambda: trine.LoadSample(101.0, 1), "cpu_percent"),
     ("process", "to_process(fn=asyncfn)", lambda: trine.to_process(afn), "fn"),
     ("process", "to_process(fn=coro)", lambda: trine.to_process(afn()), "fn"),

@@ -375,3 +375,13 @@ async def test_issue5_flat_map_hands_items_on_as_they_come(autojump_clock: Any) 
         await trio.testing.wait_all_tasks_blocked()
         # One received, one waiting in the output buffer, one in the worker's hand.
         assert produced == 3
+
+
+async def test_findings_a_source_function_returning_no_async_iterator_is_a_type_error() -> None:
+    """A plain source function returning 3 is a programming error: a bare TypeError naming items."""
+
+    def three() -> int:
+        return 3
+
+    with pytest.raises(TypeError, match=r"^items must be .* but the function returned 3, an int$"):
+        await Pipeline.source(three).collect()  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .._errors import StageError
+from .._util import NotAwaitableError, close_unawaited, describe
 
 if TYPE_CHECKING:
     from ._buffer import Buffer
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
     from ._run import Run
 
 __all__ = ["read_source"]
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
 
 
 async def read_source(run: Run, source: SourceState, output: Buffer) -> None:
@@ -38,8 +43,12 @@ async def read_source(run: Run, source: SourceState, output: Buffer) -> None:
             else:
                 iterator = items() if source.kind == "function" else aiter(items)
                 if not isinstance(iterator, AsyncIterator):
-                    raise TypeError(
-                        f"the source function must return an async iterator, got {iterator!r}"
+                    # A programming error, not a failure of the source: raised as itself.
+                    close_unawaited(iterator)
+                    raise NotAwaitableError(
+                        "items must be an iterable, an async iterable, a ReceiveChannel or a "
+                        "function returning an async iterator, but the function returned "
+                        f"{describe(iterator)}, {_a(type(iterator).__name__)}"
                     )
                 try:
                     await _read_async(iterator, output)
@@ -49,6 +58,8 @@ async def read_source(run: Run, source: SourceState, output: Buffer) -> None:
                     # clean-up blocks, a cancelled pipeline must not wait for it.
                     if inspect.isasyncgen(iterator):
                         await iterator.aclose()
+        except NotAwaitableError:
+            raise
         except Exception as exc:
             run.fail(
                 StageError(
