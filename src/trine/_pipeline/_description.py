@@ -24,7 +24,13 @@ import trio
 
 from .._policy import SupportsCall, _check_call_guard
 from .._rate import RateLimiter
-from .._util import check_async_callable, check_choice, check_int, check_number
+from .._util import (
+    check_async_callable,
+    check_choice,
+    check_int,
+    check_number,
+    check_sync_callable,
+)
 from ._call import require_trio_parallel
 from ._output import PipelineOutput
 from ._run import Run
@@ -39,6 +45,8 @@ T_co = TypeVar("T_co", covariant=True)
 OnError = Literal["raise", "skip"] | Callable[[Any, Exception], Any]
 _ON_ERROR_CHOICES: tuple[str, ...] = ("raise", "skip")
 _EXECUTORS: tuple[str | None, ...] = (None, "thread", "process")
+Overflow = Literal["block", "drop_oldest", "drop_newest"]
+_OVERFLOWS: tuple[str, ...] = ("block", "drop_oldest", "drop_newest")
 
 DEFAULT_BUFFER = 64
 """Items that may wait in front of a stage (at least one per worker), and for the caller.
@@ -74,6 +82,12 @@ class Stage:
     rate: tuple[float, float, int | None] | None = None
     """``rate_limit``: rate, per, burst (``None``: the rate limiter's default)."""
     branches: tuple[tuple[Stage, ...], ...] = ()
+    overflow: str = "block"
+    """What a write to the stage's full buffer does: ``"block"``, ``"drop_oldest"`` or
+    ``"drop_newest"``."""
+    on_drop: Callable[[Any], object] | None = None
+    per_key: int = 1
+    """``key=``: how many items of one key may be in the stage at once."""
 
 
 @attrs.define(eq=False)
@@ -166,6 +180,8 @@ class Pipeline(Generic[T_co]):
     _source_state: SourceState
     _stages: tuple[Stage, ...]
     _latest: _LatestRun = attrs.field(factory=_LatestRun)
+    _conflate_next: bool = False
+    """Set by :meth:`latest`: the next buffer keeps only the newest item."""
 
     # -- building ---------------------------------------------------------
 
@@ -195,6 +211,9 @@ class Pipeline(Generic[T_co]):
         return Pipeline(SourceState(items, _source_kind(items)), ())
 
     def _then(self, stage: Stage) -> Pipeline[Any]:
+        if self._conflate_next:
+            # latest(): the buffer in front of this stage keeps only the newest item.
+            stage = attrs.evolve(stage, buffer=1, overflow="drop_oldest")
         return Pipeline(self._source_state, (*self._stages, stage))
 
     def _name(self, kind: str, fn: object, name: object) -> str:
@@ -213,6 +232,22 @@ class Pipeline(Generic[T_co]):
         """*buffer* checked (an int ``>= 0``), or *default* for ``None``."""
         return default if buffer is None else check_int("buffer", buffer, minimum=0)
 
+    @staticmethod
+    def _overflow(
+        overflow: object, on_drop: object, buffer: int
+    ) -> tuple[Overflow, Callable[[Any], object] | None]:
+        """*overflow* and *on_drop* checked, for a stage whose buffer is *buffer*."""
+        if not isinstance(overflow, str):
+            raise TypeError(f"overflow must be a str, got {overflow!r}")
+        check_choice("overflow", overflow, _OVERFLOWS)
+        if overflow != "block" and buffer == 0:
+            raise ValueError(
+                f"overflow={overflow!r} needs a buffer to drop from (buffer >= 1), got buffer=0"
+            )
+        if on_drop is not None:
+            on_drop = check_sync_callable("on_drop", on_drop)
+        return overflow, on_drop  # type: ignore[return-value]  # checked above
+
     def _build(
         self,
         kind: str,
@@ -224,7 +259,10 @@ class Pipeline(Generic[T_co]):
         on_error: object,
         name: object,
         policy: object,
+        overflow: object,
+        on_drop: object,
         key: object = None,
+        per_key: object = 1,
         executor: object = None,
     ) -> Stage:
         fn = check_async_callable("fn", fn)
@@ -232,6 +270,8 @@ class Pipeline(Generic[T_co]):
         if not isinstance(ordered, bool):
             raise TypeError(f"ordered must be a bool, got {ordered!r}")
         buffer = self._buffer(buffer, max(workers, DEFAULT_BUFFER))
+        overflow, on_drop = self._overflow(overflow, on_drop, buffer)
+        per_key = check_int("per_key", per_key)
         name = self._name(kind, fn, name)
         if not isinstance(on_error, str):
             on_error = check_async_callable("on_error", on_error)
@@ -254,6 +294,14 @@ class Pipeline(Generic[T_co]):
                 raise ValueError(
                     "key and ordered cannot be combined: key already keeps per-key order"
                 )
+        if per_key != 1:
+            if key is None:
+                raise ValueError(f"per_key needs key=, got per_key={per_key!r} and no key")
+            if per_key > workers:
+                raise ValueError(
+                    f"per_key must be <= workers ({workers}), got {per_key!r}: "
+                    "at most workers items are in the stage at once"
+                )
         executor = check_choice("executor", executor, _EXECUTORS)
         if executor is not None and policy is not None:
             raise ValueError("executor and policy cannot be combined")
@@ -269,9 +317,12 @@ class Pipeline(Generic[T_co]):
             buffer=buffer,
             ordered=ordered,
             key=key,
+            per_key=per_key,
             on_error=on_error,  # type: ignore[arg-type]  # checked above
             policy=policy,  # type: ignore[arg-type]  # checked structurally above
             executor=executor,  # type: ignore[arg-type]  # checked above
+            overflow=overflow,
+            on_drop=on_drop,
         )
 
     @overload
@@ -282,7 +333,10 @@ class Pipeline(Generic[T_co]):
         workers: int = 1,
         ordered: bool = False,
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         key: Callable[[T_co], object] | None = None,
+        per_key: int = 1,
         on_error: OnError = "raise",
         name: str | None = None,
         policy: SupportsCall | None = None,
@@ -296,7 +350,10 @@ class Pipeline(Generic[T_co]):
         workers: int = 1,
         ordered: bool = False,
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         key: Callable[[T_co], object] | None = None,
+        per_key: int = 1,
         on_error: OnError = "raise",
         name: str | None = None,
         policy: SupportsCall | None = None,
@@ -309,7 +366,10 @@ class Pipeline(Generic[T_co]):
         workers: int = 1,
         ordered: bool = False,
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         key: Callable[[T_co], object] | None = None,
+        per_key: int = 1,
         on_error: OnError = "raise",
         name: str | None = None,
         policy: SupportsCall | None = None,
@@ -358,10 +418,13 @@ class Pipeline(Generic[T_co]):
                 workers=workers,
                 ordered=ordered,
                 buffer=buffer,
+                overflow=overflow,
+                on_drop=on_drop,
                 on_error=on_error,
                 name=name,
                 policy=policy,
                 key=key,
+                per_key=per_key,
                 executor=executor,
             )
         )
@@ -373,7 +436,10 @@ class Pipeline(Generic[T_co]):
         workers: int = 1,
         ordered: bool = False,
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         key: Callable[[T_co], object] | None = None,
+        per_key: int = 1,
         on_error: OnError = "raise",
         name: str | None = None,
         policy: SupportsCall | None = None,
@@ -389,10 +455,13 @@ class Pipeline(Generic[T_co]):
                 workers=workers,
                 ordered=ordered,
                 buffer=buffer,
+                overflow=overflow,
+                on_drop=on_drop,
                 on_error=on_error,
                 name=name,
                 policy=policy,
                 key=key,
+                per_key=per_key,
             )
         )
 
@@ -404,6 +473,8 @@ class Pipeline(Generic[T_co]):
         workers: int = 1,
         ordered: bool = False,
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         key: Callable[[T_co], object] | None = None,
         on_error: OnError = "raise",
         name: str | None = None,
@@ -417,6 +488,8 @@ class Pipeline(Generic[T_co]):
         workers: int = 1,
         ordered: bool = False,
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         key: Callable[[T_co], object] | None = None,
         on_error: OnError = "raise",
         name: str | None = None,
@@ -430,6 +503,8 @@ class Pipeline(Generic[T_co]):
         workers: int = 1,
         ordered: bool = False,
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         key: Callable[[T_co], object] | None = None,
         on_error: OnError = "raise",
         name: str | None = None,
@@ -442,6 +517,8 @@ class Pipeline(Generic[T_co]):
         workers: int = 1,
         ordered: bool = False,
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         key: Callable[[T_co], object] | None = None,
         on_error: OnError = "raise",
         name: str | None = None,
@@ -471,6 +548,8 @@ class Pipeline(Generic[T_co]):
                 workers=workers,
                 ordered=ordered,
                 buffer=buffer,
+                overflow=overflow,
+                on_drop=on_drop,
                 on_error=on_error,
                 name=name,
                 policy=policy,
@@ -485,7 +564,10 @@ class Pipeline(Generic[T_co]):
         workers: int = 1,
         ordered: bool = False,
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         key: Callable[[T_co], object] | None = None,
+        per_key: int = 1,
         on_error: OnError = "raise",
         name: str | None = None,
         policy: SupportsCall | None = None,
@@ -501,15 +583,24 @@ class Pipeline(Generic[T_co]):
                 workers=workers,
                 ordered=ordered,
                 buffer=buffer,
+                overflow=overflow,
+                on_drop=on_drop,
                 on_error=on_error,
                 name=name,
                 policy=policy,
                 key=key,
+                per_key=per_key,
             )
         )
 
     def enumerate(
-        self, *, start: int = 0, buffer: int | None = None, name: str | None = None
+        self,
+        *,
+        start: int = 0,
+        buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
+        name: str | None = None,
     ) -> Pipeline[tuple[int, T_co]]:
         """Replace each item by ``(index, item)``, counting from *start*.
 
@@ -521,8 +612,18 @@ class Pipeline(Generic[T_co]):
         if isinstance(start, bool) or not isinstance(start, int):
             raise TypeError(f"start must be an int, got {start!r}")
         buffer = self._buffer(buffer, DEFAULT_BUFFER)
+        overflow, on_drop = self._overflow(overflow, on_drop, buffer)
         name = self._name("enumerate", None, name)
-        return self._then(Stage(kind="enumerate", name=name, size=start, buffer=buffer))
+        return self._then(
+            Stage(
+                kind="enumerate",
+                name=name,
+                size=start,
+                buffer=buffer,
+                overflow=overflow,
+                on_drop=on_drop,
+            )
+        )
 
     def batch(
         self,
@@ -530,6 +631,8 @@ class Pipeline(Generic[T_co]):
         timeout: float | None = None,
         *,
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         name: str | None = None,
     ) -> Pipeline[list[T_co]]:
         """Group items into lists of *size*.
@@ -559,8 +662,19 @@ class Pipeline(Generic[T_co]):
         if timeout is not None:
             timeout = check_number("timeout", timeout, exclusive=True, allow_inf=True)
         buffer = self._buffer(buffer, max(size, DEFAULT_BUFFER))
+        overflow, on_drop = self._overflow(overflow, on_drop, buffer)
         name = self._name("batch", None, name)
-        return self._then(Stage(kind="batch", name=name, size=size, timeout=timeout, buffer=buffer))
+        return self._then(
+            Stage(
+                kind="batch",
+                name=name,
+                size=size,
+                timeout=timeout,
+                buffer=buffer,
+                overflow=overflow,
+                on_drop=on_drop,
+            )
+        )
 
     def rate_limit(
         self,
@@ -569,6 +683,8 @@ class Pipeline(Generic[T_co]):
         *,
         burst: int | None = None,
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         name: str | None = None,
     ) -> Pipeline[T_co]:
         """Let at most *rate* items through per *per* seconds, evenly spaced.
@@ -597,15 +713,25 @@ class Pipeline(Generic[T_co]):
         else:
             RateLimiter(rate, per, burst=burst)
         buffer = self._buffer(buffer, DEFAULT_BUFFER)
+        overflow, on_drop = self._overflow(overflow, on_drop, buffer)
         name = self._name("rate_limit", None, name)
         return self._then(
-            Stage(kind="rate_limit", name=name, rate=(rate, per, burst), buffer=buffer)
+            Stage(
+                kind="rate_limit",
+                name=name,
+                rate=(rate, per, burst),
+                buffer=buffer,
+                overflow=overflow,
+                on_drop=on_drop,
+            )
         )
 
     def broadcast(
         self,
         *branches: Callable[[Pipeline[T_co]], Pipeline[U]],
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         name: str | None = None,
     ) -> Pipeline[U]:
         """Send every item to every branch; emit what all the branches emit.
@@ -633,6 +759,7 @@ class Pipeline(Generic[T_co]):
         if not branches:
             raise ValueError("broadcast needs at least one branch")
         buffer = self._buffer(buffer, DEFAULT_BUFFER)
+        overflow, on_drop = self._overflow(overflow, on_drop, buffer)
         stage_name = self._name("broadcast", None, name)
         built: list[tuple[Stage, ...]] = []
         for number, branch in enumerate(branches):
@@ -644,6 +771,11 @@ class Pipeline(Generic[T_co]):
                     "each branch must return stages added to the pipeline it is given, "
                     f"got {result!r}"
                 )
+            if result._conflate_next:
+                raise ValueError(
+                    "a branch cannot end with latest(): the branches share the broadcast's "
+                    "output; call latest() after the broadcast"
+                )
             built.append(
                 tuple(
                     attrs.evolve(stage, name=f"{stage_name}[{number}].{stage.name}")
@@ -651,8 +783,33 @@ class Pipeline(Generic[T_co]):
                 )
             )
         return self._then(
-            Stage(kind="broadcast", name=stage_name, buffer=buffer, branches=tuple(built))
+            Stage(
+                kind="broadcast",
+                name=stage_name,
+                buffer=buffer,
+                branches=tuple(built),
+                overflow=overflow,
+                on_drop=on_drop,
+            )
         )
+
+    def latest(self) -> Pipeline[T_co]:
+        """Conflate: whoever reads next always gets the newest item, never a backlog.
+
+        The buffer in front of the next stage (or, at the end, the results
+        waiting for the :meth:`open` block) holds one item, and an item that
+        arrives while it is full replaces it: ``buffer=1, overflow="drop_oldest"``
+        on the next stage, whatever it asked for. A slow consumer then gets,
+        each time it is ready, the newest item, and the ones it missed are
+        counted in :attr:`StageStatistics.dropped` (at the end,
+        :attr:`PipelineStatistics.output_dropped`), and passed to the next
+        stage's ``on_drop``. Writers never wait for it. This is the "latest
+        value" channel of trio#987, and Kotlin's ``conflate()``::
+
+            readings = Pipeline.source(sensor).latest().map(render)  # render sees fresh readings
+
+        """
+        return Pipeline(self._source_state, self._stages, conflate_next=True)
 
     # -- running ----------------------------------------------------------
 
@@ -710,7 +867,9 @@ class Pipeline(Generic[T_co]):
         """
         buffer = check_int("buffer", buffer, minimum=0)
         self._claim_sources()
-        run = self._latest.run = Run(self._stages, self._source_state, buffer)
+        run = self._latest.run = Run(
+            self._stages, self._source_state, buffer, conflate_output=self._conflate_next
+        )
         async with run.running() as output:
             yield output
 
@@ -774,6 +933,11 @@ def merge(*pipelines: Pipeline[T]) -> Pipeline[T]:
             raise TypeError(f"pipelines must be Pipelines, got {pipeline!r}")
         if pipeline._source_state.kind == "branch":
             raise TypeError("a broadcast branch cannot be merged: it has no source of its own")
+        if pipeline._conflate_next:
+            raise ValueError(
+                "a merged pipeline cannot end with latest(): the inputs share one buffer; "
+                "call latest() on the merged pipeline"
+            )
     # Each input's stages are renamed after its place, as a broadcast's
     # branches are, so that no two stages of the merged run share a name.
     renamed: tuple[Pipeline[T], ...] = tuple(

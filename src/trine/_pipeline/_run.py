@@ -90,7 +90,14 @@ def merge_errors(
 class Run:
     """One execution of a pipeline description."""
 
-    def __init__(self, stages: tuple[Stage, ...], source: SourceState, output_buffer: int) -> None:
+    def __init__(
+        self,
+        stages: tuple[Stage, ...],
+        source: SourceState,
+        output_buffer: int,
+        *,
+        conflate_output: bool = False,
+    ) -> None:
         self.failure: StageError | None = None
         self.finished = False
         self.cancel_scope: trio.CancelScope | None = None
@@ -99,7 +106,12 @@ class Run:
         self.top_level: list[StageRun] = []
         """The stages the run's own nursery starts (branch stages are their broadcast's)."""
         self.sources: list[tuple[SourceState, Buffer]] = []
-        self.output_buffer = Buffer(output_buffer)
+        self.output_dropped = 0
+        if conflate_output:  # latest() at the end: the caller reads the newest result
+            self.output_buffer = Buffer(1)
+            self.output_buffer.drop_when_full("drop_oldest", self._drop_output)
+        else:
+            self.output_buffer = Buffer(output_buffer)
         self.output = PipelineOutput[Any](self, self.output_buffer)
         self._wire(source, stages, self.output_buffer)
 
@@ -187,6 +199,9 @@ class Run:
             self.failure = error
         self.stop()
 
+    def _drop_output(self, _: object) -> None:
+        self.output_dropped += 1
+
     # -- statistics -------------------------------------------------------------
 
     def statistics(self) -> PipelineStatistics:
@@ -194,4 +209,5 @@ class Run:
             stages=tuple(stage_run.statistics() for stage_run in self.stage_runs),
             running=self.cancel_scope is not None and not self.finished,
             output_buffer_used=len(self.output_buffer.items),
+            output_dropped=self.output_dropped,
         )

@@ -35,6 +35,7 @@ import trio
 
 from .._errors import StageError
 from .._stats import LatencyHistogram
+from .._util import check_sync_result
 from . import _batch, _broadcast, _flat_map, _keyed, _ordered, _rate_limit, _transform
 from ._call import KeyFailed, make_call
 from ._statistics import StageStatistics
@@ -60,6 +61,7 @@ class StageRun:
         "busy",
         "call_item",
         "dead_lettered",
+        "dropped",
         "failed",
         "inputs",
         "items_in",
@@ -108,8 +110,11 @@ class StageRun:
         self.failed = 0
         self.skipped = 0
         self.dead_lettered = 0
+        self.dropped = 0
         self.busy = 0
         self.latency = LatencyHistogram()
+        if stage.overflow != "block":
+            inputs.drop_when_full(stage.overflow, self.drop)
 
     # -- the stage's task ------------------------------------------------------
 
@@ -240,6 +245,28 @@ class StageRun:
             return False
         return True
 
+    def drop(self, item: Any) -> None:
+        """The stage's full buffer dropped *item*: count it, hand it to ``on_drop``.
+
+        Called in the task that wrote to the buffer; a failing ``on_drop`` fails the run.
+        """
+        self.dropped += 1
+        on_drop = self.stage.on_drop
+        if on_drop is None:
+            return
+        try:
+            check_sync_result("on_drop", on_drop(item))
+        except Exception as exc:
+            self.run.fail(
+                StageError(
+                    f"the on_drop hook of stage {self.stage.name!r} failed on item "
+                    f"{reprlib.repr(item)}: {type(exc).__name__}: {exc}",
+                    stage=self.stage.name,
+                    item=item,
+                ),
+                exc,
+            )
+
     # -- delivery --------------------------------------------------------------
 
     def hand_off(self, inputs: Buffer) -> None:
@@ -283,6 +310,7 @@ class StageRun:
             buffer_size=size,
             latency=self.latency.summary(),
             workers_started=self.started,
+            dropped=self.dropped,
         )
 
 

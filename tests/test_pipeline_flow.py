@@ -1,0 +1,328 @@
+"""Pipeline flow control: buffers that drop (overflow=, latest()), exact fake times, properties."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline_support import PipelineWatch, pipeline_tasks, run_watched, sleep_then
+from trine import Pipeline, StageError, merge
+
+
+def ticks(count: int, every: float) -> Any:
+    """An async generator function: 0, 1, ... *count* - 1, one every *every* seconds."""
+
+    async def numbers() -> AsyncIterator[int]:
+        for number in range(count):
+            if number:
+                await trio.sleep(every)
+            yield number
+
+    return numbers
+
+
+async def slow(x: int) -> int:
+    await trio.sleep(1)
+    return x
+
+
+# --------------------------------------------------------------------------- overflow=
+
+
+async def test_drop_newest_keeps_the_first_items_and_counts_the_rest(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A full ``drop_newest`` buffer drops what arrives; each drop is counted and handed on."""
+    dropped: list[int] = []
+    pipe = Pipeline.source(range(10)).map(
+        slow, buffer=2, overflow="drop_newest", on_drop=dropped.append, name="s"
+    )
+    # The source writes all ten before the stage's first worker runs: it never waits.
+    assert await pipe.collect() == [0, 1]
+    assert trio.current_time() == 2.0
+    assert dropped == [2, 3, 4, 5, 6, 7, 8, 9]
+    stats = pipe.statistics().stage("s")
+    assert (stats.dropped, stats.items_in, stats.items_out) == (8, 2, 2)
+
+
+async def test_drop_oldest_keeps_the_newest_items(autojump_clock: trio.testing.MockClock) -> None:
+    """A full ``drop_oldest`` buffer makes room by dropping its oldest item."""
+    dropped: list[int] = []
+    pipe = Pipeline.source(range(10)).map(
+        slow, buffer=2, overflow="drop_oldest", on_drop=dropped.append, name="s"
+    )
+    assert await pipe.collect() == [8, 9]
+    assert dropped == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert pipe.statistics().stage("s").dropped == 8
+
+
+async def test_a_slow_stage_behind_drop_oldest_gets_fresh_items(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Items every 0.3 s into a 1 s stage: it takes the newest each time it is free."""
+    pipe = Pipeline.source(ticks(10, 0.3)).map(slow, buffer=1, overflow="drop_oldest", name="s")
+    # 0 at t=0; at t=1 the newest is 3 (t=0.9), at t=2 it is 6, at t=3 it is 9 (t=2.7).
+    assert await pipe.collect() == [0, 3, 6, 9]
+    assert trio.current_time() == 4.0
+    assert pipe.statistics().stage("s").dropped == 6
+
+
+async def test_block_is_the_default_and_drops_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``overflow="block"`` (the default) waits for room: every item arrives."""
+    pipe = Pipeline.source(range(5)).map(slow, buffer=1, overflow="block", name="s")
+    assert await pipe.collect() == [0, 1, 2, 3, 4]
+    assert trio.current_time() == 5.0
+    assert pipe.statistics().stage("s").dropped == 0
+
+
+async def test_every_stage_kind_takes_overflow(autojump_clock: trio.testing.MockClock) -> None:
+    """filter, flat_map, tap, enumerate, batch, rate_limit and broadcast drop alike."""
+    source = Pipeline.source(range(6)).map(lambda x: sleep_then(0, x))
+    options: dict[str, Any] = {"buffer": 1, "overflow": "drop_newest", "name": "s"}
+    pipes = [
+        source.filter(lambda x: sleep_then(1, True), **options),
+        source.flat_map(lambda x: sleep_then(1, [x]), **options),
+        source.tap(lambda x: sleep_then(1, None), **options),
+        source.rate_limit(1, **options),
+        source.broadcast(lambda p: p.map(slow, buffer=1), **options),
+    ]
+    for pipe in pipes:
+        await pipe.collect()
+        assert pipe.statistics().stage("s").dropped > 0, pipe
+    for pipe in [
+        Pipeline.source(range(6)).enumerate(**options),
+        Pipeline.source(range(6)).batch(1, **options),
+    ]:
+        async with pipe.open(buffer=0) as out:
+            async for _ in out:
+                await trio.sleep(1)
+        assert pipe.statistics().stage("s").dropped > 0, pipe
+
+
+async def test_a_keyed_stage_drops_at_its_shared_buffer(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """With key= and several workers, the buffer in front of the dispatcher drops."""
+    dropped: list[int] = []
+    pipe = Pipeline.source(range(20)).map(
+        slow,
+        workers=2,
+        key=lambda x: x % 2,
+        buffer=2,
+        overflow="drop_newest",
+        on_drop=dropped.append,
+        name="s",
+    )
+    output = await pipe.collect()
+    assert sorted(output + dropped) == list(range(20))
+    assert pipe.statistics().stage("s").dropped == len(dropped) > 0
+
+
+async def test_a_failing_on_drop_fails_the_run(autojump_clock: trio.testing.MockClock) -> None:
+    """An ``on_drop`` that raises is the run's failure, a StageError naming the hook and item."""
+
+    def refuse(item: int) -> None:
+        raise OSError("full")
+
+    pipe = Pipeline.source(range(5)).map(
+        slow, buffer=1, overflow="drop_newest", on_drop=refuse, name="s"
+    )
+    with pytest.raises(
+        StageError, match=r"^the on_drop hook of stage 's' failed on item 1: OSError: full$"
+    ) as caught:
+        await pipe.collect()
+    assert isinstance(caught.value.__cause__, OSError)
+    assert caught.value.item == 1
+    assert pipeline_tasks() == []
+
+
+async def test_an_on_drop_that_returns_a_coroutine_fails_the_run(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A lambda around an async function passes the door but is refused when it returns."""
+
+    async def log(item: int) -> None:
+        pass
+
+    pipe = Pipeline.source(range(3)).map(
+        slow, buffer=1, overflow="drop_newest", on_drop=lambda item: log(item)
+    )
+    with pytest.raises(StageError, match=r"on_drop must be a plain function") as caught:
+        await pipe.collect()
+    assert isinstance(caught.value.__cause__, TypeError)
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "message"),
+    [
+        (
+            lambda p: p.map(slow, overflow="drop"),
+            ValueError,
+            r"^overflow must be one of 'block', 'drop_oldest', 'drop_newest', got 'drop'$",
+        ),
+        (lambda p: p.map(slow, overflow=1), TypeError, r"^overflow must be a str, got 1$"),
+        (
+            lambda p: p.map(slow, buffer=0, overflow="drop_oldest"),
+            ValueError,
+            r"^overflow='drop_oldest' needs a buffer to drop from \(buffer >= 1\), got buffer=0$",
+        ),
+        (
+            lambda p: p.batch(2, overflow="drop_newest", buffer=0),
+            ValueError,
+            r"^overflow='drop_newest' needs a buffer to drop from",
+        ),
+        (lambda p: p.map(slow, on_drop=slow), TypeError, r"^on_drop must be a plain function"),
+        (lambda p: p.tap(slow, on_drop=1), TypeError, r"^on_drop must be a callable, got 1$"),
+    ],
+)
+def test_overflow_arguments_are_validated_when_building(
+    build: Any, error: type[Exception], message: str
+) -> None:
+    """A bad overflow or on_drop is refused at build time, naming it."""
+    with pytest.raises(error, match=message):
+        build(Pipeline.source(range(3)))
+
+
+# --------------------------------------------------------------------------- latest()
+
+
+async def test_latest_at_the_end_hands_a_slow_reader_the_newest_result(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``latest()`` last: the open() block always reads the newest result, drops are counted."""
+    pipe = Pipeline.source(ticks(10, 0.3)).latest()
+    received: list[tuple[float, int]] = []
+    async with pipe.open() as out:
+        async for x in out:
+            received.append((trio.current_time(), x))
+            await trio.sleep(1)
+    assert received == [(0.0, 0), (1.0, 3), (2.0, 6), (3.0, 9)]
+    stats = pipe.statistics()
+    assert (stats.output_dropped, stats.output_buffer_used) == (6, 0)
+
+
+async def test_latest_sets_the_next_stages_buffer(autojump_clock: trio.testing.MockClock) -> None:
+    """``latest().map(...)``: the stage's buffer is one item that drops its oldest."""
+    dropped: list[int] = []
+    pipe = Pipeline.source(ticks(10, 0.3)).latest().map(slow, buffer=50, on_drop=dropped.append)
+    assert await pipe.collect() == [0, 3, 6, 9]
+    stats = pipe.statistics().stages[0]
+    assert (stats.buffer_size, stats.dropped) == (1, 6)
+    assert dropped == [1, 2, 4, 5, 7, 8]
+
+
+async def test_latest_keeps_up_with_a_fast_reader(autojump_clock: trio.testing.MockClock) -> None:
+    """A reader that keeps up misses nothing: latest() only drops what would pile up."""
+    pipe = Pipeline.source(ticks(5, 1.0)).latest().map(lambda x: sleep_then(0.5, x))
+    assert await pipe.collect() == [0, 1, 2, 3, 4]
+    assert pipe.statistics().stages[0].dropped == 0
+
+
+def test_latest_is_refused_where_buffers_are_shared() -> None:
+    """A merged input or a broadcast branch cannot end with latest(): it says where to put it."""
+    with pytest.raises(ValueError, match=r"^a merged pipeline cannot end with latest\(\)"):
+        merge(Pipeline.source([1]).latest(), Pipeline.source([2]))
+    with pytest.raises(ValueError, match=r"^a branch cannot end with latest\(\)"):
+        Pipeline.source([1]).broadcast(lambda p: p.map(slow).latest())
+
+
+# --------------------------------------------------------------------------- properties
+
+flow_stage = st.fixed_dictionaries(
+    {
+        "workers": st.integers(1, 3),
+        "buffer": st.integers(1, 4),
+        "overflow": st.sampled_from(["block", "drop_oldest", "drop_newest"]),
+        "keyed": st.booleans(),
+        "fail_modulus": st.none() | st.integers(2, 7),
+        "delay_modulus": st.integers(1, 4),
+    }
+)
+
+
+def build_flow_pipeline(
+    source: Any, stages: list[dict[str, Any]], dropped: list[int], failed: list[int]
+) -> Pipeline[int]:
+    """Stages that keep items' identity, may sleep or fail, and drop into *dropped*."""
+    pipe: Pipeline[int] = Pipeline.source(source)
+    for index, spec in enumerate(stages):
+
+        async def work(x: int, spec: dict[str, Any] = spec, index: int = index) -> int:
+            delay = (x * (index + 3)) % spec["delay_modulus"] / 10
+            if delay:
+                await trio.sleep(delay)
+            if spec["fail_modulus"] and (x + index) % spec["fail_modulus"] == 0:
+                failed.append(x)
+                raise ValueError(x)
+            return x
+
+        pipe = pipe.map(
+            work,
+            workers=spec["workers"],
+            buffer=spec["buffer"],
+            overflow=spec["overflow"],
+            on_drop=dropped.append,
+            key=(lambda x: x % 3) if spec["keyed"] else None,
+            on_error="skip",
+            name=f"s{index}",
+        )
+    return pipe
+
+
+@settings(max_examples=300)
+@given(
+    items=st.lists(st.integers(0, 60), max_size=40, unique=True),
+    stages=st.lists(flow_stage, min_size=1, max_size=3),
+    every=st.sampled_from([0.0, 0.05, 0.1]),
+    cancel_at=st.none() | st.integers(0, 30).map(lambda tenths: tenths / 10),
+)
+def test_overflow_never_exceeds_a_buffer_and_counts_every_drop(
+    items: list[int], stages: list[dict[str, Any]], every: float, cancel_at: float | None
+) -> None:
+    """Each item is delivered, failed or dropped, exactly once; drops are all counted.
+
+    The watch checks every buffer's invariants after every task step (at most
+    ``buffer`` items wait, no writer ever parks at a buffer that drops); with
+    a cancellation at any time, what was delivered, failed or dropped is still
+    disjoint and every drop was counted.
+    """
+    dropped: list[int] = []
+    failed: list[int] = []
+
+    async def source() -> AsyncIterator[int]:
+        for item in items:
+            if every:
+                await trio.sleep(every)
+            yield item
+
+    pipe = build_flow_pipeline(source, stages, dropped, failed)
+    watch = PipelineWatch(pipe)
+
+    async def main() -> None:
+        received: list[int] = []
+        with trio.move_on_after(1e9 if cancel_at is None else cancel_at):
+            async with pipe.open(buffer=1) as out:
+                async for x in out:
+                    received.append(x)
+                    await trio.sleep(0.1)
+        accounted = received + failed + dropped
+        assert len(accounted) == len(set(accounted))
+        assert set(accounted) <= set(items)
+        if cancel_at is None:
+            assert sorted(accounted) == sorted(items)
+        stats = pipe.statistics()
+        assert sum(stage.dropped for stage in stats.stages) == len(dropped)
+        for spec, stage in zip(stages, stats.stages, strict=True):
+            if spec["overflow"] == "block":
+                assert stage.dropped == 0
+        assert pipeline_tasks() == []
+
+    run_watched(main, watch)
