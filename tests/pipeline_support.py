@@ -218,6 +218,8 @@ class PipelineWatch(trio.abc.Instrument):
                 self.violations.extend(buffer.invariant_violations())
             if stage.window is not None:
                 self.violations.extend(stage.window.invariant_violations())
+            if stage.key_slots is not None:
+                self.violations.extend(stage.key_slots.invariant_violations())
             if stage.started > stage.stage.workers:
                 self.violations.append(f"{stage.started} workers started in {stage.stage.name}")
         self.violations.extend(run.output_buffer.invariant_violations())

@@ -326,3 +326,171 @@ def test_overflow_never_exceeds_a_buffer_and_counts_every_drop(
         assert pipeline_tasks() == []
 
     run_watched(main, watch)
+
+
+# --------------------------------------------------------------------------- per_key=
+
+
+async def test_per_key_runs_two_of_a_key_at_once_and_keeps_input_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """per_key=2, ordered=True: a third item of a key waits for a slot; output in input order."""
+    starts: list[tuple[float, int]] = []
+
+    async def work(item: tuple[str, float, int]) -> int:
+        starts.append((trio.current_time(), item[2]))
+        await trio.sleep(item[1])
+        return item[2]
+
+    items = [("a", 3, 0), ("a", 1, 1), ("a", 1, 2), ("b", 1, 3), ("a", 1, 4)]
+    pipe = Pipeline.source(items).map(
+        work, key=lambda item: item[0], workers=3, per_key=2, ordered=True, name="s"
+    )
+    assert await pipe.collect() == [0, 1, 2, 3, 4]
+    # 2 waits for a slot of "a" until 1 finishes at t=1; 3 ("b") takes the free worker then.
+    assert sorted(starts) == [(0.0, 0), (0.0, 1), (1.0, 2), (1.0, 3), (2.0, 4)]
+    assert trio.current_time() == 3.0
+    stats = pipe.statistics().stage("s")
+    assert (stats.items_in, stats.items_out, stats.buffer_size) == (5, 5, 64)
+
+
+async def test_per_key_unordered_hands_results_on_as_they_finish(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """per_key=2 without ordered: the same schedule, results in the order they finish."""
+    items = [("a", 3, 0), ("a", 1, 1), ("a", 1, 2), ("b", 1, 3), ("a", 1, 4)]
+    pipe = Pipeline.source(items).map(
+        lambda item: sleep_then(item[1], item[2]), key=lambda item: item[0], workers=3, per_key=2
+    )
+    received: list[tuple[float, int]] = []
+    async with pipe.open() as out:
+        async for x in out:
+            received.append((trio.current_time(), x))
+    # 2 and 3 both finish at t=2 (the order between them is the scheduler's).
+    assert sorted(received) == [(1.0, 1), (2.0, 2), (2.0, 3), (3.0, 0), (3.0, 4)]
+    assert [x for _, x in received][:1] == [1]
+
+
+async def test_key_with_ordered_keeps_input_order_one_per_key(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """key= with ordered=True (per_key=1): one item of a key at a time, all in input order."""
+    items = [("a", 2, 0), ("b", 1, 1), ("a", 1, 2), ("b", 1, 3)]
+    pipe = Pipeline.source(items).filter(
+        lambda item: sleep_then(item[1], item[2] != 3),
+        key=lambda item: item[0],
+        workers=4,
+        ordered=True,
+    )
+    # b's second item starts when its first is done (t=1), a's when its first is (t=2).
+    assert [item[2] for item in await pipe.collect()] == [0, 1, 2]
+    assert trio.current_time() == 3.0
+
+
+async def test_per_key_failures_skip_and_free_the_slot(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A failing call (or key) is the item's failure; its slot goes to the next of its key."""
+
+    async def work(x: int) -> int:
+        await trio.sleep(1)
+        if x == 1:
+            raise ValueError(x)
+        return x
+
+    def key(x: int) -> int:
+        if x == 4:
+            raise KeyError(x)
+        return x % 2
+
+    pipe = Pipeline.source(range(6)).map(
+        work, key=key, workers=2, per_key=2, ordered=True, on_error="skip", name="s"
+    )
+    assert await pipe.collect() == [0, 2, 3, 5]
+    stats = pipe.statistics().stage("s")
+    assert (stats.failed, stats.skipped) == (2, 2)
+    assert trio.current_time() == 3.0
+
+
+async def test_per_key_raise_names_the_key_function(autojump_clock: trio.testing.MockClock) -> None:
+    """A key that fails under on_error="raise" fails the run, naming the key function."""
+    pipe = Pipeline.source([1, 2]).map(
+        slow, key=lambda x: [x], workers=2, per_key=2, ordered=True, name="s"
+    )
+    with pytest.raises(StageError, match=r"^the key function of stage 's' failed on item 1"):
+        await pipe.collect()
+    assert pipeline_tasks() == []
+
+
+@settings(max_examples=300)
+@given(
+    items=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), max_size=30),
+    workers=st.integers(2, 4),
+    per_key=st.integers(1, 4),
+    ordered=st.booleans(),
+    buffer=st.none() | st.integers(0, 3),
+    fail_modulus=st.none() | st.integers(2, 5),
+    cancel_at=st.none() | st.integers(0, 40).map(lambda tenths: tenths / 10),
+)
+def test_per_key_bound_and_order_hold(
+    items: list[tuple[int, int]],
+    workers: int,
+    per_key: int,
+    ordered: bool,
+    buffer: int | None,
+    fail_modulus: int | None,
+    cancel_at: float | None,
+) -> None:
+    """Never more than per_key calls of a key at once; with per_key=1 a key's calls start in
+    input order; with ordered=True the output is in input order; cancelling at any time
+    leaves nothing running and nothing delivered twice."""
+    per_key = min(per_key, workers)
+    numbered = [(key, delay, seq) for seq, (key, delay) in enumerate(items)]
+    running: dict[int, int] = {}
+    most: dict[int, int] = {}
+    started: dict[int, list[int]] = {}
+
+    async def work(item: tuple[int, int, int]) -> int:
+        key, delay, seq = item
+        running[key] = running.get(key, 0) + 1
+        most[key] = max(most.get(key, 0), running[key])
+        started.setdefault(key, []).append(seq)
+        try:
+            if delay:
+                await trio.sleep(delay / 10)
+            if fail_modulus and seq % fail_modulus == 0:
+                raise ValueError(seq)
+        finally:
+            running[key] -= 1
+        return seq
+
+    pipe = Pipeline.source(numbered).map(
+        work,
+        key=lambda item: item[0],
+        workers=workers,
+        per_key=per_key,
+        ordered=ordered,
+        buffer=buffer,
+        on_error="skip",
+    )
+    expected = [seq for _, _, seq in numbered if not (fail_modulus and seq % fail_modulus == 0)]
+
+    async def main() -> None:
+        received: list[int] = []
+        with trio.move_on_after(1e9 if cancel_at is None else cancel_at):
+            async with pipe.open(buffer=1) as out:
+                async for seq in out:
+                    received.append(seq)
+        assert all(count <= per_key for count in most.values())
+        if per_key == 1:  # one at a time: a key's calls start in input order
+            assert all(sequence == sorted(sequence) for sequence in started.values())
+        assert len(received) == len(set(received))
+        assert set(received) <= set(expected)
+        if ordered:
+            assert received == expected[: len(received)]
+        if cancel_at is None:
+            assert sorted(received) == expected
+        assert pipeline_tasks() == []
+        assert all(count == 0 for count in running.values())
+
+    run_watched(main, PipelineWatch(pipe))

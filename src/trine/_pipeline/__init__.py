@@ -14,6 +14,7 @@ stage's workers. Read the package in the order one item travels:
 ``_transform``   map / filter / tap / enumerate: take, call, keep, deliver
 ``_ordered``     ordered delivery through a reorder window
 ``_keyed``       keyed dispatch to one queue per worker
+``_per_key``     ``per_key=`` (and ``key=`` with ``ordered``): slots per key
 ``_flat_map``    flat_map, ``_batch`` batch, ``_rate_limit`` rate_limit,
                  ``_broadcast`` broadcast
 ``_output``      the caller's end of the last buffer

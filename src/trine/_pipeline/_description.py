@@ -87,7 +87,12 @@ class Stage:
     ``"drop_newest"``."""
     on_drop: Callable[[Any], object] | None = None
     per_key: int = 1
-    """``key=``: how many items of one key may be in the stage at once."""
+    """``key=``: how many items of one key may be in their call at once."""
+
+    @property
+    def dispatches(self) -> bool:
+        """Whether a dispatcher sends each key to one worker's queue (``key=``, as before)."""
+        return self.key is not None and self.workers > 1 and self.per_key == 1 and not self.ordered
 
 
 @attrs.define(eq=False)
@@ -290,9 +295,10 @@ class Pipeline(Generic[T_co]):
                     "key must be a plain function (its result is hashed to choose a "
                     f"worker), got {key!r}"
                 )
-            if ordered:
+            if ordered and kind == "flat_map":
                 raise ValueError(
-                    "key and ordered cannot be combined: key already keeps per-key order"
+                    "key and ordered cannot be combined in flat_map: key already keeps "
+                    "per-key order"
                 )
         if per_key != 1:
             if key is None:
