@@ -223,6 +223,9 @@ class PipelineWatch(trio.abc.Instrument):
             if stage.started > stage.stage.workers:
                 self.violations.append(f"{stage.started} workers started in {stage.stage.name}")
         self.violations.extend(run.output_buffer.invariant_violations())
+        for join in run.join_runs:
+            for buffer in join.inputs:
+                self.violations.extend(buffer.invariant_violations())
         held = self.source.pulled - self.finished
         self.most_held = max(self.most_held, held)
         if self.bound is not None and held > self.bound:

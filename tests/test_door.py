@@ -600,6 +600,20 @@ DOORS: list[Door] = [
         lambda pipelines=None: trine.merge(*([_pipe()] if pipelines is None else [pipelines])),
         {"pipelines": "object"},
     ),
+    Door(
+        "pipeline",
+        "zip",
+        lambda pipelines=None: trine.zip(*([_pipe()] if pipelines is None else [pipelines])),
+        {"pipelines": "object"},
+    ),
+    Door(
+        "pipeline",
+        "zip_latest",
+        lambda pipelines=None, **kw: trine.zip_latest(
+            *([_pipe()] if pipelines is None else [pipelines]), **kw
+        ),
+        {"pipelines": "object", "partial": "bool"},
+    ),
     # -- task graphs ---------------------------------------------------------------
     Door(
         "graph",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import trine
 from pipeline_support import PipelineWatch, pipeline_tasks, run_watched, sleep_then
 from trine import Pipeline, StageError, merge
 
@@ -492,5 +494,169 @@ def test_per_key_bound_and_order_hold(
             assert sorted(received) == expected
         assert pipeline_tasks() == []
         assert all(count == 0 for count in running.values())
+
+    run_watched(main, PipelineWatch(pipe))
+
+
+# --------------------------------------------------------------------------- zip, zip_latest
+
+
+def tagged(tag: str, count: int, every: float, closed: list[str] | None = None) -> Any:
+    """An async generator function: f"{tag}0", f"{tag}1", ..., one every *every* seconds."""
+
+    async def items() -> AsyncIterator[str]:
+        try:
+            for number in range(count):
+                if number:
+                    await trio.sleep(every)
+                yield f"{tag}{number}"
+        finally:
+            if closed is not None:
+                closed.append(tag)
+
+    return items
+
+
+async def test_zip_pairs_items_and_ends_with_the_shortest(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """zip: one item of each input per tuple; the longer input is cancelled at the end."""
+    closed: list[str] = []
+    pipe = trine.zip(
+        Pipeline.source(tagged("a", 100, 0.5, closed)),
+        Pipeline.source(tagged("b", 3, 1.0, closed)).map(str.upper, name="up"),
+    ).map(lambda pair: "+".join(pair))
+    received: list[tuple[float, str]] = []
+    async with pipe.open() as out:
+        async for joined in out:
+            received.append((trio.current_time(), joined))
+    assert received == [(0.0, "a0+B0"), (1.0, "a1+B1"), (2.0, "a2+B2")]
+    assert sorted(closed) == ["a", "b"]
+    assert pipe.statistics().stage("zip[1].up").items_out == 3
+    assert pipeline_tasks() == []
+
+
+async def test_zip_latest_emits_on_every_new_item(autojump_clock: trio.testing.MockClock) -> None:
+    """zip_latest: a tuple of the newest of each, once all have one, at each new item."""
+    pipe = trine.zip_latest(
+        Pipeline.source(tagged("a", 3, 1.0)), Pipeline.source(tagged("b", 2, 1.5))
+    )
+    received: list[tuple[float, tuple[Any, ...]]] = []
+    async with pipe.open() as out:
+        async for row in out:
+            received.append((trio.current_time(), row))
+    assert received == [
+        (0.0, ("a0", "b0")),
+        (1.0, ("a1", "b0")),
+        (1.5, ("a1", "b1")),
+        (2.0, ("a2", "b1")),
+    ]
+
+
+async def test_zip_latest_partial_fills_in_the_default(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """partial=True: tuples from the first item of any input, the others given as default."""
+    pipe = trine.zip_latest(
+        Pipeline.source(tagged("a", 2, 1.0)),
+        Pipeline.source(tagged("b", 1, 0)).map(lambda x: sleep_then(1.5, x)),
+        partial=True,
+        default="-",
+    )
+    assert await pipe.collect() == [("a0", "-"), ("a1", "-"), ("a1", "b0")]
+    assert trio.current_time() == 1.5
+
+
+async def test_zip_latest_after_latest_gives_a_slow_reader_fresh_rows(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """zip_latest(...).latest(): a slow reader sees the newest row, never a backlog."""
+    pipe = trine.zip_latest(Pipeline.source(tagged("a", 10, 0.3)), Pipeline.source(["b"])).latest()
+    received: list[tuple[Any, ...]] = []
+    async with pipe.open() as out:
+        async for row in out:
+            received.append(row)
+            await trio.sleep(1)
+    assert received == [("a0", "b"), ("a3", "b"), ("a6", "b"), ("a9", "b")]
+
+
+async def test_an_input_of_zip_that_fails_fails_the_run(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A failing stage of an input is the run's StageError; nothing is left running."""
+
+    def boom(x: int) -> int:
+        raise OSError(x)
+
+    pipe = trine.zip(Pipeline.source(range(3)), Pipeline.source(range(3)).map(boom, name="b"))
+    with pytest.raises(StageError, match=r"^stage 'zip\[1\]\.b' failed on item 0: OSError: 0$"):
+        await pipe.collect()
+    assert pipeline_tasks() == []
+
+
+async def test_zips_nest_and_merge(autojump_clock: trio.testing.MockClock) -> None:
+    """A zip may be an input of a merge or of another zip; one-shot sources are claimed once."""
+    inner = trine.zip(Pipeline.source([1, 2]), Pipeline.source(["x", "y"]))
+    both = merge(inner, trine.zip(Pipeline.source([3]), Pipeline.source(["z"])))
+    assert sorted(await both.collect()) == [(1, "x"), (2, "y"), (3, "z")]
+    nested = trine.zip(inner, Pipeline.source([True, False]))
+    assert await nested.collect() == [((1, "x"), True), ((2, "y"), False)]
+    once = trine.zip(Pipeline.source(iter([1])), Pipeline.source([2]))
+    assert await once.collect() == [(1, 2)]
+    with pytest.raises(RuntimeError, match=r"one-shot iterator that an earlier run"):
+        await once.collect()
+
+
+def test_zip_arguments_are_validated() -> None:
+    """No inputs, a non-pipeline, a branch, an input ending with latest(), a bad partial."""
+    with pytest.raises(ValueError, match=r"^zip needs at least one pipeline$"):
+        trine.zip()
+    with pytest.raises(TypeError, match=r"^pipelines must be Pipelines, got 1$"):
+        trine.zip_latest(1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^an input of zip cannot end with latest\(\)"):
+        trine.zip(Pipeline.source([1]).latest())
+    with pytest.raises(TypeError, match=r"^partial must be True or False, got 1$"):
+        trine.zip_latest(Pipeline.source([1]), partial=1)  # type: ignore[arg-type]
+
+
+@settings(max_examples=200)
+@given(
+    sizes=st.lists(st.integers(0, 8), min_size=1, max_size=3),
+    every=st.lists(st.integers(0, 3), min_size=3, max_size=3),
+    latest=st.booleans(),
+    cancel_at=st.none() | st.integers(0, 30).map(lambda tenths: tenths / 10),
+)
+def test_zips_match_their_models_and_cancel_cleanly(
+    sizes: list[int], every: list[int], latest: bool, cancel_at: float | None
+) -> None:
+    """zip is Python's zip; zip_latest's last row is every input's last item; no task is left."""
+    inputs = [
+        Pipeline.source(tagged(str(number), size, every[number] / 10)).map(
+            lambda x: sleep_then(0.1, x)
+        )
+        for number, size in enumerate(sizes)
+    ]
+    pipe = trine.zip_latest(*inputs) if latest else trine.zip(*inputs)
+    columns = [[f"{number}{i}" for i in range(size)] for number, size in enumerate(sizes)]
+
+    async def main() -> None:
+        received: list[tuple[Any, ...]] = []
+        with trio.move_on_after(1e9 if cancel_at is None else cancel_at):
+            async with pipe.open(buffer=1) as out:
+                async for row in out:
+                    received.append(row)
+        if latest:
+            # Each row moves one input on by one item, in each input's order.
+            for before, after in itertools.pairwise(received):
+                assert sum(b != a for b, a in zip(before, after, strict=True)) == 1
+            if cancel_at is None and all(sizes):
+                assert received[-1] == tuple(column[-1] for column in columns)
+                assert len(received) == sum(sizes) - len(sizes) + 1
+        else:
+            expected = list(zip(*columns, strict=False))
+            assert received == expected[: len(received)]
+            if cancel_at is None:
+                assert received == expected
+        assert pipeline_tasks() == []
 
     run_watched(main, PipelineWatch(pipe))

@@ -66,6 +66,8 @@ from ._pipeline import PipelineOutput as PipelineOutput
 from ._pipeline import PipelineStatistics as PipelineStatistics
 from ._pipeline import StageStatistics as StageStatistics
 from ._pipeline import merge as merge
+from ._pipeline import zip as zip
+from ._pipeline import zip_latest as zip_latest
 from ._policy import Policy as Policy
 from ._process import Command as Command
 from ._process import CommandAttempt as CommandAttempt
@@ -189,6 +191,8 @@ __all__ = [
     "run_report",
     "settle",
     "to_process",
+    "zip",
+    "zip_latest",
 ]
 
 

@@ -26,6 +26,7 @@ from .._policy import SupportsCall, _check_call_guard
 from .._rate import RateLimiter
 from .._util import (
     check_async_callable,
+    check_bool,
     check_choice,
     check_int,
     check_number,
@@ -36,7 +37,16 @@ from ._output import PipelineOutput
 from ._run import Run
 from ._statistics import PipelineStatistics
 
-__all__ = ["DEFAULT_BUFFER", "Pipeline", "SourceState", "Stage", "merge"]
+__all__ = [
+    "DEFAULT_BUFFER",
+    "JoinSource",
+    "Pipeline",
+    "SourceState",
+    "Stage",
+    "merge",
+    "zip",
+    "zip_latest",
+]
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -102,8 +112,18 @@ class SourceState:
     items: object
     kind: str
     """``"iterable"``, ``"iterator"``, ``"async_iterable"``, ``"async_iterator"``,
-    ``"channel"``, ``"function"``, ``"merge"`` (items: the pipelines) or ``"branch"``."""
+    ``"channel"``, ``"function"``, ``"merge"`` (items: the pipelines), ``"zip"`` and
+    ``"zip_latest"`` (items: a :class:`JoinSource`) or ``"branch"``."""
     used: bool = False
+
+
+@attrs.frozen(eq=False)
+class JoinSource:
+    """The source of a zip or zip_latest: the input pipelines and the options."""
+
+    pipelines: tuple[Pipeline[Any], ...]
+    partial: bool = False
+    default: Any = None
 
 
 @attrs.define(eq=False)
@@ -821,8 +841,10 @@ class Pipeline(Generic[T_co]):
 
     def _one_shot_sources(self) -> list[SourceState]:
         state = self._source_state
-        if state.kind == "merge":
-            pipelines: tuple[Pipeline[Any], ...] = state.items  # type: ignore[assignment]  # see merge()
+        if state.kind in ("merge", "zip", "zip_latest"):
+            pipelines: tuple[Pipeline[Any], ...] = (
+                state.items.pipelines if isinstance(state.items, JoinSource) else state.items  # type: ignore[assignment]  # see merge()
+            )
             return [found for pipeline in pipelines for found in pipeline._one_shot_sources()]
         return [state] if state.kind in ("iterator", "async_iterator", "channel") else []
 
@@ -932,28 +954,87 @@ def merge(*pipelines: Pipeline[T]) -> Pipeline[T]:
       TypeError: if an argument is not a :class:`Pipeline`.
       ValueError: if no pipeline is given.
     """
+    return Pipeline(SourceState(_inputs("merge", pipelines), "merge"), ())
+
+
+def _inputs(what: str, pipelines: tuple[Pipeline[Any], ...]) -> tuple[Pipeline[Any], ...]:
+    """*pipelines*, checked to be inputs of a merge or zip, with their stages renamed."""
     if not pipelines:
-        raise ValueError("merge needs at least one pipeline")
+        raise ValueError(f"{what} needs at least one pipeline")
     for pipeline in pipelines:
         if not isinstance(pipeline, Pipeline):
             raise TypeError(f"pipelines must be Pipelines, got {pipeline!r}")
         if pipeline._source_state.kind == "branch":
-            raise TypeError("a broadcast branch cannot be merged: it has no source of its own")
-        if pipeline._conflate_next:
+            joined = "merged" if what == "merge" else f"an input of {what}"
+            raise TypeError(f"a broadcast branch cannot be {joined}: it has no source of its own")
+        if what == "merge" and pipeline._conflate_next:
             raise ValueError(
                 "a merged pipeline cannot end with latest(): the inputs share one buffer; "
                 "call latest() on the merged pipeline"
             )
+        if pipeline._conflate_next:
+            raise ValueError(
+                f"an input of {what} cannot end with latest(): it writes the {what}'s "
+                f"own buffer; call latest() on the {what}"
+            )
     # Each input's stages are renamed after its place, as a broadcast's
-    # branches are, so that no two stages of the merged run share a name.
-    renamed: tuple[Pipeline[T], ...] = tuple(
+    # branches are, so that no two stages of the run share a name.
+    return tuple(
         Pipeline(
             pipeline._source_state,
             tuple(
-                attrs.evolve(stage, name=f"merge[{number}].{stage.name}")
+                attrs.evolve(stage, name=f"{what}[{number}].{stage.name}")
                 for stage in pipeline._stages
             ),
         )
         for number, pipeline in enumerate(pipelines)
     )
-    return Pipeline(SourceState(renamed, "merge"), ())
+
+
+def zip(*pipelines: Pipeline[Any]) -> Pipeline[tuple[Any, ...]]:
+    """A pipeline of tuples: the first item of every input, then the second of each, and so on.
+
+    As Python's :func:`zip`, it ends with the shortest input: once any input
+    has ended, the inputs still running are cancelled and the zipped output
+    ends. Each input runs with its own source and stages in the zip's own
+    nursery, inside the run's; up to 64 items of each wait for the others.
+    Stages added to the result apply to the tuples::
+
+        pairs = trine.zip(Pipeline.source(questions), Pipeline.source(answers).map(check))
+        async for question, verdict in ...
+
+    Raises:
+      TypeError: if an argument is not a :class:`Pipeline`.
+      ValueError: if no pipeline is given, or one ends with :meth:`Pipeline.latest`.
+    """
+    return Pipeline(SourceState(JoinSource(_inputs("zip", pipelines)), "zip"), ())
+
+
+def zip_latest(
+    *pipelines: Pipeline[Any], partial: bool = False, default: Any = None
+) -> Pipeline[tuple[Any, ...]]:
+    """Tuples of the newest item of every input, one each time any input has a new item.
+
+    The first tuple comes once every input has produced an item (with
+    ``partial=True``, at the first item of any input, the inputs with none
+    yet given as *default*); after that, each new item of any input makes a
+    tuple with the newest item of the others. It ends when every input has
+    ended. Tuples are handed on with backpressure, so a slow consumer slows
+    the inputs down; add :meth:`Pipeline.latest` to have it see only the
+    newest tuple instead::
+
+        views = trine.zip_latest(Pipeline.source(prices), Pipeline.source(rates)).latest()
+
+    Args:
+      pipelines: the inputs, each run with its own source and stages in the
+        join's own nursery.
+      partial: emit tuples before every input has produced an item.
+      default: what stands for an input with no item yet (with *partial*).
+
+    Raises:
+      TypeError: if an argument is not a :class:`Pipeline`, or *partial* not a bool.
+      ValueError: if no pipeline is given, or one ends with :meth:`Pipeline.latest`.
+    """
+    check_bool("partial", partial)
+    inputs = _inputs("zip_latest", pipelines)
+    return Pipeline(SourceState(JoinSource(inputs, partial, default), "zip_latest"), ())
