@@ -416,13 +416,29 @@ class Pipeline(Generic[T_co]):
             ``max(workers, 64)``); each worker also holds the item it works on.
             ``0`` is a rendezvous, as ``trio.open_memory_channel(0)``: an item
             is handed over only when a worker takes it.
+          overflow: what a write to the full buffer does: ``"block"`` (the
+            default: wait for room), ``"drop_oldest"`` (drop the oldest waiting
+            item to make room) or ``"drop_newest"`` (drop the item written).
+            Dropping needs ``buffer >= 1``; a writer never waits at a buffer
+            that drops. Dropped items are counted in
+            :attr:`StageStatistics.dropped`.
+          on_drop: a plain function ``on_drop(item)``, called at once (in the
+            writer's task) with each item the buffer drops; if it raises, the
+            run fails with :exc:`StageError`.
           key: a plain function: items with equal ``key(item)`` always go to
             the same worker, so their order is kept (and they never run at
             once). With several workers, a dispatcher moves items from the
             stage's buffer into one queue per worker of ``4 * buffer // workers``
             items (at most *buffer*, at least one), and holds one item while
             that queue is full; a failing key is the item's failure, with one
-            worker too.
+            worker too. With *per_key* above 1 or ``ordered=True`` there is no
+            dispatcher: see *per_key*.
+          per_key: with *key*, how many items of one key may be in their call
+            at once (``1 <= per_key <= workers``; not for :meth:`flat_map`).
+            Workers share the stage's buffer and an item waits for a free
+            slot of its key, handed out first come, first served; with
+            ``ordered=True`` every result leaves in input order (at
+            ``per_key=1`` too: one item of a key at a time, all in input order).
           on_error: ``"raise"`` (the pipeline fails with :exc:`StageError`),
             ``"skip"`` (the item is dropped and counted), or a dead-letter
             function ``hook(item, exc)``, plain or async, that receives it.
@@ -436,6 +452,10 @@ class Pipeline(Generic[T_co]):
 
         Raises:
           TypeError, ValueError: for an invalid argument, at once.
+
+        Example::
+
+            pipe = Pipeline.source(urls).map(fetch, workers=20, key=host_of, per_key=2)
         """
         return self._then(
             self._build(
@@ -559,7 +579,7 @@ class Pipeline(Generic[T_co]):
         item's failure; what was already produced for it has been delivered.
         With ``ordered=True`` the oldest item's outputs stream on, and a later
         item keeps at most ``buffer`` outputs until its turn. Other arguments
-        as for :meth:`map`.
+        as for :meth:`map` (but no *per_key*, and no ``ordered=True`` with *key*).
 
         .. note::
            A generator *fn* returns runs inside the worker: a ``yield`` hands
@@ -633,6 +653,7 @@ class Pipeline(Generic[T_co]):
         Args:
           start: the first index.
           buffer: how many items may wait for this stage (``>= 0``, default 64).
+          overflow, on_drop: what a write to the full buffer does, as for :meth:`map`.
           name: the stage's name in statistics and errors.
         """
         if isinstance(start, bool) or not isinstance(start, int):
@@ -678,6 +699,7 @@ class Pipeline(Generic[T_co]):
           timeout: the most seconds a list waits for more items after its first.
           buffer: how many items may wait for this stage (``>= 0``; default
             ``max(size, 64)``).
+          overflow, on_drop: what a write to the full buffer does, as for :meth:`map`.
           name: the stage's name in statistics and errors.
 
         Raises:
@@ -715,8 +737,8 @@ class Pipeline(Generic[T_co]):
     ) -> Pipeline[T_co]:
         """Let at most *rate* items through per *per* seconds, evenly spaced.
 
-        Items are delayed, never dropped. Each run of the pipeline paces its
-        items with its own :class:`~trine.RateLimiter` ``(rate, per, burst=burst)``,
+        Items are delayed, never dropped (unless *overflow* asks). Each run of
+        the pipeline paces its items with its own :class:`~trine.RateLimiter` ``(rate, per, burst=burst)``,
         so the guarantee is the rate limiter's: in any interval of length *t*
         at most ``burst + rate * t / per`` items leave; with ``burst=1`` the
         *n*-th item after a pause leaves ``n * per / rate`` seconds after the first.
@@ -726,6 +748,8 @@ class Pipeline(Generic[T_co]):
           burst: as for :class:`~trine.RateLimiter`; ``None`` (the default)
             means the rate limiter's default burst.
           buffer: how many items may wait for this stage (``>= 0``, default 64).
+          overflow, on_drop: what a write to the full buffer does, as for
+            :meth:`map` (``"drop_newest"`` sheds what the rate cannot take).
           name: the stage's name in statistics and errors.
 
         Raises:
@@ -774,6 +798,7 @@ class Pipeline(Generic[T_co]):
         Args:
           branches: functions that each add stages to the pipeline they are given.
           buffer: how many items may wait for the distributor (``>= 0``, default 64).
+          overflow, on_drop: what a write to the full buffer does, as for :meth:`map`.
           name: the stage's name in statistics and errors; the branches'
             stages are called ``name[number].stage``.
 
