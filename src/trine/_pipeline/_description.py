@@ -738,10 +738,11 @@ class Pipeline(Generic[T_co]):
         """Let at most *rate* items through per *per* seconds, evenly spaced.
 
         Items are delayed, never dropped (unless *overflow* asks). Each run of
-        the pipeline paces its items with its own :class:`~trine.RateLimiter` ``(rate, per, burst=burst)``,
-        so the guarantee is the rate limiter's: in any interval of length *t*
-        at most ``burst + rate * t / per`` items leave; with ``burst=1`` the
-        *n*-th item after a pause leaves ``n * per / rate`` seconds after the first.
+        the pipeline paces its items with its own :class:`~trine.RateLimiter`
+        ``(rate, per, burst=burst)``, so the guarantee is the rate limiter's: in
+        any interval of length *t* at most ``burst + rate * t / per`` items
+        leave; with ``burst=1`` the *n*-th item after a pause leaves
+        ``n * per / rate`` seconds after the first.
 
         Args:
           rate, per: as for :class:`~trine.RateLimiter`.
