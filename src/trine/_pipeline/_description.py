@@ -50,6 +50,7 @@ __all__ = [
 
 T = TypeVar("T")
 U = TypeVar("U")
+V = TypeVar("V")
 T_co = TypeVar("T_co", covariant=True)
 
 OnError = Literal["raise", "skip"] | Callable[[Any, Exception], Any]
@@ -1017,6 +1018,16 @@ def _inputs(what: str, pipelines: tuple[Pipeline[Any], ...]) -> tuple[Pipeline[A
     )
 
 
+@overload
+def zip(first: Pipeline[T], /) -> Pipeline[tuple[T]]: ...
+@overload
+def zip(first: Pipeline[T], second: Pipeline[U], /) -> Pipeline[tuple[T, U]]: ...
+@overload
+def zip(
+    first: Pipeline[T], second: Pipeline[U], third: Pipeline[V], /
+) -> Pipeline[tuple[T, U, V]]: ...
+@overload
+def zip(*pipelines: Pipeline[Any]) -> Pipeline[tuple[Any, ...]]: ...
 def zip(*pipelines: Pipeline[Any]) -> Pipeline[tuple[Any, ...]]:
     """A pipeline of tuples: the first item of every input, then the second of each, and so on.
 
