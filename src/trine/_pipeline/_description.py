@@ -1037,8 +1037,10 @@ def zip(*pipelines: Pipeline[Any]) -> Pipeline[tuple[Any, ...]]:
     nursery, inside the run's; up to 64 items of each wait for the others.
     Stages added to the result apply to the tuples::
 
-        pairs = trine.zip(Pipeline.source(questions), Pipeline.source(answers).map(check))
-        async for question, verdict in ...
+        checked = trine.zip(Pipeline.source(questions), Pipeline.source(answers).map(check))
+        async with checked.open() as pairs:
+            async for question, verdict in pairs:
+                ...
 
     Raises:
       TypeError: if an argument is not a :class:`Pipeline`.
