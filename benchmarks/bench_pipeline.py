@@ -17,6 +17,19 @@ interleaved, with **no tuning arguments** on the trine rows:
 0, 1, 16, 64 (the default) and 256, against channels of 64.
 ``pipeline_batch`` shows where ``batch(100)`` pays: before the per-item
 stages (they then move lists) or after them (every item still hops).
+``pipeline_keys`` compares ``key=`` (the dispatcher) with the per-key slots
+of ``ordered=True`` and ``per_key=2``; ``pipeline_zip`` compares
+``trine.zip`` with the hand-written zip of two channels. One run under heavy
+load (``--repeat 3``; the times are noisy, steps per item are not)::
+
+    pipeline_keys                                   per item   ratio  steps/item
+    trine, key= (the dispatcher, per-key order)      32.41us   1.00x       0.108
+    trine, key=, ordered=True (slots, per_key=1)     46.33us   1.43x       0.062
+    trine, key=, per_key=2                           50.44us   1.56x       0.062
+    trine, key=, per_key=2, ordered=True             38.48us   1.19x       0.062
+    pipeline_zip
+    hand-written: two channels (64), one pairing    165.65us   1.00x       4.000
+    trine.zip                                        13.84us   0.08x       0.062
 ``pipeline_memory`` runs the default pipeline on 1,000,000 and 10,000,000
 items in fresh processes and prints the peak RSS of each.
 
@@ -223,6 +236,56 @@ def _goal_variants() -> list[Variant]:
     return found
 
 
+N_FLOW = 200_000
+
+
+async def trine_keyed(**options) -> None:
+    from trine import Pipeline
+
+    pipe = Pipeline.source(range(N_FLOW)).map(inc, key=shard, workers=4, **options)
+    total = 0
+    async with pipe.open() as out:
+        async for item in out:
+            total += item
+    assert total == N_FLOW * (N_FLOW + 1) // 2
+
+
+async def hand_written_zip() -> None:
+    """Two producers into channels of 64, one task pairing them up: the hand-written zip."""
+    send_a, receive_a = trio.open_memory_channel[int](64)
+    send_b, receive_b = trio.open_memory_channel[int](64)
+
+    async def produce(send) -> None:
+        async with send:
+            for i in range(N_FLOW):
+                await send.send(i)
+
+    total = 0
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(produce, send_a)
+        nursery.start_soon(produce, send_b)
+        async with receive_a, receive_b:
+            while True:
+                try:
+                    a = await receive_a.receive()
+                    b = await receive_b.receive()
+                except trio.EndOfChannel:
+                    break
+                total += a + b
+    assert total == N_FLOW * (N_FLOW - 1)
+
+
+async def trine_zip() -> None:
+    import trine
+
+    total = 0
+    pipe = trine.zip(trine.Pipeline.source(range(N_FLOW)), trine.Pipeline.source(range(N_FLOW)))
+    async with pipe.open() as out:
+        async for a, b in out:
+            total += a + b
+    assert total == N_FLOW * (N_FLOW - 1)
+
+
 _MEMORY_SCRIPT = """
 import resource, trio
 from trine import Pipeline
@@ -289,6 +352,40 @@ CASES = [
                 "trine, batch(100), then maps of lists",
                 _trio_timed(lambda: trine_batched(before=True)),
             ),
+        ],
+    ),
+    Case(
+        name="pipeline_keys",
+        description="map(x+1, key=x%16, workers=4), 200,000 ints: the dispatcher vs per_key slots",
+        per=N_FLOW,
+        variants=[
+            Variant(
+                "trine, key= (the dispatcher, per-key order)",
+                _trio_timed(lambda: trine_keyed()),
+                baseline=True,
+            ),
+            Variant(
+                "trine, key=, ordered=True (slots, per_key=1)",
+                _trio_timed(lambda: trine_keyed(ordered=True)),
+            ),
+            Variant("trine, key=, per_key=2", _trio_timed(lambda: trine_keyed(per_key=2))),
+            Variant(
+                "trine, key=, per_key=2, ordered=True",
+                _trio_timed(lambda: trine_keyed(per_key=2, ordered=True)),
+            ),
+        ],
+    ),
+    Case(
+        name="pipeline_zip",
+        description="zip two sources of 200,000 ints and sum the pairs",
+        per=N_FLOW,
+        variants=[
+            Variant(
+                "hand-written: two channels (64), one pairing task",
+                _trio_timed(hand_written_zip),
+                baseline=True,
+            ),
+            Variant("trine.zip", _trio_timed(trine_zip)),
         ],
     ),
     Case(

@@ -218,9 +218,14 @@ class PipelineWatch(trio.abc.Instrument):
                 self.violations.extend(buffer.invariant_violations())
             if stage.window is not None:
                 self.violations.extend(stage.window.invariant_violations())
+            if stage.key_slots is not None:
+                self.violations.extend(stage.key_slots.invariant_violations())
             if stage.started > stage.stage.workers:
                 self.violations.append(f"{stage.started} workers started in {stage.stage.name}")
         self.violations.extend(run.output_buffer.invariant_violations())
+        for join in run.join_runs:
+            for buffer in join.inputs:
+                self.violations.extend(buffer.invariant_violations())
         held = self.source.pulled - self.finished
         self.most_held = max(self.most_held, held)
         if self.bound is not None and held > self.bound:

@@ -265,6 +265,7 @@ _STAGE_PARAMS = {
     "workers": "count",
     "ordered": "bool",
     "buffer": "opt_count0",
+    "on_drop": "opt_sync_fn",
     "name": "name",
     "policy": "object",
 }
@@ -272,9 +273,12 @@ _STAGE_PARAMS = {
 
 def _stage_door(method: str) -> Door:
     def call(**kwargs: Any) -> object:
+        if "per_key" in kwargs:  # per_key needs a key, and workers to share out
+            kwargs.update(key=syncfn, workers=4)
         return getattr(_pipe(), method)(kwargs.pop("fn", afn), **kwargs)
 
-    return Door("pipeline", f"Pipeline.{method}", call, _STAGE_PARAMS)
+    params = _STAGE_PARAMS if method == "flat_map" else {**_STAGE_PARAMS, "per_key": "count"}
+    return Door("pipeline", f"Pipeline.{method}", call, params)
 
 
 DOORS: list[Door] = [
@@ -790,7 +794,13 @@ DOORS: list[Door] = [
         "pipeline",
         "Pipeline.batch",
         lambda size=2, **kw: _pipe().batch(size, **kw),
-        {"size": "count", "timeout": "opt_pos_seconds", "buffer": "opt_count0", "name": "name"},
+        {
+            "size": "count",
+            "timeout": "opt_pos_seconds",
+            "buffer": "opt_count0",
+            "on_drop": "opt_sync_fn",
+            "name": "name",
+        },
         skip=frozenset(),
     ),
     Door(
@@ -798,13 +808,19 @@ DOORS: list[Door] = [
         "Pipeline.rate_limit",
         lambda rate=10.0, **kw: _pipe().rate_limit(rate, **kw),
         # burst=None (the default) means RateLimiter's own default burst.
-        {"rate": "pos_seconds", "per": "pos_seconds", "burst": "opt_count", "buffer": "opt_count0"},
+        {
+            "rate": "pos_seconds",
+            "per": "pos_seconds",
+            "burst": "opt_count",
+            "buffer": "opt_count0",
+            "on_drop": "opt_sync_fn",
+        },
     ),
     Door(
         "pipeline",
         "Pipeline.enumerate",
         lambda **kw: _pipe().enumerate(**kw),
-        {"start": "int", "buffer": "opt_count0", "name": "name"},
+        {"start": "int", "buffer": "opt_count0", "on_drop": "opt_sync_fn", "name": "name"},
     ),
     Door(
         "pipeline",
@@ -812,7 +828,7 @@ DOORS: list[Door] = [
         lambda branches=None, buffer=1: _pipe().broadcast(
             *([lambda p: p] if branches is None else [branches]), buffer=buffer
         ),
-        {"branches": "object", "buffer": "opt_count0"},
+        {"branches": "object", "buffer": "opt_count0", "on_drop": "opt_sync_fn"},
         names={"branches": "branch"},
     ),
     Door("pipeline", "Pipeline.open", _open, {"buffer": "opt_count0"}),
@@ -821,6 +837,20 @@ DOORS: list[Door] = [
         "merge",
         lambda pipelines=None: trine.merge(*([_pipe()] if pipelines is None else [pipelines])),
         {"pipelines": "object"},
+    ),
+    Door(
+        "pipeline",
+        "zip",
+        lambda pipelines=None: trine.zip(*([_pipe()] if pipelines is None else [pipelines])),
+        {"pipelines": "object"},
+    ),
+    Door(
+        "pipeline",
+        "zip_latest",
+        lambda pipelines=None, **kw: trine.zip_latest(
+            *([_pipe()] if pipelines is None else [pipelines]), **kw
+        ),
+        {"pipelines": "object", "partial": "bool"},
     ),
     # -- task graphs ---------------------------------------------------------------
     Door(
@@ -1239,6 +1269,53 @@ EXTRA: list[tuple[str, str, Callable[[], object], str]] = [
         "executor",
     ),
     ("pipeline", "Pipeline.map(key=coro)", lambda: _pipe().map(afn, key=afn(1)), "key"),
+    *(
+        (
+            "pipeline",
+            f"Pipeline.{method}(overflow={bad!r})",
+            lambda method=method, bad=bad: getattr(_pipe(), method)(afn, overflow=bad),
+            "overflow",
+        )
+        for method in ("map", "filter", "flat_map", "tap")
+        for bad in ("bogus", None, 1, "BLOCK")
+    ),
+    (
+        "pipeline",
+        "Pipeline.map(overflow=drop_oldest, buffer=0)",
+        lambda: _pipe().map(afn, overflow="drop_oldest", buffer=0),
+        "overflow",
+    ),
+    (
+        "pipeline",
+        "Pipeline.batch(overflow=bogus)",
+        lambda: _pipe().batch(2, overflow="bogus"),  # type: ignore[arg-type]
+        "overflow",
+    ),
+    (
+        "pipeline",
+        "Pipeline.rate_limit(overflow=bogus)",
+        lambda: _pipe().rate_limit(1, overflow="bogus"),  # type: ignore[arg-type]
+        "overflow",
+    ),
+    (
+        "pipeline",
+        "Pipeline.enumerate(overflow=bogus)",
+        lambda: _pipe().enumerate(overflow="bogus"),  # type: ignore[arg-type]
+        "overflow",
+    ),
+    (
+        "pipeline",
+        "Pipeline.broadcast(overflow=bogus)",
+        lambda: _pipe().broadcast(lambda p: p, overflow="bogus"),  # type: ignore[arg-type]
+        "overflow",
+    ),
+    ("pipeline", "Pipeline.map(per_key, no key)", lambda: _pipe().map(afn, per_key=2), "per_key"),
+    (
+        "pipeline",
+        "Pipeline.map(per_key > workers)",
+        lambda: _pipe().map(afn, key=syncfn, workers=2, per_key=3),
+        "per_key",
+    ),
     (
         "breaker",
         "CircuitBreaker(window_type=bogus)",

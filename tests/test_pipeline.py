@@ -539,9 +539,9 @@ def fn(x: int) -> int:
             r"^policy must have an async call\(fn, \*args\) method, got <object object at .*>$",
         ),
         (
-            lambda p: p.map(fn, workers=2, key=fn, ordered=True),
+            lambda p: p.flat_map(fn, workers=2, key=fn, ordered=True),
             ValueError,
-            r"^key and ordered cannot be combined: key already keeps per-key order$",
+            r"^key and ordered cannot be combined in flat_map: key already keeps per-key order$",
         ),
         (lambda p: p.broadcast(), ValueError, r"^broadcast needs at least one branch$"),
         (

@@ -76,6 +76,8 @@ from ._pipeline import PipelineOutput as PipelineOutput
 from ._pipeline import PipelineStatistics as PipelineStatistics
 from ._pipeline import StageStatistics as StageStatistics
 from ._pipeline import merge as merge
+from ._pipeline import zip as zip
+from ._pipeline import zip_latest as zip_latest
 from ._policy import Policy as Policy
 from ._pool import ResourcePool as ResourcePool
 from ._pool import ResourcePoolStatistics as ResourcePoolStatistics
@@ -219,6 +221,8 @@ __all__ = [
     "run_report",
     "settle",
     "to_process",
+    "zip",
+    "zip_latest",
 ]
 
 

@@ -245,6 +245,16 @@ async def _pipeline_types() -> None:
     assert_type(pipe.enumerate(), trine.Pipeline[tuple[int, int]])
     assert_type(trine.Pipeline.source(["a"]).flat_map(list), trine.Pipeline[str])
     assert_type(trine.merge(pipe, pipe), trine.Pipeline[int])
+    assert_type(trine.zip(pipe, pipe.map(str)), trine.Pipeline[tuple[int, str]])
+    assert_type(trine.zip_latest(pipe, pipe, partial=True), trine.Pipeline[tuple[Any, ...]])
+    assert_type(pipe.latest(), trine.Pipeline[int])
+    assert_type(
+        pipe.map(str, workers=4, key=abs, per_key=2, ordered=True, overflow="drop_oldest"),
+        trine.Pipeline[str],
+    )
+    assert_type(
+        pipe.filter(bool, buffer=1, overflow="drop_newest", on_drop=print), trine.Pipeline[int]
+    )
     async with pipe.open() as out:
         async for item in out:
             assert_type(item, int)

@@ -14,6 +14,8 @@ stage's workers. Read the package in the order one item travels:
 ``_transform``   map / filter / tap / enumerate: take, call, keep, deliver
 ``_ordered``     ordered delivery through a reorder window
 ``_keyed``       keyed dispatch to one queue per worker
+``_join``        zip and zip_latest: tuples from several pipelines
+``_per_key``     ``per_key=`` (and ``key=`` with ``ordered``): slots per key
 ``_flat_map``    flat_map, ``_batch`` batch, ``_rate_limit`` rate_limit,
                  ``_broadcast`` broadcast
 ``_output``      the caller's end of the last buffer
@@ -28,8 +30,18 @@ without waiting, so items ready together move between stages in one trip.
 
 from ._description import Pipeline as Pipeline
 from ._description import merge as merge
+from ._description import zip as zip
+from ._description import zip_latest as zip_latest
 from ._output import PipelineOutput as PipelineOutput
 from ._statistics import PipelineStatistics as PipelineStatistics
 from ._statistics import StageStatistics as StageStatistics
 
-__all__ = ["Pipeline", "PipelineOutput", "PipelineStatistics", "StageStatistics", "merge"]
+__all__ = [
+    "Pipeline",
+    "PipelineOutput",
+    "PipelineStatistics",
+    "StageStatistics",
+    "merge",
+    "zip",
+    "zip_latest",
+]

@@ -29,6 +29,12 @@ after every task step):
 5. The buffer has ended once every writer counted at wiring has left
    :meth:`Buffer.producing`; it was cut short (:attr:`Buffer.aborted`) if
    one of them left by an exception, or the run was stopped before the end.
+6. A buffer that drops (:meth:`Buffer.drop_when_full`) never parks a writer:
+   an item written while it is full is dropped, or makes room by dropping the
+   oldest, and every dropped item is handed to its ``dropped`` function.
+
+Dropping costs nothing on the blocking default's way: :meth:`Buffer.put_nowait`
+looks at :attr:`Buffer.overflow` only when it would otherwise return ``False``.
 """
 
 from __future__ import annotations
@@ -84,6 +90,7 @@ class Buffer:
         "capacity",
         "grow",
         "items",
+        "overflow",
     )
 
     def __init__(self, capacity: int) -> None:
@@ -92,6 +99,9 @@ class Buffer:
         self.grow: Callable[[], bool] | None = None
         """Starts one more reader and returns ``True``, or returns ``False`` if no more may
         start; ``None`` once none ever will (set by the stage that reads this buffer)."""
+        self.overflow: Callable[[Any], bool] | None = None
+        """What to do with an item written while the buffer is full, for a buffer that drops
+        (:meth:`drop_when_full`): drop an item and return ``True``."""
         self.aborted = False
         self._writers = 0
         self._getters: OrderedDict[trio.lowlevel.Task, None] = OrderedDict()
@@ -105,6 +115,27 @@ class Buffer:
     def add_writer(self) -> None:
         """Count one more task that will write here (at wiring, before the run starts)."""
         self._writers += 1
+
+    def drop_when_full(self, overflow: str, dropped: Callable[[Any], object]) -> None:
+        """Drop items instead of parking writers: ``"drop_oldest"`` or ``"drop_newest"``.
+
+        *dropped* is called with every item dropped, at once, in the writer's
+        task. Only for a buffer with room (``capacity >= 1``).
+        """
+        assert self.capacity >= 1
+        items = self.items
+
+        def drop_oldest(item: Any) -> bool:
+            oldest = items.popleft()
+            items.append(item)
+            dropped(oldest)
+            return True
+
+        def drop_newest(item: Any) -> bool:
+            dropped(item)
+            return True
+
+        self.overflow = drop_oldest if overflow == "drop_oldest" else drop_newest
 
     @contextmanager
     def producing(self) -> Iterator[Buffer]:
@@ -150,6 +181,8 @@ class Buffer:
             items.append(item)
             self._wake_getter()
             return True
+        if self.overflow is not None:  # a buffer that drops: never full to its writers
+            return self.overflow(item)
         return False
 
     async def put(self, item: Any) -> None:
@@ -261,6 +294,8 @@ class Buffer:
             found.append("more readers arrived than were woken or started")
         if self._writers < 0:
             found.append("more writers closed than were counted")
+        if self.overflow is not None and self._putters:
+            found.append("a writer is parked at a buffer that drops")
         return found
 
     def __repr__(self) -> str:

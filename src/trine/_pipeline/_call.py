@@ -27,7 +27,14 @@ if TYPE_CHECKING:
     from ._description import Stage
     from ._stage import StageRun
 
-__all__ = ["Blocked", "KeyFailed", "make_call", "make_key_hash", "require_trio_parallel"]
+__all__ = [
+    "Blocked",
+    "KeyFailed",
+    "make_call",
+    "make_key_hash",
+    "make_key_value",
+    "require_trio_parallel",
+]
 
 _CoroutineType = types.CoroutineType
 _GeneratorType = types.GeneratorType
@@ -44,23 +51,41 @@ class KeyFailed(Exception):
         self.error = error
 
 
+def _check_key_type(value: Any, plain_types: set[type]) -> None:
+    """Refuse an awaitable key (closing it); else remember its type as checked."""
+    if inspect.isawaitable(value):
+        close_unawaited(value)
+        raise TypeError(f"key must return a hashable value, got {value!r}")
+    value_type = type(value)
+    if len(plain_types) < _PLAIN_TYPES_KEPT and value_type is not _GeneratorType:
+        plain_types.add(value_type)
+
+
 def make_key_hash(key: Callable[[Any], Any]) -> Callable[[Any], int]:
     """``key_hash(item)``: ``hash(key(item))``; an awaitable is no key, and is closed."""
     plain_types: set[type] = set()
-    isawaitable = inspect.isawaitable
 
     def key_hash(item: Any) -> int:
         value = key(item)
-        value_type = type(value)
-        if value_type not in plain_types:
-            if isawaitable(value):
-                close_unawaited(value)
-                raise TypeError(f"key must return a hashable value, got {value!r}")
-            if len(plain_types) < _PLAIN_TYPES_KEPT and value_type is not _GeneratorType:
-                plain_types.add(value_type)
+        if type(value) not in plain_types:
+            _check_key_type(value, plain_types)
         return hash(value)
 
     return key_hash
+
+
+def make_key_value(key: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``key_of(item)``: ``key(item)``, checked to be hashable; an awaitable is no key."""
+    plain_types: set[type] = set()
+
+    def key_of(item: Any) -> Any:
+        value = key(item)
+        if type(value) not in plain_types:
+            _check_key_type(value, plain_types)
+        hash(value)  # unhashable: the item's failure here, not later in a dict
+        return value
+
+    return key_of
 
 
 def require_trio_parallel() -> Any:

@@ -24,21 +24,40 @@ import trio
 
 from .._policy import SupportsCall, _check_call_guard
 from .._rate import RateLimiter
-from .._util import check_async_callable, check_choice, check_int, check_number
+from .._util import (
+    check_async_callable,
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_sync_callable,
+)
 from ._call import require_trio_parallel
 from ._output import PipelineOutput
 from ._run import Run
 from ._statistics import PipelineStatistics
 
-__all__ = ["DEFAULT_BUFFER", "Pipeline", "SourceState", "Stage", "merge"]
+__all__ = [
+    "DEFAULT_BUFFER",
+    "JoinSource",
+    "Pipeline",
+    "SourceState",
+    "Stage",
+    "merge",
+    "zip",
+    "zip_latest",
+]
 
 T = TypeVar("T")
 U = TypeVar("U")
+V = TypeVar("V")
 T_co = TypeVar("T_co", covariant=True)
 
 OnError = Literal["raise", "skip"] | Callable[[Any, Exception], Any]
 _ON_ERROR_CHOICES: tuple[str, ...] = ("raise", "skip")
 _EXECUTORS: tuple[str | None, ...] = (None, "thread", "process")
+Overflow = Literal["block", "drop_oldest", "drop_newest"]
+_OVERFLOWS: tuple[str, ...] = ("block", "drop_oldest", "drop_newest")
 
 DEFAULT_BUFFER = 64
 """Items that may wait in front of a stage (at least one per worker), and for the caller.
@@ -74,6 +93,17 @@ class Stage:
     rate: tuple[float, float, int | None] | None = None
     """``rate_limit``: rate, per, burst (``None``: the rate limiter's default)."""
     branches: tuple[tuple[Stage, ...], ...] = ()
+    overflow: str = "block"
+    """What a write to the stage's full buffer does: ``"block"``, ``"drop_oldest"`` or
+    ``"drop_newest"``."""
+    on_drop: Callable[[Any], object] | None = None
+    per_key: int = 1
+    """``key=``: how many items of one key may be in their call at once."""
+
+    @property
+    def dispatches(self) -> bool:
+        """Whether a dispatcher sends each key to one worker's queue (``key=``, as before)."""
+        return self.key is not None and self.workers > 1 and self.per_key == 1 and not self.ordered
 
 
 @attrs.define(eq=False)
@@ -83,8 +113,18 @@ class SourceState:
     items: object
     kind: str
     """``"iterable"``, ``"iterator"``, ``"async_iterable"``, ``"async_iterator"``,
-    ``"channel"``, ``"function"``, ``"merge"`` (items: the pipelines) or ``"branch"``."""
+    ``"channel"``, ``"function"``, ``"merge"`` (items: the pipelines), ``"zip"`` and
+    ``"zip_latest"`` (items: a :class:`JoinSource`) or ``"branch"``."""
     used: bool = False
+
+
+@attrs.frozen(eq=False)
+class JoinSource:
+    """The source of a zip or zip_latest: the input pipelines and the options."""
+
+    pipelines: tuple[Pipeline[Any], ...]
+    partial: bool = False
+    default: Any = None
 
 
 @attrs.define(eq=False)
@@ -166,6 +206,8 @@ class Pipeline(Generic[T_co]):
     _source_state: SourceState
     _stages: tuple[Stage, ...]
     _latest: _LatestRun = attrs.field(factory=_LatestRun)
+    _conflate_next: bool = False
+    """Set by :meth:`latest`: the next buffer keeps only the newest item."""
 
     # -- building ---------------------------------------------------------
 
@@ -195,6 +237,9 @@ class Pipeline(Generic[T_co]):
         return Pipeline(SourceState(items, _source_kind(items)), ())
 
     def _then(self, stage: Stage) -> Pipeline[Any]:
+        if self._conflate_next:
+            # latest(): the buffer in front of this stage keeps only the newest item.
+            stage = attrs.evolve(stage, buffer=1, overflow="drop_oldest")
         return Pipeline(self._source_state, (*self._stages, stage))
 
     def _name(self, kind: str, fn: object, name: object) -> str:
@@ -213,6 +258,22 @@ class Pipeline(Generic[T_co]):
         """*buffer* checked (an int ``>= 0``), or *default* for ``None``."""
         return default if buffer is None else check_int("buffer", buffer, minimum=0)
 
+    @staticmethod
+    def _overflow(
+        overflow: object, on_drop: object, buffer: int
+    ) -> tuple[Overflow, Callable[[Any], object] | None]:
+        """*overflow* and *on_drop* checked, for a stage whose buffer is *buffer*."""
+        if not isinstance(overflow, str):
+            raise TypeError(f"overflow must be a str, got {overflow!r}")
+        check_choice("overflow", overflow, _OVERFLOWS)
+        if overflow != "block" and buffer == 0:
+            raise ValueError(
+                f"overflow={overflow!r} needs a buffer to drop from (buffer >= 1), got buffer=0"
+            )
+        if on_drop is not None:
+            on_drop = check_sync_callable("on_drop", on_drop)
+        return overflow, on_drop  # type: ignore[return-value]  # checked above
+
     def _build(
         self,
         kind: str,
@@ -224,7 +285,10 @@ class Pipeline(Generic[T_co]):
         on_error: object,
         name: object,
         policy: object,
+        overflow: object,
+        on_drop: object,
         key: object = None,
+        per_key: object = 1,
         executor: object = None,
     ) -> Stage:
         fn = check_async_callable("fn", fn)
@@ -232,6 +296,8 @@ class Pipeline(Generic[T_co]):
         if not isinstance(ordered, bool):
             raise TypeError(f"ordered must be a bool, got {ordered!r}")
         buffer = self._buffer(buffer, max(workers, DEFAULT_BUFFER))
+        overflow, on_drop = self._overflow(overflow, on_drop, buffer)
+        per_key = check_int("per_key", per_key)
         name = self._name(kind, fn, name)
         if not isinstance(on_error, str):
             on_error = check_async_callable("on_error", on_error)
@@ -250,9 +316,18 @@ class Pipeline(Generic[T_co]):
                     "key must be a plain function (its result is hashed to choose a "
                     f"worker), got {key!r}"
                 )
-            if ordered:
+            if ordered and kind == "flat_map":
                 raise ValueError(
-                    "key and ordered cannot be combined: key already keeps per-key order"
+                    "key and ordered cannot be combined in flat_map: key already keeps "
+                    "per-key order"
+                )
+        if per_key != 1:
+            if key is None:
+                raise ValueError(f"per_key needs key=, got per_key={per_key!r} and no key")
+            if per_key > workers:
+                raise ValueError(
+                    f"per_key must be <= workers ({workers}), got {per_key!r}: "
+                    "at most workers items are in the stage at once"
                 )
         executor = check_choice("executor", executor, _EXECUTORS)
         if executor is not None and policy is not None:
@@ -269,9 +344,12 @@ class Pipeline(Generic[T_co]):
             buffer=buffer,
             ordered=ordered,
             key=key,
+            per_key=per_key,
             on_error=on_error,  # type: ignore[arg-type]  # checked above
             policy=policy,  # type: ignore[arg-type]  # checked structurally above
             executor=executor,  # type: ignore[arg-type]  # checked above
+            overflow=overflow,
+            on_drop=on_drop,
         )
 
     @overload
@@ -282,7 +360,10 @@ class Pipeline(Generic[T_co]):
         workers: int = 1,
         ordered: bool = False,
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         key: Callable[[T_co], object] | None = None,
+        per_key: int = 1,
         on_error: OnError = "raise",
         name: str | None = None,
         policy: SupportsCall | None = None,
@@ -296,7 +377,10 @@ class Pipeline(Generic[T_co]):
         workers: int = 1,
         ordered: bool = False,
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         key: Callable[[T_co], object] | None = None,
+        per_key: int = 1,
         on_error: OnError = "raise",
         name: str | None = None,
         policy: SupportsCall | None = None,
@@ -309,7 +393,10 @@ class Pipeline(Generic[T_co]):
         workers: int = 1,
         ordered: bool = False,
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         key: Callable[[T_co], object] | None = None,
+        per_key: int = 1,
         on_error: OnError = "raise",
         name: str | None = None,
         policy: SupportsCall | None = None,
@@ -330,13 +417,29 @@ class Pipeline(Generic[T_co]):
             ``max(workers, 64)``); each worker also holds the item it works on.
             ``0`` is a rendezvous, as ``trio.open_memory_channel(0)``: an item
             is handed over only when a worker takes it.
+          overflow: what a write to the full buffer does: ``"block"`` (the
+            default: wait for room), ``"drop_oldest"`` (drop the oldest waiting
+            item to make room) or ``"drop_newest"`` (drop the item written).
+            Dropping needs ``buffer >= 1``; a writer never waits at a buffer
+            that drops. Dropped items are counted in
+            :attr:`StageStatistics.dropped`.
+          on_drop: a plain function ``on_drop(item)``, called at once (in the
+            writer's task) with each item the buffer drops; if it raises, the
+            run fails with :exc:`StageError`.
           key: a plain function: items with equal ``key(item)`` always go to
             the same worker, so their order is kept (and they never run at
             once). With several workers, a dispatcher moves items from the
             stage's buffer into one queue per worker of ``4 * buffer // workers``
             items (at most *buffer*, at least one), and holds one item while
             that queue is full; a failing key is the item's failure, with one
-            worker too.
+            worker too. With *per_key* above 1 or ``ordered=True`` there is no
+            dispatcher: see *per_key*.
+          per_key: with *key*, how many items of one key may be in their call
+            at once (``1 <= per_key <= workers``; not for :meth:`flat_map`).
+            Workers share the stage's buffer and an item waits for a free
+            slot of its key, handed out first come, first served; with
+            ``ordered=True`` every result leaves in input order (at
+            ``per_key=1`` too: one item of a key at a time, all in input order).
           on_error: ``"raise"`` (the pipeline fails with :exc:`StageError`),
             ``"skip"`` (the item is dropped and counted), or a dead-letter
             function ``hook(item, exc)``, plain or async, that receives it.
@@ -350,6 +453,10 @@ class Pipeline(Generic[T_co]):
 
         Raises:
           TypeError, ValueError: for an invalid argument, at once.
+
+        Example::
+
+            pipe = Pipeline.source(urls).map(fetch, workers=20, key=host_of, per_key=2)
         """
         return self._then(
             self._build(
@@ -358,10 +465,13 @@ class Pipeline(Generic[T_co]):
                 workers=workers,
                 ordered=ordered,
                 buffer=buffer,
+                overflow=overflow,
+                on_drop=on_drop,
                 on_error=on_error,
                 name=name,
                 policy=policy,
                 key=key,
+                per_key=per_key,
                 executor=executor,
             )
         )
@@ -373,7 +483,10 @@ class Pipeline(Generic[T_co]):
         workers: int = 1,
         ordered: bool = False,
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         key: Callable[[T_co], object] | None = None,
+        per_key: int = 1,
         on_error: OnError = "raise",
         name: str | None = None,
         policy: SupportsCall | None = None,
@@ -389,10 +502,13 @@ class Pipeline(Generic[T_co]):
                 workers=workers,
                 ordered=ordered,
                 buffer=buffer,
+                overflow=overflow,
+                on_drop=on_drop,
                 on_error=on_error,
                 name=name,
                 policy=policy,
                 key=key,
+                per_key=per_key,
             )
         )
 
@@ -404,6 +520,8 @@ class Pipeline(Generic[T_co]):
         workers: int = 1,
         ordered: bool = False,
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         key: Callable[[T_co], object] | None = None,
         on_error: OnError = "raise",
         name: str | None = None,
@@ -417,6 +535,8 @@ class Pipeline(Generic[T_co]):
         workers: int = 1,
         ordered: bool = False,
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         key: Callable[[T_co], object] | None = None,
         on_error: OnError = "raise",
         name: str | None = None,
@@ -430,6 +550,8 @@ class Pipeline(Generic[T_co]):
         workers: int = 1,
         ordered: bool = False,
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         key: Callable[[T_co], object] | None = None,
         on_error: OnError = "raise",
         name: str | None = None,
@@ -442,6 +564,8 @@ class Pipeline(Generic[T_co]):
         workers: int = 1,
         ordered: bool = False,
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         key: Callable[[T_co], object] | None = None,
         on_error: OnError = "raise",
         name: str | None = None,
@@ -456,7 +580,7 @@ class Pipeline(Generic[T_co]):
         item's failure; what was already produced for it has been delivered.
         With ``ordered=True`` the oldest item's outputs stream on, and a later
         item keeps at most ``buffer`` outputs until its turn. Other arguments
-        as for :meth:`map`.
+        as for :meth:`map` (but no *per_key*, and no ``ordered=True`` with *key*).
 
         .. note::
            A generator *fn* returns runs inside the worker: a ``yield`` hands
@@ -471,6 +595,8 @@ class Pipeline(Generic[T_co]):
                 workers=workers,
                 ordered=ordered,
                 buffer=buffer,
+                overflow=overflow,
+                on_drop=on_drop,
                 on_error=on_error,
                 name=name,
                 policy=policy,
@@ -485,7 +611,10 @@ class Pipeline(Generic[T_co]):
         workers: int = 1,
         ordered: bool = False,
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         key: Callable[[T_co], object] | None = None,
+        per_key: int = 1,
         on_error: OnError = "raise",
         name: str | None = None,
         policy: SupportsCall | None = None,
@@ -501,28 +630,48 @@ class Pipeline(Generic[T_co]):
                 workers=workers,
                 ordered=ordered,
                 buffer=buffer,
+                overflow=overflow,
+                on_drop=on_drop,
                 on_error=on_error,
                 name=name,
                 policy=policy,
                 key=key,
+                per_key=per_key,
             )
         )
 
     def enumerate(
-        self, *, start: int = 0, buffer: int | None = None, name: str | None = None
+        self,
+        *,
+        start: int = 0,
+        buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
+        name: str | None = None,
     ) -> Pipeline[tuple[int, T_co]]:
         """Replace each item by ``(index, item)``, counting from *start*.
 
         Args:
           start: the first index.
           buffer: how many items may wait for this stage (``>= 0``, default 64).
+          overflow, on_drop: what a write to the full buffer does, as for :meth:`map`.
           name: the stage's name in statistics and errors.
         """
         if isinstance(start, bool) or not isinstance(start, int):
             raise TypeError(f"start must be an int, got {start!r}")
         buffer = self._buffer(buffer, DEFAULT_BUFFER)
+        overflow, on_drop = self._overflow(overflow, on_drop, buffer)
         name = self._name("enumerate", None, name)
-        return self._then(Stage(kind="enumerate", name=name, size=start, buffer=buffer))
+        return self._then(
+            Stage(
+                kind="enumerate",
+                name=name,
+                size=start,
+                buffer=buffer,
+                overflow=overflow,
+                on_drop=on_drop,
+            )
+        )
 
     def batch(
         self,
@@ -530,6 +679,8 @@ class Pipeline(Generic[T_co]):
         timeout: float | None = None,
         *,
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         name: str | None = None,
     ) -> Pipeline[list[T_co]]:
         """Group items into lists of *size*.
@@ -549,6 +700,7 @@ class Pipeline(Generic[T_co]):
           timeout: the most seconds a list waits for more items after its first.
           buffer: how many items may wait for this stage (``>= 0``; default
             ``max(size, 64)``).
+          overflow, on_drop: what a write to the full buffer does, as for :meth:`map`.
           name: the stage's name in statistics and errors.
 
         Raises:
@@ -559,8 +711,19 @@ class Pipeline(Generic[T_co]):
         if timeout is not None:
             timeout = check_number("timeout", timeout, exclusive=True, allow_inf=True)
         buffer = self._buffer(buffer, max(size, DEFAULT_BUFFER))
+        overflow, on_drop = self._overflow(overflow, on_drop, buffer)
         name = self._name("batch", None, name)
-        return self._then(Stage(kind="batch", name=name, size=size, timeout=timeout, buffer=buffer))
+        return self._then(
+            Stage(
+                kind="batch",
+                name=name,
+                size=size,
+                timeout=timeout,
+                buffer=buffer,
+                overflow=overflow,
+                on_drop=on_drop,
+            )
+        )
 
     def rate_limit(
         self,
@@ -569,21 +732,26 @@ class Pipeline(Generic[T_co]):
         *,
         burst: int | None = None,
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         name: str | None = None,
     ) -> Pipeline[T_co]:
         """Let at most *rate* items through per *per* seconds, evenly spaced.
 
-        Items are delayed, never dropped. Each run of the pipeline paces its
-        items with its own :class:`~trine.RateLimiter` ``(rate, per, burst=burst)``,
-        so the guarantee is the rate limiter's: in any interval of length *t*
-        at most ``burst + rate * t / per`` items leave; with ``burst=1`` the
-        *n*-th item after a pause leaves ``n * per / rate`` seconds after the first.
+        Items are delayed, never dropped (unless *overflow* asks). Each run of
+        the pipeline paces its items with its own :class:`~trine.RateLimiter`
+        ``(rate, per, burst=burst)``, so the guarantee is the rate limiter's: in
+        any interval of length *t* at most ``burst + rate * t / per`` items
+        leave; with ``burst=1`` the *n*-th item after a pause leaves
+        ``n * per / rate`` seconds after the first.
 
         Args:
           rate, per: as for :class:`~trine.RateLimiter`.
           burst: as for :class:`~trine.RateLimiter`; ``None`` (the default)
             means the rate limiter's default burst.
           buffer: how many items may wait for this stage (``>= 0``, default 64).
+          overflow, on_drop: what a write to the full buffer does, as for
+            :meth:`map` (``"drop_newest"`` sheds what the rate cannot take).
           name: the stage's name in statistics and errors.
 
         Raises:
@@ -597,15 +765,25 @@ class Pipeline(Generic[T_co]):
         else:
             RateLimiter(rate, per, burst=burst)
         buffer = self._buffer(buffer, DEFAULT_BUFFER)
+        overflow, on_drop = self._overflow(overflow, on_drop, buffer)
         name = self._name("rate_limit", None, name)
         return self._then(
-            Stage(kind="rate_limit", name=name, rate=(rate, per, burst), buffer=buffer)
+            Stage(
+                kind="rate_limit",
+                name=name,
+                rate=(rate, per, burst),
+                buffer=buffer,
+                overflow=overflow,
+                on_drop=on_drop,
+            )
         )
 
     def broadcast(
         self,
         *branches: Callable[[Pipeline[T_co]], Pipeline[U]],
         buffer: int | None = None,
+        overflow: Overflow = "block",
+        on_drop: Callable[[T_co], object] | None = None,
         name: str | None = None,
     ) -> Pipeline[U]:
         """Send every item to every branch; emit what all the branches emit.
@@ -622,6 +800,7 @@ class Pipeline(Generic[T_co]):
         Args:
           branches: functions that each add stages to the pipeline they are given.
           buffer: how many items may wait for the distributor (``>= 0``, default 64).
+          overflow, on_drop: what a write to the full buffer does, as for :meth:`map`.
           name: the stage's name in statistics and errors; the branches'
             stages are called ``name[number].stage``.
 
@@ -633,6 +812,7 @@ class Pipeline(Generic[T_co]):
         if not branches:
             raise ValueError("broadcast needs at least one branch")
         buffer = self._buffer(buffer, DEFAULT_BUFFER)
+        overflow, on_drop = self._overflow(overflow, on_drop, buffer)
         stage_name = self._name("broadcast", None, name)
         built: list[tuple[Stage, ...]] = []
         for number, branch in enumerate(branches):
@@ -644,6 +824,11 @@ class Pipeline(Generic[T_co]):
                     "each branch must return stages added to the pipeline it is given, "
                     f"got {result!r}"
                 )
+            if result._conflate_next:
+                raise ValueError(
+                    "a branch cannot end with latest(): the branches share the broadcast's "
+                    "output; call latest() after the broadcast"
+                )
             built.append(
                 tuple(
                     attrs.evolve(stage, name=f"{stage_name}[{number}].{stage.name}")
@@ -651,15 +836,42 @@ class Pipeline(Generic[T_co]):
                 )
             )
         return self._then(
-            Stage(kind="broadcast", name=stage_name, buffer=buffer, branches=tuple(built))
+            Stage(
+                kind="broadcast",
+                name=stage_name,
+                buffer=buffer,
+                branches=tuple(built),
+                overflow=overflow,
+                on_drop=on_drop,
+            )
         )
+
+    def latest(self) -> Pipeline[T_co]:
+        """Conflate: whoever reads next always gets the newest item, never a backlog.
+
+        The buffer in front of the next stage (or, at the end, the results
+        waiting for the :meth:`open` block) holds one item, and an item that
+        arrives while it is full replaces it: ``buffer=1, overflow="drop_oldest"``
+        on the next stage, whatever it asked for. A slow consumer then gets,
+        each time it is ready, the newest item, and the ones it missed are
+        counted in :attr:`StageStatistics.dropped` (at the end,
+        :attr:`PipelineStatistics.output_dropped`), and passed to the next
+        stage's ``on_drop``. Writers never wait for it. This is the "latest
+        value" channel of trio#987, and Kotlin's ``conflate()``::
+
+            readings = Pipeline.source(sensor).latest().map(render)  # render sees fresh readings
+
+        """
+        return Pipeline(self._source_state, self._stages, conflate_next=True)
 
     # -- running ----------------------------------------------------------
 
     def _one_shot_sources(self) -> list[SourceState]:
         state = self._source_state
-        if state.kind == "merge":
-            pipelines: tuple[Pipeline[Any], ...] = state.items  # type: ignore[assignment]  # see merge()
+        if state.kind in ("merge", "zip", "zip_latest"):
+            pipelines: tuple[Pipeline[Any], ...] = (
+                state.items.pipelines if isinstance(state.items, JoinSource) else state.items  # type: ignore[assignment]  # see merge()
+            )
             return [found for pipeline in pipelines for found in pipeline._one_shot_sources()]
         return [state] if state.kind in ("iterator", "async_iterator", "channel") else []
 
@@ -710,7 +922,9 @@ class Pipeline(Generic[T_co]):
         """
         buffer = check_int("buffer", buffer, minimum=0)
         self._claim_sources()
-        run = self._latest.run = Run(self._stages, self._source_state, buffer)
+        run = self._latest.run = Run(
+            self._stages, self._source_state, buffer, conflate_output=self._conflate_next
+        )
         async with run.running() as output:
             yield output
 
@@ -767,23 +981,99 @@ def merge(*pipelines: Pipeline[T]) -> Pipeline[T]:
       TypeError: if an argument is not a :class:`Pipeline`.
       ValueError: if no pipeline is given.
     """
+    return Pipeline(SourceState(_inputs("merge", pipelines), "merge"), ())
+
+
+def _inputs(what: str, pipelines: tuple[Pipeline[Any], ...]) -> tuple[Pipeline[Any], ...]:
+    """*pipelines*, checked to be inputs of a merge or zip, with their stages renamed."""
     if not pipelines:
-        raise ValueError("merge needs at least one pipeline")
+        raise ValueError(f"{what} needs at least one pipeline")
     for pipeline in pipelines:
         if not isinstance(pipeline, Pipeline):
             raise TypeError(f"pipelines must be Pipelines, got {pipeline!r}")
         if pipeline._source_state.kind == "branch":
-            raise TypeError("a broadcast branch cannot be merged: it has no source of its own")
+            joined = "merged" if what == "merge" else f"an input of {what}"
+            raise TypeError(f"a broadcast branch cannot be {joined}: it has no source of its own")
+        if what == "merge" and pipeline._conflate_next:
+            raise ValueError(
+                "a merged pipeline cannot end with latest(): the inputs share one buffer; "
+                "call latest() on the merged pipeline"
+            )
+        if pipeline._conflate_next:
+            raise ValueError(
+                f"an input of {what} cannot end with latest(): it writes the {what}'s "
+                f"own buffer; call latest() on the {what}"
+            )
     # Each input's stages are renamed after its place, as a broadcast's
-    # branches are, so that no two stages of the merged run share a name.
-    renamed: tuple[Pipeline[T], ...] = tuple(
+    # branches are, so that no two stages of the run share a name.
+    return tuple(
         Pipeline(
             pipeline._source_state,
             tuple(
-                attrs.evolve(stage, name=f"merge[{number}].{stage.name}")
+                attrs.evolve(stage, name=f"{what}[{number}].{stage.name}")
                 for stage in pipeline._stages
             ),
         )
         for number, pipeline in enumerate(pipelines)
     )
-    return Pipeline(SourceState(renamed, "merge"), ())
+
+
+@overload
+def zip(first: Pipeline[T], /) -> Pipeline[tuple[T]]: ...
+@overload
+def zip(first: Pipeline[T], second: Pipeline[U], /) -> Pipeline[tuple[T, U]]: ...
+@overload
+def zip(
+    first: Pipeline[T], second: Pipeline[U], third: Pipeline[V], /
+) -> Pipeline[tuple[T, U, V]]: ...
+@overload
+def zip(*pipelines: Pipeline[Any]) -> Pipeline[tuple[Any, ...]]: ...
+def zip(*pipelines: Pipeline[Any]) -> Pipeline[tuple[Any, ...]]:
+    """A pipeline of tuples: the first item of every input, then the second of each, and so on.
+
+    As Python's :func:`zip`, it ends with the shortest input: once any input
+    has ended, the inputs still running are cancelled and the zipped output
+    ends. Each input runs with its own source and stages in the zip's own
+    nursery, inside the run's; up to 64 items of each wait for the others.
+    Stages added to the result apply to the tuples::
+
+        checked = trine.zip(Pipeline.source(questions), Pipeline.source(answers).map(check))
+        async with checked.open() as pairs:
+            async for question, verdict in pairs:
+                ...
+
+    Raises:
+      TypeError: if an argument is not a :class:`Pipeline`.
+      ValueError: if no pipeline is given, or one ends with :meth:`Pipeline.latest`.
+    """
+    return Pipeline(SourceState(JoinSource(_inputs("zip", pipelines)), "zip"), ())
+
+
+def zip_latest(
+    *pipelines: Pipeline[Any], partial: bool = False, default: Any = None
+) -> Pipeline[tuple[Any, ...]]:
+    """Tuples of the newest item of every input, one each time any input has a new item.
+
+    The first tuple comes once every input has produced an item (with
+    ``partial=True``, at the first item of any input, the inputs with none
+    yet given as *default*); after that, each new item of any input makes a
+    tuple with the newest item of the others. It ends when every input has
+    ended. Tuples are handed on with backpressure, so a slow consumer slows
+    the inputs down; add :meth:`Pipeline.latest` to have it see only the
+    newest tuple instead::
+
+        views = trine.zip_latest(Pipeline.source(prices), Pipeline.source(rates)).latest()
+
+    Args:
+      pipelines: the inputs, each run with its own source and stages in the
+        join's own nursery.
+      partial: emit tuples before every input has produced an item.
+      default: what stands for an input with no item yet (with *partial*).
+
+    Raises:
+      TypeError: if an argument is not a :class:`Pipeline`, or *partial* not a bool.
+      ValueError: if no pipeline is given, or one ends with :meth:`Pipeline.latest`.
+    """
+    check_bool("partial", partial)
+    inputs = _inputs("zip_latest", pipelines)
+    return Pipeline(SourceState(JoinSource(inputs, partial, default), "zip_latest"), ())

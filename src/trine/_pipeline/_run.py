@@ -5,7 +5,8 @@ A :class:`Run` is made by :meth:`Pipeline.open` from the description:
 1. **Wiring** (:meth:`Run.__init__`): one :class:`~._buffer.Buffer` in front
    of every stage and one for the caller, each told how many tasks will
    write it -- the stage before it, or every source of a merge, or every
-   branch of a broadcast.
+   branch of a broadcast. A zip's inputs each write a buffer of their own,
+   read by the zip's task (:mod:`._join`), which runs them in its nursery.
 2. **Lifecycle** (:meth:`Run.running`): one nursery holds a task per source
    and per stage; each stage's task opens a nursery for its workers. The
    ``async with pipe.open()`` block runs inside it; leaving the block stops
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any, final
 import trio
 
 from ._buffer import Buffer
+from ._join import JOIN_BUFFER, JoinRun, run_join
 from ._output import PipelineOutput
 from ._source import read_source
 from ._stage import StageRun
@@ -90,30 +92,61 @@ def merge_errors(
 class Run:
     """One execution of a pipeline description."""
 
-    def __init__(self, stages: tuple[Stage, ...], source: SourceState, output_buffer: int) -> None:
+    def __init__(
+        self,
+        stages: tuple[Stage, ...],
+        source: SourceState,
+        output_buffer: int,
+        *,
+        conflate_output: bool = False,
+    ) -> None:
         self.failure: StageError | None = None
         self.finished = False
         self.cancel_scope: trio.CancelScope | None = None
         self.stage_runs: list[StageRun] = []
         """Every stage, branches and merged pipelines included (for statistics)."""
-        self.top_level: list[StageRun] = []
-        """The stages the run's own nursery starts (branch stages are their broadcast's)."""
+        self.stages: list[StageRun] = []
+        """The stages the run's own nursery starts (branch stages are their broadcast's,
+        a zip's inputs' are the zip's)."""
         self.sources: list[tuple[SourceState, Buffer]] = []
-        self.output_buffer = Buffer(output_buffer)
+        self.joins: list[JoinRun] = []
+        """The zips the run's own nursery starts."""
+        self.join_runs: list[JoinRun] = []
+        """Every zip and zip_latest, nested ones included (for the tests' checks)."""
+        self.output_dropped = 0
+        if conflate_output:  # latest() at the end: the caller reads the newest result
+            self.output_buffer = Buffer(1)
+            self.output_buffer.drop_when_full("drop_oldest", self._drop_output)
+        else:
+            self.output_buffer = Buffer(output_buffer)
         self.output = PipelineOutput[Any](self, self.output_buffer)
-        self._wire(source, stages, self.output_buffer)
+        self._wire(source, stages, self.output_buffer, self)
 
     # -- wiring -----------------------------------------------------------------
 
-    def _wire(self, source: SourceState, stages: tuple[Stage, ...], output: Buffer) -> None:
-        """Wire *stages* to write *output*, and the source (or merged pipelines) to feed them."""
-        entry = self._wire_chain(stages, output, self.top_level)
+    def _wire(
+        self, source: SourceState, stages: tuple[Stage, ...], output: Buffer, tasks: Run | JoinRun
+    ) -> None:
+        """Wire *stages* to write *output*, and the source (merged or zipped pipelines) to
+        feed them; what has a task of its own goes to *tasks*, the nursery's list."""
+        entry = self._wire_chain(stages, output, tasks.stages)
         if source.kind == "merge":
             for pipeline in source.items:  # type: ignore[attr-defined]  # a tuple of Pipelines
-                self._wire(pipeline._source_state, pipeline._stages, entry)
+                self._wire(pipeline._source_state, pipeline._stages, entry, tasks)
+        elif source.kind in ("zip", "zip_latest"):
+            spec: Any = source.items  # a JoinSource
+            join = JoinRun(source.kind, entry, partial=spec.partial, default=spec.default)
+            entry.add_writer()  # the join's task
+            for pipeline in spec.pipelines:
+                # Each input writes a buffer of its own, which the join reads.
+                buffer = Buffer(JOIN_BUFFER)
+                join.inputs.append(buffer)
+                self._wire(pipeline._source_state, pipeline._stages, buffer, join)
+            tasks.joins.append(join)
+            self.join_runs.append(join)
         else:
             entry.add_writer()  # the source's task
-            self.sources.append((source, entry))
+            tasks.sources.append((source, entry))
 
     def _wire_chain(
         self, stages: tuple[Stage, ...], output: Buffer, into: list[StageRun]
@@ -167,12 +200,18 @@ class Run:
 
     def _start(self, nursery: trio.Nursery) -> None:
         self.cancel_scope = nursery.cancel_scope
-        for source, entry in self.sources:
+        self.start_tasks(nursery, self)
+
+    def start_tasks(self, nursery: trio.Nursery, tasks: Run | JoinRun) -> None:
+        """Start the sources, stages and joins of *tasks* (the run's, or a join's) in *nursery*."""
+        for source, entry in tasks.sources:
             nursery.start_soon(read_source, self, source, entry, name="trine.Pipeline source")
-        for stage_run in self.top_level:
+        for stage_run in tasks.stages:
             nursery.start_soon(
                 stage_run.run_stage, name=f"trine.Pipeline stage {stage_run.stage.name!r}"
             )
+        for join in tasks.joins:
+            nursery.start_soon(run_join, self, join, name=f"trine.Pipeline {join.kind}")
 
     def stop(self) -> None:
         """Cancel every task of the run; a reader still waiting is told it was cut short."""
@@ -187,6 +226,9 @@ class Run:
             self.failure = error
         self.stop()
 
+    def _drop_output(self, _: object) -> None:
+        self.output_dropped += 1
+
     # -- statistics -------------------------------------------------------------
 
     def statistics(self) -> PipelineStatistics:
@@ -194,4 +236,5 @@ class Run:
             stages=tuple(stage_run.statistics() for stage_run in self.stage_runs),
             running=self.cancel_scope is not None and not self.finished,
             output_buffer_used=len(self.output_buffer.items),
+            output_dropped=self.output_dropped,
         )

@@ -10,6 +10,8 @@ map, filter, tap,         :mod:`._transform` (one result per item)
 enumerate
 the same, ``ordered``     :mod:`._ordered` (a reorder window)
 the same, ``key=``        :mod:`._keyed` (a dispatcher and a queue per worker)
+``key=``, ``per_key`` >1  :mod:`._per_key` (slots per key; ordered or not)
+or ``ordered``
 flat_map                  :mod:`._flat_map`
 batch                     :mod:`._batch`
 rate_limit                :mod:`._rate_limit`
@@ -35,7 +37,8 @@ import trio
 
 from .._errors import StageError
 from .._stats import LatencyHistogram
-from . import _batch, _broadcast, _flat_map, _keyed, _ordered, _rate_limit, _transform
+from .._util import check_sync_result
+from . import _batch, _broadcast, _flat_map, _keyed, _ordered, _per_key, _rate_limit, _transform
 from ._call import KeyFailed, make_call
 from ._statistics import StageStatistics
 
@@ -60,10 +63,12 @@ class StageRun:
         "busy",
         "call_item",
         "dead_lettered",
+        "dropped",
         "failed",
         "inputs",
         "items_in",
         "items_out",
+        "key_slots",
         "latency",
         "live",
         "nursery",
@@ -98,6 +103,7 @@ class StageRun:
             make_call(stage) if stage.fn is not None or stage.kind == "enumerate" else _no_call
         )
         self.window: _ordered.ReorderWindow | None = None
+        self.key_slots: _per_key.KeySlots | None = None
         self.nursery: trio.Nursery | None = None
         self.worker: Worker | None = None
         self.started = 0
@@ -108,8 +114,11 @@ class StageRun:
         self.failed = 0
         self.skipped = 0
         self.dead_lettered = 0
+        self.dropped = 0
         self.busy = 0
         self.latency = LatencyHistogram()
+        if stage.overflow != "block":
+            inputs.drop_when_full(stage.overflow, self.drop)
 
     # -- the stage's task ------------------------------------------------------
 
@@ -129,7 +138,13 @@ class StageRun:
                 elif stage.kind == "rate_limit":
                     self.started = 1
                     nursery.start_soon(_rate_limit.rate_worker, self, name=f"{stage.name} worker")
-                elif stage.key is not None and stage.workers > 1:
+                elif stage.key is not None and stage.workers > 1 and not stage.dispatches:
+                    # per_key > 1 or ordered: workers share the buffer, keys share slots.
+                    if stage.ordered:
+                        self.window = _ordered.ReorderWindow(self)
+                    self.key_slots = _per_key.KeySlots(stage.per_key)
+                    self.serve(_per_key.per_key_worker)
+                elif stage.dispatches:
                     # Each worker runs its kind's loop on its own queue.
                     self.worker = (
                         _flat_map.flat_map_worker
@@ -240,6 +255,28 @@ class StageRun:
             return False
         return True
 
+    def drop(self, item: Any) -> None:
+        """The stage's full buffer dropped *item*: count it, hand it to ``on_drop``.
+
+        Called in the task that wrote to the buffer; a failing ``on_drop`` fails the run.
+        """
+        self.dropped += 1
+        on_drop = self.stage.on_drop
+        if on_drop is None:
+            return
+        try:
+            check_sync_result("on_drop", on_drop(item))
+        except Exception as exc:
+            self.run.fail(
+                StageError(
+                    f"the on_drop hook of stage {self.stage.name!r} failed on item "
+                    f"{reprlib.repr(item)}: {type(exc).__name__}: {exc}",
+                    stage=self.stage.name,
+                    item=item,
+                ),
+                exc,
+            )
+
     # -- delivery --------------------------------------------------------------
 
     def hand_off(self, inputs: Buffer) -> None:
@@ -267,7 +304,7 @@ class StageRun:
         inputs = self.inputs
         used = len(inputs.items) + sum(len(queue.items) for queue in self.queues.values())
         size = inputs.capacity
-        if stage.key is not None and stage.workers > 1:
+        if stage.dispatches:
             size += stage.workers * self.queue_capacity
         return StageStatistics(
             name=stage.name,
@@ -283,6 +320,7 @@ class StageRun:
             buffer_size=size,
             latency=self.latency.summary(),
             workers_started=self.started,
+            dropped=self.dropped,
         )
 
 

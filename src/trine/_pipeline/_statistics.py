@@ -48,6 +48,10 @@ class StageStatistics:
     workers_started: int = 0
     """How many of its workers the stage has started. Workers start as items need
     them, so this never exceeds ``workers``, nor the most items the stage has held at once."""
+    dropped: int = 0
+    """Items dropped because the stage's buffer was full (``overflow="drop_oldest"`` or
+    ``"drop_newest"``, or :meth:`Pipeline.latest` before the stage); each went to
+    ``on_drop``, if the stage has one."""
 
 
 @attrs.frozen
@@ -60,6 +64,8 @@ class PipelineStatistics:
     """Whether the run is still going."""
     output_buffer_used: int
     """Results waiting for the caller now."""
+    output_dropped: int = 0
+    """Results dropped for the caller by a :meth:`Pipeline.latest` at the end of the pipeline."""
 
     def stage(self, name: str) -> StageStatistics:
         """The stage called *name*.

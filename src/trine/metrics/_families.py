@@ -201,6 +201,13 @@ FAMILIES: tuple[Family, ...] = (
         "failed items given to an on_error function",
     ),
     _stats(
+        "trine.pipeline.stage.dropped",
+        "counter",
+        "{item}",
+        ("stage",),
+        "items the stage's full buffer dropped (overflow=, latest())",
+    ),
+    _stats(
         "trine.pipeline.stage.busy_workers",
         "updown",
         "{worker}",

@@ -138,6 +138,7 @@ def _pipeline(pipeline: trine.Pipeline[Any]) -> Iterator[Point]:
         yield "trine.pipeline.stage.failed", label, stage.failed
         yield "trine.pipeline.stage.skipped", label, stage.skipped
         yield "trine.pipeline.stage.dead_lettered", label, stage.dead_lettered
+        yield "trine.pipeline.stage.dropped", label, stage.dropped
         yield "trine.pipeline.stage.busy_workers", label, stage.busy_workers
         yield "trine.pipeline.stage.buffer_used", label, stage.buffer_used
         if stats.running:
