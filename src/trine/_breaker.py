@@ -55,6 +55,7 @@ from trio.lowlevel import (
     enable_ki_protection,
 )
 
+from . import _created
 from ._errors import CircuitOpenError
 from ._hooks import CallRejected, CircuitStateChanged, Hook, call_hooks, check_hooks
 from ._util import (
@@ -524,6 +525,8 @@ class CircuitBreaker:
         self._judge_at = self._minimum if rates else 0
         self._judge_successes = rates and self._window_type == "time"
         self._closed_epoch = self._epoch if self._fast else -1
+        if _created.watchers:
+            self._hook_tuple = _created.announce(self, self._hook_tuple)
 
     # ---------------------------------------------------------- configuration
 

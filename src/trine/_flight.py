@@ -42,9 +42,10 @@ from trio.lowlevel import (
     wait_task_rescheduled,
 )
 
+from . import _created
 from ._policy import SupportsCall, _check_call_guard
 from ._service import ServiceNursery, closed_error
-from ._util import check_async_callable, check_awaitable
+from ._util import check_async_callable, check_awaitable, check_name
 
 __all__ = ["Flight", "FlightTable", "SingleFlight", "SingleFlightStatistics", "wait"]
 
@@ -339,7 +340,10 @@ class SingleFlight:
     _calls: int
     _runs: int
 
-    def __init__(self, *, policy: SupportsCall | None = None) -> None:
+    name: str | None
+    """The name given to the constructor (metrics and events carry it)."""
+
+    def __init__(self, *, policy: SupportsCall | None = None, name: str | None = None) -> None:
         if policy is not None:
             _check_call_guard("policy", policy)
         self._policy = policy
@@ -348,6 +352,9 @@ class SingleFlight:
         self._table = FlightTable("SingleFlight")
         self._calls = 0
         self._runs = 0
+        self.name = check_name(name)
+        if _created.watchers:
+            _created.announce(self, None)
 
     def __repr__(self) -> str:
         return (

@@ -30,10 +30,11 @@ from typing import Any, Generic, Literal, TypeVar, final
 import attrs
 import trio
 
+from . import _created
 from ._errors import CycleError
 from ._limit import KeyedLimiter, LimiterLike, WeightedSemaphore, _check_limiter, open_hold
 from ._policy import SupportsCall, _check_call_guard
-from ._util import check_async_callable, check_int
+from ._util import check_async_callable, check_int, check_name
 
 __all__ = [
     "GraphResult",
@@ -505,6 +506,7 @@ class TaskGraph:
         :class:`WeightedSemaphore` (held with a weight), any trine limiter,
         a :class:`trio.CapacityLimiter`, :class:`trio.Semaphore` or
         :class:`trio.Lock`.
+      name: a name for the graph, which its metrics carry (a ``str`` or ``None``).
 
     Raises:
       TypeError: if an argument has the wrong type.
@@ -516,6 +518,8 @@ class TaskGraph:
     _given_resources: Mapping[str, LimiterLike] | None = attrs.field(
         default=None, kw_only=True, alias="resources"
     )
+    name: str | None = attrs.field(default=None, kw_only=True)
+    """The name given to the constructor (metrics carry it)."""
     _resources: dict[str, _Resource] = attrs.field(factory=dict, init=False)
     _nodes: list[Node[Any]] = attrs.field(factory=list, init=False)
     _fns: list[Callable[..., Awaitable[Any]]] = attrs.field(factory=list, init=False)
@@ -558,6 +562,9 @@ class TaskGraph:
                 )
             resources[name] = _Resource(name, limiter)
         self._resources = resources
+        check_name(self.name)
+        if _created.watchers:
+            _created.announce(self, None)
 
     def __repr__(self) -> str:
         limit = "no limit" if self._limit is None else f"limit {self._limit}"

@@ -39,6 +39,7 @@ import attrs
 import trio
 from trio.lowlevel import disable_ki_protection, enable_ki_protection
 
+from . import _created
 from ._errors import TrineError
 from ._hooks import AttemptTimedOut, CallRejected, FallbackUsed, Hook, call_hooks, check_hooks
 from ._limit import LimiterLike, hold_opener
@@ -454,6 +455,8 @@ class Policy:
         _check_rate(self.rate)
         open_hold = None if self.limiter is None else _limiter_opener(self.limiter)
         _check_name(self.name)
+        if _created.watchers:
+            object.__setattr__(self, "hooks", _created.announce(self, self.hooks))
 
         # Build the chain once, inner to outer.
         run: _Layer = _call_fn

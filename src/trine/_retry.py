@@ -43,6 +43,7 @@ from typing import (
 import attrs
 import trio
 
+from . import _created
 from ._hooks import Hook, RetryGaveUp, RetryScheduled, call_hooks, check_hooks
 from ._util import (
     NotAwaitableError,
@@ -50,6 +51,7 @@ from ._util import (
     check_awaitable,
     check_choice,
     check_int,
+    check_name,
     check_number,
     exception_matcher,
 )
@@ -319,6 +321,8 @@ class RetryBudget:
     _requests: list[int] = attrs.field(repr=False)
     _retries: list[int] = attrs.field(repr=False)
     _refusals: int = attrs.field(default=0, repr=False)
+    name: str | None = attrs.field(default=None)
+    """The name given to the constructor (metrics and events carry it)."""
 
     def __init__(
         self,
@@ -327,6 +331,7 @@ class RetryBudget:
         window: float = 10.0,
         *,
         buckets: int = 10,
+        name: str | None = None,
     ) -> None:
         ratio = check_number("ratio", ratio)
         min_per_second = check_number("min_per_second", min_per_second)
@@ -342,6 +347,9 @@ class RetryBudget:
             [0] * buckets,
             [0] * buckets,
         )
+        self.name = check_name(name)
+        if _created.watchers:
+            _created.announce(self, None)
 
     def _slot(self) -> tuple[int, int]:
         """The current bucket number and its slot, cleared if it held an old bucket."""
@@ -550,6 +558,9 @@ class Retry:
             rng,
             matches,
         )
+        if _created.watchers:
+            # hooks is frozen to users; the seam adds an exporter's hook once, here
+            object.__setattr__(self, "hooks", _created.announce(self, self.hooks))
 
     # ----------------------------------------------------------------- the three styles
 

@@ -17,7 +17,8 @@ from trio.lowlevel import (
     wait_task_rescheduled,
 )
 
-from .._util import check_choice, check_int, check_number, check_optional_number
+from .. import _created
+from .._util import check_choice, check_int, check_name, check_number, check_optional_number
 from ._hold import _fifo_abort, _grant, _Hold, _HoldNowait, _Waiter
 
 __all__ = ["AdaptiveLimiter", "AdaptiveLimiterStatistics", "AdaptivePermit"]
@@ -180,6 +181,8 @@ class AdaptiveLimiter:
     _smoothing: float = attrs.field(default=0.2, kw_only=True, alias="smoothing")
     _queue_size: float = attrs.field(default=4, kw_only=True, alias="queue_size")
     _long_window: int = attrs.field(default=600, kw_only=True, alias="long_window")
+    name: str | None = attrs.field(default=None, kw_only=True)
+    """The name given to the constructor (metrics and events carry it)."""
 
     _limit: int = attrs.field(default=0, init=False)
     _estimate: float = attrs.field(default=0.0, init=False)
@@ -195,6 +198,7 @@ class AdaptiveLimiter:
     _long_weight: float = attrs.field(default=0.0, init=False)  # 2 / (long_window + 1)
 
     def __attrs_post_init__(self) -> None:
+        check_name(self.name)
         check_int("initial", self._initial)
         check_int("min_limit", self._min_limit)
         check_int("max_limit", self._max_limit)
@@ -228,6 +232,8 @@ class AdaptiveLimiter:
         self._long_weight = 2.0 / (self._long_window + 1)
         self._limit = self._initial
         self._estimate = float(self._initial)
+        if _created.watchers:
+            _created.announce(self, None)
 
     def __repr__(self) -> str:
         return (

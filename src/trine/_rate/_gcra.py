@@ -11,7 +11,8 @@ import attrs
 import trio
 from trio.lowlevel import enable_ki_protection
 
-from .._util import check_int, check_number
+from .. import _created
+from .._util import check_int, check_name, check_number
 from ._admissions import _Admissions, _Queue, _unhashable
 
 __all__ = ["RateLimiter", "RateLimiterStatistics"]
@@ -156,12 +157,19 @@ class RateLimiter(_Admissions[_GcraState]):
     _per: float = attrs.field(init=False)
     _burst: int = attrs.field(init=False)
     _burst_given: int | None = attrs.field(init=False, default=None)
+    name: str | None = attrs.field(init=False, default=None)
+    """The name given to the constructor (metrics and events carry it)."""
 
-    def __init__(self, rate: float, per: float = 1.0, *, burst: int | None = None) -> None:
+    def __init__(
+        self, rate: float, per: float = 1.0, *, burst: int | None = None, name: str | None = None
+    ) -> None:
         self.__attrs_init__()
         self._rate = check_number("rate", rate, minimum=0.0, exclusive=True, allow_inf=True)
         self._per = check_number("per", per, minimum=0.0, exclusive=True)
         self.burst = burst
+        self.name = check_name(name)
+        if _created.watchers:
+            _created.announce(self, None)
 
     # -- settings -----------------------------------------------------------
 

@@ -11,7 +11,8 @@ import attrs
 import trio
 from trio.lowlevel import enable_ki_protection
 
-from .._util import check_int, check_number
+from .. import _created
+from .._util import check_int, check_name, check_number
 from ._admissions import _Admissions, _Queue, _unhashable
 
 __all__ = ["SlidingWindowLimiter", "SlidingWindowLimiterStatistics"]
@@ -93,11 +94,16 @@ class SlidingWindowLimiter(_Admissions[_WindowState]):
 
     _limit: int = attrs.field(init=False)
     _window: float = attrs.field(init=False)
+    name: str | None = attrs.field(init=False, default=None)
+    """The name given to the constructor (metrics and events carry it)."""
 
-    def __init__(self, limit: int, window: float) -> None:
+    def __init__(self, limit: int, window: float, *, name: str | None = None) -> None:
         self.__attrs_init__()
         self.limit = limit
         self.window = window
+        self.name = check_name(name)
+        if _created.watchers:
+            _created.announce(self, None)
 
     @property
     def limit(self) -> int:

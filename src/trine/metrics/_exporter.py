@@ -11,10 +11,10 @@ import attrs
 import trio
 
 import trine
+from trine import _created
 from trine._util import describe
 
 from ._families import by_name
-from ._new_objects import watch_new_objects
 from ._readers import Distribution, Reader, distribution_of_summary, reader_for, supported_types
 
 __all__ = ["Exporter", "Points"]
@@ -195,7 +195,7 @@ class Exporter:
         in the :ref:`guide <register-new>`.
         """
         self._remember_run()
-        return watch_new_objects((*supported_types(), trine.Policy), self._new_hook, self._created)
+        return _created.watch(self._new_hook, self._created)
 
     # -- events ------------------------------------------------------------------
 
