@@ -96,6 +96,7 @@ from ._retry import RetryStatistics as RetryStatistics
 from ._stats import LatencyHistogram as LatencyHistogram
 from ._stats import LatencySummary as LatencySummary
 from ._util import ExceptionFilter as ExceptionFilter
+from ._values import ReadOnlyValue as ReadOnlyValue
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -152,6 +153,7 @@ __all__ = [
     "RateLimitExceeded",
     "RateLimiter",
     "RateLimiterStatistics",
+    "ReadOnlyValue",
     "ReportAttempt",
     "ReportJob",
     "ReportSummary",

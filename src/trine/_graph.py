@@ -35,6 +35,7 @@ from ._errors import CycleError
 from ._limit import KeyedLimiter, LimiterLike, WeightedSemaphore, _check_limiter, open_hold
 from ._policy import SupportsCall, _check_call_guard
 from ._util import check_async_callable, check_int, check_name
+from ._values import ReadOnlyValue
 
 __all__ = [
     "GraphResult",
@@ -539,6 +540,8 @@ class TaskGraph:
     _uses_resources: bool = attrs.field(default=False, init=False)
     _run: _Run | None = attrs.field(default=None, init=False)
     _running: bool = attrs.field(default=False, init=False)
+    # finished_value, made when first asked for (None: nothing updates it)
+    _finished_view: ReadOnlyValue[int] | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         if self._limit is not None:
@@ -731,6 +734,23 @@ class TaskGraph:
         needs.sort(key=lambda need: need[0].name)
         return tuple(needs)
 
+    @property
+    def finished_value(self) -> ReadOnlyValue[int]:
+        """How many nodes of the current run (or the last) have finished, in any
+        way (succeeded, failed, skipped, cancelled), as a read-only
+        :class:`trio_util.AsyncValue` to wait on::
+
+            await graph.finished_value.wait_value(lambda done: done >= len(graph))
+
+        It is 0 before the first run and goes back to 0 when a run starts.
+        """
+        view = self._finished_view
+        if view is None:
+            run = self._run
+            done = 0 if run is None else sum(run.counts)
+            view = self._finished_view = ReadOnlyValue(done, "finished_value")
+        return view
+
     def statistics(self) -> GraphStatistics:
         """Return a snapshot of the current run (or of the last one, after it)."""
         run = self._run
@@ -890,6 +910,8 @@ class _Run:
         self.running = 0
         self.stopping = False
         self.results: list[NodeResult[Any] | None] = [None] * count
+        if graph._finished_view is not None:
+            graph._finished_view._set(0)  # a new run
 
     def dispatch(self) -> None:
         """Start ready nodes, best first, while slots and resources allow."""
@@ -1019,6 +1041,8 @@ class _Run:
         self.finished[index] = now = trio.current_time()
         self.counts[_SUCCEEDED] += 1
         self.running -= 1
+        if graph._finished_view is not None:
+            graph._finished_view._set(sum(self.counts))
         if self.on_event is not None:
             self.emit("finished", index, now)
         status = self.status
@@ -1086,6 +1110,8 @@ class _Run:
         self.status[index] = status
         self.finished[index] = time
         self.counts[status] += 1
+        if self.graph._finished_view is not None:
+            self.graph._finished_view._set(sum(self.counts))
         if self.on_event is not None:
             self.emit("finished", index, time)
 

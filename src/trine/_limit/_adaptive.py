@@ -19,6 +19,7 @@ from trio.lowlevel import (
 
 from .. import _created
 from .._util import check_choice, check_int, check_name, check_number, check_optional_number
+from .._values import ReadOnlyValue
 from ._hold import _fifo_abort, _grant, _Hold, _HoldNowait, _Waiter
 
 __all__ = ["AdaptiveLimiter", "AdaptiveLimiterStatistics", "AdaptivePermit"]
@@ -195,6 +196,8 @@ class AdaptiveLimiter:
     _slow_calls: int = attrs.field(default=0, init=False)
     _last_rtt: float | None = attrs.field(default=None, init=False)
     _long_rtt: float | None = attrs.field(default=None, init=False)
+    # limit_value, made when first asked for (None: nothing updates it)
+    _limit_view: ReadOnlyValue[int] | None = attrs.field(default=None, init=False)
     _long_weight: float = attrs.field(default=0.0, init=False)  # 2 / (long_window + 1)
 
     def __attrs_post_init__(self) -> None:
@@ -246,6 +249,19 @@ class AdaptiveLimiter:
     def limit(self) -> int:
         """The concurrency limit in force now."""
         return self._limit
+
+    @property
+    def limit_value(self) -> ReadOnlyValue[int]:
+        """:attr:`limit` as a read-only :class:`trio_util.AsyncValue`, to wait on::
+
+            await limiter.limit_value.wait_value(lambda limit: limit <= 4)
+
+        It changes when a hold ends and the algorithm moves the limit.
+        """
+        view = self._limit_view
+        if view is None:
+            view = self._limit_view = ReadOnlyValue(self._limit, "limit_value")
+        return view
 
     def hold(self) -> AbstractAsyncContextManager[AdaptivePermit]:
         """Hold a slot inside ``async with``, waiting for one first; yields the permit.
@@ -361,6 +377,8 @@ class AdaptiveLimiter:
             estimate = self._max_limit
         self._estimate = float(estimate)
         self._limit = math.floor(estimate)
+        if self._limit_view is not None:
+            self._limit_view._set(self._limit)
 
     def _gradient_estimate(self, rtt: float, failed: bool, drop: bool, saturated: bool) -> float:
         long_rtt = self._long_rtt
