@@ -178,6 +178,7 @@ class Batcher(Generic[_K, _V]):
       policy: a :class:`~trine.Policy` (or anything with
         ``async call(fn, *args)``) that each batch call goes through:
         ``await policy.call(load_many, keys)`` (retry, breaker, timeout).
+      name: a name for its metrics and events (a ``str`` or ``None``).
 
     Raises:
       TypeError: if an argument has the wrong type.

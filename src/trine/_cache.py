@@ -190,6 +190,7 @@ class AsyncCache(Generic[_K, _V]):
       max_weight: the most total weight to hold (``int >= 1``); needs *weigh*.
       policy: a :class:`~trine.Policy` (or anything with
         ``async call(fn, *args)``) that each load and refresh goes through.
+      name: a name for its metrics and events (a ``str`` or ``None``).
 
     Raises:
       TypeError: if an argument has the wrong type.

@@ -328,6 +328,7 @@ class SingleFlight:
         ``async call(fn, *args)``) that each run goes through:
         ``await policy.call(fn, *args)``, so a retry, timeout or breaker
         applies once per shared run, not once per caller.
+      name: a name for its metrics and events (a ``str`` or ``None``).
 
     Raises:
       TypeError: if *policy* has no async ``call`` method.

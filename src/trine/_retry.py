@@ -308,6 +308,7 @@ class RetryBudget:
       min_per_second: retries per second allowed whatever the traffic, ``>= 0``.
       window: the length of the window in seconds, ``> 0``.
       buckets: how many counters the window is kept in, ``>= 1``.
+      name: a name for its metrics and events (a ``str`` or ``None``).
 
     Raises:
       TypeError, ValueError: for an argument out of range.

@@ -161,6 +161,7 @@ class AdaptiveLimiter:
       queue_size: headroom added while growing (gradient; >= 0; default 4).
       long_window: about how many samples the long average spans (gradient;
         default 600).
+      name: a name for its metrics and events (a ``str`` or ``None``).
 
     Raises:
       TypeError: if an argument has the wrong type.

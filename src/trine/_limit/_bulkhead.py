@@ -67,6 +67,7 @@ class Bulkhead:
       max_waiting: how many calls may wait for a slot (``int`` >= 0; the
         default 0 refuses every call that cannot enter at once).
       max_wait: the longest a call may wait, in seconds (``None``: no limit).
+      name: a name for its metrics and events (a ``str`` or ``None``).
 
     Raises:
       TypeError: if an argument has the wrong type.

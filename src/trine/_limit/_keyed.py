@@ -83,6 +83,7 @@ class KeyedLimiter:
       per_key: how many may hold a slot for one key at once (``int`` >= 1).
       total: how many may hold a slot over all keys (``int`` >= 1), or
         ``None`` for no overall limit.
+      name: a name for its metrics and events (a ``str`` or ``None``).
 
     Raises:
       TypeError: if *per_key* or *total* is not an ``int``.

@@ -64,6 +64,7 @@ class PriorityLimiter:
 
     Args:
       total: how many may hold a slot at once (an ``int`` >= 1).
+      name: a name for its metrics and events (a ``str`` or ``None``).
 
     Raises:
       TypeError: if *total* is not an ``int``.

@@ -58,6 +58,7 @@ class WeightedSemaphore:
 
     Args:
       capacity: how many tokens there are (an ``int`` >= 1).
+      name: a name for its metrics and events (a ``str`` or ``None``).
 
     Raises:
       TypeError: if *capacity* is not an ``int``.

@@ -142,6 +142,7 @@ class RateLimiter(_Admissions[_GcraState]):
         ``per / rate``; since every late wake-up is then lost for good, strict
         spacing caps the achieved rate at about one admission per timer tick
         (about 1,000 per second here, whatever the rate).
+      name: a name for its metrics and events (a ``str`` or ``None``).
 
     Raises:
       TypeError: if an argument is not a number (*burst*: not an int or ``None``).

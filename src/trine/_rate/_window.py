@@ -82,6 +82,7 @@ class SlidingWindowLimiter(_Admissions[_WindowState]):
     Args:
       limit: the most cost in any window (an int >= 1).
       window: the window's length in seconds (a finite number > 0).
+      name: a name for its metrics and events (a ``str`` or ``None``).
 
     Raises:
       TypeError: if *limit* is not an int or *window* not a number.
