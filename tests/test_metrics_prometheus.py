@@ -499,3 +499,26 @@ def test_without_prometheus_client_the_error_says_what_to_install(
         match=r"^PrometheusExporter needs prometheus-client: pip install 'trine\[prometheus\]'$",
     ):
         trine.metrics.PrometheusExporter()
+
+
+async def test_the_new_figures_in_a_real_scrape(
+    exporter: trine.metrics.Exporter, server: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A scrape shows rate-limiter waits and give-ups by reason, with the names given."""
+    limiter = trine.SlidingWindowLimiter(1, 2.0, name="search")
+    retry = trine.Retry(1, on=OSError, name="lookup", hooks=[exporter.hook])
+    exporter.register(limiter)
+    exporter.register(retry)
+    await limiter.acquire()
+    await limiter.acquire()  # waits 2 s
+
+    async def wrong() -> None:
+        raise KeyError("k")
+
+    with pytest.raises(KeyError):
+        await retry.call(wrong)
+    samples = await scrape(server)
+    labels = {"name": "search", "type": "SlidingWindowLimiter"}
+    assert samples[key("trine_rate_limiter_waited_total", **labels)] == 1
+    assert samples[key("trine_rate_limiter_wait_time_seconds_total", **labels)] == 2.0
+    assert samples[key("trine_retry_gave_up_total", name="lookup", reason="not_retryable")] == 1

@@ -45,6 +45,10 @@ class SlidingWindowLimiterStatistics:
     """How many tasks are blocked in :meth:`~SlidingWindowLimiter.acquire` now, over all keys."""
     keys: int
     """How many keys the limiter holds state for now (idle keys are dropped)."""
+    waited: int = 0
+    """How many acquisitions were admitted after waiting in ``acquire``."""
+    wait_time: float = 0.0
+    """The seconds those acquisitions waited, added up."""
 
 
 @final
@@ -248,6 +252,8 @@ class SlidingWindowLimiter(_Admissions[_WindowState]):
             rejected=self._rejected,
             tasks_waiting=self._tasks_waiting,
             keys=len(self._states),
+            waited=self._waited,
+            wait_time=self._waited_seconds,
         )
 
     def __repr__(self) -> str:
