@@ -287,7 +287,7 @@ DOORS: list[Door] = [
         "limit",
         "KeyedLimiter",
         lambda per_key=2, **kw: trine.KeyedLimiter(per_key, **kw),
-        {"per_key": "count", "total": "opt_count"},
+        {"per_key": "count", "total": "opt_count", "name": "name"},
     ),
     Door(
         "limit",
@@ -304,8 +304,8 @@ DOORS: list[Door] = [
     Door(
         "limit",
         "WeightedSemaphore",
-        lambda capacity=2: trine.WeightedSemaphore(capacity),
-        {"capacity": "count"},
+        lambda capacity=2, **kw: trine.WeightedSemaphore(capacity, **kw),
+        {"capacity": "count", "name": "name"},
     ),
     Door(
         "limit",
@@ -316,8 +316,8 @@ DOORS: list[Door] = [
     Door(
         "limit",
         "PriorityLimiter",
-        lambda total=2: trine.PriorityLimiter(total),
-        {"total": "count"},
+        lambda total=2, **kw: trine.PriorityLimiter(total, **kw),
+        {"total": "count", "name": "name"},
     ),
     Door(
         "limit",
@@ -329,7 +329,12 @@ DOORS: list[Door] = [
         "limit",
         "Bulkhead",
         lambda max_concurrent=2, **kw: trine.Bulkhead(max_concurrent, **kw),
-        {"max_concurrent": "count", "max_waiting": "count0", "max_wait": "opt_seconds"},
+        {
+            "max_concurrent": "count",
+            "max_waiting": "count0",
+            "max_wait": "opt_seconds",
+            "name": "name",
+        },
     ),
     Door(
         "limit",
@@ -347,6 +352,7 @@ DOORS: list[Door] = [
             "smoothing": "number",
             "queue_size": "number",
             "long_window": "count",
+            "name": "name",
         },
     ),
     Door(
@@ -364,7 +370,7 @@ DOORS: list[Door] = [
         "RateLimiter",
         lambda rate=10.0, **kw: trine.RateLimiter(rate, **kw),
         # burst=None is the documented default (enough to cover the timer slack).
-        {"rate": "pos_seconds", "per": "pos_seconds", "burst": "opt_count"},
+        {"rate": "pos_seconds", "per": "pos_seconds", "burst": "opt_count", "name": "name"},
     ),
     Door(
         "rate",
@@ -387,8 +393,8 @@ DOORS: list[Door] = [
     Door(
         "rate",
         "SlidingWindowLimiter",
-        lambda limit=10, window=1.0: trine.SlidingWindowLimiter(limit, window),
-        {"limit": "count", "window": "pos_seconds"},
+        lambda limit=10, window=1.0, **kw: trine.SlidingWindowLimiter(limit, window, **kw),
+        {"limit": "count", "window": "pos_seconds", "name": "name"},
     ),
     Door(
         "rate",
@@ -430,6 +436,7 @@ DOORS: list[Door] = [
             "min_per_second": "seconds",
             "window": "pos_seconds",
             "buckets": "count",
+            "name": "name",
         },
     ),
     Door(
@@ -857,7 +864,7 @@ DOORS: list[Door] = [
         "graph",
         "TaskGraph",
         lambda **kw: trine.TaskGraph(**kw),
-        {"limit": "opt_count", "fail_fast": "bool", "resources": "object"},
+        {"limit": "opt_count", "fail_fast": "bool", "resources": "object", "name": "name"},
     ),
     Door(
         "graph",
@@ -978,7 +985,7 @@ DOORS: list[Door] = [
         "services",
         "SingleFlight",
         lambda **kw: trine.SingleFlight(**kw),
-        {"policy": "object"},
+        {"policy": "object", "name": "name"},
     ),
     Door(
         "services",
@@ -1002,6 +1009,7 @@ DOORS: list[Door] = [
             "refresh_after": "opt_pos_seconds",
             "negative_ttl": "seconds",
             "policy": "object",
+            "name": "name",
         },
     ),
     Door(
@@ -1054,6 +1062,7 @@ DOORS: list[Door] = [
             "max_waiting": "count",
             "dedupe": "bool",
             "policy": "object",
+            "name": "name",
         },
         # a sync, generator or async-generator load_many is refused at the first load
         skip=frozenset({"load_many=syncfn", "load_many=genfn", "load_many=agenfn"}),
@@ -1843,6 +1852,7 @@ NO_DOOR = {
     "Limiter",
     "Node",  # handed out by TaskGraph.add
     "PipelineOutput",  # handed out by Pipeline.open
+    "ReadOnlyValue",  # handed out by the objects whose state it shows
     "RetryAttempt",  # handed out by iterating a Retry
     "CommandResult",  # built by run_commands
     "CommandAttempt",  # built by run_commands (CommandResult.history)

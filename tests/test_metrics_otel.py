@@ -191,3 +191,29 @@ def test_without_opentelemetry_the_error_says_what_to_install(
         match=r"^OpenTelemetryExporter needs opentelemetry-api: pip install 'trine\[otel\]'$",
     ):
         trine.metrics.OpenTelemetryExporter()
+
+
+async def test_the_new_figures_through_the_sdk(
+    exporter: trine.metrics.OpenTelemetryExporter,
+    reader: Any,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Rate-limiter waits, give-ups by reason and a Policy's name on its Retry's events."""
+    with exporter.register_new():
+        rate = trine.RateLimiter(1, 1.0, burst=1, name="api")
+        retry = trine.Retry(2, backoff=trine.Backoff.constant(1.0))
+        policy = trine.Policy(retry=retry, rate=rate, name="api-policy")
+
+    async def fail() -> None:
+        raise OSError("down")
+
+    with pytest.raises(OSError, match="down"):
+        await policy.call(fail)  # admitted at t=0, the retry waits 1 s then is admitted at once
+    await rate.acquire()  # waits until t=2
+    found = metrics(reader)
+    assert found["trine.rate_limiter.wait_time"].unit == "s"
+    assert points(found["trine.rate_limiter.waited"]) == {attrs_(name="api", type="RateLimiter"): 1}
+    assert points(found["trine.rate_limiter.wait_time"]) == {
+        attrs_(name="api", type="RateLimiter"): 1.0
+    }
+    assert points(found["trine.retry.gave_up"]) == {attrs_(name="api-policy", reason="attempts"): 1}

@@ -14,6 +14,7 @@ import trio.testing
 import trine
 import trine.metrics
 from _extras import require
+from trine import _created
 
 prometheus_client = require("prometheus_client", extra="prometheus")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
@@ -293,19 +294,21 @@ async def test_register_new_covers_the_block_and_the_tasks_started_in_it(
 
     go = trio.Event()
     original = trine.PriorityLimiter.__init__
+    assert _created.watchers == 0
     async with trio.open_nursery() as outside:
         outside.start_soon(make, go)  # started before the block: not covered
         await trio.testing.wait_all_tasks_blocked()
         with exporter.register_new():
-            assert trine.PriorityLimiter.__init__ is not original
+            assert _created.watchers == 1
             inside = trine.PriorityLimiter(1)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(make)
             go.set()
             await trio.testing.wait_all_tasks_blocked()
         after = trine.PriorityLimiter(1)
+    # the constructors themselves are never replaced: they call the seam
     assert trine.PriorityLimiter.__init__ is original
-    assert "__init__" in vars(trine.PriorityLimiter)
+    assert _created.watchers == 0
     # inside and the child's limiter: two unnamed limiters, added up.
     assert value(registry, "trine_limiter_limit", name="", type="PriorityLimiter") == 2
     made.clear()
@@ -351,8 +354,10 @@ async def test_nested_blocks_of_two_exporters_each_register(
     with exporter.register_new():
         first = trine.Bulkhead(1)
         with other.register_new():
+            assert _created.watchers == 2
             both = trine.Bulkhead(2)
-        assert trine.Bulkhead.__init__ is not original
+        assert _created.watchers == 1
+    assert _created.watchers == 0
     assert trine.Bulkhead.__init__ is original
     assert value(registry, "trine_limiter_limit", name="", type="Bulkhead") == 3
     assert value(other_registry, "trine_limiter_limit", name="", type="Bulkhead") == 2
@@ -494,3 +499,26 @@ def test_without_prometheus_client_the_error_says_what_to_install(
         match=r"^PrometheusExporter needs prometheus-client: pip install 'trine\[prometheus\]'$",
     ):
         trine.metrics.PrometheusExporter()
+
+
+async def test_the_new_figures_in_a_real_scrape(
+    exporter: trine.metrics.Exporter, server: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A scrape shows rate-limiter waits and give-ups by reason, with the names given."""
+    limiter = trine.SlidingWindowLimiter(1, 2.0, name="search")
+    retry = trine.Retry(1, on=OSError, name="lookup", hooks=[exporter.hook])
+    exporter.register(limiter)
+    exporter.register(retry)
+    await limiter.acquire()
+    await limiter.acquire()  # waits 2 s
+
+    async def wrong() -> None:
+        raise KeyError("k")
+
+    with pytest.raises(KeyError):
+        await retry.call(wrong)
+    samples = await scrape(server)
+    labels = {"name": "search", "type": "SlidingWindowLimiter"}
+    assert samples[key("trine_rate_limiter_waited_total", **labels)] == 1
+    assert samples[key("trine_rate_limiter_wait_time_seconds_total", **labels)] == 2.0
+    assert samples[key("trine_retry_gave_up_total", name="lookup", reason="not_retryable")] == 1

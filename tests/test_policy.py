@@ -227,7 +227,7 @@ async def test_per_attempt_timeout_gives_each_attempt_its_own_time(autojump_cloc
         pytest.raises(trio.TooSlowError, match=r"^the attempt took longer than timeout=1.0 s$"),
     ):
         await policy.call(hang)
-    assert events == [AttemptTimedOut(name="api", timeout=1.0)] * 3
+    assert events == [AttemptTimedOut(name="api", timeout=1.0, call=hang.__qualname__)] * 3
 
 
 async def test_total_timeout_bounds_every_attempt_together(autojump_clock: object) -> None:
@@ -243,7 +243,7 @@ async def test_total_timeout_bounds_every_attempt_together(autojump_clock: objec
         pytest.raises(trio.TooSlowError, match=r"^the call took longer than total_timeout=2.5 s$"),
     ):
         await policy.call(hang)
-    assert events == [AttemptTimedOut(name=None, timeout=1.0)] * 2
+    assert events == [AttemptTimedOut(name=None, timeout=1.0, call=hang.__qualname__)] * 2
 
 
 async def test_a_fallback_does_not_rescue_the_total_timeout(autojump_clock: object) -> None:
@@ -269,7 +269,7 @@ async def test_a_fallback_answers_a_per_attempt_timeout(autojump_clock: object) 
     policy = Policy(fallback=lambda exc: "late", timeout=1.0, name="api", hooks=hooks)
     with assert_takes(1.0):
         assert await policy.call(hang) == "late"
-    assert events[0] == AttemptTimedOut(name="api", timeout=1.0)
+    assert events[0] == AttemptTimedOut(name="api", timeout=1.0, call=hang.__qualname__)
     assert isinstance(events[1], FallbackUsed)
     assert isinstance(events[1].error, trio.TooSlowError)
     assert len(events) == 2
@@ -327,7 +327,7 @@ async def test_sync_fallback_gets_the_exception_and_its_value_is_returned() -> N
     policy = Policy(fallback=fallback, name="api", hooks=hooks)
     assert await policy.call(fail) == "default"
     assert seen == [error]
-    assert events == [FallbackUsed(name="api", error=error)]
+    assert events == [FallbackUsed(name="api", error=error, call=fail.__qualname__)]
 
 
 async def test_async_fallback_is_awaited(autojump_clock: object) -> None:
@@ -562,7 +562,9 @@ async def test_breaker_rejection_is_reported() -> None:
     policy = Policy(breaker=breaker, name="api", hooks=hooks)
     with pytest.raises(FakeRejection) as info:
         await policy.call(fn)
-    assert events == [CallRejected(guard="breaker", name="api", error=info.value)]
+    assert events == [
+        CallRejected(guard="breaker", name="api", error=info.value, call=fn.__qualname__)
+    ]
     assert ran == []
 
 
@@ -590,7 +592,9 @@ async def test_bulkhead_rejection_is_reported_once() -> None:
     policy = Policy(breaker=FakeBreaker([]), limiter=bulkhead, name="api", hooks=hooks)
     with pytest.raises(FakeRejection) as info:
         await policy.call(fn)
-    assert events == [CallRejected(guard="bulkhead", name="api", error=info.value)]
+    assert events == [
+        CallRejected(guard="bulkhead", name="api", error=info.value, call=fn.__qualname__)
+    ]
 
 
 async def test_rate_rejection_is_reported() -> None:
@@ -604,7 +608,7 @@ async def test_rate_rejection_is_reported() -> None:
 
     with pytest.raises(FakeRejection) as info:
         await Policy(rate=rate, hooks=hooks).call(fn)
-    assert events == [CallRejected(guard="rate", name=None, error=info.value)]
+    assert events == [CallRejected(guard="rate", name=None, error=info.value, call=fn.__qualname__)]
 
 
 async def test_a_trine_error_from_fn_is_not_a_rejection() -> None:
@@ -689,7 +693,7 @@ async def test_decorator_preserves_the_name_and_runs_through_the_layers(
     assert await fetch("a") == "body of a"
     with assert_takes(1.0):
         assert await fetch("b", delay=5.0) == "timed out"
-    assert events[0] == AttemptTimedOut(name=None, timeout=1.0)
+    assert events[0] == AttemptTimedOut(name=None, timeout=1.0, call=fetch.__qualname__, item="'b'")
 
 
 def test_decorator_refuses_a_non_callable() -> None:

@@ -836,7 +836,15 @@ async def test_window_try_and_nowait(autojump_clock: object) -> None:
     with assert_takes(5.0):
         await limiter.acquire(2)
     assert limiter.statistics() == trine.SlidingWindowLimiterStatistics(
-        limit=2, window=5.0, admitted=3, admitted_cost=4, rejected=2, tasks_waiting=0, keys=1
+        limit=2,
+        window=5.0,
+        admitted=3,
+        admitted_cost=4,
+        rejected=2,
+        tasks_waiting=0,
+        keys=1,
+        waited=1,  # the acquire(2) that waited 5 s
+        wait_time=5.0,
     )
 
 
@@ -1189,3 +1197,25 @@ def test_window_property_bound_holds_when_every_wake_up_is_late(
         indices = [index for index, _, _, entry_key in log if entry_key == key]
         assert indices == sorted(indices)
     assert limiter.statistics().tasks_waiting == 0
+
+
+async def test_statistics_count_the_acquisitions_that_waited_and_for_how_long(
+    autojump_clock: object,
+) -> None:
+    """waited and wait_time count only acquire calls admitted after waiting, in exact seconds."""
+    limiter = trine.RateLimiter(1, 1.0, burst=1)
+    await limiter.acquire()  # admitted at once: not a wait
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(limiter.acquire)  # admitted at t=1, 2 and 3
+        cancelled = trio.CancelScope()
+
+        async def gives_up() -> None:
+            with cancelled:
+                await limiter.acquire()
+
+        nursery.start_soon(gives_up)
+        await trio.sleep(0.5)
+        cancelled.cancel()  # left the line: not counted
+    stats = limiter.statistics()
+    assert (stats.admitted, stats.waited, stats.wait_time) == (4, 3, 1.0 + 2.0 + 3.0)

@@ -340,7 +340,7 @@ async def test_cancel_during_the_backoff_sleep_propagates_at_once(
     with assert_takes(0.5), trio.move_on_after(0.5) as scope:
         await retry.call(always(error))
     assert scope.cancelled_caught
-    assert events == [RetryScheduled(None, 1, 1.0, error)]
+    assert events == [RetryScheduled(None, 1, 1.0, error, "always.<locals>.fail")]
     assert retry.statistics().retries == 0
     assert retry.statistics().give_ups == 0
 
@@ -393,7 +393,7 @@ async def test_on_a_class_retries_only_that_class() -> None:
     assert caught.value is error
     assert not hasattr(error, "__notes__")
     assert len(flaky.starts) == 2
-    assert events[-1] == RetryGaveUp(None, 2, error, "not_retryable")
+    assert events[-1] == RetryGaveUp(None, 2, error, "not_retryable", "Flaky")
     assert retry.statistics().give_ups == 1
 
 
@@ -472,7 +472,7 @@ async def test_retry_after_past_the_timeout_gives_up_at_once(
     assert error.__notes__ == [
         "trine.Retry: gave up after 1 attempt: the next would start after the 3 s timeout"
     ]
-    assert events == [RetryGaveUp(None, 1, error, "timeout")]
+    assert events == [RetryGaveUp(None, 1, error, "timeout", "Flaky")]
 
 
 async def test_nonsense_retry_after_is_ignored(autojump_clock: trio.testing.MockClock) -> None:
@@ -516,8 +516,8 @@ async def test_timeout_during_an_attempt_raises_too_slow_at_the_deadline(
     assert caught.value.__cause__ is first
     assert flaky.starts == [0.0, 1.5]
     assert events == [
-        RetryScheduled(None, 1, 0.5, first),
-        RetryGaveUp(None, 2, caught.value, "timeout"),
+        RetryScheduled(None, 1, 0.5, first, "Flaky"),
+        RetryGaveUp(None, 2, caught.value, "timeout", "Flaky"),
     ]
     assert retry.statistics() == trine.RetryStatistics(
         calls=1, attempts=2, retries=1, give_ups=1, budget_refusals=0
@@ -572,8 +572,8 @@ async def test_budget_refusal_gives_up_at_once(autojump_clock: trio.testing.Mock
         "trine.Retry: gave up after 2 attempts: the retry budget is exhausted"
     ]
     assert events == [
-        RetryScheduled(None, 1, 1.0, error),
-        RetryGaveUp(None, 2, error, "budget"),
+        RetryScheduled(None, 1, 1.0, error, "always.<locals>.fail"),
+        RetryGaveUp(None, 2, error, "budget", "always.<locals>.fail"),
     ]
     assert retry.statistics() == trine.RetryStatistics(
         calls=1, attempts=2, retries=1, give_ups=1, budget_refusals=1
@@ -624,9 +624,9 @@ async def test_hooks_receive_exact_events(autojump_clock: trio.testing.MockClock
     with pytest.raises(Down):
         await retry.call(Flaky(*errors))
     assert events == [
-        RetryScheduled("svc", 1, 1.0, errors[0]),
-        RetryScheduled("svc", 2, 2.0, errors[1]),
-        RetryGaveUp("svc", 3, errors[2], "attempts"),
+        RetryScheduled("svc", 1, 1.0, errors[0], "Flaky"),
+        RetryScheduled("svc", 2, 2.0, errors[1], "Flaky"),
+        RetryGaveUp("svc", 3, errors[2], "attempts", "Flaky"),
     ]
 
 

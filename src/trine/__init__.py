@@ -113,6 +113,7 @@ from ._stats import LatencySummary as LatencySummary
 from ._taskpool import TaskPool as TaskPool
 from ._taskpool import TaskPoolStatistics as TaskPoolStatistics
 from ._util import ExceptionFilter as ExceptionFilter
+from ._values import ReadOnlyValue as ReadOnlyValue
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -178,6 +179,7 @@ __all__ = [
     "RateLimitExceeded",
     "RateLimiter",
     "RateLimiterStatistics",
+    "ReadOnlyValue",
     "ReportAttempt",
     "ReportJob",
     "ReportSummary",

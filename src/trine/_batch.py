@@ -40,6 +40,7 @@ from trio.lowlevel import (
     wait_task_rescheduled,
 )
 
+from . import _created
 from ._errors import BatcherFull
 from ._flight import hashable_key
 from ._policy import SupportsCall, _check_call_guard
@@ -50,6 +51,7 @@ from ._util import (
     check_awaitable,
     check_bool,
     check_int,
+    check_name,
     check_number,
     describe,
 )
@@ -184,6 +186,7 @@ class Batcher(Generic[_K, _V]):
       policy: a :class:`~trine.Policy` (or anything with
         ``async call(fn, *args)``) that each batch call goes through:
         ``await policy.call(load_many, keys)`` (retry, breaker, timeout).
+      name: a name for its metrics and events (a ``str`` or ``None``).
 
     Raises:
       TypeError: if an argument has the wrong type.
@@ -213,6 +216,9 @@ class Batcher(Generic[_K, _V]):
     _sizes: dict[int, int]
     _latency: LatencyHistogram
 
+    name: str | None
+    """The name given to the constructor (metrics and events carry it)."""
+
     # Two overloads, so that type checkers infer the key and value types from
     # either shape of batch function.
     @overload
@@ -226,6 +232,7 @@ class Batcher(Generic[_K, _V]):
         max_waiting: int = 10_000,
         dedupe: bool = True,
         policy: SupportsCall | None = None,
+        name: str | None = None,
     ) -> None: ...
     @overload
     def __init__(
@@ -238,6 +245,7 @@ class Batcher(Generic[_K, _V]):
         max_waiting: int = 10_000,
         dedupe: bool = True,
         policy: SupportsCall | None = None,
+        name: str | None = None,
     ) -> None: ...
 
     def __init__(
@@ -250,6 +258,7 @@ class Batcher(Generic[_K, _V]):
         max_waiting: int = 10_000,
         dedupe: bool = True,
         policy: SupportsCall | None = None,
+        name: str | None = None,
     ) -> None:
         check_async_callable("load_many", load_many)
         self._load_many = load_many
@@ -271,6 +280,9 @@ class Batcher(Generic[_K, _V]):
         self._items = self._deduplicated = self._batches = self._failed_batches = 0
         self._sizes = {}
         self._latency = LatencyHistogram()
+        self.name = check_name(name)
+        if _created.watchers:
+            _created.announce(self, None)
 
     def __repr__(self) -> str:
         return (

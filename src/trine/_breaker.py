@@ -56,6 +56,7 @@ from trio.lowlevel import (
     enable_ki_protection,
 )
 
+from . import _created
 from ._errors import CircuitOpenError
 from ._hooks import CallRejected, CircuitStateChanged, Hook, call_hooks, check_hooks
 from ._util import (
@@ -70,6 +71,7 @@ from ._util import (
     check_sync_result,
     exception_matcher,
 )
+from ._values import ReadOnlyValue
 from ._waits import deliberate
 
 __all__ = [
@@ -494,6 +496,8 @@ class CircuitBreaker:
     _held: dict[types.FrameType, list[tuple[_Permit | int, trio.lowlevel.Task]]] = attrs.field(
         factory=dict, init=False
     )
+    # state_value, made when first asked for (None: nobody has, and nothing updates it)
+    _state_view: ReadOnlyValue[CircuitState] | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         if self._name is not None and not isinstance(self._name, str):
@@ -536,6 +540,8 @@ class CircuitBreaker:
         self._judge_at = self._minimum if rates else 0
         self._judge_successes = rates and self._window_type == "time"
         self._closed_epoch = self._epoch if self._fast else -1
+        if _created.watchers:
+            self._hook_tuple = _created.announce(self, self._hook_tuple)
 
     # ---------------------------------------------------------- configuration
 
@@ -624,6 +630,24 @@ class CircuitBreaker:
         self._refresh()
         return self._state
 
+    @property
+    def state_value(self) -> ReadOnlyValue[CircuitState]:
+        """The state as a read-only :class:`trio_util.AsyncValue`, to wait on::
+
+            await breaker.state_value.wait_value(trine.CircuitState.CLOSED)
+
+        It changes when :attr:`state` does, before the state-change callbacks
+        run. An open breaker moves to half-open only when a call (or a read of
+        :attr:`state`, or of this attribute) finds its reset timeout passed: a
+        breaker has no timer of its own, so waiting for half-open or closed
+        needs calls that probe.
+        """
+        self._refresh()
+        view = self._state_view
+        if view is None:
+            view = self._state_view = ReadOnlyValue(self._state, "state_value")
+        return view
+
     def _refresh(self) -> None:
         if self._state is CircuitState.OPEN:
             self._change(self._half_open_if_due)
@@ -678,6 +702,8 @@ class CircuitBreaker:
             self._opened_at = None
         # State is consistent before any user code runs, so callbacks may read it.
         if old is not new:
+            if self._state_view is not None:
+                self._state_view._set(new)
             self._notifying = True
             if self._on_state_change is not None:
                 check_sync_result("on_state_change", self._on_state_change(old, new))

@@ -33,6 +33,7 @@ import attrs
 import trio
 from trio.lowlevel import checkpoint_if_cancelled
 
+from . import _created
 from ._flight import _PLAIN_CALLABLES, Flight, FlightTable, check_fn, hashable_key, wait
 from ._policy import SupportsCall, _check_call_guard
 from ._service import ServiceNursery
@@ -41,6 +42,7 @@ from ._util import (
     check_async_callable,
     check_awaitable,
     check_int,
+    check_name,
     check_number,
     check_optional_number,
     check_sync_callable,
@@ -188,6 +190,7 @@ class AsyncCache(Generic[_K, _V]):
       max_weight: the most total weight to hold (``int >= 1``); needs *weigh*.
       policy: a :class:`~trine.Policy` (or anything with
         ``async call(fn, *args)``) that each load and refresh goes through.
+      name: a name for its metrics and events (a ``str`` or ``None``).
 
     Raises:
       TypeError: if an argument has the wrong type.
@@ -219,6 +222,9 @@ class AsyncCache(Generic[_K, _V]):
     _expirations: int
     _latency: LatencyHistogram
 
+    name: str | None
+    """The name given to the constructor (metrics and events carry it)."""
+
     def __init__(
         self,
         maxsize: int | None = None,
@@ -229,6 +235,7 @@ class AsyncCache(Generic[_K, _V]):
         weigh: Callable[[_K, _V], int] | None = None,
         max_weight: int | None = None,
         policy: SupportsCall | None = None,
+        name: str | None = None,
     ) -> None:
         if maxsize is not None:
             check_int("maxsize", maxsize)
@@ -264,6 +271,9 @@ class AsyncCache(Generic[_K, _V]):
         self._hits = self._misses = self._loads = self._load_failures = 0
         self._refreshes = self._evictions = self._expirations = 0
         self._latency = LatencyHistogram()
+        self.name = check_name(name)
+        if _created.watchers:
+            _created.announce(self, None)
 
     def __repr__(self) -> str:
         bound = [] if self._maxsize == _INF else [f"maxsize={self._maxsize}"]

@@ -19,6 +19,7 @@ from typing import Any, ParamSpec, TypeVar, TypeVarTuple, final
 import attrs
 import trio
 
+from ._calls import mark_pass_through
 from ._errors import InjectedFault
 from ._util import (
     check_async_callable,
@@ -246,6 +247,7 @@ class Chaos:
             raise TypeError(f"error must build an Exception, got {error!r}")
         return error
 
+    @mark_pass_through  # events of the guards around it name fn, not Chaos.call
     async def call(self, fn: Callable[[*_Ts], Awaitable[_T]], /, *args: *_Ts) -> _T:
         """Run ``await fn(*args)``, unless this call is picked for a fault or a substitute.
 

@@ -46,9 +46,10 @@ from trio.lowlevel import (
     wait_task_rescheduled,
 )
 
+from . import _created
 from ._policy import SupportsCall, _check_call_guard
 from ._service import ServiceNursery, closed_error
-from ._util import check_async_callable, check_awaitable
+from ._util import check_async_callable, check_awaitable, check_name
 
 __all__ = ["Flight", "FlightTable", "SingleFlight", "SingleFlightStatistics", "wait"]
 
@@ -335,6 +336,7 @@ class SingleFlight:
         ``async call(fn, *args)``) that each run goes through:
         ``await policy.call(fn, *args)``, so a retry, timeout or breaker
         applies once per shared run, not once per caller.
+      name: a name for its metrics and events (a ``str`` or ``None``).
 
     Raises:
       TypeError: if *policy* has no async ``call`` method.
@@ -347,7 +349,10 @@ class SingleFlight:
     _calls: int
     _runs: int
 
-    def __init__(self, *, policy: SupportsCall | None = None) -> None:
+    name: str | None
+    """The name given to the constructor (metrics and events carry it)."""
+
+    def __init__(self, *, policy: SupportsCall | None = None, name: str | None = None) -> None:
         if policy is not None:
             _check_call_guard("policy", policy)
         self._policy = policy
@@ -356,6 +361,9 @@ class SingleFlight:
         self._table = FlightTable("SingleFlight")
         self._calls = 0
         self._runs = 0
+        self.name = check_name(name)
+        if _created.watchers:
+            _created.announce(self, None)
 
     def __repr__(self) -> str:
         return (

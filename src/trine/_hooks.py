@@ -48,13 +48,20 @@ class RetryScheduled:
     """An attempt failed with a retryable error; the next one starts after *delay*."""
 
     name: str | None
-    """The retrying guard's name, if it was given one."""
+    """The retrying guard's name, if it was given one; else the name of the
+    :class:`~trine.Policy` it runs in, if that has one."""
     attempt: int
     """The number of the attempt that failed, from 1."""
     delay: float
     """Seconds until the next attempt."""
     error: BaseException
     """The error that the failed attempt raised."""
+    call: str | None = None
+    """The qualified name of the function being called (``"fetch"``,
+    ``"Client.get"``), or ``None`` where the guard does not know it."""
+    item: str | None = None
+    """The call's only argument as :func:`reprlib.repr` shows it (a pipeline
+    stage's or a map's item), or ``None`` if it had not exactly one."""
 
 
 @attrs.frozen
@@ -69,6 +76,12 @@ class RetryGaveUp:
     reason: str
     """Why it stopped: ``"attempts"`` (none left), ``"budget"`` (the retry budget
     refused), ``"timeout"`` (the overall timeout would pass) or ``"not_retryable"``."""
+    call: str | None = None
+    """The qualified name of the function being called (``"fetch"``,
+    ``"Client.get"``), or ``None`` where the guard does not know it."""
+    item: str | None = None
+    """The call's only argument as :func:`reprlib.repr` shows it (a pipeline
+    stage's or a map's item), or ``None`` if it had not exactly one."""
 
 
 @attrs.frozen
@@ -89,6 +102,12 @@ class CallRejected:
     name: str | None
     error: BaseException
     """The exception the caller receives (a :class:`~trine.TrineError`)."""
+    call: str | None = None
+    """The qualified name of the function being called (``"fetch"``,
+    ``"Client.get"``), or ``None`` where the guard does not know it."""
+    item: str | None = None
+    """The call's only argument as :func:`reprlib.repr` shows it (a pipeline
+    stage's or a map's item), or ``None`` if it had not exactly one."""
 
 
 @attrs.frozen
@@ -98,6 +117,12 @@ class AttemptTimedOut:
     name: str | None
     timeout: float
     """The timeout that passed, in seconds."""
+    call: str | None = None
+    """The qualified name of the function being called (``"fetch"``,
+    ``"Client.get"``), or ``None`` where the guard does not know it."""
+    item: str | None = None
+    """The call's only argument as :func:`reprlib.repr` shows it (a pipeline
+    stage's or a map's item), or ``None`` if it had not exactly one."""
 
 
 @attrs.frozen
@@ -106,6 +131,12 @@ class FallbackUsed:
 
     name: str | None
     error: BaseException
+    call: str | None = None
+    """The qualified name of the function being called (``"fetch"``,
+    ``"Client.get"``), or ``None`` where the guard does not know it."""
+    item: str | None = None
+    """The call's only argument as :func:`reprlib.repr` shows it (a pipeline
+    stage's or a map's item), or ``None`` if it had not exactly one."""
 
 
 GuardEvent: TypeAlias = (

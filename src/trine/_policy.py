@@ -39,6 +39,8 @@ import attrs
 import trio
 from trio.lowlevel import disable_ki_protection, enable_ki_protection
 
+from . import _created
+from ._calls import describe_call, mark_layer
 from ._errors import TrineError
 from ._hooks import AttemptTimedOut, CallRejected, FallbackUsed, Hook, call_hooks, check_hooks
 from ._limit import LimiterLike, hold_opener
@@ -146,8 +148,11 @@ def _timeout_layer(timeout: float, name: str | None, hooks: tuple[Hook, ...]) ->
     attempt), in a frame that is not KI-protected, so fn can be interrupted as
     it could without a Policy."""
 
-    def timed_out() -> trio.TooSlowError:
-        call_hooks(hooks, AttemptTimedOut(name=name, timeout=timeout))
+    def timed_out(fn: _AsyncFn, args: tuple[Any, ...]) -> trio.TooSlowError:
+        if hooks:
+            called = describe_call(fn, args)
+            event = AttemptTimedOut(name, timeout, called.call, called.item)
+            call_hooks(hooks, event)
         return trio.TooSlowError(f"the attempt took longer than timeout={timeout!r} s")
 
     @disable_ki_protection
@@ -162,7 +167,7 @@ def _timeout_layer(timeout: float, name: str | None, hooks: tuple[Hook, ...]) ->
         with trio.move_on_after(timeout) as scope:
             result = await coro
         if scope.cancelled_caught:
-            raise timed_out()
+            raise timed_out(fn, args)
         return result
 
     return attempt_timeout
@@ -204,8 +209,9 @@ def _limiter_layer(
         except TrineError as exc:
             # Only a refusal to give a slot is a rejection; a TrineError that
             # fn (or a layer inside) raised is not this limiter's doing.
-            if not entered:
-                call_hooks(hooks, CallRejected(guard="bulkhead", name=name, error=exc))
+            if not entered and hooks:
+                called = describe_call(fn, args)
+                call_hooks(hooks, CallRejected("bulkhead", name, exc, called.call, called.item))
             raise
         raise RuntimeError("the limiter's context manager suppressed an exception from the call")
 
@@ -222,7 +228,9 @@ def _rate_layer(
         try:
             await acquire()
         except TrineError as exc:
-            call_hooks(hooks, CallRejected(guard="rate", name=name, error=exc))
+            if hooks:
+                called = describe_call(fn, args)
+                call_hooks(hooks, CallRejected("rate", name, exc, called.call, called.item))
             raise
         return await inner(fn, args)
 
@@ -248,7 +256,8 @@ def _breaker_layer(
             return await call(admitted, fn, args, entered)
         except TrineError as exc:
             if not entered:
-                call_hooks(hooks, CallRejected(guard="breaker", name=name, error=exc))
+                called = describe_call(fn, args)
+                call_hooks(hooks, CallRejected("breaker", name, exc, called.call, called.item))
             raise
 
     return breaker_reporting
@@ -279,7 +288,9 @@ def _fallback_layer(
             value = fallback(exc)
             if inspect.isawaitable(value):
                 value = await value
-            call_hooks(hooks, FallbackUsed(name=name, error=exc))
+            if hooks:
+                called = describe_call(fn, args)
+                call_hooks(hooks, FallbackUsed(name, exc, called.call, called.item))
             return value
 
     return fallback_layer
@@ -454,6 +465,8 @@ class Policy:
         _check_rate(self.rate)
         open_hold = None if self.limiter is None else _limiter_opener(self.limiter)
         _check_name(self.name)
+        if _created.watchers:
+            object.__setattr__(self, "hooks", _created.announce(self, self.hooks))
 
         # Build the chain once, inner to outer.
         run: _Layer = _call_fn
@@ -473,7 +486,10 @@ class Policy:
             run = _breaker_layer(run, self.breaker.call, self.name, self.hooks)
             layers.append("breaker")
         if self.retry is not None:
-            run = _retry_layer(run, self.retry.call)
+            # The Retry is handed this layer and (fn, args): marked, so its
+            # events can name fn, and this Policy when the Retry has no name.
+            inner = mark_layer(run, self.name, shared=(_call_fn, _await_fn))
+            run = _retry_layer(inner, self.retry.call)
             layers.append("retry")
         if self.fallback is not None:
             run = _fallback_layer(run, self.fallback, self.fallback_on, self.name, self.hooks)

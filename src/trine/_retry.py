@@ -43,6 +43,8 @@ from typing import (
 import attrs
 import trio
 
+from . import _created
+from ._calls import describe_call
 from ._hooks import Hook, RetryGaveUp, RetryScheduled, call_hooks, check_hooks
 from ._util import (
     NotAwaitableError,
@@ -50,6 +52,7 @@ from ._util import (
     check_awaitable,
     check_choice,
     check_int,
+    check_name,
     check_number,
     exception_matcher,
 )
@@ -305,6 +308,7 @@ class RetryBudget:
       min_per_second: retries per second allowed whatever the traffic, ``>= 0``.
       window: the length of the window in seconds, ``> 0``.
       buckets: how many counters the window is kept in, ``>= 1``.
+      name: a name for its metrics and events (a ``str`` or ``None``).
 
     Raises:
       TypeError, ValueError: for an argument out of range.
@@ -319,6 +323,8 @@ class RetryBudget:
     _requests: list[int] = attrs.field(repr=False)
     _retries: list[int] = attrs.field(repr=False)
     _refusals: int = attrs.field(default=0, repr=False)
+    name: str | None = attrs.field(default=None)
+    """The name given to the constructor (metrics and events carry it)."""
 
     def __init__(
         self,
@@ -327,6 +333,7 @@ class RetryBudget:
         window: float = 10.0,
         *,
         buckets: int = 10,
+        name: str | None = None,
     ) -> None:
         ratio = check_number("ratio", ratio)
         min_per_second = check_number("min_per_second", min_per_second)
@@ -342,6 +349,9 @@ class RetryBudget:
             [0] * buckets,
             [0] * buckets,
         )
+        self.name = check_name(name)
+        if _created.watchers:
+            _created.announce(self, None)
 
     def _slot(self) -> tuple[int, int]:
         """The current bucket number and its slot, cleared if it held an old bucket."""
@@ -550,6 +560,9 @@ class Retry:
             rng,
             matches,
         )
+        if _created.watchers:
+            # hooks is frozen to users; the seam adds an exporter's hook once, here
+            object.__setattr__(self, "hooks", _created.announce(self, self.hooks))
 
     # ----------------------------------------------------------------- the three styles
 
@@ -577,7 +590,7 @@ class Retry:
                 return await coro
             except Exception as error:
                 run = _Run(self.backoff.initial, None)
-                delay = self._after_failure(error, run)
+                delay = self._after_failure(error, run, fn, args)
                 if delay is None:
                     raise
             return await self._attempt_loop(fn, args, run, delay)
@@ -586,7 +599,7 @@ class Retry:
         with trio.CancelScope(deadline=deadline):
             return await self._attempt_loop(fn, args, run, None)
         # Only reached when the deadline cancelled an attempt.
-        raise self._timed_out(run) from run.last_error
+        raise self._timed_out(run, fn, args) from run.last_error
 
     def __call__(self, fn: Callable[_P, Awaitable[_T]]) -> Callable[_P, Coroutine[Any, Any, _T]]:
         """Decorate an async function so that every call of it is retried.
@@ -664,11 +677,17 @@ class Retry:
                     coro = check_awaitable("fn", coro)
                 return await coro
             except Exception as error:
-                delay = self._after_failure(error, run)
+                delay = self._after_failure(error, run, fn, args)
                 if delay is None:
                     raise
 
-    def _after_failure(self, error: Exception, run: _Run) -> float | None:
+    def _after_failure(
+        self,
+        error: Exception,
+        run: _Run,
+        fn: object = None,
+        args: tuple[Any, ...] = (),
+    ) -> float | None:
         """Decide after a failed attempt: the delay before the next, or None to give up.
 
         On giving up the note is added and the hooks are called here. A
@@ -679,13 +698,13 @@ class Retry:
         if isinstance(error, NotAwaitableError):
             return None
         if not self._matches(error):
-            self._give_up(error, run, "not_retryable", note=None)
+            self._give_up(error, run, "not_retryable", note=None, fn=fn, args=args)
             return None
         attempt = run.attempt
         prefix = "trine.Retry" if self.name is None else f"trine.Retry {self.name!r}"
         gave_up = f"{prefix}: gave up after {_plural(attempt, 'attempt')}"
         if attempt >= self.attempts:
-            self._give_up(error, run, "attempts", note=gave_up)
+            self._give_up(error, run, "attempts", note=gave_up, fn=fn, args=args)
             return None
         delay = self.backoff.delay(attempt - 1, run.previous, self._rng)
         retry_after = getattr(error, "retry_after", None)
@@ -697,16 +716,18 @@ class Retry:
             delay = max(delay, min(float(retry_after), self.backoff.maximum))
         if run.deadline is not None and trio.current_time() + delay >= run.deadline:
             note = f"{gave_up}: the next would start after the {self.timeout:g} s timeout"
-            self._give_up(error, run, "timeout", note=note)
+            self._give_up(error, run, "timeout", note=note, fn=fn, args=args)
             return None
         if self.budget is not None and not self.budget.try_withdraw():
             self._counts.budget_refusals += 1
-            self._give_up(error, run, "budget", note=f"{gave_up}: the retry budget is exhausted")
+            note = f"{gave_up}: the retry budget is exhausted"
+            self._give_up(error, run, "budget", note=note, fn=fn, args=args)
             return None
         run.previous = delay
         run.last_error = error
         if self.hooks:
-            call_hooks(self.hooks, RetryScheduled(self.name, attempt, delay, error))
+            name, call, item = self._described(fn, args)
+            call_hooks(self.hooks, RetryScheduled(name, attempt, delay, error, call, item))
         return delay
 
     def _give_up(
@@ -716,20 +737,37 @@ class Retry:
         reason: Literal["attempts", "budget", "timeout", "not_retryable"],
         *,
         note: str | None,
+        fn: object = None,
+        args: tuple[Any, ...] = (),
     ) -> None:
         if note is not None and note not in getattr(error, "__notes__", ()):
             error.add_note(note)
         self._counts.give_ups += 1
         if self.hooks:
-            call_hooks(self.hooks, RetryGaveUp(self.name, run.attempt, error, reason))
+            name, call, item = self._described(fn, args)
+            call_hooks(self.hooks, RetryGaveUp(name, run.attempt, error, reason, call, item))
 
-    def _timed_out(self, run: _Run) -> trio.TooSlowError:
+    def _described(
+        self, fn: object, args: tuple[Any, ...]
+    ) -> tuple[str | None, str | None, str | None]:
+        """The name, call and item an event about ``fn(*args)`` carries."""
+        if fn is None:  # the `async for attempt in retry` style: no function
+            return self.name, None, None
+        described = describe_call(fn, args)
+        name = self.name
+        if name is None and described.policy is not None:
+            name = described.policy[0]  # the Policy's name, when the Retry has none
+        return name, described.call, described.item
+
+    def _timed_out(
+        self, run: _Run, fn: object = None, args: tuple[Any, ...] = ()
+    ) -> trio.TooSlowError:
         """The error for a deadline that cancelled a running attempt (hooks called)."""
         prefix = "trine.Retry" if self.name is None else f"trine.Retry {self.name!r}"
         error = trio.TooSlowError(
             f"{prefix}: the {self.timeout:g} s timeout passed during attempt {run.attempt}"
         )
-        self._give_up(error, run, "timeout", note=None)
+        self._give_up(error, run, "timeout", note=None, fn=fn, args=args)
         return error
 
 

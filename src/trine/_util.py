@@ -24,6 +24,7 @@ __all__ = [
     "check_choice",
     "check_hashable",
     "check_int",
+    "check_name",
     "check_number",
     "check_optional_number",
     "check_sync_callable",
@@ -349,3 +350,14 @@ def exception_matcher(
     raise TypeError(
         f"{name} must be an exception class, a tuple of them, or a predicate, got {value!r}"
     )
+
+
+def check_name(value: object) -> str | None:
+    """Validate a ``name=`` argument (a ``str`` or ``None``) and return it.
+
+    Raises:
+      TypeError: naming ``name``, for anything else.
+    """
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"name must be a str or None, got {describe(value)}")
+    return value

@@ -137,6 +137,8 @@ class _Run:
         self.running = 0
         self.stopping = False
         self.misuse: BaseException | None = None
+        if graph._finished_view is not None:
+            graph._finished_view._set(0)  # a new run
         # Per node, made by begin(): dependencies still to succeed, and dependents.
         self.remaining: list[int] = []
         self.dependents: list[list[int]] = []
@@ -224,6 +226,9 @@ class _Run:
         self.status[index] = _SUCCEEDED
         self.finished[index] = now
         self.running -= 1
+        view = self.graph._finished_view
+        if view is not None:
+            view._set(view.value + 1)
         if self.on_event is not None:
             self.emit("finished", index, now)
         dependents = self.dependents[index]
@@ -307,6 +312,9 @@ class _Run:
     def finish(self, index: int, status: int, now: float) -> None:
         self.status[index] = status
         self.finished[index] = now
+        view = self.graph._finished_view
+        if view is not None:
+            view._set(view.value + 1)
         if self.on_event is not None:
             self.emit("finished", index, now)
 

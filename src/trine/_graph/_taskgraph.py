@@ -29,10 +29,12 @@ from typing import Any, TypeVar, final
 import attrs
 import trio
 
+from .. import _created
 from .._errors import CycleError
 from .._limit import KeyedLimiter, LimiterLike, _check_limiter
 from .._policy import SupportsCall, _check_call_guard
-from .._util import check_async_callable, check_int, check_sync_callable
+from .._util import check_async_callable, check_int, check_name, check_sync_callable
+from .._values import ReadOnlyValue
 from ._node import Node, _new_node
 from ._order import find_cycle
 from ._resources import _Resource
@@ -160,6 +162,7 @@ class TaskGraph:
         :class:`WeightedSemaphore` (held with a weight), any trine limiter,
         a :class:`trio.CapacityLimiter`, :class:`trio.Semaphore` or
         :class:`trio.Lock`.
+      name: a name for the graph, which its metrics carry (a ``str`` or ``None``).
 
     Raises:
       TypeError: if an argument has the wrong type.
@@ -171,6 +174,8 @@ class TaskGraph:
     _given_resources: Mapping[str, LimiterLike] | None = attrs.field(
         default=None, kw_only=True, alias="resources"
     )
+    name: str | None = attrs.field(default=None, kw_only=True)
+    """The name given to the constructor (metrics carry it)."""
     _resources: dict[str, _Resource] = attrs.field(factory=dict, init=False)
     _nodes: list[Node[Any]] = attrs.field(factory=list, init=False)
     # Node i depends on _edges[_starts[i]:_starts[i + 1]] (indices of earlier nodes).
@@ -195,6 +200,8 @@ class TaskGraph:
     _edges_rewritten: bool = attrs.field(default=False, init=False)
     _run: _Run | None = attrs.field(default=None, init=False)
     _running: bool = attrs.field(default=False, init=False)
+    # finished_value, made when first asked for (None: nothing updates it)
+    _finished_view: ReadOnlyValue[int] | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         if self._limit is not None:
@@ -218,6 +225,9 @@ class TaskGraph:
                 )
             resources[name] = _Resource(name, limiter)
         self._resources = resources
+        check_name(self.name)
+        if _created.watchers:
+            _created.announce(self, None)
 
     def __repr__(self) -> str:
         limit = "no limit" if self._limit is None else f"limit {self._limit}"
@@ -471,6 +481,23 @@ class TaskGraph:
     def _deps(self) -> _DepLists:
         """Each node's dependencies as a tuple of indices (a view on the flat edges)."""
         return _DepLists(self)
+
+    @property
+    def finished_value(self) -> ReadOnlyValue[int]:
+        """How many nodes of the current run (or the last) have finished, in any
+        way (succeeded, failed, skipped, cancelled), as a read-only
+        :class:`trio_util.AsyncValue` to wait on::
+
+            await graph.finished_value.wait_value(lambda done: done >= len(graph))
+
+        It is 0 before the first run and goes back to 0 when a run starts.
+        """
+        view = self._finished_view
+        if view is None:
+            run = self._run
+            done = 0 if run is None else sum(run.counts)
+            view = self._finished_view = ReadOnlyValue(done, "finished_value")
+        return view
 
     def statistics(self) -> GraphStatistics:
         """Return a snapshot of the current run (or of the last one, after it)."""

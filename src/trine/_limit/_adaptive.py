@@ -17,7 +17,9 @@ from trio.lowlevel import (
     wait_task_rescheduled,
 )
 
-from .._util import check_choice, check_int, check_number, check_optional_number
+from .. import _created
+from .._util import check_choice, check_int, check_name, check_number, check_optional_number
+from .._values import ReadOnlyValue
 from ._hold import _fifo_abort, _grant, _Hold, _HoldNowait, _Waiter
 
 __all__ = ["AdaptiveLimiter", "AdaptiveLimiterStatistics", "AdaptivePermit"]
@@ -159,6 +161,7 @@ class AdaptiveLimiter:
       queue_size: headroom added while growing (gradient; >= 0; default 4).
       long_window: about how many samples the long average spans (gradient;
         default 600).
+      name: a name for its metrics and events (a ``str`` or ``None``).
 
     Raises:
       TypeError: if an argument has the wrong type.
@@ -180,6 +183,8 @@ class AdaptiveLimiter:
     _smoothing: float = attrs.field(default=0.2, kw_only=True, alias="smoothing")
     _queue_size: float = attrs.field(default=4, kw_only=True, alias="queue_size")
     _long_window: int = attrs.field(default=600, kw_only=True, alias="long_window")
+    name: str | None = attrs.field(default=None, kw_only=True)
+    """The name given to the constructor (metrics and events carry it)."""
 
     _limit: int = attrs.field(default=0, init=False)
     _estimate: float = attrs.field(default=0.0, init=False)
@@ -192,9 +197,12 @@ class AdaptiveLimiter:
     _slow_calls: int = attrs.field(default=0, init=False)
     _last_rtt: float | None = attrs.field(default=None, init=False)
     _long_rtt: float | None = attrs.field(default=None, init=False)
+    # limit_value, made when first asked for (None: nothing updates it)
+    _limit_view: ReadOnlyValue[int] | None = attrs.field(default=None, init=False)
     _long_weight: float = attrs.field(default=0.0, init=False)  # 2 / (long_window + 1)
 
     def __attrs_post_init__(self) -> None:
+        check_name(self.name)
         check_int("initial", self._initial)
         check_int("min_limit", self._min_limit)
         check_int("max_limit", self._max_limit)
@@ -228,6 +236,8 @@ class AdaptiveLimiter:
         self._long_weight = 2.0 / (self._long_window + 1)
         self._limit = self._initial
         self._estimate = float(self._initial)
+        if _created.watchers:
+            _created.announce(self, None)
 
     def __repr__(self) -> str:
         return (
@@ -240,6 +250,19 @@ class AdaptiveLimiter:
     def limit(self) -> int:
         """The concurrency limit in force now."""
         return self._limit
+
+    @property
+    def limit_value(self) -> ReadOnlyValue[int]:
+        """:attr:`limit` as a read-only :class:`trio_util.AsyncValue`, to wait on::
+
+            await limiter.limit_value.wait_value(lambda limit: limit <= 4)
+
+        It changes when a hold ends and the algorithm moves the limit.
+        """
+        view = self._limit_view
+        if view is None:
+            view = self._limit_view = ReadOnlyValue(self._limit, "limit_value")
+        return view
 
     def hold(self) -> AbstractAsyncContextManager[AdaptivePermit]:
         """Hold a slot inside ``async with``, waiting for one first; yields the permit.
@@ -355,6 +378,8 @@ class AdaptiveLimiter:
             estimate = self._max_limit
         self._estimate = float(estimate)
         self._limit = math.floor(estimate)
+        if self._limit_view is not None:
+            self._limit_view._set(self._limit)
 
     def _gradient_estimate(self, rtt: float, failed: bool, drop: bool, saturated: bool) -> float:
         long_rtt = self._long_rtt

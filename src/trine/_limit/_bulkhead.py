@@ -16,8 +16,9 @@ from trio.lowlevel import (
     wait_task_rescheduled,
 )
 
+from .. import _created
 from .._errors import BulkheadFull
-from .._util import check_int, check_optional_number
+from .._util import check_int, check_name, check_optional_number
 from ._hold import _fifo_abort, _grant, _Hold, _HoldNowait, _Waiter
 
 __all__ = ["Bulkhead", "BulkheadStatistics"]
@@ -66,6 +67,7 @@ class Bulkhead:
       max_waiting: how many calls may wait for a slot (``int`` >= 0; the
         default 0 refuses every call that cannot enter at once).
       max_wait: the longest a call may wait, in seconds (``None``: no limit).
+      name: a name for its metrics and events (a ``str`` or ``None``).
 
     Raises:
       TypeError: if an argument has the wrong type.
@@ -75,15 +77,20 @@ class Bulkhead:
     _max_concurrent: int = attrs.field(alias="max_concurrent")
     _max_waiting: int = attrs.field(default=0, kw_only=True, alias="max_waiting")
     _max_wait: float | None = attrs.field(default=None, kw_only=True, alias="max_wait")
+    name: str | None = attrs.field(default=None, kw_only=True)
+    """The name given to the constructor (metrics and events carry it)."""
     _borrowed: int = attrs.field(default=0, init=False)
     _waiters: OrderedDict[_Waiter, None] = attrs.field(factory=OrderedDict, init=False)
     _admitted: int = attrs.field(default=0, init=False)
     _rejected: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
+        check_name(self.name)
         check_int("max_concurrent", self._max_concurrent)
         check_int("max_waiting", self._max_waiting, minimum=0)
         self._max_wait = check_optional_number("max_wait", self._max_wait)
+        if _created.watchers:
+            _created.announce(self, None)
 
     def __repr__(self) -> str:
         return (

@@ -18,7 +18,8 @@ from trio.lowlevel import (
     wait_task_rescheduled,
 )
 
-from .._util import check_hashable, check_int
+from .. import _created
+from .._util import check_hashable, check_int, check_name
 from ._hold import _GONE, _WAITING, _grant, _Hold, _HoldNowait, _sweep, _Waiter
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ class KeyedLimiter:
       per_key: how many may hold a slot for one key at once (``int`` >= 1).
       total: how many may hold a slot over all keys (``int`` >= 1), or
         ``None`` for no overall limit.
+      name: a name for its metrics and events (a ``str`` or ``None``).
 
     Raises:
       TypeError: if *per_key* or *total* is not an ``int``.
@@ -90,6 +92,8 @@ class KeyedLimiter:
 
     _per_key: int = attrs.field(alias="per_key")
     _total: int | None = attrs.field(default=None, kw_only=True, alias="total")
+    name: str | None = attrs.field(default=None, kw_only=True)
+    """The name given to the constructor (metrics and events carry it)."""
     _keys: dict[Hashable, _KeyState] = attrs.field(factory=dict, init=False)
     _borrowed: int = attrs.field(default=0, init=False)
     _waiting: int = attrs.field(default=0, init=False)
@@ -105,9 +109,12 @@ class KeyedLimiter:
     _ranked: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
+        check_name(self.name)
         check_int("per_key", self._per_key)
         if self._total is not None:
             check_int("total", self._total)
+        if _created.watchers:
+            _created.announce(self, None)
 
     def __repr__(self) -> str:
         total = "unlimited" if self._total is None else str(self._total)

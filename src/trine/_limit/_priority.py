@@ -16,7 +16,8 @@ from trio.lowlevel import (
     wait_task_rescheduled,
 )
 
-from .._util import check_int
+from .. import _created
+from .._util import check_int, check_name
 from ._hold import _GONE, _WAITING, _grant, _Hold, _HoldNowait, _sweep, _Waiter
 
 __all__ = ["PriorityLimiter", "PriorityLimiterStatistics"]
@@ -63,6 +64,7 @@ class PriorityLimiter:
 
     Args:
       total: how many may hold a slot at once (an ``int`` >= 1).
+      name: a name for its metrics and events (a ``str`` or ``None``).
 
     Raises:
       TypeError: if *total* is not an ``int``.
@@ -70,6 +72,8 @@ class PriorityLimiter:
     """
 
     _total: int = attrs.field(alias="total")
+    name: str | None = attrs.field(default=None, kw_only=True)
+    """The name given to the constructor (metrics and events carry it)."""
     _borrowed: int = attrs.field(default=0, init=False)
     # (priority, arrival number, waiter); cancelled waiters stay in the heap
     # marked _GONE and are skipped when popped, or swept out when they are many.
@@ -78,7 +82,10 @@ class PriorityLimiter:
     _arrivals: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
+        check_name(self.name)
         check_int("total", self._total)
+        if _created.watchers:
+            _created.announce(self, None)
 
     def __repr__(self) -> str:
         return (

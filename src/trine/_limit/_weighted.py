@@ -16,7 +16,8 @@ from trio.lowlevel import (
     wait_task_rescheduled,
 )
 
-from .._util import check_int
+from .. import _created
+from .._util import check_int, check_name
 from ._hold import _fifo_abort, _grant, _Hold, _HoldNowait, _Waiter
 
 __all__ = ["WeightedSemaphore", "WeightedSemaphoreStatistics"]
@@ -57,6 +58,7 @@ class WeightedSemaphore:
 
     Args:
       capacity: how many tokens there are (an ``int`` >= 1).
+      name: a name for its metrics and events (a ``str`` or ``None``).
 
     Raises:
       TypeError: if *capacity* is not an ``int``.
@@ -64,11 +66,16 @@ class WeightedSemaphore:
     """
 
     _capacity: int = attrs.field(alias="capacity")
+    name: str | None = attrs.field(default=None, kw_only=True)
+    """The name given to the constructor (metrics and events carry it)."""
     _borrowed: int = attrs.field(default=0, init=False)
     _waiters: OrderedDict[_Waiter, None] = attrs.field(factory=OrderedDict, init=False)
 
     def __attrs_post_init__(self) -> None:
+        check_name(self.name)
         check_int("capacity", self._capacity)
+        if _created.watchers:
+            _created.announce(self, None)
 
     def __repr__(self) -> str:
         return (

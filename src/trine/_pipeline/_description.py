@@ -22,6 +22,7 @@ from typing import Any, Generic, Literal, TypeVar, final, overload
 import attrs
 import trio
 
+from .. import _created
 from .._policy import SupportsCall, _check_call_guard
 from .._rate import RateLimiter
 from .._util import (
@@ -210,6 +211,10 @@ class Pipeline(Generic[T_co]):
     """Set by :meth:`latest`: the next buffer keeps only the newest item."""
 
     # -- building ---------------------------------------------------------
+
+    def __attrs_post_init__(self) -> None:
+        if _created.watchers:
+            _created.announce(self, None)
 
     @classmethod
     def source(

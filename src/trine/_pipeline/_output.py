@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 import trio
 
+from .._values import ReadOnlyValue
 from ._statistics import PipelineStatistics
 
 if TYPE_CHECKING:
@@ -32,12 +33,15 @@ class PipelineOutput(Generic[T_co]):
     reading from another task once the run was stopped before its end.
     """
 
-    __slots__ = ("_buffer", "_closed", "_run")
+    __slots__ = ("_buffer", "_closed", "_delivered", "_delivered_view", "_run")
 
     def __init__(self, run: Run, buffer: Buffer) -> None:
         self._run = run
         self._buffer = buffer
         self._closed = False
+        self._delivered = 0
+        # delivered_value, made when first asked for (None: nothing updates it)
+        self._delivered_view: ReadOnlyValue[int] | None = None
 
     def __aiter__(self) -> PipelineOutput[T_co]:
         return self
@@ -56,6 +60,9 @@ class PipelineOutput(Generic[T_co]):
         item = buffer.take()
         if buffer._getters:  # another reader waits, and our caller may block next
             buffer.hand_off()
+        self._delivered += 1
+        if self._delivered_view is not None:
+            self._delivered_view._set(self._delivered)
         return item  # type: ignore[no-any-return]  # buffers hold Any
 
     async def receive(self) -> T_co:
@@ -77,6 +84,28 @@ class PipelineOutput(Generic[T_co]):
         buffer = self._buffer
         while await buffer.wait_item():
             buffer.take_all(sink)
+
+    @property
+    def delivered_value(self) -> ReadOnlyValue[int]:
+        """How many results this output has handed out, as a read-only
+        :class:`trio_util.AsyncValue` to wait on::
+
+            async with pipe.open() as out:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(report, out.delivered_value)
+                    async for result in out: ...
+
+            async def report(delivered):
+                async for count in delivered.eventual_values():
+                    print(f"{count} done")
+
+        It counts the results read from this output (``async for``,
+        :meth:`receive`), by any task.
+        """
+        view = self._delivered_view
+        if view is None:
+            view = self._delivered_view = ReadOnlyValue(self._delivered, "delivered_value")
+        return view
 
     def statistics(self) -> PipelineStatistics:
         """The same as :meth:`Pipeline.statistics` for this run."""

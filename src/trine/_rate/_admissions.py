@@ -81,6 +81,8 @@ class _Admissions(Generic[_State]):
     _admitted_cost: float = attrs.field(init=False, default=0)
     _rejected: int = attrs.field(init=False, default=0)
     _tasks_waiting: int = attrs.field(init=False, default=0)
+    _waited: int = attrs.field(init=False, default=0)
+    _waited_seconds: float = attrs.field(init=False, default=0.0)
 
     # -- the rule, supplied by each limiter --------------------------------
 
@@ -178,6 +180,7 @@ class _Admissions(Generic[_State]):
         waiters = state.waiters
         waiters.append(waiter)
         self._tasks_waiting += 1
+        start = trio.current_time()
 
         def abort(_: object) -> Abort:
             waiter.parked = False
@@ -203,6 +206,9 @@ class _Admissions(Generic[_State]):
                     waiter.parked = True
                     await wait_task_rescheduled(abort)
                 waiter.scope = None
+            # Admitted after waiting (only this slow path reads the clock for it).
+            self._waited += 1
+            self._waited_seconds += trio.current_time() - start
         except BaseException:
             # Cancelled at our own deadline's instant, or a KeyboardInterrupt
             # delivered then: the abort kept us in line, so leave it now.

@@ -11,7 +11,8 @@ import attrs
 import trio
 from trio.lowlevel import enable_ki_protection
 
-from .._util import check_int, check_number
+from .. import _created
+from .._util import check_int, check_name, check_number
 from ._admissions import _Admissions, _Queue, _unhashable
 
 __all__ = ["RateLimiter", "RateLimiterStatistics"]
@@ -76,6 +77,10 @@ class RateLimiterStatistics:
     """How many tasks are blocked in :meth:`~RateLimiter.acquire` now, over all keys."""
     keys: int
     """How many keys the limiter holds state for now (idle keys are dropped)."""
+    waited: int = 0
+    """How many acquisitions were admitted after waiting in ``acquire``."""
+    wait_time: float = 0.0
+    """The seconds those acquisitions waited, added up."""
 
 
 @final
@@ -141,6 +146,7 @@ class RateLimiter(_Admissions[_GcraState]):
         ``per / rate``; since every late wake-up is then lost for good, strict
         spacing caps the achieved rate at about one admission per timer tick
         (about 1,000 per second here, whatever the rate).
+      name: a name for its metrics and events (a ``str`` or ``None``).
 
     Raises:
       TypeError: if an argument is not a number (*burst*: not an int or ``None``).
@@ -157,12 +163,19 @@ class RateLimiter(_Admissions[_GcraState]):
     _per: float = attrs.field(init=False)
     _burst: int = attrs.field(init=False)
     _burst_given: int | None = attrs.field(init=False, default=None)
+    name: str | None = attrs.field(init=False, default=None)
+    """The name given to the constructor (metrics and events carry it)."""
 
-    def __init__(self, rate: float, per: float = 1.0, *, burst: int | None = None) -> None:
+    def __init__(
+        self, rate: float, per: float = 1.0, *, burst: int | None = None, name: str | None = None
+    ) -> None:
         self.__attrs_init__()
         self._rate = check_number("rate", rate, minimum=0.0, exclusive=True, allow_inf=True)
         self._per = check_number("per", per, minimum=0.0, exclusive=True)
         self.burst = burst
+        self.name = check_name(name)
+        if _created.watchers:
+            _created.announce(self, None)
 
     # -- settings -----------------------------------------------------------
 
@@ -365,6 +378,8 @@ class RateLimiter(_Admissions[_GcraState]):
             rejected=self._rejected,
             tasks_waiting=self._tasks_waiting,
             keys=len(self._states),
+            waited=self._waited,
+            wait_time=self._waited_seconds,
         )
 
     def __repr__(self) -> str:

@@ -11,7 +11,8 @@ import attrs
 import trio
 from trio.lowlevel import enable_ki_protection
 
-from .._util import check_int, check_number
+from .. import _created
+from .._util import check_int, check_name, check_number
 from ._admissions import _Admissions, _Queue, _unhashable
 
 __all__ = ["SlidingWindowLimiter", "SlidingWindowLimiterStatistics"]
@@ -44,6 +45,10 @@ class SlidingWindowLimiterStatistics:
     """How many tasks are blocked in :meth:`~SlidingWindowLimiter.acquire` now, over all keys."""
     keys: int
     """How many keys the limiter holds state for now (idle keys are dropped)."""
+    waited: int = 0
+    """How many acquisitions were admitted after waiting in ``acquire``."""
+    wait_time: float = 0.0
+    """The seconds those acquisitions waited, added up."""
 
 
 @final
@@ -81,6 +86,7 @@ class SlidingWindowLimiter(_Admissions[_WindowState]):
     Args:
       limit: the most cost in any window (an int >= 1).
       window: the window's length in seconds (a finite number > 0).
+      name: a name for its metrics and events (a ``str`` or ``None``).
 
     Raises:
       TypeError: if *limit* is not an int or *window* not a number.
@@ -93,11 +99,16 @@ class SlidingWindowLimiter(_Admissions[_WindowState]):
 
     _limit: int = attrs.field(init=False)
     _window: float = attrs.field(init=False)
+    name: str | None = attrs.field(init=False, default=None)
+    """The name given to the constructor (metrics and events carry it)."""
 
-    def __init__(self, limit: int, window: float) -> None:
+    def __init__(self, limit: int, window: float, *, name: str | None = None) -> None:
         self.__attrs_init__()
         self.limit = limit
         self.window = window
+        self.name = check_name(name)
+        if _created.watchers:
+            _created.announce(self, None)
 
     @property
     def limit(self) -> int:
@@ -241,6 +252,8 @@ class SlidingWindowLimiter(_Admissions[_WindowState]):
             rejected=self._rejected,
             tasks_waiting=self._tasks_waiting,
             keys=len(self._states),
+            waited=self._waited,
+            wait_time=self._waited_seconds,
         )
 
     def __repr__(self) -> str:

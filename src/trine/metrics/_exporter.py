@@ -11,10 +11,10 @@ import attrs
 import trio
 
 import trine
+from trine import _created
 from trine._util import describe
 
 from ._families import by_name
-from ._new_objects import watch_new_objects
 from ._readers import Distribution, Reader, distribution_of_summary, reader_for, supported_types
 
 __all__ = ["Exporter", "Points"]
@@ -116,6 +116,7 @@ class Exporter:
         self._on_event: dict[type, Callable[[Any, str], None]] = {
             trine.CircuitStateChanged: self._state_changed,
             trine.RetryScheduled: self._retry_scheduled,
+            trine.RetryGaveUp: self._retry_gave_up,
             trine.CallRejected: self._call_rejected,
             trine.AttemptTimedOut: self._attempt_timed_out,
             trine.FallbackUsed: self._fallback_used,
@@ -195,7 +196,7 @@ class Exporter:
         in the :ref:`guide <register-new>`.
         """
         self._remember_run()
-        return watch_new_objects((*supported_types(), trine.Policy), self._new_hook, self._created)
+        return _created.watch(self._new_hook, self._created)
 
     # -- events ------------------------------------------------------------------
 
@@ -204,11 +205,12 @@ class Exporter:
 
         Counted: :class:`~trine.CircuitStateChanged` (``trine.breaker.transitions``),
         :class:`~trine.RetryScheduled` (``trine.retry.delay``),
+        :class:`~trine.RetryGaveUp` (``trine.retry.gave_up``, by reason; a
+        Retry's statistics count give-ups in all),
         :class:`~trine.CallRejected` (``trine.guard.rejections``),
         :class:`~trine.AttemptTimedOut` (``trine.guard.timeouts``) and
         :class:`~trine.FallbackUsed` (``trine.guard.fallbacks``), each under
-        the name the event carries. :class:`~trine.RetryGaveUp` is not: a
-        Retry's statistics count give-ups already. Other objects are ignored.
+        the name the event carries. Other objects are ignored.
 
         Example::
 
@@ -247,6 +249,9 @@ class Exporter:
         if histogram is None:
             histogram = self._delays[(name,)] = trine.LatencyHistogram()
         histogram.record(event.delay)
+
+    def _retry_gave_up(self, event: trine.RetryGaveUp, name: str) -> None:
+        self._count("trine.retry.gave_up", (name, event.reason))
 
     def _call_rejected(self, event: trine.CallRejected, name: str) -> None:
         self._count("trine.guard.rejections", (name, event.guard))

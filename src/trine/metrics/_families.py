@@ -131,12 +131,33 @@ FAMILIES: tuple[Family, ...] = (
         "try_acquire / acquire_nowait refusals",
     ),
     _stats("trine.rate_limiter.waiting", "updown", "{task}", ("type",), "tasks waiting in acquire"),
+    _stats(
+        "trine.rate_limiter.waited",
+        "counter",
+        "{acquisition}",
+        ("type",),
+        "acquisitions admitted after waiting in acquire",
+    ),
+    _stats(
+        "trine.rate_limiter.wait_time",
+        "counter",
+        "s",
+        ("type",),
+        "the seconds those acquisitions waited, added up",
+    ),
     _stats("trine.rate_limiter.keys", "updown", "{key}", ("type",), "keys with state"),
     # -- Retry, RetryBudget -----------------------------------------------------------
     _stats("trine.retry.calls", "counter", "{call}", (), "calls started"),
     _stats("trine.retry.attempts", "counter", "{attempt}", (), "attempts, first ones too"),
     _stats("trine.retry.retries", "counter", "{attempt}", (), "attempts started after a failure"),
     _stats("trine.retry.give_ups", "counter", "{call}", (), "calls that re-raised an error"),
+    _events(
+        "trine.retry.gave_up",
+        "counter",
+        "{call}",
+        ("reason",),
+        "give-ups by reason: attempts, budget, timeout, not_retryable (RetryGaveUp events)",
+    ),
     _stats(
         "trine.retry.budget_refusals",
         "counter",

@@ -110,6 +110,8 @@ def _rate_limiter(limiter: trine.RateLimiter | trine.SlidingWindowLimiter) -> It
     yield "trine.rate_limiter.admitted_cost", kind, stats.admitted_cost
     yield "trine.rate_limiter.rejected", kind, stats.rejected
     yield "trine.rate_limiter.waiting", kind, stats.tasks_waiting
+    yield "trine.rate_limiter.waited", kind, stats.waited
+    yield "trine.rate_limiter.wait_time", kind, stats.wait_time
     yield "trine.rate_limiter.keys", kind, stats.keys
 
 

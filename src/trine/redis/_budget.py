@@ -116,8 +116,9 @@ class RetryBudget(trine.RetryBudget):  # type: ignore[misc]  # trine.Retry accep
         timeout: float = 1.0,
         recheck_interval: float = 1.0,
     ) -> None:
-        super().__init__(ratio, min_per_second, window, buckets=buckets)  # checks them
         self._name = check_name(name)
+        # The local budget's checks, and its name= (metrics and events carry it).
+        super().__init__(ratio, min_per_second, window, buckets=buckets, name=self._name)
         self._sync_interval = check_number("sync_interval", sync_interval, exclusive=True)
         self._on_unavailable = check_on_unavailable(on_unavailable)
         self._link = _Link(
@@ -136,11 +137,6 @@ class RetryBudget(trine.RetryBudget):  # type: ignore[misc]  # trine.Retry accep
         self._refused = 0
         self._syncs = 0
         self._local_decisions = 0
-
-    @property
-    def name(self) -> str:
-        """The name every process uses for this budget."""
-        return self._name
 
     @property
     def local(self) -> trine.RetryBudget:
