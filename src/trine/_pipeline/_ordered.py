@@ -125,7 +125,13 @@ class ReorderWindow:
         return number
 
     async def wait_for_room(self) -> None:
-        """Park until the window moves (then check :meth:`reserve` again)."""
+        """Park until the window moves (then check :meth:`reserve` again).
+
+        The caller is about to block, so the buffer first summons a reader for
+        the items waiting: a worker parked in it holds a reservation and may
+        take one (invariant 3 of the buffer).
+        """
+        self._stage.inputs.hand_off()
         token = object()
         await trio.lowlevel.wait_task_rescheduled(_park(self._room_waiters, token))
         self._room_coming -= 1
