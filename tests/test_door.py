@@ -611,6 +611,7 @@ DOORS: list[Door] = [
             "check_after": "seconds",
             "discard_on": "exceptions",
             "policy": "object",
+            "name": "name",
         },
         # a sync, generator or async-generator connect is refused when first called
         skip=frozenset({"connect=syncfn", "connect=genfn", "connect=agenfn"}),

@@ -67,6 +67,9 @@ def _objects() -> list[object]:
     async def load_many(keys: list[int]) -> list[int]:
         return keys
 
+    async def connect() -> object:
+        return object()
+
     return [
         trine.CircuitBreaker(),
         trine.Bulkhead(1),
@@ -83,6 +86,7 @@ def _objects() -> list[object]:
         trine.AsyncCache[int, int](1),
         trine.SingleFlight(),
         trine.Batcher(load_many),
+        trine.ResourcePool(connect, max_size=1),
     ]
 
 

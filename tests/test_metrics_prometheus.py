@@ -522,3 +522,35 @@ async def test_the_new_figures_in_a_real_scrape(
     assert samples[key("trine_rate_limiter_waited_total", **labels)] == 1
     assert samples[key("trine_rate_limiter_wait_time_seconds_total", **labels)] == 2.0
     assert samples[key("trine_retry_gave_up_total", name="lookup", reason="not_retryable")] == 1
+
+
+async def test_a_resource_pool_scraped_over_http(
+    exporter: trine.metrics.Exporter, server: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A pool's figures: resources by state, what was created and failed, acquire's duration."""
+    attempts = 0
+
+    async def connect() -> object:
+        nonlocal attempts
+        attempts += 1
+        await trio.sleep(0.5)
+        if attempts == 1:
+            raise ConnectionError("refused")
+        return object()
+
+    async with trine.ResourcePool(connect, max_size=2, name="db") as pool:
+        exporter.register(pool)
+        with pytest.raises(ConnectionError):
+            async with pool.acquire():
+                pass
+        async with pool.acquire():
+            samples = await scrape(server)
+            assert samples[key("trine_pool_in_use", name="db")] == 1
+        samples = await scrape(server)
+    assert samples[key("trine_pool_idle", name="db")] == 1
+    assert samples[key("trine_pool_in_use", name="db")] == 0
+    assert samples[key("trine_pool_created_total", name="db")] == 1
+    assert samples[key("trine_pool_failures_total", name="db", call="connect")] == 1
+    assert samples[key("trine_pool_failures_total", name="db", call="close")] == 0
+    assert samples[key("trine_pool_acquire_duration_seconds_count", name="db")] == 1
+    assert samples[key("trine_pool_acquire_duration_seconds_sum", name="db")] == 0.5

@@ -46,6 +46,7 @@ from trio.lowlevel import (
     wait_task_rescheduled,
 )
 
+from . import _created
 from ._service import ServiceNursery, closed_error
 from ._stats import LatencyHistogram, LatencySummary
 from ._util import (
@@ -54,6 +55,7 @@ from ._util import (
     check_async_callable,
     check_awaitable,
     check_int,
+    check_name,
     check_number,
     check_optional_number,
     exception_matcher,
@@ -247,6 +249,7 @@ class ResourcePool(Generic[_R]):
         ``()`` to reuse resources whatever their block raised.
       policy: a :class:`~trine.Policy` (or anything with ``async call(fn,
         *args)``) every ``connect`` goes through, e.g. to retry it.
+      name: a name for its metrics (a ``str`` or ``None``).
 
     Raises:
       TypeError, ValueError: for an argument of the wrong type or out of range.
@@ -283,6 +286,7 @@ class ResourcePool(Generic[_R]):
         "_wait",
         "_waiters",
         "_warm_wake",
+        "name",
     )
 
     def __init__(
@@ -297,6 +301,7 @@ class ResourcePool(Generic[_R]):
         check_after: float = 0.0,
         discard_on: ExceptionFilter = (Exception,),
         policy: Any = None,
+        name: str | None = None,
     ) -> None:
         self._connect = check_async_callable("connect", connect)
         self._close_fn = None if close is None else check_async_callable("close", close)
@@ -338,6 +343,9 @@ class ResourcePool(Generic[_R]):
         self._failed_checks = 0
         self._failed_closes = 0
         self._wait = LatencyHistogram()
+        self.name = check_name(name)  # metrics carry it
+        if _created.watchers:
+            _created.announce(self, None)
 
     def __repr__(self) -> str:
         return (

@@ -314,6 +314,23 @@ FAMILIES: tuple[Family, ...] = (
     _stats("trine.batcher.in_flight", "updown", "{batch}", (), "batch calls running"),
     _stats("trine.batcher.batch.size", "summary", "{item}", (), "keys per batch call"),
     _stats("trine.batcher.batch.duration", "summary", "s", (), "how long batch calls took"),
+    # -- ResourcePool ---------------------------------------------------------------------
+    _stats("trine.pool.size", "updown", "{resource}", (), "slots taken: resources and connects"),
+    _stats("trine.pool.idle", "updown", "{resource}", (), "resources waiting to be handed out"),
+    _stats("trine.pool.in_use", "updown", "{resource}", (), "resources handed out"),
+    _stats("trine.pool.waiting", "updown", "{task}", (), "tasks waiting for a resource"),
+    _stats("trine.pool.created", "counter", "{resource}", (), "resources connect returned"),
+    _stats("trine.pool.closed", "counter", "{resource}", (), "resources closed"),
+    _stats("trine.pool.discarded", "counter", "{resource}", (), "resources spoiled by their block"),
+    _stats("trine.pool.expired", "counter", "{resource}", (), "idle resources closed unused"),
+    _stats(
+        "trine.pool.failures",
+        "counter",
+        "{call}",
+        ("call",),
+        "connect, health_check, close that raised",
+    ),
+    _stats("trine.pool.acquire.duration", "summary", "s", (), "how long acquire took"),
 )
 """Every metric, in the order the docs' table lists them."""
 

@@ -194,6 +194,22 @@ def _batcher(batcher: trine.Batcher[Any, Any]) -> Iterator[Point]:
     yield "trine.batcher.batch.duration", (), distribution_of_summary(stats.batch_latency)
 
 
+def _pool(pool: trine.ResourcePool[Any]) -> Iterator[Point]:
+    stats = pool.statistics()
+    yield "trine.pool.size", (), stats.size
+    yield "trine.pool.idle", (), stats.idle
+    yield "trine.pool.in_use", (), stats.in_use
+    yield "trine.pool.waiting", (), stats.waiting
+    yield "trine.pool.created", (), stats.created
+    yield "trine.pool.closed", (), stats.closed
+    yield "trine.pool.discarded", (), stats.discarded
+    yield "trine.pool.expired", (), stats.expired
+    yield "trine.pool.failures", ("connect",), stats.failed_connects
+    yield "trine.pool.failures", ("health_check",), stats.failed_health_checks
+    yield "trine.pool.failures", ("close",), stats.failed_closes
+    yield "trine.pool.acquire.duration", (), distribution_of_summary(stats.wait)
+
+
 _READERS: dict[type, tuple[str, Reader]] = {
     trine.CircuitBreaker: ("breaker", _breaker),
     trine.Bulkhead: ("limiter", _limiter),
@@ -210,6 +226,7 @@ _READERS: dict[type, tuple[str, Reader]] = {
     trine.AsyncCache: ("cache", _cache),
     trine.SingleFlight: ("single_flight", _single_flight),
     trine.Batcher: ("batcher", _batcher),
+    trine.ResourcePool: ("pool", _pool),
 }
 
 
