@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .._errors import StageError
-from .._util import NotAwaitableError, close_unawaited, describe
+from .._util import NotAwaitableError, _a, close_unawaited, describe
 
 if TYPE_CHECKING:
     from ._buffer import Buffer
@@ -25,10 +25,6 @@ if TYPE_CHECKING:
     from ._run import Run
 
 __all__ = ["read_source"]
-
-
-def _a(noun: str) -> str:
-    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
 
 
 async def read_source(run: Run, source: SourceState, output: Buffer) -> None:
