@@ -34,10 +34,10 @@ from .._graph import Node, NodeEvent, NodeStatus, TaskGraph, topological_order
 from .._hooks import GuardEvent, RetryScheduled
 from .._jobs_file import HaltPolicy, Job, JobsFile
 from .._limit import WeightedSemaphore
-from .._process import Command, CommandAttempt, CommandResult, CommandStatus, SystemLoad
+from .._process import Command, CommandResult, CommandStatus, SystemLoad
 from .._process._descendants import Batch
 from .._process._output import log_name
-from .._process._run import Settings, _wait_admitted, run_command
+from .._process._run import Settings, _wait_admitted, could_not_start, run_command
 from .._retry import Backoff, Retry
 from ._joblog import JobLog, LoggedJob
 from ._progress import Display
@@ -380,7 +380,7 @@ class Runner:
             result = await run_command(command, self._settings, self._batch, None)
         else:
             # The probe failed: this job cannot start, the run goes on (as in run_commands).
-            result = _could_not_start(command, problem)
+            result = could_not_start(command, problem)
         end = self.now()
         status = str(result.status)
         error = result.error
@@ -681,21 +681,3 @@ class Runner:
         if self.halt_reason is not None:
             return f"{word} (halted: {self.halt_reason})"
         return word
-
-
-def _could_not_start(command: Command, problem: str) -> CommandResult:
-    """The result of a job whose admission probe failed: an error, never started."""
-    now = trio.current_time()
-    assert command.id is not None
-    return CommandResult(
-        id=command.id,
-        argv=command.argv,
-        status=CommandStatus.ERROR,
-        returncode=None,
-        stdout_tail="",
-        stderr_tail="",
-        duration=0.0,
-        attempts=1,
-        error=problem,
-        history=(CommandAttempt(now, now, CommandStatus.ERROR, None, problem),),
-    )

@@ -35,7 +35,7 @@ from ._descendants import FIRST_POLL, MAX_POLL, Batch, Family
 from ._load import SystemLoad
 from ._output import EPOLL, EpollWatch, ExitWatch, Output, Pipes, TaskWatch, log_name, open_log
 
-__all__ = ["Settings", "command_retry", "run_command", "run_commands"]
+__all__ = ["Settings", "command_retry", "could_not_start", "run_command", "run_commands"]
 
 _Watch = EpollWatch | ExitWatch | TaskWatch
 
@@ -380,6 +380,14 @@ async def run_command(
             attempt = await retry.call(attempt_once)
         except _AttemptFailed as exc:
             attempt = exc.attempt
+    return _result(command, attempt, history, started)
+
+
+def _result(
+    command: Command, attempt: _Attempt, history: list[CommandAttempt], started: float
+) -> CommandResult:
+    """The :class:`CommandResult` of *command*, whose last attempt was *attempt*."""
+    assert command.id is not None
     return CommandResult(
         id=command.id,
         argv=command.argv,
@@ -392,6 +400,13 @@ async def run_command(
         error=attempt.error,
         history=tuple(history),
     )
+
+
+def could_not_start(command: Command, problem: str) -> CommandResult:
+    """The result of *command* when it cannot start at all: one attempt, an error, now."""
+    now = trio.current_time()
+    history = [CommandAttempt(now, now, CommandStatus.ERROR, None, problem)]
+    return _result(command, _Attempt.could_not_run(problem), history, now)
 
 
 async def run_commands(
