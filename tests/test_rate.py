@@ -508,21 +508,21 @@ async def test_rate_statistics_and_repr(autojump_clock: object) -> None:
     [
         (10, 1.0, 1),
         (100, 1.0, 1),
-        (500, 1.0, 1),
-        (501, 1.0, 2),
-        (1_000, 1.0, 2),
-        (20_000, 1.0, 40),
-        (100_000, 1.0, 200),
-        (60_000, 60.0, 2),
+        (333, 1.0, 1),
+        (334, 1.0, 2),
+        (1_000, 1.0, 3),
+        (20_000, 1.0, 60),
+        (100_000, 1.0, 300),
+        (60_000, 60.0, 3),
         (0.5, 1.0, 1),
         (1e300, 1.0, sys.maxsize),
         (math.inf, 1.0, sys.maxsize),
     ],
 )
-def test_rate_default_burst_is_max_1_ceil_rate_times_2_ms(
+def test_rate_default_burst_is_max_1_ceil_rate_times_3_ms(
     rate: float, per: float, burst: int
 ) -> None:
-    """Without ``burst=``, the burst is ``max(1, ceil(rate / per * 0.002))``."""
+    """Without ``burst=``, the burst is ``max(1, ceil(rate / per * 0.003))``."""
     limiter = RateLimiter(rate, per)
     assert limiter.burst == burst
     assert limiter.statistics().burst == burst
@@ -544,16 +544,16 @@ async def test_rate_default_burst_keeps_everyday_rates_strictly_spaced(
 async def test_rate_default_burst_follows_rate_and_per(autojump_clock: object) -> None:
     """The default burst is recomputed when the rate changes; a given burst is kept."""
     limiter = RateLimiter(1_000)
-    assert limiter.burst == 2
-    limiter.rate = 20_000
-    assert limiter.burst == 40
-    limiter.per = 4.0
-    assert limiter.burst == 10
-    limiter.burst = 3
-    limiter.rate = 100_000
     assert limiter.burst == 3
+    limiter.rate = 20_000
+    assert limiter.burst == 60
+    limiter.per = 4.0
+    assert limiter.burst == 15
+    limiter.burst = 2
+    limiter.rate = 100_000
+    assert limiter.burst == 2
     limiter.burst = None
-    assert limiter.burst == 50
+    assert limiter.burst == 75
 
 
 async def test_rate_change_refused_when_the_default_burst_would_strand_a_waiter(
@@ -561,17 +561,17 @@ async def test_rate_change_refused_when_the_default_burst_would_strand_a_waiter(
 ) -> None:
     """A rate whose default burst is below a queued cost would never admit it: refused."""
     limiter = RateLimiter(20_000)
-    await limiter.acquire(40)
+    await limiter.acquire(60)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(limiter.acquire, 40)
+        nursery.start_soon(limiter.acquire, 60)
         await trio.testing.wait_all_tasks_blocked()
         with pytest.raises(
             ValueError,
-            match=r"^rate must leave the default burst >= 40, the cost of a waiting acquire, "
+            match=r"^rate must leave the default burst >= 60, the cost of a waiting acquire, "
             r"got 10 \(the default burst would be 1\)$",
         ):
             limiter.rate = 10
-        assert (limiter.rate, limiter.burst) == (20_000, 40)
+        assert (limiter.rate, limiter.burst) == (20_000, 60)
 
 
 # -- late wake-ups: a timer that fires only on coarse ticks ---------------------------
@@ -647,17 +647,17 @@ async def test_rate_late_wake_ups_within_the_burst_are_repaid(
 async def test_rate_default_burst_delivers_the_rate_when_every_wake_up_is_late(
     mock_clock: trio.testing.MockClock,
 ) -> None:
-    """At 16,384/s with a timer of 1/1024 s ticks, the default burst (33) loses nothing.
+    """At 16,384/s with a timer of 1/1024 s ticks, the default burst (50) loses nothing.
 
     After one second exactly ``burst + rate * t`` were admitted -- the most the
     guarantee allows -- 16 at every tick.
     """
     limiter = RateLimiter(16_384)
-    assert limiter.burst == 33
+    assert limiter.burst == 50
     times: list[float] = []
-    await run_on_coarse_ticks(mock_clock, 1 / 1024, 1.0, saturate(limiter, 50, times))
-    assert len(times) == 33 + 16_384
-    assert times.count(0.0) == 33
+    await run_on_coarse_ticks(mock_clock, 1 / 1024, 1.0, saturate(limiter, 60, times))
+    assert len(times) == 50 + 16_384
+    assert times.count(0.0) == 50
     assert {times.count(k / 1024) for k in range(1, 1025)} == {16}
 
 
@@ -673,11 +673,11 @@ async def test_rate_lateness_beyond_the_burst_is_lost_and_no_more(
     mock_clock: trio.testing.MockClock,
 ) -> None:
     """A tick longer than the burst covers: a full burst per tick, never more."""
-    limiter = RateLimiter(16_384)  # burst 33 covers 32 / 16,384 s; a tick is 64 / 16,384 s
+    limiter = RateLimiter(16_384)  # burst 50 covers 49 / 16,384 s; a tick is 64 / 16,384 s
     times: list[float] = []
-    await run_on_coarse_ticks(mock_clock, 4 / 1024, 1.0, saturate(limiter, 50, times))
-    assert len(times) == 33 * 257
-    assert {times.count(k * 4 / 1024) for k in range(257)} == {33}
+    await run_on_coarse_ticks(mock_clock, 4 / 1024, 1.0, saturate(limiter, 60, times))
+    assert len(times) == 50 * 257
+    assert {times.count(k * 4 / 1024) for k in range(257)} == {50}
 
 
 async def test_window_late_wake_up_admits_every_waiter_that_fits_at_once(
@@ -1067,7 +1067,7 @@ def check_rate_bound(limiter: RateLimiter, log: list[tuple[int, float, int, str]
                 assert total <= burst + rate * (end - start) / per + TOLERANCE
 
 
-# Rates from everyday ones (default burst 1) to ones whose default burst is 2 to 9.
+# Rates from everyday ones (default burst 1) to ones whose default burst is 3 to 13.
 RATES = st.sampled_from([0.5, 1, 2, 3, 10, 1_000, 1_500, 4_096])
 BURSTS = st.one_of(st.none(), st.integers(1, 4))
 

@@ -108,9 +108,9 @@ async def test_an_unlimited_rate_admits_without_a_round_trip(redis_client: Any) 
 async def test_the_defaults_are_the_local_limiters(redis_client: Any) -> None:
     """burst defaults as trine.RateLimiter's; the local twin has the same settings."""
     limiter = trine.redis.RateLimiter(redis_client, "api", 20_000)
-    assert limiter.burst == trine.RateLimiter(20_000).burst == 40
-    assert (limiter.local.rate, limiter.local.burst) == (20_000, 40)
-    assert repr(limiter).startswith("<trine.redis.RateLimiter 'api' rate=20000 per=1s burst=40 on ")
+    assert limiter.burst == trine.RateLimiter(20_000).burst == 60
+    assert (limiter.local.rate, limiter.local.burst) == (20_000, 60)
+    assert repr(limiter).startswith("<trine.redis.RateLimiter 'api' rate=20000 per=1s burst=60 on ")
 
 
 async def test_policy_and_pipelines_take_the_shared_limiter(redis_client: Any) -> None:

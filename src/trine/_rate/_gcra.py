@@ -17,28 +17,30 @@ from ._admissions import _Admissions, _Queue, _unhashable
 
 __all__ = ["RateLimiter", "RateLimiterStatistics"]
 
-_TIMER_SLACK = 0.002
-"""How late, in seconds, Trio may wake a sleeping task: the default burst covers it.
+_BURST_SPAN = 0.003
+"""The default burst is the cost due in this many seconds at the rate (3 ms).
 
 Trio sleeps in the operating system's I/O wait, whose timeout is a whole number
 of milliseconds rounded up, so a task due in 50 us wakes about 1 ms later
-(measured here: a median of 0.7 ms, 1.3 ms at the 99th percentile, on two
-shared cores; ``benchmarks/bench_rate.py`` measures it on yours). 2 ms covers
-that with room for a busy event loop.
+(measured here on two cores: a median of 0.7 ms, 1.2 ms at the 90th percentile,
+2.0 ms at the 99th; the ``timer_slack`` case of ``benchmarks/bench_rate.py``
+measures yours). GCRA repays lateness up to its tolerance, ``burst - 1``
+intervals, so a burst spanning 3 ms leaves a tolerance of at least 2 ms at
+every rate from 1,000 per second up: ``(ceil(0.003 * r) - 1) / r >= 0.003 - 1 / r``.
 """
 
 
 def _default_burst(rate: float, per: float) -> int:
     """The burst a :class:`RateLimiter` uses when none is given: enough to cover the timer slack.
 
-    ``max(1, ceil(rate / per * _TIMER_SLACK))``: 1 up to 500 per second, so
-    everyday rates stay strictly spaced; 40 at 20,000 per second, the
-    admissions due during one late wake-up. An unlimited rate gets
-    :data:`sys.maxsize`.
+    ``max(1, ceil(rate / per * 0.003))``: 1 up to 333 per second, so
+    everyday rates stay strictly spaced; 3 at 1,000 per second and 60 at
+    20,000, whose tolerance (2 ms and 2.95 ms) covers a late wake-up. An
+    unlimited rate gets :data:`sys.maxsize`.
     """
     if math.isinf(rate):
         return sys.maxsize
-    return min(sys.maxsize, max(1, math.ceil(rate * _TIMER_SLACK / per)))
+    return min(sys.maxsize, max(1, math.ceil(rate * _BURST_SPAN / per)))
 
 
 @attrs.define(eq=False, slots=True)
@@ -103,16 +105,18 @@ class RateLimiter(_Admissions[_GcraState]):
 
     **The default burst covers the timer.** Trio sleeps in the operating
     system's I/O wait, whose timeout is a whole number of milliseconds rounded
-    up, so it wakes a sleeping task up to about a millisecond late (measured
-    here: 0.7 ms median, 1.3 ms at the 99th percentile; ``python -m benchmarks
-    rate`` measures yours). A late waiter can be repaid -- the slots it missed
-    admitted at once when it wakes -- only as far as the burst allows, so by
-    default the burst covers a timer slack of 2 ms:
-    ``max(1, ceil(rate / per * 0.002))``. At everyday rates that is 1:
+    up, so it wakes a sleeping task about a millisecond late (measured here:
+    0.7 ms median, 2 ms at the 99th percentile; ``python -m benchmarks rate``
+    measures yours). A late waiter can be repaid -- the slots it missed
+    admitted at once when it wakes -- only as far as its tolerance,
+    ``burst - 1`` intervals, allows, so by default the burst spans 3 ms of
+    admissions, ``max(1, ceil(rate / per * 0.003))``, which leaves at least
+    2 ms of tolerance at every rate from 1,000 per second up. At everyday
+    rates that is 1:
     ``RateLimiter(10)`` admits at 0.0, 0.1, 0.2, ... and never two at once
     (and, losing each wake-up's lateness, delivers about 99 % of its rate in
     real time; ``RateLimiter(100)`` about 93 %). At 20,000 per second it is
-    40, and the limiter delivers its rate where strict spacing could not: the
+    60, and the limiter delivers its rate where strict spacing could not: the
     clock cannot space admissions 50 us apart, so they go in small groups at
     each wake-up instead (``benchmarks/bench_rate.py`` measures both).
 
@@ -140,7 +144,7 @@ class RateLimiter(_Admissions[_GcraState]):
       per: the period in seconds (a finite number > 0).
       burst: the most cost admitted at one instant (an int >= 1), or ``None``
         (the default) for enough to cover the timer slack,
-        ``max(1, ceil(rate / per * 0.002))`` (:data:`sys.maxsize` for an
+        ``max(1, ceil(rate / per * 0.003))`` (:data:`sys.maxsize` for an
         unlimited rate), which follows *rate* and *per* when they change.
         ``burst=1`` asks for strict spacing, never two admissions closer than
         ``per / rate``; since every late wake-up is then lost for good, strict
