@@ -10,6 +10,7 @@ quantile is returned within 1 % of the true value.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import final
 
 import attrs
@@ -76,7 +77,7 @@ class LatencyHistogram:
     _minimum: float = attrs.field(default=math.inf, init=False)
     _maximum: float = attrs.field(default=-math.inf, init=False)
     _zero: int = attrs.field(default=0, init=False)
-    _buckets: dict[int, int] = attrs.field(factory=dict, init=False)
+    _buckets: Counter[int] = attrs.field(factory=Counter, init=False)
 
     @property
     def minimum(self) -> float | None:
@@ -111,6 +112,26 @@ class LatencyHistogram:
             self._minimum = seconds
         if seconds > self._maximum:
             self._maximum = seconds
+
+    def _record_all(self, durations: list[float]) -> None:
+        """Add many durations at once, as :meth:`record` would one by one.
+
+        For trine's own callers, which read them off the clock: each is a
+        finite ``float >= 0``, so nothing is checked. The per-sample work runs
+        in C (``filter``, ``map``, :meth:`Counter.update`), so a task pool can
+        collect its tasks' durations in a list and fold them in now and then
+        for a fraction of what a :meth:`record` per task costs.
+        """
+        if not durations:
+            return
+        timed = list(filter(_SMALLEST.__le__, durations))
+        self._zero += len(durations) - len(timed)
+        self._buckets.update(map(_ceil, map(_INVERSE_LOG_GAMMA.__mul__, map(_log, timed))))
+        self.count += len(durations)
+        # sum() from the running total adds in order, as record() does.
+        self.total = sum(durations, self.total)
+        self._minimum = min(self._minimum, min(durations))
+        self._maximum = max(self._maximum, max(durations))
 
     def quantile(self, q: float) -> float | None:
         """The duration below which a fraction *q* of the samples lie, within 1 %.

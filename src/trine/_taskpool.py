@@ -92,7 +92,12 @@ _CoroutineType: Final = types.CoroutineType
 _FunctionType: Final = types.FunctionType
 _CO_COROUTINE: Final = inspect.CO_COROUTINE
 _current_time: Final = trio.current_time
+# How many tasks' durations wait in a list before they go into the latency
+# histogram at once: memory stays O(1), the histogram's work runs in C.
+_DURATIONS_BATCH: Final = 256
 _current_task: Final = trio.lowlevel.current_task
+_checkpoint_if_cancelled: Final = trio.lowlevel.checkpoint_if_cancelled
+_cancel_shielded_checkpoint: Final = trio.lowlevel.cancel_shielded_checkpoint
 _reschedule: Final = trio.lowlevel.reschedule
 
 _ON_ERROR: Final = ("raise", "collect")
@@ -106,6 +111,7 @@ _CLOSED: Final = 3
 # An ordered pool's placeholder for a task that ended without a result
 # (cancelled), so the reader passes over its place.
 _NO_RESULT: Final[Any] = object()
+_NO_FUNCTION: Final[Any] = object()  # what start has found plain before its first call
 _MISSING: Final[Any] = object()
 
 
@@ -276,8 +282,8 @@ class TaskPool(Generic[_T, _Y]):
         "_cm",
         "_collect",
         "_dropped",
+        "_durations",
         "_failed",
-        "_finished",
         "_keeping",
         "_keeps",
         "_last_reader",
@@ -292,6 +298,7 @@ class TaskPool(Generic[_T, _Y]):
         "_owner",
         "_past_bound",
         "_paused",
+        "_plain_fn",
         "_policy",
         "_reader",
         "_ready",
@@ -299,10 +306,12 @@ class TaskPool(Generic[_T, _Y]):
         "_resumers",
         "_running",
         "_slotless",
+        "_start_soon",
         "_started",
         "_starters",
         "_state",
         "_stopped",
+        "_task_fn",
         "_unread",
     )
 
@@ -357,18 +366,27 @@ class TaskPool(Generic[_T, _Y]):
         self._state = _NEW
         self._stopped = False  # a task failed (on_error="raise"): nothing more starts
         self._nursery: trio.Nursery | None = None
+        # The nursery's start_soon while tasks may start: open and not stopped.
+        self._start_soon: Callable[..., None] | None = None
+        # What a task runs: a plain function called with the pool first (a
+        # bound method kept here would tie the pool to itself in a cycle).
+        self._task_fn: Callable[..., Awaitable[None]] = (
+            TaskPool._run_unkept if not self._keeps and not self._ordered else TaskPool._run_task
+        )
+        self._plain_fn: object = _NO_FUNCTION  # the last fn that start found plain
         self._cm: AbstractAsyncContextManager[None] | None = None
         self._running = 0  # slots held
         self._alive = 0  # tasks of the pool not yet finished (running or paused)
         self._paused = 0
         self._past_bound = 0  # ordered: leader's starts admitted with the results full
         self._started = 0
-        self._finished = 0
         self._failed = 0
         self._cancelled = 0
         self._dropped = 0
         self._unread = 0
         self._latency = LatencyHistogram()
+        # Tasks' durations, folded into _latency in batches (see _run_task).
+        self._durations: list[float] = []
         self._now: Callable[[], float] = _current_time
         self._starters: OrderedDict[_Request, None] = OrderedDict()
         self._resumers: OrderedDict[trio.lowlevel.Task, None] = OrderedDict()
@@ -424,6 +442,7 @@ class TaskPool(Generic[_T, _Y]):
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                self._start_soon = nursery.start_soon
                 self._state = _OPEN
                 try:
                     yield
@@ -443,6 +462,7 @@ class TaskPool(Generic[_T, _Y]):
         finally:
             self._state = _CLOSED
             self._nursery = None
+            self._start_soon = None
             self._fail_waiters()
         if raised is not None:
             raise raised
@@ -499,18 +519,23 @@ class TaskPool(Generic[_T, _Y]):
             if the caller is the pool's block and would wait for room for
             results that no other task reads (it would wait forever).
         """
-        await trio.lowlevel.checkpoint_if_cancelled()
+        await _checkpoint_if_cancelled()
         call: Callable[..., Any] = fn
         call_args: tuple[Any, ...] = args
         name: object = fn
-        # The common case inline: an async def function, no policy.
-        if not (
-            type(fn) is _FunctionType
-            and fn.__code__.co_flags & _CO_COROUTINE
-            and self._policy is None
-        ):
-            call, call_args, name = self._prepare(fn, args)
-        if self._nursery is None or self._stopped:
+        # The common case inline: an async def function and no policy; the
+        # last function that passed this test is not tested again.
+        if fn is not self._plain_fn:
+            if (
+                type(fn) is _FunctionType
+                and fn.__code__.co_flags & _CO_COROUTINE
+                and self._policy is None
+            ):
+                self._plain_fn = fn
+            else:
+                call, call_args, name = self._prepare(fn, args)
+        start_soon = self._start_soon
+        if start_soon is None:
             _close(call)
             raise RuntimeError(self._closed_message())
         if (
@@ -523,10 +548,10 @@ class TaskPool(Generic[_T, _Y]):
             self._started = index + 1
             self._running += 1
             self._alive += 1
-            self._nursery.start_soon(self._run_task, index, call, call_args, name=name)
+            start_soon(self._task_fn, self, index, call, call_args, name=name)
         else:
             await self._wait_to_start(call, call_args, name)
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        await _cancel_shielded_checkpoint()
 
     def try_start(self, fn: Callable[[*_Ts], Awaitable[_T]], *args: *_Ts) -> bool:
         """Start ``fn(*args)`` as a task of the pool if it is not full; never wait.
@@ -541,7 +566,7 @@ class TaskPool(Generic[_T, _Y]):
             a task failed.
         """
         check_async_callable("fn", fn)
-        if self._nursery is None or self._stopped:
+        if self._start_soon is None:
             raise RuntimeError(self._closed_message())
         if not self._can_start():
             return False
@@ -579,12 +604,12 @@ class TaskPool(Generic[_T, _Y]):
 
     def _launch(self, fn: Callable[..., Any], args: tuple[Any, ...], name: object) -> None:
         """Start the task now, in a slot of its own."""
-        assert self._nursery is not None
+        assert self._start_soon is not None
         index = self._started
         self._started = index + 1
         self._running += 1
         self._alive += 1
-        self._nursery.start_soon(self._run_task, index, fn, args, name=name)
+        self._start_soon(self._task_fn, self, index, fn, args, name=name)
 
     async def _wait_to_start(
         self, fn: Callable[..., Any], args: tuple[Any, ...], name: object
@@ -718,34 +743,73 @@ class TaskPool(Generic[_T, _Y]):
             self._ordered_tasks[index] = _current_task()
         try:
             value = await fn(*args)
-        except NotAwaitableError:
-            self._finished += 1
-            self._failed += 1
-            self._stop()
-            self._task_done(index, _NO_RESULT)
-            raise  # a programming error, never a result
         except Exception as exc:  # not BaseException: Cancelled and KeyboardInterrupt propagate
-            self._finished += 1
-            self._failed += 1
-            self._latency.record(now() - started)
-            if not self._collect:
-                self._stop()
-                self._task_done(index, _NO_RESULT)
+            if not self._collect or isinstance(exc, NotAwaitableError):
+                self._task_failed(index, exc, now() - started)
                 raise
+            self._failed += 1
+            self._record(now() - started)
             self._task_done(index, outcome.Error(exc))
-        except BaseException:
-            self._cancelled += 1
-            self._task_done(index, _NO_RESULT)
+        except BaseException as exc:
+            self._task_failed(index, exc, 0.0)
             raise
         else:
-            self._finished += 1
-            self._latency.record(now() - started)
+            # A list append per task, the histogram's work once per batch (in C).
+            durations = self._durations
+            durations.append(now() - started)
+            if len(durations) >= _DURATIONS_BATCH:
+                self._fold_durations()
             self._task_done(index, outcome.Value(value) if self._collect else value)
+
+    async def _run_unkept(self, index: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        """:meth:`_run_task` for a pool that keeps no results and no order (``max_results=0``).
+
+        The common shape of a crawler or a fan-out: nothing to deliver, so a
+        finished task only counts and hands its slot on.
+        """
+        now = self._now
+        started = now()
+        try:
+            await fn(*args)
+        except BaseException as exc:
+            self._task_failed(index, exc, now() - started)
+            raise
+        durations = self._durations
+        durations.append(now() - started)
+        if len(durations) >= _DURATIONS_BATCH:
+            self._fold_durations()
+        self._task_left()
+
+    def _task_failed(self, index: int, exc: BaseException, seconds: float) -> None:
+        """Count a task whose exception stops the pool, *seconds* after it started.
+
+        A failure (``on_error="raise"``) and a programming error
+        (:exc:`NotAwaitableError`, never a result) cancel the pool; a
+        cancellation or a KeyboardInterrupt is counted as neither.
+        """
+        if isinstance(exc, Exception):
+            self._failed += 1
+            if not isinstance(exc, NotAwaitableError):
+                self._record(seconds)
+            self._stop()
+        else:
+            self._cancelled += 1
+        self._task_done(index, _NO_RESULT)
+
+    def _record(self, seconds: float) -> None:
+        self._durations.append(seconds)
+        if len(self._durations) >= _DURATIONS_BATCH:
+            self._fold_durations()
+
+    def _fold_durations(self) -> None:
+        self._latency._record_all(self._durations)
+        self._durations.clear()
 
     def _stop(self) -> None:
         """A task's failure will cancel the pool: start nothing more, from now on."""
         if not self._stopped:
             self._stopped = True
+            self._start_soon = None  # start and try_start refuse from now on
             assert self._nursery is not None
             # The nursery would cancel itself once the exception leaves the task;
             # cancelling now aborts the waits in start of the block and of the
@@ -760,6 +824,10 @@ class TaskPool(Generic[_T, _Y]):
             self._deliver(index, result)
         elif self._keeps and result is not _NO_RESULT:
             self._dropped += 1
+        self._task_left()
+
+    def _task_left(self) -> None:
+        """A task of the pool has finished: its slot goes to whoever waits for one."""
         self._alive -= 1
         if self._slotless and _current_task() in self._slotless:
             self._slotless.discard(_current_task())
@@ -865,6 +933,10 @@ class TaskPool(Generic[_T, _Y]):
 
     # -- statistics ---------------------------------------------------------------
 
+    def _latency_summary(self) -> LatencySummary:
+        self._fold_durations()
+        return self._latency.summary()
+
     def statistics(self) -> TaskPoolStatistics:
         """A frozen snapshot of the pool's counters; see :class:`TaskPoolStatistics`."""
         return TaskPoolStatistics(
@@ -873,12 +945,13 @@ class TaskPool(Generic[_T, _Y]):
             waiting=len(self._starters),
             paused=self._paused,
             started=self._started,
-            finished=self._finished,
+            # Every task that ended and was not cancelled finished.
+            finished=self._started - self._alive - self._cancelled,
             failed=self._failed,
             cancelled=self._cancelled,
             unread=self._unread,
             dropped=self._dropped,
-            latency=self._latency.summary(),
+            latency=self._latency_summary(),
         )
 
 
