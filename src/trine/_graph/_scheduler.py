@@ -84,6 +84,7 @@ class _Run:
         "misuse",
         "names",
         "nodes",
+        "now",
         "nursery",
         "on_event",
         "ready",
@@ -100,6 +101,7 @@ class _Run:
         "task",
         "value_of",
         "values",
+        "watched",
     )
 
     def __init__(self, graph: TaskGraph, on_event: Callable[[NodeEvent], object] | None) -> None:
@@ -109,6 +111,11 @@ class _Run:
         self.names = graph._node_names  # every node has one: run() named them
         self.count = count
         self.on_event = on_event
+        # Whether a finished node is reported: to on_event, or to finished_value
+        # (which sets this when it is made during a run).
+        self.watched = on_event is not None or graph._finished_view is not None
+        # The run's clock, read as trio.current_time() reads it (one call, not three).
+        self.now: Callable[[], float] = trio.current_time
         self.limit = graph._limit
         self.fail_fast = graph._fail_fast
         # Without a limit, priorities or resources, ready nodes need no heap.
@@ -149,6 +156,7 @@ class _Run:
         """Turn the edges around and start the nodes that depend on nothing."""
         self.nursery = nursery
         self.spawn = nursery.start_soon
+        self.now = trio.lowlevel.current_clock().current_time
         count = self.count
         starts = self.starts
         remaining = self.remaining = list(map(operator.sub, starts[1 : count + 1], starts))
@@ -221,16 +229,13 @@ class _Run:
         if releases:
             _release_all(releases, None)
         # Success: the hot path, inline.
-        now = trio.current_time()
+        now = self.now()
         self.values[index] = value
         self.status[index] = _SUCCEEDED
         self.finished[index] = now
         self.running -= 1
-        view = self.graph._finished_view
-        if view is not None:
-            view._set(view.value + 1)
-        if self.on_event is not None:
-            self.emit("finished", index, now)
+        if self.watched:
+            self.report_finished(index, now)
         dependents = self.dependents[index]
         if not self.fast:
             if dependents:
@@ -290,7 +295,7 @@ class _Run:
     def fail(self, index: int, error: BaseException) -> bool:
         """Record a node that raised; return whether the error must propagate."""
         self.running -= 1
-        now = trio.current_time()
+        now = self.now()
         if not isinstance(error, Exception):
             # trio.Cancelled (or KeyboardInterrupt...): never a failure, never swallowed.
             self.finish(index, _CANCELLED, now)
@@ -312,6 +317,11 @@ class _Run:
     def finish(self, index: int, status: int, now: float) -> None:
         self.status[index] = status
         self.finished[index] = now
+        if self.watched:
+            self.report_finished(index, now)
+
+    def report_finished(self, index: int, now: float) -> None:
+        """Tell finished_value and on_event that a node has finished."""
         view = self.graph._finished_view
         if view is not None:
             view._set(view.value + 1)

@@ -62,6 +62,9 @@ _NO_RESOURCES: tuple[()] = ()
 
 
 _fn_of = operator.attrgetter("_fn")
+_NO_FUNCTION: Any = object()  # what add() has found plain before its first call
+_graph_of = operator.attrgetter("_graph")
+_index_of = operator.attrgetter("_index")
 
 
 def _default_name(fn: Callable[..., Any]) -> str:
@@ -202,6 +205,8 @@ class TaskGraph:
     _running: bool = attrs.field(default=False, init=False)
     # finished_value, made when first asked for (None: nothing updates it)
     _finished_view: ReadOnlyValue[int] | None = attrs.field(default=None, init=False)
+    # The last function add() found to be a plain async def one: not tested again.
+    _plain_fn: object = attrs.field(default=_NO_FUNCTION, init=False)
 
     def __attrs_post_init__(self) -> None:
         if self._limit is not None:
@@ -299,11 +304,13 @@ class TaskGraph:
         # is checked behind one test of its default.
         if self._running:
             raise RuntimeError("cannot add nodes to a graph while it runs")
-        if type(fn) is _FunctionType:
-            if fn.__code__.co_flags & _GENERATOR_FLAGS:
+        if fn is not self._plain_fn:
+            if type(fn) is not _FunctionType:
+                _check_fn(fn)
+            elif fn.__code__.co_flags & _GENERATOR_FLAGS:
                 raise _generator_function_error(fn)
-        else:
-            _check_fn(fn)
+            else:
+                self._plain_fn = fn
         if name is not None:
             self._check_name(name)
         if type(priority) is not int:
@@ -314,17 +321,14 @@ class TaskGraph:
             deps = _check_deps(deps)
         edges = self._edges
         if deps:
-            append = edges.append
             try:
-                # One test per dependency: only a Node of this graph has this graph
-                # as its _graph (anything else has no _graph, or another one).
-                for dep in deps:
-                    if dep._graph is not self:
-                        raise AttributeError
-                    append(dep._index)
+                # Only a Node of this graph has this graph as its _graph (anything
+                # else has no _graph, or another one); tested in C, no loop here.
+                if not all(map(operator.is_, map(_graph_of, deps), itertools.repeat(self))):
+                    raise AttributeError
             except AttributeError:
-                del edges[self._starts[-1] :]  # this node's edges so far
                 raise self._bad_dep(deps) from None
+            edges += map(_index_of, deps)
         needs: _Needs = ()
         if resources is not _NO_RESOURCES:  # the default (any empty tuple is that one)
             try:
@@ -497,6 +501,8 @@ class TaskGraph:
             run = self._run
             done = 0 if run is None else sum(run.counts)
             view = self._finished_view = ReadOnlyValue(done, "finished_value")
+            if run is not None:
+                run.watched = True  # a run under way updates it from now on
         return view
 
     def statistics(self) -> GraphStatistics:
