@@ -56,10 +56,10 @@ from trio.lowlevel import (
     enable_ki_protection,
 )
 
-from . import _created
-from ._errors import CircuitOpenError
-from ._hooks import CallRejected, CircuitStateChanged, Hook, call_hooks, check_hooks
-from ._util import (
+from .. import _created
+from .._errors import CircuitOpenError
+from .._hooks import CallRejected, CircuitStateChanged, Hook, call_hooks, check_hooks
+from .._util import (
     ExceptionFilter,
     NotAwaitableError,
     check_async_callable,
@@ -71,8 +71,8 @@ from ._util import (
     check_sync_result,
     exception_matcher,
 )
-from ._values import ReadOnlyValue
-from ._waits import deliberate
+from .._values import ReadOnlyValue
+from .._waits import deliberate
 
 __all__ = [
     "CircuitBreaker",
