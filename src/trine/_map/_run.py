@@ -49,11 +49,11 @@ from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, final
 import outcome
 import trio
 
-from ._block import exception_leaving_the_block
-from ._deadline import cut_off, resolve_deadline
-from ._policy import SupportsCall, _check_call_guard
-from ._progress._display import show_calls
-from ._util import NotAwaitableError, check_async_callable, check_awaitable, check_bool, check_int
+from .._block import exception_leaving_the_block
+from .._deadline import cut_off, resolve_deadline
+from .._policy import SupportsCall, _check_call_guard
+from .._progress._display import show_calls
+from .._util import NotAwaitableError, check_async_callable, check_awaitable, check_bool, check_int
 
 __all__ = ["amap", "for_each", "map_all", "map_settled"]
 
