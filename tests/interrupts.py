@@ -23,10 +23,11 @@ from __future__ import annotations
 import dis
 import functools
 import gc
+import pathlib
 import signal
 import sys
 from collections.abc import Callable, Iterable
-from types import CodeType, FrameType
+from types import CodeType, FrameType, ModuleType
 from typing import Any
 
 import trio
@@ -145,3 +146,11 @@ def interrupt_at(n: int, main: Callable[[], Any], files: Iterable[str]) -> None:
     except* KeyboardInterrupt:
         pass
     assert fired, f"the run has fewer than {n} opcodes in the watched files"
+
+
+def source_files(module: ModuleType) -> list[str]:
+    """The files of *module*'s code: its own, or every module's of a package."""
+    path = pathlib.Path(module.__file__ or "")
+    if path.name != "__init__.py":
+        return [str(path)]
+    return sorted(str(file) for file in path.parent.glob("*.py"))

@@ -28,7 +28,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from interrupts import interrupt_at, interrupt_points
+from interrupts import interrupt_at, interrupt_points, source_files
 from trine import (
     CallRejected,
     CircuitBreaker,
@@ -39,7 +39,8 @@ from trine import (
     GuardEvent,
     TrineError,
 )
-from trine import _breaker as _breaker_module
+from trine import _breaker as _breaker_package
+from trine._breaker import _breaker as _breaker_module
 from trine._util import NotAwaitableError
 from trine.testing import FakeService, FakeServiceError
 
@@ -1572,7 +1573,7 @@ def _books(breaker: CircuitBreaker) -> tuple[int, int, dict[Any, Any]]:
 def test_issue11_keyboard_interrupt_anywhere_leaks_no_permit(scenario: str) -> None:
     """A SIGINT landing at any opcode of the breaker leaves no call in flight and no slot taken."""
     body, config = KI_SCENARIOS[scenario]
-    watched = [_breaker_module.__file__]
+    watched = source_files(_breaker_package)
     points = interrupt_points(functools.partial(body, CircuitBreaker(**config)), watched)
     assert len(points) > 20  # the sweep really goes through the breaker's code
     for point in points:

@@ -18,7 +18,7 @@ import trio
 import trio.testing
 
 import trine
-from interrupts import interrupt_at, interrupt_points
+from interrupts import interrupt_at, interrupt_points, source_files
 from trine import (
     Backoff,
     Bulkhead,
@@ -30,7 +30,7 @@ from trine import (
     RateLimiter,
     Retry,
 )
-from trine import _breaker as _breaker_module
+from trine import _breaker as _breaker_package
 from trine import _policy as _policy_module
 from trine import _retry as _retry_module
 from trine._util import NotAwaitableError
@@ -217,7 +217,7 @@ async def _through_a_policy(policy: Policy, service: FakeService) -> None:
 def test_issue11_keyboard_interrupt_anywhere_in_a_policy_leaks_nothing() -> None:
     """A SIGINT at any opcode of Policy, Retry or CircuitBreaker code: no call left in
     flight in the breaker, no probe slot and no limiter slot taken."""
-    files = [_policy_module.__file__, _retry_module.__file__, _breaker_module.__file__]
+    files = [_policy_module.__file__, _retry_module.__file__, *source_files(_breaker_package)]
 
     def make() -> tuple[Policy, CircuitBreaker, trio.CapacityLimiter, FakeService]:
         breaker = CircuitBreaker(failure_threshold=2, reset_timeout=1)

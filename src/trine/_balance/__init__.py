@@ -26,9 +26,11 @@ the periodic health checks, when there are any. Breakers and ejections need
 no timer: they are read from the clock when an endpoint is considered.
 
 One module per piece: ``_ejection`` (:class:`OutlierEjection`), ``_statistics``
-(the frozen snapshots), ``_endpoint`` (the record of one endpoint) and
-``_balancer`` (:class:`Balancer`: choice, bookkeeping, calls, hedged calls and
-health checks).
+(the frozen snapshots), ``_endpoint`` (the record of one endpoint),
+``_choice`` (availability, the strategies and refusals), ``_records`` (each
+call's bookkeeping: pending counts, latency estimate, ejection), ``_health``
+(the periodic health checks) and ``_balancer`` (:class:`Balancer`: life
+cycle, membership, calls, hedged calls and statistics).
 """
 
 from ._balancer import Balancer as Balancer

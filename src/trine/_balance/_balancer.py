@@ -1,4 +1,9 @@
-"""Balancer: choose an available endpoint for each call, and keep each endpoint's record."""
+"""Balancer: its life cycle, membership, calls, hedged calls and statistics.
+
+The choice of an endpoint (:mod:`._choice`) and the books of each call
+(:mod:`._records`) are its base classes, so a call reaches them through
+``self`` as before; the health checks (:mod:`._health`) run as tasks.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,12 @@ import types
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, Final, Generic, Literal, NoReturn, TypeAlias, TypeVar, TypeVarTuple, final
+from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, TypeVarTuple, final
 
 import trio
-from trio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
+from trio.lowlevel import checkpoint_if_cancelled
 
-from .._breaker import CircuitBreaker, CircuitState
-from .._errors import CircuitOpenError, NoEndpointError
+from .._breaker import CircuitBreaker
 from .._fan import HedgeCounters, Made, check_budget, check_delay, run_hedge
 from .._percentile import Percentile
 from .._retry import RetryBudget
@@ -32,8 +36,11 @@ from .._util import (
     describe,
     exception_matcher,
 )
+from ._choice import _Choice
 from ._ejection import OutlierEjection
 from ._endpoint import _Endpoint
+from ._health import check_health, sweep
+from ._records import _Records
 from ._statistics import BalancerStatistics, EndpointStatistics
 
 __all__ = ["Balancer"]
@@ -49,8 +56,6 @@ _CoroutineType: Final = types.CoroutineType
 _PLAIN_CALLABLES: Final = frozenset({types.FunctionType, types.MethodType, functools.partial})
 _current_time: Final = trio.current_time
 _exp: Final = math.exp
-_CLOSED: Final = CircuitState.CLOSED
-_HALF_OPEN: Final = CircuitState.HALF_OPEN
 
 # The endpoints the current task's last failed calls went to, per balancer:
 # the next call of the same task through that balancer avoids them if it can.
@@ -86,7 +91,7 @@ def _check_weight(name: str, value: object) -> float:
 
 
 @final
-class Balancer(Generic[_E]):
+class Balancer(_Choice, _Records, Generic[_E]):
     """Spread calls over several endpoints, around the ones that are failing.
 
     ::
@@ -191,7 +196,6 @@ class Balancer(Generic[_E]):
         "_by_key",
         "_calls",
         "_check_interval",
-        "_cursor",
         "_decay",
         "_draining",
         "_eject_matches",
@@ -205,7 +209,6 @@ class Balancer(Generic[_E]):
         "_open",
         "_policy",
         "_random",
-        "_refusals",
         "_rerouted",
         "_service",
         "_strategy",
@@ -295,7 +298,7 @@ class Balancer(Generic[_E]):
         nursery = self._nursery = await self._service.open()
         self._open = True
         if self._health_check is not None:
-            nursery.start_soon(self._sweep, nursery, name="trine.Balancer health checks")
+            nursery.start_soon(sweep, self, nursery, name="trine.Balancer health checks")
         return self
 
     async def __aexit__(
@@ -354,7 +357,7 @@ class Balancer(Generic[_E]):
         self._by_key[endpoint] = state
         if self._open and self._health_check is not None and self._nursery is not None:
             state.checking = True
-            self._nursery.start_soon(self._check, state, name="trine.Balancer health check")
+            self._nursery.start_soon(check_health, self, state, name="trine.Balancer health check")
 
     def _weight_of(self, endpoint: _E) -> float:
         weights = self._weights
@@ -381,339 +384,6 @@ class Balancer(Generic[_E]):
         state.removed = True
         if state.pending:
             self._draining.append(state)
-
-    # ------------------------------------------------------------ availability
-
-    def _available(self, endpoint: _Endpoint, now: float) -> bool:
-        """Whether a call may go to *endpoint* now (its breaker would admit it)."""
-        if endpoint.down:
-            return False
-        until = endpoint.ejected_until
-        if until is not None:
-            if now < until:
-                return False
-            endpoint.ejected_until = None  # back in service, from the moment it was due
-            endpoint.back_at = until
-            endpoint.consecutive = 0
-        breaker = endpoint.breaker
-        if breaker is None:
-            return True
-        state = breaker.state
-        if state is _CLOSED:
-            return True
-        if state is _HALF_OPEN:
-            return breaker.statistics().half_open_in_flight < breaker.half_open_max_calls
-        return False
-
-    def _back_in(self, endpoint: _Endpoint, now: float) -> float:
-        """Seconds until an unavailable *endpoint* may take a call again (the longest reason)."""
-        wait = 0.0
-        if endpoint.down:
-            wait = max(wait, self._next_sweep - now)
-        until = endpoint.ejected_until
-        if until is not None and until > now:
-            wait = max(wait, until - now)
-        breaker = endpoint.breaker
-        if breaker is not None and not self._breaker_admits(breaker):
-            wait = max(wait, breaker.statistics().retry_after)
-        return wait
-
-    @staticmethod
-    def _breaker_admits(breaker: CircuitBreaker) -> bool:
-        state = breaker.state
-        if state is _CLOSED:
-            return True
-        if state is _HALF_OPEN:
-            return breaker.statistics().half_open_in_flight < breaker.half_open_max_calls
-        return False
-
-    # ------------------------------------------------------------------ choice
-
-    def _cost(self, endpoint: _Endpoint, now: float) -> float:
-        """peak_ewma's cost: the latency estimate times ``pending + 1``."""
-        pending = endpoint.pending
-        ewma = endpoint.ewma
-        if ewma is None:
-            # Never answered: worth trying while idle, to be avoided while busy.
-            return 0.0 if not pending else math.inf
-        estimate = ewma * _exp((endpoint.stamp - now) / self._decay)
-        if pending:
-            age = now - endpoint.started / pending
-            if age > estimate:
-                estimate = age
-        return estimate * (pending + 1)
-
-    def _choose(
-        self,
-        now: float,
-        where: Callable[[Any], object] | None,
-        avoid: frozenset[Hashable] | None,
-        exclude: set[Hashable] | None,
-    ) -> _Endpoint | None:
-        """The endpoint for a call, or ``None`` if none is available.
-
-        *avoid* is soft (used only if no other is available), *exclude* is not.
-        """
-        endpoints = self._endpoints
-        strategy = self._strategy
-        if where is None and avoid is None and exclude is None:
-            # The common case, without building a list of candidates.
-            count = len(endpoints)
-            if strategy == "peak_ewma" and count >= 2:
-                rand = self._random
-                first = int(rand() * count)
-                second = int(rand() * (count - 1))
-                if second >= first:
-                    second += 1
-                one = endpoints[first]
-                other = endpoints[second]
-                # Available at a glance (no breaker, ejection or failed check), or asked.
-                if (
-                    (one.breaker is None and one.ejected_until is None and not one.down)
-                    or self._available(one, now)
-                ) and (
-                    (other.breaker is None and other.ejected_until is None and not other.down)
-                    or self._available(other, now)
-                ):
-                    # _cost(one) <= _cost(other), inlined: this is every call's path.
-                    decay = self._decay
-                    costs = []
-                    for endpoint in (one, other):
-                        pending = endpoint.pending
-                        ewma = endpoint.ewma
-                        if ewma is None:
-                            costs.append(math.inf if pending else 0.0)
-                            continue
-                        estimate = ewma * _exp((endpoint.stamp - now) / decay)
-                        if pending:
-                            age = now - endpoint.started / pending
-                            if age > estimate:
-                                estimate = age
-                        costs.append(estimate * (pending + 1))
-                    return one if costs[0] <= costs[1] else other
-            elif strategy == "round_robin" and count:
-                cursor = self._cursor
-                for step in range(count):
-                    index = (cursor + step) % count
-                    if self._available(endpoints[index], now):
-                        self._cursor = index + 1
-                        return endpoints[index]
-                return None
-        candidates: list[int] = []
-        spare: list[int] = []
-        for index, endpoint in enumerate(endpoints):
-            key = endpoint.key
-            if exclude is not None and key in exclude:
-                continue
-            if where is not None and not self._accepts(where, key):
-                continue
-            if not self._available(endpoint, now):
-                continue
-            if avoid is not None and key in avoid:
-                spare.append(index)
-            else:
-                candidates.append(index)
-        if not candidates:
-            if not spare:
-                return None
-            candidates = spare
-        return self._by_strategy(candidates, now)
-
-    @staticmethod
-    def _accepts(where: Callable[[Any], object], key: Any) -> bool:
-        answer = where(key)
-        if type(answer) is _CoroutineType:
-            answer.close()
-            raise TypeError(
-                f"where must be a plain function returning true or false, but calling it "
-                f"returned {answer!r}: trine calls it without awaiting"
-            )
-        return bool(answer)
-
-    def _by_strategy(self, candidates: list[int], now: float) -> _Endpoint:
-        endpoints = self._endpoints
-        strategy = self._strategy
-        if strategy == "peak_ewma":
-            count = len(candidates)
-            if count == 1:
-                return endpoints[candidates[0]]
-            rand = self._random
-            first = int(rand() * count)
-            second = int(rand() * (count - 1))
-            if second >= first:
-                second += 1
-            one = endpoints[candidates[first]]
-            other = endpoints[candidates[second]]
-            return one if self._cost(one, now) <= self._cost(other, now) else other
-        if strategy == "weighted":
-            total = 0.0
-            best: _Endpoint | None = None
-            for index in candidates:
-                endpoint = endpoints[index]
-                endpoint.current += endpoint.weight
-                total += endpoint.weight
-                if best is None or endpoint.current > best.current:
-                    best = endpoint
-            assert best is not None
-            best.current -= total
-            return best
-        cursor = self._cursor
-        if strategy == "round_robin":
-            chosen = next((index for index in candidates if index >= cursor), candidates[0])
-        else:  # least_pending: the fewest pending, ties in turn from the cursor
-            size = len(endpoints)
-            chosen = min(
-                candidates, key=lambda index: (endpoints[index].pending, (index - cursor) % size)
-            )
-        self._cursor = chosen + 1
-        return endpoints[chosen]
-
-    async def _refuse(self, now: float, where: Callable[[Any], object] | None) -> NoReturn:
-        """No endpoint may take the call: say why, after a checkpoint (as a breaker does)."""
-        self._refusals += 1
-        error = self._refusal(now, where)
-        await cancel_shielded_checkpoint()
-        raise error
-
-    def _refusal(self, now: float, where: Callable[[Any], object] | None) -> Exception:
-        """Why no endpoint may take a call now: no endpoint at all, or none available."""
-        matching = [
-            endpoint
-            for endpoint in self._endpoints
-            if where is None or self._accepts(where, endpoint.key)
-        ]
-        error: Exception
-        if not matching:
-            count = len(self._endpoints)
-            if where is None:
-                error = NoEndpointError("the balancer has no endpoints", endpoints=count)
-            else:
-                error = NoEndpointError(
-                    f"no endpoint of the {count} in the balancer matches where={where!r}",
-                    endpoints=count,
-                )
-        else:
-            retry_after = min(self._back_in(endpoint, now) for endpoint in matching)
-            error = CircuitOpenError(self._name, retry_after, "open")
-            error.add_note(
-                f"none of the balancer's {len(matching)} endpoints that may take this call "
-                f"is available (open, ejected or unhealthy)"
-            )
-        return error
-
-    # ------------------------------------------------------------ bookkeeping
-
-    def _begin(self, endpoint: _Endpoint, now: float) -> None:
-        endpoint.pending += 1
-        endpoint.started += now
-        endpoint.calls += 1
-
-    def _forget(self, endpoint: _Endpoint, start: float) -> None:
-        """Undo :meth:`_begin` for a call that never ran."""
-        endpoint.calls -= 1
-        self._unpend(endpoint, start)
-
-    def _unpend(self, endpoint: _Endpoint, start: float) -> None:
-        pending = endpoint.pending = endpoint.pending - 1
-        endpoint.started = endpoint.started - start if pending else 0.0
-        if not pending and endpoint.removed and endpoint in self._draining:
-            self._draining.remove(endpoint)
-
-    def _succeeded(self, endpoint: _Endpoint, start: float) -> None:
-        """:meth:`_finish` for a call that returned, with its helpers inlined (every
-        successful call takes this path)."""
-        now = _current_time()
-        pending = endpoint.pending = endpoint.pending - 1
-        if pending:
-            endpoint.started -= start
-        else:
-            endpoint.started = 0.0
-            if endpoint.removed and endpoint in self._draining:
-                self._draining.remove(endpoint)
-        endpoint.consecutive = 0
-        elapsed = now - start
-        ewma = endpoint.ewma
-        if ewma is None:
-            endpoint.ewma = elapsed
-        else:
-            weight = _exp((endpoint.stamp - now) / self._decay)
-            current = ewma * weight
-            endpoint.ewma = elapsed if elapsed > current else current + elapsed * (1.0 - weight)
-        endpoint.stamp = now
-
-    def _finish(self, endpoint: _Endpoint, start: float, error: BaseException | None) -> None:
-        """Record how a call on *endpoint* that started at *start* ended."""
-        if error is None:
-            self._succeeded(endpoint, start)
-            return
-        now = _current_time()
-        self._unpend(endpoint, start)
-        elapsed = now - start
-        if not isinstance(error, Exception) or isinstance(error, NotAwaitableError):
-            return  # cancelled, interrupted, or a programming error: not the endpoint's doing
-        endpoint.failures += 1
-        self._observe(endpoint, now, elapsed, success=False)
-        matches = self._eject_matches
-        if matches is not None:
-            if matches(error):
-                endpoint.consecutive += 1
-                assert self._ejection is not None
-                if endpoint.consecutive >= self._ejection.consecutive_failures:
-                    self._eject(endpoint, now)
-            else:
-                endpoint.consecutive = 0
-
-    def _observe(self, endpoint: _Endpoint, now: float, elapsed: float, *, success: bool) -> None:
-        """Fold one call's latency into the endpoint's peak EWMA."""
-        ewma = endpoint.ewma
-        if ewma is None:
-            # The first answer sets the estimate. A first call that failed must not
-            # leave the endpoint looking free to try: it is taken to be as slow as
-            # the slowest endpoint known (or as its own failure, if slower).
-            endpoint.ewma = elapsed if success else max(elapsed, self._slowest(now))
-            endpoint.stamp = now
-            return
-        weight = _exp((endpoint.stamp - now) / self._decay)
-        current = ewma * weight
-        if elapsed > current:
-            endpoint.ewma = elapsed  # the peak: a slower answer counts at once
-        elif success:
-            endpoint.ewma = current + elapsed * (1.0 - weight)
-        else:
-            return  # a fast failure says nothing about the latency
-        endpoint.stamp = now
-
-    def _slowest(self, now: float) -> float:
-        """The highest latency estimate among the endpoints, decayed to *now* (0 if none)."""
-        decay = self._decay
-        return max(
-            (
-                other.ewma * _exp((other.stamp - now) / decay)
-                for other in self._endpoints
-                if other.ewma is not None
-            ),
-            default=0.0,
-        )
-
-    def _eject(self, endpoint: _Endpoint, now: float) -> None:
-        rule = self._ejection
-        assert rule is not None
-        if endpoint.removed or endpoint.ejected_until is not None:
-            return
-        ejected = sum(
-            1
-            for other in self._endpoints
-            if other.ejected_until is not None and now < other.ejected_until
-        )
-        if ejected >= max(1, int(rule.max_ejected * len(self._endpoints))):
-            return  # too many out already: it stays in (and ejects at its next failure)
-        if endpoint.back_at is not None:
-            served = now - endpoint.back_at
-            endpoint.level = max(0, endpoint.level - int(served // rule.base_time))
-        endpoint.level += 1
-        endpoint.ejected_until = now + min(rule.base_time * endpoint.level, rule.max_time)
-        endpoint.ejections += 1
-        endpoint.consecutive = 0
 
     # ------------------------------------------------------------------- calls
 
@@ -965,41 +635,6 @@ class Balancer(Generic[_E]):
             raise
         self._finish(endpoint, start, None)
         return result
-
-    # ----------------------------------------------------------- health checks
-
-    async def _sweep(self, nursery: trio.Nursery) -> None:
-        """Check every endpoint's health every ``check_interval`` seconds, in *nursery*.
-
-        The nursery is passed in, not read from the balancer: a block that ends
-        before this task's first step has already let go of it.
-        """
-        interval = self._check_interval
-        while self._open:
-            self._next_sweep = _current_time() + interval
-            for endpoint in self._endpoints:
-                if not endpoint.checking:
-                    endpoint.checking = True
-                    nursery.start_soon(self._check, endpoint, name="trine.Balancer health check")
-            await trio.sleep_until(self._next_sweep)
-
-    async def _check(self, endpoint: _Endpoint) -> None:
-        check = self._health_check
-        assert check is not None
-        healthy = False
-        try:
-            with trio.move_on_after(self._check_interval):
-                coro = check(endpoint.key)
-                if type(coro) is not _CoroutineType:
-                    coro = check_awaitable("health_check", coro)
-                healthy = await coro is not False
-        except NotAwaitableError:
-            raise  # a programming error: it ends the balancer's block
-        except Exception:
-            healthy = False
-        finally:
-            endpoint.checking = False
-        endpoint.down = not healthy
 
     # -------------------------------------------------------------- statistics
 
