@@ -1,7 +1,8 @@
 """Timing and reporting shared by every benchmark module.
 
 Every case is printed as a table: the median time of each variant over
-``--repeat`` interleaved runs, the time per item, the ratio to the baseline,
+``--repeat`` interleaved runs (each round starting one variant later than the
+last), the time per item, the ratio to the baseline,
 and two figures that do not move with machine noise, taken in one extra,
 untimed run of each variant:
 
@@ -117,8 +118,14 @@ def run_case(
     Returns ``(label, median seconds, ratio to baseline)`` per variant.
     """
     samples: dict[str, list[float]] = {v.label: [] for v in case.variants}
-    for _ in range(repeat):
-        for variant in case.variants:
+    variants = list(case.variants)
+    for round_ in range(repeat):
+        # Each round starts one variant later: a run leaves the allocator and
+        # the caches in a state the next run pays for (measured: whichever of
+        # two equal loops runs second is up to 10 % slower), so no variant may
+        # always follow the same one.
+        shift = round_ % len(variants)
+        for variant in variants[shift:] + variants[:shift]:
             gc.collect()
             samples[variant.label].append(variant.run())
     counts = {v.label: _count(v, calls=calls or case.count_calls) for v in case.variants}
@@ -153,3 +160,13 @@ def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def cpu_timed(fn: Callable[[], object]) -> float:
+    """CPU seconds this process spends in *fn*: what other jobs on the machine do not add to.
+
+    Only for work that runs in this process (no subprocesses, no real sleeps).
+    """
+    start = time.process_time()
+    fn()
+    return time.process_time() - start

@@ -32,7 +32,7 @@ from __future__ import annotations
 import trio
 
 import trine
-from benchmarks._harness import Case, Variant, run_trio, timed
+from benchmarks._harness import Case, Variant, cpu_timed, run_trio
 
 TASKS = 100_000
 LIMIT = 100
@@ -52,7 +52,7 @@ def _pool_trine() -> float:
                 await pool.start(_work, index)
         assert pool.statistics().finished == TASKS
 
-    return timed(lambda: run_trio(main))
+    return cpu_timed(lambda: run_trio(main))
 
 
 def _pool_capacity_limiter() -> float:
@@ -74,7 +74,7 @@ def _pool_capacity_limiter() -> float:
                 nursery.start_soon(run, index)
         assert done == TASKS
 
-    return timed(lambda: run_trio(main))
+    return cpu_timed(lambda: run_trio(main))
 
 
 def _pool_semaphore() -> float:
@@ -96,7 +96,7 @@ def _pool_semaphore() -> float:
                 nursery.start_soon(run, index)
         assert done == TASKS
 
-    return timed(lambda: run_trio(main))
+    return cpu_timed(lambda: run_trio(main))
 
 
 def _pool_workers() -> float:
@@ -120,7 +120,7 @@ def _pool_workers() -> float:
                     await send.send(index)
         assert done == TASKS
 
-    return timed(lambda: run_trio(main))
+    return cpu_timed(lambda: run_trio(main))
 
 
 def _results_trine() -> float:
@@ -138,7 +138,7 @@ def _results_trine() -> float:
                 total += 1
         assert total == TASKS + 1
 
-    return timed(lambda: run_trio(main))
+    return cpu_timed(lambda: run_trio(main))
 
 
 def _results_hand_written() -> float:
@@ -167,7 +167,7 @@ def _results_hand_written() -> float:
                     total += 1
         assert total == TASKS
 
-    return timed(lambda: run_trio(main))
+    return cpu_timed(lambda: run_trio(main))
 
 
 def _tree_trine() -> float:
@@ -183,7 +183,7 @@ def _tree_trine() -> float:
             await pool.start(node, 1)
         assert pool.statistics().finished == TREE_TASKS
 
-    return timed(lambda: run_trio(main))
+    return cpu_timed(lambda: run_trio(main))
 
 
 def _tree_hand_written() -> float:
@@ -204,7 +204,7 @@ def _tree_hand_written() -> float:
             nursery.start_soon(node, 1, nursery)
         assert done == TREE_TASKS
 
-    return timed(lambda: run_trio(main))
+    return cpu_timed(lambda: run_trio(main))
 
 
 CASES = [
