@@ -30,8 +30,10 @@ from __future__ import annotations
 import collections
 import heapq
 import itertools
+import math
 import operator
 import types
+from array import array
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, Literal, final
@@ -63,6 +65,7 @@ _CoroutineType = types.CoroutineType
 # than a tuple, and orders by priority (higher first), then insertion order.
 _INDEX_BITS = 40
 _INDEX_MASK = (1 << _INDEX_BITS) - 1
+_NOT_YET = (math.nan,)  # a time not yet reached, in the arrays of times
 
 
 @final
@@ -120,8 +123,11 @@ class _Run:
         self.fail_fast = graph._fail_fast
         # Without a limit, priorities or resources, ready nodes need no heap.
         self.fast = graph._limit is None and not graph._priorities and not graph._uses_resources
-        self.edges = graph._edges
-        self.starts = graph._starts
+        # The run's numbers per node and per edge are C arrays, not lists of
+        # int and float objects: a run of 10**5 nodes then touches a few
+        # contiguous megabytes instead of objects all over the heap.
+        self.edges = array("q", graph._edges)
+        self.starts = array("q", graph._starts)
         self.slow = graph._slow
         self.nursery: trio.Nursery | None = None
         self.spawn: Callable[..., object] = _not_started
@@ -134,8 +140,9 @@ class _Run:
         self.status = [_UNFINISHED] * count
         self.values: list[Any] = [None] * count
         self.value_of = self.values.__getitem__
-        self.started: list[float | None] = [None] * count
-        self.finished: list[float | None] = [None] * count
+        # When each node started and finished; NaN until then (None in results).
+        self.started = array("d", _NOT_YET) * count
+        self.finished = array("d", _NOT_YET) * count
         # What few nodes have: an error, a skip, counted attempts, a built result.
         self.errors: dict[int, BaseException] = {}
         self.skipped_because: dict[int, int] = {}
@@ -147,7 +154,7 @@ class _Run:
         if graph._finished_view is not None:
             graph._finished_view._set(0)  # a new run
         # Per node, made by begin(): dependencies still to succeed, and dependents.
-        self.remaining: list[int] = []
+        self.remaining = array("q")
         self.dependents: list[list[int]] = []
 
     # -- start and end ---------------------------------------------------------
@@ -159,7 +166,7 @@ class _Run:
         self.now = trio.lowlevel.current_clock().current_time
         count = self.count
         starts = self.starts
-        remaining = self.remaining = list(map(operator.sub, starts[1 : count + 1], starts))
+        remaining = self.remaining = array("q", map(operator.sub, starts[1 : count + 1], starts))
         # One list per node, filled in insertion order: each edge's owner is
         # the node whose run of edges it lies in. (In C: no bytecode per edge.)
         dependents = self.dependents = list(map(list, itertools.repeat((), count)))
@@ -358,7 +365,10 @@ class _Run:
         if result is None:
             status = self.status[index]
             assert status != _UNFINISHED
-            started = self.started[index]
+            started: float | None = self.started[index]
+            if started != started:  # NaN: it never started
+                started = None
+            finished = self.finished[index]
             attempts = self.attempts.get(index)
             if attempts is None:  # called directly: once if it started
                 attempts = 0 if started is None else 1
@@ -369,7 +379,7 @@ class _Run:
                 value=self.values[index],
                 error=self.errors.get(index),
                 started_at=started,
-                finished_at=self.finished[index],
+                finished_at=None if finished != finished else finished,
                 attempts=attempts,
                 skipped_because=None if because is None else self.nodes[because],
             )
