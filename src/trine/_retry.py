@@ -425,11 +425,11 @@ class RetryStatistics:
 class _Counts:
     """What a Retry has done (mutable; see RetryStatistics for the meaning)."""
 
-    __slots__ = ("attempts", "budget_refusals", "calls", "give_ups", "retries")
+    # No count of attempts: every call makes one, and every retry one more.
+    __slots__ = ("budget_refusals", "calls", "give_ups", "retries")
 
     def __init__(self) -> None:
         self.calls = 0
-        self.attempts = 0
         self.retries = 0
         self.give_ups = 0
         self.budget_refusals = 0
@@ -578,7 +578,6 @@ class Retry:
             check_async_callable("fn", fn)
         counts = self._counts
         counts.calls += 1
-        counts.attempts += 1
         if self.budget is not None:
             self.budget.deposit()
         if self.timeout is None:
@@ -637,7 +636,7 @@ class Retry:
         """Return a :class:`RetryStatistics` with the counts so far."""
         return RetryStatistics(
             calls=self._counts.calls,
-            attempts=self._counts.attempts,
+            attempts=self._counts.calls + self._counts.retries,
             retries=self._counts.retries,
             give_ups=self._counts.give_ups,
             budget_refusals=self._counts.budget_refusals,
@@ -649,7 +648,6 @@ class Retry:
         """Count a new call and return its state."""
         counts = self._counts
         counts.calls += 1
-        counts.attempts += 1
         if self.budget is not None:
             self.budget.deposit()
         deadline = None if self.timeout is None else trio.current_time() + self.timeout
@@ -669,7 +667,6 @@ class Retry:
                 # here does not get the attempt's error as its __context__.
                 await trio.sleep(deliberate(delay))
                 run.attempt += 1
-                self._counts.attempts += 1
                 self._counts.retries += 1
             try:
                 coro = fn(*args)
@@ -886,7 +883,6 @@ class _RetryIterator(AsyncIterator[RetryAttempt]):
             )
         await trio.sleep(deliberate(self.delay))
         self.run.attempt += 1
-        retry._counts.attempts += 1
         retry._counts.retries += 1
         self.entered = False
         return RetryAttempt._create(self, self.run.attempt)
