@@ -1,8 +1,8 @@
 """Timing and reporting shared by every benchmark module.
 
 Every case is printed as a table: the median time of each variant over
-``--repeat`` interleaved runs (each round starting one variant later than the
-last), the time per item, the ratio to the baseline,
+``--repeat`` interleaved runs (in an order that changes every round), the
+time per item, the ratio to the baseline,
 and two figures that do not move with machine noise, taken in one extra,
 untimed run of each variant:
 
@@ -120,12 +120,16 @@ def run_case(
     samples: dict[str, list[float]] = {v.label: [] for v in case.variants}
     variants = list(case.variants)
     for round_ in range(repeat):
-        # Each round starts one variant later: a run leaves the allocator and
-        # the caches in a state the next run pays for (measured: whichever of
-        # two equal loops runs second is up to 10 % slower), so no variant may
-        # always follow the same one.
-        shift = round_ % len(variants)
-        for variant in variants[shift:] + variants[:shift]:
+        # A run leaves the allocator and the caches in a state the next run
+        # pays for (measured: whichever of two equal loops runs second is up
+        # to 10 % slower), so the order changes every round: every other round
+        # runs backwards, and each pair of rounds starts one variant later.
+        # Each variant then runs first, last, and after each of the others.
+        shift = (round_ // 2) % len(variants)
+        order = variants[shift:] + variants[:shift]
+        if round_ % 2:
+            order.reverse()
+        for variant in order:
             gc.collect()
             samples[variant.label].append(variant.run())
     counts = {v.label: _count(v, calls=calls or case.count_calls) for v in case.variants}

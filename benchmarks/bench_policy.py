@@ -36,7 +36,8 @@ order; with the rounds rotated (``--repeat 6``, a quiet machine) it measured
 met. Noise-free: 1,616 bytecodes per call against the hand-written stack's
 1,446 (1.12x); the difference is the layers' own frames (``Policy.call``,
 ``Retry.call``, ``CircuitBreaker.call`` and its unprotected await, the
-limiter and timeout layers), each made and resumed once per call. It makes 11 more Python calls per call than the inlined stack:
+limiter and timeout layers), each made and resumed once per call. It makes
+11 more Python calls per call than the inlined stack:
 the Policy's own coroutine, ``Retry.call``, ``CircuitBreaker.call``, the one
 frame in which the breaker awaits the inner layers without KeyboardInterrupt
 protection, the limiter layer (each of these five is also resumed once after

@@ -514,6 +514,8 @@ async def test_rate_statistics_and_repr(autojump_clock: object) -> None:
         (20_000, 1.0, 60),
         (100_000, 1.0, 300),
         (60_000, 60.0, 3),
+        (700, 0.3, 7),  # exactly 7, though 700 * 0.003 / 0.3 is 7.000000000000001
+        (190, 0.01, 57),
         (0.5, 1.0, 1),
         (1e300, 1.0, sys.maxsize),
         (math.inf, 1.0, sys.maxsize),

@@ -22,11 +22,12 @@ _BURST_SPAN = 0.003
 
 Trio sleeps in the operating system's I/O wait, whose timeout is a whole number
 of milliseconds rounded up, so a task due in 50 us wakes about 1 ms later
-(measured here on two cores: a median of 0.7 ms, 1.2 ms at the 90th percentile,
-2.0 ms at the 99th; the ``timer_slack`` case of ``benchmarks/bench_rate.py``
-measures yours). GCRA repays lateness up to its tolerance, ``burst - 1``
-intervals, so a burst spanning 3 ms leaves a tolerance of at least 2 ms at
-every rate from 1,000 per second up: ``(ceil(0.003 * r) - 1) / r >= 0.003 - 1 / r``.
+(measured here on two quiet cores: a median of 0.7 ms, 1.3 ms at the 99th
+percentile, 10 ms at most in 3,000 sleeps; the ``timer_slack`` case of
+``benchmarks/bench_rate.py`` measures yours). GCRA repays lateness up to its
+tolerance, ``burst - 1`` intervals, so a burst spanning 3 ms leaves a
+tolerance of at least 2 ms at every rate from 1,000 per second up:
+``(ceil(0.003 * r) - 1) / r >= 0.003 - 1 / r``.
 """
 
 
@@ -40,7 +41,9 @@ def _default_burst(rate: float, per: float) -> int:
     """
     if math.isinf(rate):
         return sys.maxsize
-    return min(sys.maxsize, max(1, math.ceil(rate * _BURST_SPAN / per)))
+    # Rounded first, so that float error cannot lift an exact integer (700 per
+    # 0.3 s spans exactly 7 admissions, computed as 7.000000000000001) to the next.
+    return min(sys.maxsize, max(1, math.ceil(round(rate / per * _BURST_SPAN, 9))))
 
 
 @attrs.define(eq=False, slots=True)
@@ -106,7 +109,7 @@ class RateLimiter(_Admissions[_GcraState]):
     **The default burst covers the timer.** Trio sleeps in the operating
     system's I/O wait, whose timeout is a whole number of milliseconds rounded
     up, so it wakes a sleeping task about a millisecond late (measured here:
-    0.7 ms median, 2 ms at the 99th percentile; ``python -m benchmarks rate``
+    0.7 ms median, 1.3 ms at the 99th percentile; ``python -m benchmarks rate``
     measures yours). A late waiter can be repaid -- the slots it missed
     admitted at once when it wakes -- only as far as its tolerance,
     ``burst - 1`` intervals, allows, so by default the burst spans 3 ms of
@@ -115,7 +118,7 @@ class RateLimiter(_Admissions[_GcraState]):
     rates that is 1:
     ``RateLimiter(10)`` admits at 0.0, 0.1, 0.2, ... and never two at once
     (and, losing each wake-up's lateness, delivers about 99 % of its rate in
-    real time; ``RateLimiter(100)`` about 93 %). At 20,000 per second it is
+    real time; ``RateLimiter(100)`` about 95 %). At 20,000 per second it is
     60, and the limiter delivers its rate where strict spacing could not: the
     clock cannot space admissions 50 us apart, so they go in small groups at
     each wake-up instead (``benchmarks/bench_rate.py`` measures both).
