@@ -19,14 +19,18 @@ drawn once with ``random.Random(0)``), three ways of doing the same work:
 Each case prints Trio task steps and Python calls per node beside the time.
 
 Measured with ``python -m benchmarks graph_1000 graph_10000 graph_100000
---repeat 6`` on a quiet 2-core machine, rounds rotated (see
-``_harness.run_case``), CPU time per node, ratio to the bare nursery, two
-runs::
+--repeat 6`` on a quiet 2-core machine, the order of the variants changing
+every round (see ``_harness.run_case``), CPU time per node, ratio to the bare
+nursery, three runs::
 
-    n          bare nursery   TaskGraph build+run       hand-written (extra)
-    1,000       8.4 / 11.5 us 14.7 / 20.0 us  1.75 / 1.74x  1.34 / 1.16x
-    10,000     14.3 / 13.2 us 21.8 / 25.3 us  1.53 / 1.92x  1.28 / 1.24x
-    100,000    17.2 / 17.7 us 32.3 / 30.2 us  1.88 / 1.70x  1.33 / 1.17x
+    n          TaskGraph build+run     hand-written (extra)
+    1,000      1.75 / 1.74 / 1.87x     1.34 / 1.16 / 1.24x
+    10,000     1.53 / 1.92 / 1.77x     1.28 / 1.24 / 1.08x
+    100,000    1.88 / 1.70 / 1.85x     1.33 / 1.17 / 1.27x
+
+(the bare nursery took 8.4-14.3 us per task at 10^3, 13.2-14.7 us at 10^4,
+15.6-17.7 us at 10^5). At 10^6 (``--repeat 3``): nursery 17.3 us, TaskGraph
+40.8 us (2.35x), hand-written 27.0 us (1.56x).
 
 Steps per node: 1.0 (1.01 at 10^3) in all three. Python calls per node:
 22 (nursery), 25-26 (TaskGraph), 23-24 (hand-written). Noise-free, at
