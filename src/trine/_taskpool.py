@@ -26,8 +26,8 @@ nursery of its own are not the pool's tasks and hold no slot, so their
 ``start`` waits as an outsider's does.
 
 Speed: a task costs one Trio task, as in the hand-written nursery behind a
-:class:`trio.CapacityLimiter`, plus two clock reads and a histogram entry for
-``statistics()``; see ``benchmarks/bench_taskpool.py``.
+:class:`trio.CapacityLimiter`, plus two clock reads and a list entry (its duration, folded into a
+histogram in batches) for ``statistics()``; see ``benchmarks/bench_taskpool.py``.
 """
 
 from __future__ import annotations
@@ -754,11 +754,7 @@ class TaskPool(Generic[_T, _Y]):
             self._task_failed(index, exc, 0.0)
             raise
         else:
-            # A list append per task, the histogram's work once per batch (in C).
-            durations = self._durations
-            durations.append(now() - started)
-            if len(durations) >= _DURATIONS_BATCH:
-                self._fold_durations()
+            self._record(now() - started)
             self._task_done(index, outcome.Value(value) if self._collect else value)
 
     async def _run_unkept(self, index: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
@@ -774,6 +770,7 @@ class TaskPool(Generic[_T, _Y]):
         except BaseException as exc:
             self._task_failed(index, exc, now() - started)
             raise
+        # _record, written out: this is the path of nearly every task.
         durations = self._durations
         durations.append(now() - started)
         if len(durations) >= _DURATIONS_BATCH:
@@ -797,6 +794,7 @@ class TaskPool(Generic[_T, _Y]):
         self._task_done(index, _NO_RESULT)
 
     def _record(self, seconds: float) -> None:
+        """Keep a task's duration: a list append, the histogram's work once per batch (in C)."""
         self._durations.append(seconds)
         if len(self._durations) >= _DURATIONS_BATCH:
             self._fold_durations()
