@@ -1,34 +1,4 @@
-"""TaskPool: a nursery with a bound, for work that is found as it runs.
-
-:func:`~trine.gather`, :func:`~trine.amap` and pipelines need their work up
-front; a crawler finds links, an agent spawns sub-tasks, a scheduler takes
-jobs as they come. A :class:`TaskPool` is a nursery whose ``start`` waits
-while ``limit`` tasks run (Go's ``errgroup.SetLimit``), whose tasks may start
-more tasks through it, and whose results are read as they finish.
-
-How it works. Each task of the pool holds one of ``limit`` slots while it
-runs. A :meth:`~TaskPool.start` that finds a slot free (and room for a result)
-starts the task at once, as ``nursery.start_soon`` would; otherwise it joins a
-first-in, first-out line, and the task that frees a slot starts the next
-task in line itself before waking its caller (a hand-off, as
-:class:`trio.CapacityLimiter` hands its token on), so a slot is never free
-while someone waits for it.
-
-The rule that keeps a pool from deadlocking on itself: **a task of the pool
-that has to wait in start gives up its slot while it waits**, and takes a
-slot back before it goes on (tasks taking a slot back go before new tasks).
-A task waiting in ``start`` is not running, so the pool can always run the
-tasks that make progress: at ``limit=1``, the only task starting another
-hands its slot over and goes on once the new task has finished or itself
-waits in ``start``. A task of the pool is recognised as one by Trio: its
-parent nursery is the pool's. Helper tasks that a pool task starts in a
-nursery of its own are not the pool's tasks and hold no slot, so their
-``start`` waits as an outsider's does.
-
-Speed: a task costs one Trio task, as in the hand-written nursery behind a
-:class:`trio.CapacityLimiter`, plus two clock reads and a list entry (its duration, folded into a
-histogram in batches) for ``statistics()``; see ``benchmarks/bench_taskpool.py``.
-"""
+"""The TaskPool class: its block, starting, a task's life, reading results."""
 
 from __future__ import annotations
 
@@ -51,23 +21,22 @@ from typing import (
     overload,
 )
 
-import attrs
 import outcome
 import trio
 
-from ._block import exception_leaving_the_block
-from ._fan import _call, _surely_async
-from ._policy import SupportsCall, _check_call_guard
-from ._stats import LatencyHistogram, LatencySummary
-from ._util import (
+from .._block import exception_leaving_the_block
+from .._fan import _call, _surely_async
+from .._policy import SupportsCall, _check_call_guard
+from .._stats import LatencyHistogram, LatencySummary
+from .._util import (
     NotAwaitableError,
     check_async_callable,
-    check_awaitable,
     check_bool,
     check_choice,
     check_int,
-    close_unawaited,
 )
+from ._calls import _checked, _close, _Made, _Request
+from ._statistics import TaskPoolStatistics
 
 if TYPE_CHECKING:
     from typing import Self
@@ -86,9 +55,8 @@ else:
 _R = TypeVar("_R")
 _Ts = TypeVarTuple("_Ts")
 
-__all__ = ["TaskPool", "TaskPoolStatistics"]
+__all__ = ["TaskPool"]
 
-_CoroutineType: Final = types.CoroutineType
 _FunctionType: Final = types.FunctionType
 _CO_COROUTINE: Final = inspect.CO_COROUTINE
 _current_time: Final = trio.current_time
@@ -113,80 +81,6 @@ _CLOSED: Final = 3
 _NO_RESULT: Final[Any] = object()
 _NO_FUNCTION: Final[Any] = object()  # what start has found plain before its first call
 _MISSING: Final[Any] = object()
-
-
-@attrs.frozen
-class TaskPoolStatistics:
-    """A snapshot of a :class:`TaskPool`, from :meth:`TaskPool.statistics`."""
-
-    limit: int
-    """The most tasks that may run at once."""
-    running: int
-    """Tasks running now, each holding one of the *limit* slots."""
-    waiting: int
-    """:meth:`~TaskPool.start` calls waiting for their task to start (from the pool or outside)."""
-    paused: int
-    """Tasks of the pool inside :meth:`~TaskPool.start` that gave up their slot while they wait."""
-    started: int
-    """Tasks started in all."""
-    finished: int
-    """Tasks that returned or raised (the failed ones included)."""
-    failed: int
-    """Tasks that raised an :exc:`Exception`."""
-    cancelled: int
-    """Tasks that ended by a cancellation (or ``KeyboardInterrupt``), without a result."""
-    unread: int
-    """Results waiting to be read (in an ordered pool, also those held for an earlier one)."""
-    dropped: int
-    """Results never read: still unread when the pool's block ended, or finished after it."""
-    latency: LatencySummary
-    """How long the finished tasks took, from their start to their end."""
-
-
-@final
-class _Request:
-    """A :meth:`TaskPool.start` call waiting in line: its caller and the task to start."""
-
-    __slots__ = ("args", "fn", "name", "task")
-
-    def __init__(
-        self, task: trio.lowlevel.Task, fn: Callable[..., Any], args: tuple[Any, ...], name: object
-    ) -> None:
-        self.task = task
-        self.fn = fn
-        self.args = args
-        self.name = name
-
-
-@final
-class _Made:
-    """A call already made (its awaitable), for the task to await; closable if never started."""
-
-    __slots__ = ("awaitable",)
-
-    def __init__(self, awaitable: Awaitable[Any]) -> None:
-        self.awaitable = awaitable
-
-    def __call__(self) -> Awaitable[Any]:
-        return self.awaitable
-
-
-def _checked(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-    """*fn*, with what each call returns checked to be awaitable (NotAwaitableError if not)."""
-
-    def call(*args: Any) -> Awaitable[Any]:
-        awaitable = fn(*args)
-        if type(awaitable) is not _CoroutineType:
-            awaitable = check_awaitable("fn", awaitable)
-        return awaitable  # type: ignore[no-any-return]  # checked just above
-
-    return call
-
-
-def _close(fn: object) -> None:
-    """Close the coroutine of a call made but never started (no "never awaited" warning)."""
-    if type(fn) is _Made:
-        close_unawaited(fn.awaitable)
 
 
 @final
