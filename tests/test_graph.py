@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import pathlib
 import re
 import textwrap
@@ -257,6 +258,25 @@ async def test_on_event_errors_cancel_the_run_and_propagate() -> None:
     with pytest.RaisesGroup(pytest.RaisesExc(RuntimeError, match="^display broke$")):
         await graph.run(on_event=explode)
     assert graph.statistics().cancelled == 1
+
+
+@pytest.mark.parametrize("kind", ["started", "finished"])
+async def test_on_event_error_between_two_nodes_of_one_task(kind: str) -> None:
+    """on_event raising for the node a finished node's task was to run next (or for the
+    finished one) propagates, and leaves the node cancelled and nothing counted running."""
+    graph = trine.TaskGraph()
+    first = graph.add(_value, 1, name="first")
+    graph.add(_value, 2, deps=[first], name="second")
+
+    def explode(event: trine.NodeEvent) -> None:
+        if event.kind == kind and event.node.name == ("second" if kind == "started" else "first"):
+            raise RuntimeError("display broke")
+
+    with pytest.RaisesGroup(pytest.RaisesExc(RuntimeError, match="^display broke$")):
+        await graph.run(on_event=explode)
+    assert graph.statistics() == trine.GraphStatistics(
+        nodes=2, pending=0, ready=0, running=0, succeeded=1, failed=0, skipped=0, cancelled=1
+    )
 
 
 async def test_run_is_a_checkpoint_even_when_empty() -> None:
@@ -1283,6 +1303,160 @@ async def test_statistics_during_an_unbounded_run(autojump_clock: trio.testing.M
         (1, 0, 2, 1),  # 2.5: a is done, b and d run
         (0, 0, 1, 3),  # 4.5: b and d are done, c runs
     ]
+
+
+class _Spawns(trio.abc.Instrument):
+    """Counts the tasks spawned, and keeps their names."""
+
+    def __init__(self) -> None:
+        self.spawned = 0
+        self.names: list[str] = []
+
+    def task_spawned(self, task: trio.lowlevel.Task) -> None:
+        self.spawned += 1
+        self.names.append(task.name)
+
+
+async def test_a_finished_node_runs_one_dependent_in_its_own_task() -> None:
+    """Without limit, priorities, resources, policies or on_event, the task of a node that
+    succeeds runs the first dependent it makes ready, renamed after it; the others get tasks."""
+    seen: list[tuple[str, str]] = []
+    tasks: dict[str, trio.lowlevel.Task] = {}
+
+    async def work(label: str, *deps: Any) -> str:
+        task = trio.lowlevel.current_task()
+        seen.append((label, task.name))
+        tasks[label] = task
+        await trio.lowlevel.checkpoint()
+        return label
+
+    graph = trine.TaskGraph()
+    root = graph.add(work, "root", name="root")
+    first = graph.add(work, "first", deps=[root], name="first")
+    graph.add(work, "second", deps=[root], name="second")
+    graph.add(work, "third", deps=[first], name="third")
+    spawns = _Spawns()
+    trio.lowlevel.add_instrument(spawns)
+    try:
+        result = await graph.run()
+    finally:
+        trio.lowlevel.remove_instrument(spawns)
+    assert result.ok
+    assert sorted(seen) == [(label, label) for label in ["first", "root", "second", "third"]]
+    assert tasks["root"] is tasks["first"] is tasks["third"]
+    assert tasks["second"] is not tasks["root"]
+    assert spawns.spawned == 2  # root's task (which also runs first and third) and second's
+    assert result[first].started_at == result[root].finished_at
+
+
+def test_a_chain_of_nodes_that_never_checkpoint_still_yields() -> None:
+    """One task runs at most 33 nodes in a row: a long chain of nodes that never checkpoint
+    gives the scheduler back after every 33 of them, in a new task."""
+    order: list[str] = []
+
+    class Steps(_Spawns):
+        def before_task_step(self, task: trio.lowlevel.Task) -> None:
+            order.append("step")
+
+    async def node_fn(index: int, *deps: Any) -> int:
+        order.append("node")
+        return index
+
+    async def main() -> None:
+        graph = trine.TaskGraph()
+        node = graph.add(node_fn, 0)
+        for index in range(1, 99):
+            node = graph.add(node_fn, index, deps=[node])
+        result = await graph.run()
+        assert result.ok
+        assert result[node].value == 98
+
+    spawns = Steps()
+    trio.run(main, instruments=[spawns])
+    # Three tasks for the chain, each named after the first node it runs...
+    assert [name for name in spawns.names if name.startswith("node_fn")] == [
+        "node_fn",
+        "node_fn-34",
+        "node_fn-67",
+    ]
+    # ... and each runs its 33 nodes in one step.
+    per_step = [len(list(group)) for kind, group in itertools.groupby(order) if kind == "node"]
+    assert per_step == [33, 33, 33]
+
+
+@st.composite
+def _lean_specs(draw: st.DrawFn) -> dict[str, Any]:
+    spec = draw(_dags())
+    spec["priorities"] = None
+    spec["cancel_at"] = draw(st.none() | st.integers(0, 12).map(lambda t: t + 0.5))
+    return spec
+
+
+@given(_lean_specs())
+def test_lean_runs_equal_the_reference_and_count_what_runs(spec: dict[str, Any]) -> None:
+    """A run with none of limit, priorities, resources, policies or on_event reports what the
+    naive scheduler computes; while it runs, statistics() counts as running exactly the
+    nodes whose dependencies have all succeeded and which have not finished; every node
+    runs in a task named after it; cancelled at any time, every node is accounted for and
+    nothing is left running."""
+    deps: list[list[int]] = spec["deps"]
+    succeeded: set[int] = set()
+    finished: set[int] = set()
+    wrong: list[tuple[int, Any]] = []
+    graph = trine.TaskGraph()
+
+    async def work(index: int, *dep_values: Any) -> Any:
+        name = trio.lowlevel.current_task().name
+        if name != f"n{index}":
+            wrong.append((index, name))
+        running = graph.statistics().running
+        expected = sum(
+            1
+            for node, node_deps in enumerate(deps)
+            if node not in finished and succeeded.issuperset(node_deps)
+        )
+        if running != expected:
+            wrong.append((index, ("running", running, expected)))
+        try:
+            await trio.sleep(spec["durations"][index])
+            if index in spec["failing"]:
+                raise KeyError(index)
+        finally:
+            finished.add(index)
+        succeeded.add(index)
+        return (index, *dep_values)
+
+    async def main() -> None:
+        nodes: list[trine.Node[Any]] = []
+        for index, deps in enumerate(spec["deps"]):
+            nodes.append(graph.add(work, index, deps=[nodes[d] for d in deps], name=f"n{index}"))
+        result: trine.GraphResult | None = None
+        with trio.move_on_after(spec["cancel_at"] or 1e9):
+            result = await graph.run()
+        assert wrong == []
+        stats = graph.statistics()
+        assert (stats.pending, stats.ready, stats.running) == (0, 0, 0)
+        assert stats.succeeded + stats.failed + stats.skipped + stats.cancelled == len(nodes)
+        if result is None:
+            assert spec["cancel_at"] is not None
+            assert stats.cancelled > 0
+            return
+        expected = _reference_run(spec)
+        for index, node in enumerate(nodes):
+            got = result[node]
+            status, value, started, finished, attempts, causes = expected[index]
+            assert (got.status, got.value, got.started_at, got.finished_at, got.attempts) == (
+                status,
+                value,
+                started,
+                finished,
+                attempts,
+            ), index
+            if status is SKIPPED:
+                assert got.skipped_because is not None
+                assert got.skipped_because._index in causes
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
 # --------------------------------------------------------------------------

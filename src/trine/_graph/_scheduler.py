@@ -1,11 +1,14 @@
 """One run of a task graph: its state, and the scheduler.
 
-Every node of a run is one Trio task in one nursery, started only once the
-node may actually run. The scheduler is not a task of its own: it is plain
-code run by the task that just finished (and once by :meth:`_Run.begin`),
-so a completion costs no extra trip through Trio's scheduler, and
-:func:`trio.current_time` is read once per completion, for the node's
-finishing time and the start time of the nodes it lets start.
+Every node of a run runs in a Trio task of one nursery, started only once
+the node may actually run. The scheduler is not a task of its own: it is
+plain code run by the task that just finished (and once by
+:meth:`_Run.begin`), so a completion costs no extra trip through Trio's
+scheduler, and the clock is read once per completion, for the node's
+finishing time and the start time of the nodes it lets start. Without a
+limit, priorities or resources, the task that just finished runs the first
+of those nodes itself (see :func:`_lean_task`); otherwise each node has a
+task of its own (:meth:`_Run.run_node`).
 
 **Who waits for whom.** The graph keeps its edges flat, each node's
 dependencies one after the other (what the node's function is called
@@ -34,7 +37,7 @@ import math
 import operator
 import types
 from array import array
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, Literal, final
 
@@ -65,6 +68,8 @@ _CoroutineType = types.CoroutineType
 # than a tuple, and orders by priority (higher first), then insertion order.
 _INDEX_BITS = 40
 _INDEX_MASK = (1 << _INDEX_BITS) - 1
+# How many nodes in a row one task of a lean run may run (see _lean_task).
+_HOPS = 32
 _NOT_YET = (math.nan,)  # a time not yet reached, in the arrays of times
 
 
@@ -123,21 +128,21 @@ class _Run:
         self.fail_fast = graph._fail_fast
         # Without a limit, priorities or resources, ready nodes need no heap.
         self.fast = graph._limit is None and not graph._priorities and not graph._uses_resources
-        # The run's numbers per node and per edge are C arrays, not lists of
-        # int and float objects: a run of 10**5 nodes then touches a few
-        # contiguous megabytes instead of objects all over the heap.
-        self.edges = array("q", graph._edges)
-        self.starts = array("q", graph._starts)
+        # The run's numbers per node and per edge are C arrays (the status a
+        # byte), not lists of int and float objects: a run of 10**5 nodes then
+        # touches a few contiguous megabytes instead of objects all over the heap.
+        self.edges = graph._edges  # add() is refused while the graph runs
+        self.starts = graph._starts
         self.slow = graph._slow
         self.nursery: trio.Nursery | None = None
         self.spawn: Callable[..., object] = _not_started
-        self.task = self.run_node
+        self.task: Callable[..., Awaitable[None]] = self.run_node
         # Ready nodes: their indices (fast), or the heap keys of those that take
         # no resources, and one heap per group of nodes that take the same ones.
         self.ready: list[int] = []
         self.groups: list[list[int]] = [[] for _ in graph._group_ids]
-        # Per node: one status code, and what its NodeResult is built from.
-        self.status = [_UNFINISHED] * count
+        # Per node: one status code (a byte), and what its NodeResult is built from.
+        self.status = bytearray([_UNFINISHED]) * count
         self.values: list[Any] = [None] * count
         self.value_of = self.values.__getitem__
         # When each node started and finished; NaN until then (None in results).
@@ -175,6 +180,7 @@ class _Run:
         roots = list(itertools.compress(range(count), map(operator.not_, remaining)))
         if self.fast:
             self.ready = roots
+            self.task = _lean_task(self)
         else:
             for index in roots:
                 key, heap = self.key_and_heap(index)
@@ -186,6 +192,9 @@ class _Run:
 
     def cancel_unfinished(self) -> None:
         """Mark every node that did not finish as cancelled (after the nursery closed)."""
+        # Nothing runs any more, even where on_event raised before a node's
+        # task could count it out.
+        self.running = 0
         self.ready.clear()
         for group in self.groups:
             group.clear()
@@ -244,28 +253,10 @@ class _Run:
         if self.watched:
             self.report_finished(index, now)
         dependents = self.dependents[index]
-        if not self.fast:
-            if dependents:
-                self.count_down(dependents)
-            if self.ready or self.groups:
-                self.dispatch(now)
-        elif dependents and not self.stopping:
-            # No limit, priorities or resources: a node starts the moment its
-            # count reaches zero. Dependents are in insertion order, so those
-            # one completion lets start start in that order, as dispatch()
-            # would. A dependency that failed never counts down, so a node
-            # that was skipped never gets here. (While the run stops, they
-            # stay pending, and are cancelled with the rest.)
-            remaining = self.remaining
-            for dependent in dependents:
-                left = remaining[dependent] - 1
-                remaining[dependent] = left
-                if not left:
-                    self.running += 1
-                    self.started[dependent] = now
-                    self.spawn(self.task, dependent, name=self.names[dependent])
-                    if self.on_event is not None:
-                        self.emit("started", dependent, now)
+        if dependents:
+            self.count_down(dependents)
+        if self.ready or self.groups:
+            self.dispatch(now)
 
     async def call(self, index: int, node: Node[Any], first: int, end: int, wait_all: bool) -> Any:
         """Call a node's function through its policy and its blocking resources."""
@@ -498,6 +489,96 @@ class _Run:
         self.spawn(self.task, index, releases, wait_all, name=self.names[index])
         if self.on_event is not None:
             self.emit("started", index, now)
+
+
+def _lean_task(run: _Run) -> Callable[[int], Awaitable[None]]:
+    """The task body of a run without limit, priorities or resources.
+
+    Such a run needs no queue: a node starts the moment its last dependency
+    succeeds. This is :meth:`_Run.run_node` cut down to that, with the run's
+    state in closure cells, and one saving: the task of a node that
+    succeeds runs the first dependent it makes ready itself, and starts new
+    tasks only for the others, so half the nodes of a typical graph cost no
+    task of their own (no spawn, no trip through the scheduler). The task
+    is renamed after each node it runs, and the context it runs it in is
+    the one a new task would have had (a copy of the finished node's, which
+    nothing reads again). One task runs at most ``1 + _HOPS`` nodes, then
+    starts new tasks for the next ones, so a chain of nodes that never
+    checkpoint still lets the scheduler run between every few of them.
+    """
+    nodes = run.nodes
+    starts = run.starts
+    edges = run.edges
+    value_of = run.value_of
+    values = run.values
+    status = run.status
+    finished = run.finished
+    started = run.started
+    dependents_of = run.dependents
+    remaining = run.remaining
+    spawn = run.spawn
+    names = run.names
+    now = run.now
+    slow = run.slow  # the nodes with a policy
+    on_event = run.on_event
+
+    async def lean_node(index: int) -> None:
+        task: trio.lowlevel.Task | None = None
+        hops = _HOPS
+        while True:
+            node = nodes[index]
+            first = starts[index]
+            end = starts[index + 1]
+            try:
+                if slow and index in slow:
+                    value = await run.call(index, node, first, end, False)
+                else:
+                    if first == end:
+                        coro = node._fn(*node._args)
+                    else:
+                        coro = node._fn(*node._args, *map(value_of, edges[first:end]))
+                    if type(coro) is not _CoroutineType:
+                        coro = check_awaitable("fn", coro)
+                    value = await coro
+            except BaseException as error:
+                if run.fail(index, error):
+                    raise
+                return
+            time = now()
+            values[index] = value
+            status[index] = _SUCCEEDED
+            finished[index] = time
+            if run.watched:
+                run.report_finished(index, time)
+            # Dependents are in insertion order, so the nodes one completion
+            # lets start, start in that order. A dependency that failed never
+            # counts down, so a skipped node never gets here. While the run
+            # stops, they stay pending, and are cancelled with the rest.
+            following = -1
+            if not run.stopping:
+                for dependent in dependents_of[index]:
+                    left = remaining[dependent] - 1
+                    remaining[dependent] = left
+                    if not left:
+                        started[dependent] = time
+                        if following < 0 and hops:
+                            following = dependent  # runs next, in this task
+                        else:
+                            run.running += 1
+                            spawn(lean_node, dependent, name=names[dependent])
+                        if on_event is not None:
+                            run.emit("started", dependent, time)
+            if following < 0:
+                run.running -= 1
+                return
+            # The running count stays: one node finished, one starts.
+            index = following
+            hops -= 1
+            if task is None:
+                task = trio.lowlevel.current_task()
+            task.name = names[index]
+
+    return lean_node
 
 
 def _not_started(*args: object, **kwargs: object) -> None:
