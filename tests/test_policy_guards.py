@@ -5,17 +5,22 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import math
 import os
 import random
 import runpy
 import signal
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import trine
 from interrupts import interrupt_at, interrupt_points, source_files
@@ -360,3 +365,162 @@ async def test_issue11_a_constant_backoff_polls_an_open_breaker_every_d_seconds(
     with assert_takes(29.0):  # from t=1.0 to the probe at t=30.0, not a float step before
         assert await paced.call(service.call) == 1
     assert breaker.state is trine.CircuitState.CLOSED
+
+
+# --------------------------- issue 19: trine's own breaker and retry inside a Policy
+
+
+class _Delegating:
+    """A guard with an async call() that is not trine's own (it hands the call on to
+    one that is): a Policy treats it as any guard, which is the reference here."""
+
+    def __init__(self, guard: CircuitBreaker | Retry) -> None:
+        self.guard = guard
+
+    async def call(self, fn: Any, *args: Any) -> Any:
+        return await self.guard.call(fn, *args)
+
+
+class _Ignored(Exception):
+    pass
+
+
+_BREAKERS: list[dict[str, Any]] = [
+    {"failure_threshold": 2},
+    {"failure_rate": 0.5, "window": 4, "minimum_calls": 2},
+    {"failure_threshold": 2, "half_open_max_calls": 2, "success_threshold": 2},
+    {"window_type": "time", "window": 10.0, "failure_rate": 0.5, "minimum_calls": 2},
+    {"failure_threshold": 3, "slow_call_duration": 2.0, "slow_call_rate": 0.5, "minimum_calls": 2},
+]
+_STEPS = ["ok", "late", "fail", "ignored", "slow", "cancel", "not async", "wait"]
+
+
+def _run_steps(
+    steps: list[str], config: dict[str, Any], *, own: bool
+) -> tuple[list[object], list[bool], list[str]]:
+    """Run *steps* through a Policy with trine's own breaker and retry (*own*) or the
+    same guards behind _Delegating; return the outcomes with the breaker's and the
+    retry's statistics after each step, whether fn ran KI-protected, and the events."""
+    outcomes: list[object] = []
+    protected: list[bool] = []
+    events: list[str] = []
+
+    async def main() -> None:
+        breaker = CircuitBreaker(reset_timeout=1.5, ignore=_Ignored, **config["breaker"])
+        retry = Retry(attempts=config["attempts"], backoff=Backoff.constant(0.25))
+        limiter: trio.CapacityLimiter | Bulkhead | None = {
+            None: None,
+            "capacity": trio.CapacityLimiter(1),
+            "bulkhead": Bulkhead(1),
+        }[config["limiter"]]
+        policy = Policy(
+            retry=retry if own else _Delegating(retry),
+            breaker=breaker if own else _Delegating(breaker),
+            rate=RateLimiter(100) if config["rate"] else None,
+            limiter=limiter,
+            timeout=config["timeout"],
+            hooks=[lambda event: events.append(type(event).__name__)] if config["hooks"] else (),
+        )
+
+        async def service(step: str) -> str:
+            protected.append(trio.lowlevel.currently_ki_protected())
+            if step == "fail":
+                raise FakeServiceError("down")
+            if step == "ignored":
+                raise _Ignored("not the service's fault")
+            await trio.sleep({"late": 0.5, "slow": 3.0, "cancel": 1.0}.get(step, 0.0))
+            return step
+
+        for step in steps:
+            if step == "wait":
+                await trio.sleep(2.0)  # past reset_timeout: an open breaker half-opens
+                continue
+            fn: Any = _sync_function if step == "not async" else service
+            outcome: object
+            with trio.move_on_after(0.75 if step == "cancel" else math.inf) as scope:
+                try:
+                    outcome = await policy.call(fn, step)
+                except Exception as exc:
+                    outcome = (type(exc).__name__, str(exc), getattr(exc, "__notes__", []))
+            if scope.cancelled_caught:
+                outcome = "cancelled"
+            outcomes.append((outcome, breaker.statistics(), retry.statistics()))
+        if limiter is not None:
+            assert limiter.statistics().borrowed_tokens == 0
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    return outcomes, protected, events
+
+
+@settings(deadline=None)
+@given(
+    steps=st.lists(st.sampled_from(_STEPS), max_size=12),
+    breaker=st.sampled_from(_BREAKERS),
+    attempts=st.integers(1, 2),
+    limiter=st.sampled_from([None, "capacity", "bulkhead"]),
+    timeout=st.sampled_from([None, 1.0]),
+    rate=st.booleans(),
+    hooks=st.booleans(),
+)
+def test_issue19_trines_own_breaker_and_retry_in_a_policy_do_what_any_guard_would(
+    steps: list[str],
+    breaker: dict[str, Any],
+    attempts: int,
+    limiter: str | None,
+    timeout: float | None,
+    rate: bool,
+    hooks: bool,
+) -> None:
+    """The Policy's leaner entries into trine's CircuitBreaker and Retry (one frame for
+    the breaker and the limiter's hold) give the same outcomes, statistics after every
+    call, and events as the guards' public call(), and fn never runs KI-protected."""
+    config = {
+        "breaker": breaker,
+        "attempts": attempts,
+        "limiter": limiter,
+        "timeout": timeout,
+        "rate": rate,
+        "hooks": hooks,
+    }
+    own = _run_steps(steps, config, own=True)
+    reference = _run_steps(steps, config, own=False)
+    assert own == reference
+    outcomes, protected, _ = own
+    assert len(outcomes) == len([step for step in steps if step != "wait"])
+    assert not any(protected)
+
+
+class _SwallowingHold:
+    """A limiter whose hold swallows the exception of the call it holds."""
+
+    def hold(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._hold()
+
+    @contextlib.asynccontextmanager
+    async def _hold(self) -> AsyncIterator[None]:
+        with contextlib.suppress(FakeServiceError):
+            yield
+
+    def statistics(self) -> object:
+        return None
+
+
+@pytest.mark.parametrize("with_breaker", [False, True])
+async def test_issue19_a_limiter_that_swallows_the_calls_error_is_a_runtime_error(
+    with_breaker: bool,
+) -> None:
+    """A hold whose __aexit__ suppresses fn's error leaves no result: the call raises
+    RuntimeError, with the breaker's own layer as without it, and the breaker counts it."""
+    breaker = CircuitBreaker(failure_threshold=1)
+    policy = Policy(
+        breaker=breaker if with_breaker else None, limiter=_SwallowingHold(), timeout=1.0
+    )
+
+    async def down() -> None:
+        raise FakeServiceError("down")
+
+    message = r"^the limiter's context manager suppressed an exception from the call$"
+    with pytest.raises(RuntimeError, match=message):
+        await policy.call(down)
+    expected = (1, trine.CircuitState.OPEN) if with_breaker else (0, trine.CircuitState.CLOSED)
+    assert (breaker.statistics().failures, breaker.state) == expected

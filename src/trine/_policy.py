@@ -6,23 +6,36 @@ and runs a call through them, outer to inner::
 
     total_timeout → fallback → retry → breaker → rate → limiter → timeout → fn
 
-The guards are *not* imported here: a Policy talks to them through the small
-structural protocols below (:class:`SupportsCall`, :class:`SupportsAcquire`)
-and, for the limiter, the :class:`~trine.Limiter` protocol every consumer of
-limiters shares; trine's own guards satisfy them and so can anything else
-with the same shape.
+A Policy talks to its guards through the small structural protocols below
+(:class:`SupportsCall`, :class:`SupportsAcquire`) and, for the limiter, the
+:class:`~trine.Limiter` protocol every consumer of limiters shares; trine's
+own guards satisfy them and so can anything else with the same shape. Only
+for trine's own :class:`~trine.Retry` and :class:`~trine.CircuitBreaker`
+does it take a private, leaner entry (below): same behaviour, fewer frames.
 
 The chain of layers is built once, when the Policy is constructed: absent
 layers cost nothing per call (no closure, no frame, no ``if`` test), a layer
 that only hands the call on (retry, breaker without hooks) is a
-:func:`functools.partial` of the guard's ``call``, so it adds no Python frame,
-and the per-attempt timeout, the innermost layer whenever present, calls fn
-itself. What fn returned is checked once, by the layer that calls it
-(``NotAwaitableError``, which every layer lets through untouched).
+:func:`functools.partial` of the guard's ``call`` (``Retry._call_layer`` for
+trine's Retry without a timeout, which does not re-check the layer), so it
+adds no Python frame of its own, and the per-attempt timeout, the innermost
+layer whenever present, calls fn itself. What fn returned is checked once,
+by the layer that calls it (``NotAwaitableError``, which every layer lets
+through untouched).
+
+trine's own CircuitBreaker, when only the limiter (or nothing) lies between
+it and the layer that calls fn, is one frame with the limiter's hold
+(``CircuitBreaker._policy_layer``): its admission, the slot and the outcome
+in one KI-protected frame that awaits the fn layer directly. Each frame is
+made, and resumed after the limiter's checkpoint, once per call, so this is
+most of what a Policy costs over the same guards written by hand.
 
 **KeyboardInterrupt.** The only pairing a Policy does itself is the
-limiter's hold; that layer's frame is KI-protected, and fn runs below it in
-a frame that is not (the timeout layer, or ``_await_fn``).
+limiter's hold; that layer's frame (or the breaker's, holding it) is
+KI-protected, and fn runs below it in a frame that is not (the timeout
+layer, or ``_await_fn``). The rate layer and ``_call_fn`` have no KI marker
+of their own, so a breaker above them awaits them through its ``call``,
+whose extra frame is unprotected.
 """
 
 from __future__ import annotations
@@ -40,10 +53,12 @@ import trio
 from trio.lowlevel import disable_ki_protection, enable_ki_protection
 
 from . import _created
+from ._breaker import CircuitBreaker
 from ._calls import describe_call, mark_layer
 from ._errors import TrineError
 from ._hooks import AttemptTimedOut, CallRejected, FallbackUsed, Hook, call_hooks, check_hooks
 from ._limit import LimiterLike, hold_opener
+from ._retry import Retry
 from ._util import (
     check_async_callable,
     check_awaitable,
@@ -79,6 +94,7 @@ class SupportsAcquire(Protocol):
 _AsyncFn: TypeAlias = Callable[..., Awaitable[Any]]
 # One layer of the chain: run *fn* with *args* through this layer and those inside it.
 _Layer: TypeAlias = Callable[[_AsyncFn, tuple[Any, ...]], Awaitable[Any]]
+_HoldOpener: TypeAlias = Callable[[], AbstractAsyncContextManager[object]]
 _ExceptionTypes: TypeAlias = type[Exception] | tuple[type[Exception], ...]
 _FallbackOn: TypeAlias = _ExceptionTypes | Callable[[Exception], object]
 
@@ -177,7 +193,7 @@ def _timeout_layer(timeout: float, name: str | None, hooks: tuple[Hook, ...]) ->
 _TRIO_LIMITERS = (trio.CapacityLimiter, trio.Semaphore, trio.Lock, trio.StrictFIFOLock)
 
 
-def _limiter_opener(limiter: LimiterLike) -> Callable[[], AbstractAsyncContextManager[object]]:
+def _limiter_opener(limiter: LimiterLike) -> _HoldOpener:
     """What the limiter layer calls for each attempt's hold (checked by hold_opener)."""
     open_hold = hold_opener(limiter)
     if isinstance(limiter, _TRIO_LIMITERS):
@@ -189,7 +205,7 @@ def _limiter_opener(limiter: LimiterLike) -> Callable[[], AbstractAsyncContextMa
 
 def _limiter_layer(
     inner: _Layer,
-    open_hold: Callable[[], AbstractAsyncContextManager[object]],
+    open_hold: _HoldOpener,
     name: str | None,
     hooks: tuple[Hook, ...],
 ) -> _Layer:
@@ -238,9 +254,21 @@ def _rate_layer(
 
 
 def _breaker_layer(
-    inner: _Layer, call: Callable[..., Awaitable[Any]], name: str | None, hooks: tuple[Hook, ...]
+    inner: _Layer,
+    breaker: SupportsCall,
+    name: str | None,
+    hooks: tuple[Hook, ...],
+    unprotected: tuple[_Layer, _HoldOpener | None] | None,
 ) -> _Layer:
+    """The breaker around *inner*. *unprotected* is the layer that runs fn in a
+    frame that is not KI-protected, and the limiter's hold around it, when only
+    the limiter lies between it and the breaker (``None`` otherwise)."""
+    call = breaker.call
     if not hooks:
+        if unprotected is not None and isinstance(breaker, CircuitBreaker):
+            # trine's own: its admission, the limiter's hold and the outcome in
+            # one KI-protected frame, which awaits the unprotected layer below.
+            return breaker._policy_layer(inner, *unprotected)
         # Nobody listens for rejections: hand the call straight to the breaker
         # (a partial is called without a Python frame of its own).
         return functools.partial(call, inner)
@@ -263,9 +291,13 @@ def _breaker_layer(
     return breaker_reporting
 
 
-def _retry_layer(inner: _Layer, call: Callable[..., Awaitable[Any]]) -> _Layer:
-    # A partial is called without a Python frame of its own.
-    return functools.partial(call, inner)
+def _retry_layer(inner: _Layer, retry: SupportsCall) -> _Layer:
+    # A partial is called without a Python frame of its own. trine's own
+    # Retry without a timeout is given the layer and (fn, args) as they are,
+    # not re-checked.
+    if isinstance(retry, Retry) and retry.timeout is None:
+        return functools.partial(retry._call_layer, inner)
+    return functools.partial(retry.call, inner)
 
 
 def _fallback_layer(
@@ -471,25 +503,31 @@ class Policy:
         # Build the chain once, inner to outer.
         run: _Layer = _call_fn
         layers: list[str] = []
+        # The layer that runs fn in a frame that is not KI-protected, and the
+        # limiter's hold around it, while no other layer is outside them.
+        unprotected: tuple[_Layer, _HoldOpener | None] | None = None
         if self.timeout is not None:
             run = _timeout_layer(float(self.timeout), self.name, self.hooks)
             layers.append("timeout")
+            unprotected = (run, None)
         if open_hold is not None:
             if run is _call_fn:
                 run = _await_fn  # fn must run in a frame that is not KI-protected
+            unprotected = (run, open_hold)
             run = _limiter_layer(run, open_hold, self.name, self.hooks)
             layers.append("limiter")
         if self.rate is not None:
+            unprotected = None  # the rate layer's frame has no KI marker of its own
             run = _rate_layer(run, self.rate.acquire, self.name, self.hooks)
             layers.append("rate")
         if self.breaker is not None:
-            run = _breaker_layer(run, self.breaker.call, self.name, self.hooks)
+            run = _breaker_layer(run, self.breaker, self.name, self.hooks, unprotected)
             layers.append("breaker")
         if self.retry is not None:
             # The Retry is handed this layer and (fn, args): marked, so its
             # events can name fn, and this Policy when the Retry has no name.
             inner = mark_layer(run, self.name, shared=(_call_fn, _await_fn))
-            run = _retry_layer(inner, self.retry.call)
+            run = _retry_layer(inner, self.retry)
             layers.append("retry")
         if self.fallback is not None:
             run = _fallback_layer(run, self.fallback, self.fallback_on, self.name, self.hooks)

@@ -600,6 +600,27 @@ class Retry:
         # Only reached when the deadline cancelled an attempt.
         raise self._timed_out(run, fn, args) from run.last_error
 
+    async def _call_layer(
+        self,
+        layer: Callable[[Any, tuple[Any, ...]], Awaitable[_T]],
+        fn: object,
+        args: tuple[Any, ...],
+    ) -> _T:
+        """``call(layer, fn, args)`` without a timeout, for a :class:`~trine.Policy`,
+        whose layer is one of its own functions: neither it nor what it returns
+        needs a check (the layer that calls *fn* checks what fn returned)."""
+        self._counts.calls += 1
+        if self.budget is not None:
+            self.budget.deposit()
+        try:
+            return await layer(fn, args)
+        except Exception as error:
+            run = _Run(self.backoff.initial, None)
+            delay = self._after_failure(error, run, layer, (fn, args))
+            if delay is None:
+                raise
+        return await self._attempt_loop(layer, (fn, args), run, delay)
+
     def __call__(self, fn: Callable[_P, Awaitable[_T]]) -> Callable[_P, Coroutine[Any, Any, _T]]:
         """Decorate an async function so that every call of it is retried.
 

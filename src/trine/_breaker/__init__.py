@@ -33,7 +33,9 @@ windows, failures) goes through the core.
 between taking a permit and recording its outcome; the user's coroutine is
 awaited in an unprotected frame (``_await_unprotected``), so it can be
 interrupted as it could without the breaker, and its KeyboardInterrupt is
-counted as a cancellation.
+counted as a cancellation. Inside a :class:`~trine.Policy` that frame is the
+Policy's own timeout layer (or the one that awaits fn under a limiter),
+which the breaker's Policy layer (``_policy_layer``) awaits directly.
 
 One module per piece: ``_state`` (:class:`CircuitState`), ``_statistics``
 (the frozen snapshot), ``_windows`` (the count and time failure windows),

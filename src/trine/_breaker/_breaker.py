@@ -12,7 +12,9 @@ object), and a success is one count and one window write. Everything else
 between taking a permit and recording its outcome; the user's coroutine is
 awaited in an unprotected frame (``_await_unprotected``), so it can be
 interrupted as it could without the breaker, and its KeyboardInterrupt is
-counted as a cancellation.
+counted as a cancellation. Inside a :class:`~trine.Policy` that frame is the
+Policy's own timeout layer (or the one that awaits fn under a limiter),
+which the breaker's Policy layer (``_policy_layer``) awaits directly.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import functools
 import sys
 import types
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Literal, ParamSpec, TypeVar, TypeVarTuple, final
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Literal, ParamSpec, TypeAlias, TypeVar, TypeVarTuple, final
 
 import attrs
 import trio
@@ -47,6 +50,12 @@ _Ts = TypeVarTuple("_Ts")
 
 
 _CoroutineType = types.CoroutineType
+
+# A trine.Policy's layer: run fn with args through it and the layers inside it.
+_Layer: TypeAlias = Callable[[Any, tuple[Any, ...]], Awaitable[Any]]
+# What a held call's result is until the call returns: still it after the
+# `async with`, the hold's __aexit__ swallowed the call's exception.
+_SUPPRESSED: Any = object()
 
 
 @disable_ki_protection
@@ -412,6 +421,77 @@ class CircuitBreaker(_BreakerCore):
             raise
         self._finish(permit, None)
         return result
+
+    def _policy_layer(
+        self,
+        through: _Layer,
+        inner: _Layer,
+        hold: Callable[[], AbstractAsyncContextManager[object]] | None,
+    ) -> _Layer:
+        """This breaker as a :class:`~trine.Policy`'s layer: :meth:`call` around
+        *through*, in one frame with the limiter's *hold* (if any) and no frame
+        of its own for the user's coroutine.
+
+        :meth:`call` awaits what it calls in a frame that is not KI-protected,
+        so that fn runs unprotected. *inner* is such a frame already (the
+        Policy's timeout layer, or the one that awaits fn under a limiter) and
+        *through* is ``hold()`` around *inner* (or *inner*): so on the closed
+        fast path this KI-protected frame admits the call, holds the slot and
+        awaits *inner* itself, and records the outcome, with no Ctrl-C landing
+        between taking a permit or a slot and giving it back. Every other case
+        (open, half-open, a time window, slow calls) is ``call(through, fn,
+        args)``. The Policy checked fn, and *inner* checks what fn returns.
+        """
+        call: Callable[..., Awaitable[Any]] = self.call
+        slow = functools.partial(call, through)
+
+        if hold is None:
+
+            @enable_ki_protection
+            async def breaker(fn: Any, args: tuple[Any, ...]) -> Any:
+                epoch = self._closed_epoch
+                if epoch < 0:
+                    return await slow(fn, args)
+                self._calls += 1  # the fast path, as in call()
+                try:
+                    result = await inner(fn, args)
+                except BaseException as error:
+                    self._finish(_Permit(self, epoch, 0.0, False), error)
+                    raise
+                self._successes += 1
+                if self._closed_epoch == epoch:
+                    number = self._recorded = self._recorded + 1
+                    if number == self._judge_at:
+                        self._judge_success(number)
+                return result
+
+            return breaker
+
+        @enable_ki_protection
+        async def breaker_and_limiter(fn: Any, args: tuple[Any, ...]) -> Any:
+            epoch = self._closed_epoch
+            if epoch < 0:
+                return await slow(fn, args)
+            self._calls += 1  # the fast path, as in call()
+            try:
+                result = _SUPPRESSED
+                async with hold():
+                    result = await inner(fn, args)
+                if result is _SUPPRESSED:  # as the Policy's limiter layer says it
+                    raise RuntimeError(
+                        "the limiter's context manager suppressed an exception from the call"
+                    )
+            except BaseException as error:
+                self._finish(_Permit(self, epoch, 0.0, False), error)
+                raise
+            self._successes += 1
+            if self._closed_epoch == epoch:
+                number = self._recorded = self._recorded + 1
+                if number == self._judge_at:
+                    self._judge_success(number)
+            return result
+
+        return breaker_and_limiter
 
     @enable_ki_protection
     async def __aenter__(self) -> None:
