@@ -279,6 +279,53 @@ async def test_on_event_error_between_two_nodes_of_one_task(kind: str) -> None:
     )
 
 
+async def _statistics_seen_by_on_event(limit: int | None) -> list[tuple[Any, ...]]:
+    # No two tasks wake at one instant, so what each event sees is the same in both runs.
+    work = _sleeper()
+    graph = trine.TaskGraph(limit=limit)
+    root = graph.add(work, "root", 1, name="root")
+    other = graph.add(work, "other", 4, name="other")
+    first = graph.add(work, "first", 1, deps=[root], name="first")
+    graph.add(work, "second", 2, deps=[root], name="second")
+    graph.add(work, "last", 1, deps=[first, other], name="last")
+    seen: list[tuple[Any, ...]] = []
+
+    def record(event: trine.NodeEvent) -> None:
+        stats = graph.statistics()
+        # (Whether a node that is about to start counts as pending or ready
+        # depends on the order the scheduler counts it down in, so not said.)
+        seen.append((event.kind, event.node.name, stats.pending + stats.ready, stats.running))
+        assert stats.pending >= 0
+
+    await graph.run(on_event=record)
+    return sorted(seen)
+
+
+async def test_statistics_in_on_event_of_a_lean_run_count_a_finished_node_out(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """In a run whose tasks go on to the next node, on_event sees the statistics a run with
+    a task per node shows: a finished node no longer running, pending never below 0."""
+    assert await _statistics_seen_by_on_event(None) == await _statistics_seen_by_on_event(10**9)
+
+
+async def test_statistics_in_on_event_for_a_root_count_it_running_not_ready() -> None:
+    """When a run without a limit starts its first nodes, on_event sees each started node as
+    running and no longer ready (pending never below 0)."""
+    graph = trine.TaskGraph()
+    graph.add(_value, 1, name="a")
+    graph.add(_value, 2, name="b")
+    seen: list[tuple[str, int, int, int]] = []
+
+    def record(event: trine.NodeEvent) -> None:
+        if event.kind == "started":
+            stats = graph.statistics()
+            seen.append((event.node.name, stats.pending, stats.ready, stats.running))
+
+    await graph.run(on_event=record)
+    assert seen == [("a", 0, 1, 1), ("b", 0, 0, 2)]
+
+
 async def test_run_is_a_checkpoint_even_when_empty() -> None:
     """run() of an empty graph still checkpoints, as every Trio blocking call does."""
     with trio.testing.assert_checkpoints():

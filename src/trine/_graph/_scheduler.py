@@ -425,13 +425,16 @@ class _Run:
         spawn = self.spawn
         task = self.task
         names = self.names
-        for index in ready:
+        # Taken off the list one at a time, so that on_event sees a started
+        # node as running and no longer ready.
+        ready.reverse()
+        while ready:
+            index = ready.pop()
             self.running += 1
             started[index] = now
             spawn(task, index, name=names[index])
             if self.on_event is not None:
                 self.emit("started", index, now)
-        ready.clear()
 
     def start_with_resources(self, now: float) -> None:
         # The best node of each group is the only one of that group worth
@@ -548,6 +551,9 @@ def _lean_task(run: _Run) -> Callable[[int], Awaitable[None]]:
             values[index] = value
             status[index] = _SUCCEEDED
             finished[index] = time
+            # Counted out before it is reported, as run_node does: on_event
+            # (and finished_value's waiters) may read statistics().
+            run.running -= 1
             if run.watched:
                 run.report_finished(index, time)
             # Dependents are in insertion order, so the nodes one completion
@@ -560,18 +566,16 @@ def _lean_task(run: _Run) -> Callable[[int], Awaitable[None]]:
                     left = remaining[dependent] - 1
                     remaining[dependent] = left
                     if not left:
+                        run.running += 1
                         started[dependent] = time
                         if following < 0 and hops:
                             following = dependent  # runs next, in this task
                         else:
-                            run.running += 1
                             spawn(lean_node, dependent, name=names[dependent])
                         if on_event is not None:
                             run.emit("started", dependent, time)
             if following < 0:
-                run.running -= 1
                 return
-            # The running count stays: one node finished, one starts.
             index = following
             hops -= 1
             if task is None:
