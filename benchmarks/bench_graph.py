@@ -21,21 +21,24 @@ drawn once with ``random.Random(0)``), four ways of doing the same work:
 
 Each case prints Trio task steps and Python calls per node beside the time.
 
-Measured with ``python -m benchmarks graph_1000 graph_10000 graph_100000
---repeat 6`` and ``graph_1000000 --repeat 3`` on a quiet 2-core machine, the
-order of the variants changing every round (see ``_harness.run_case``), CPU
-time per node, ratio to the bare nursery::
+Measured with ``python -m benchmarks graph_1000 --repeat 20``,
+``graph_10000 graph_100000 --repeat 6`` and ``graph_1000000 --repeat 3`` on
+a quiet 2-core machine, the order of the variants changing every round (see
+``_harness.run_case``), CPU time per node, ratio to the bare nursery::
 
     n          nursery   TaskGraph         hand-written     hand, reusing tasks
-    1,000      13.4 us   13.9 us (1.03x)   14.2 us (1.06x)   9.4 us (0.70x)
-    10,000     14.3 us   16.9 us (1.19x)   17.7 us (1.24x)   9.4 us (0.66x)
-    100,000    16.8 us   22.3 us (1.32x)   21.4 us (1.27x)  12.6 us (0.75x)
-    1,000,000  16.2 us   28.0 us (1.73x)   31.1 us (1.92x)  17.9 us (1.11x)
+    1,000      10.8 us   12.5 us (1.15x)   12.6 us (1.16x)   7.4 us (0.68x)
+    10,000     13.9 us   18.6 us (1.34x)   17.6 us (1.27x)  11.0 us (0.79x)
+    100,000    18.0 us   23.6 us (1.31x)   21.4 us (1.19x)  13.2 us (0.73x)
+    1,000,000  18.1 us   31.2 us (1.73x)   31.4 us (1.74x)  19.9 us (1.10x)
+
+At 10^3 a round lasts about 12 ms and scatters: other runs gave 1.24x
+(``--repeat 20``), 1.06x and 1.54x (``--repeat 6``).
 
 Steps per node: 1.0 for the nursery and the hand-written scheduler, 0.48
 for TaskGraph and the hand-written one that reuses tasks. Python calls per
-node: 22, 13.8, 23 and 11.5. Noise-free, at 20,000 nodes: 575 bytecodes per
-node against the nursery's 556 (1.03x; 868 before tasks were reused), and
+node: 22, 13.8, 23 and 11.5. Noise-free, at 20,000 nodes: 581 bytecodes per
+node against the nursery's 556 (1.05x; 868 before tasks were reused), and
 1.12x the nursery's machine instructions under callgrind. Issue 19's goal
 (build+run <= 1.5x the bare nursery at every size) holds up to 10^5 nodes,
 not at 10^6: there the cyclic GC takes most of the difference (with the
