@@ -260,6 +260,34 @@ async def test_on_event_errors_cancel_the_run_and_propagate() -> None:
     assert graph.statistics().cancelled == 1
 
 
+@pytest.mark.parametrize("limit", [None, 10])
+async def test_on_event_error_while_the_rest_is_cancelled(
+    limit: int | None, autojump_clock: trio.testing.MockClock
+) -> None:
+    """on_event raising for a node marked cancelled after the run's nursery closed: every
+    unfinished node is still marked and reported once, and the first error propagates."""
+    graph = trine.TaskGraph(limit=limit)
+    work = _sleeper()
+    slow = graph.add(work, "slow", 5, name="slow")
+    graph.add(work, "a", 1, deps=[slow], name="a")
+    graph.add(work, "b", 1, deps=[slow], name="b")
+    finished: list[str] = []
+
+    def explode(event: trine.NodeEvent) -> None:
+        if event.kind == "finished":
+            finished.append(event.node.name)
+            if event.node.name == "a":
+                raise RuntimeError("display broke")
+
+    with trio.move_on_after(2):
+        with pytest.raises(RuntimeError, match=r"^display broke$"):
+            await graph.run(on_event=explode)
+    assert sorted(finished) == ["a", "b", "slow"]
+    assert graph.statistics() == trine.GraphStatistics(
+        nodes=3, pending=0, ready=0, running=0, succeeded=0, failed=0, skipped=0, cancelled=3
+    )
+
+
 @pytest.mark.parametrize("kind", ["started", "finished"])
 async def test_on_event_error_between_two_nodes_of_one_task(kind: str) -> None:
     """on_event raising for the node a finished node's task was to run next (or for the

@@ -201,9 +201,24 @@ class _Run:
         if _UNFINISHED not in self.status:
             return
         now = trio.current_time()
-        for index, status in enumerate(self.status):
-            if status == _UNFINISHED:
-                self.finish(index, _CANCELLED, now)
+        status = self.status
+        unfinished = [index for index, code in enumerate(status) if code == _UNFINISHED]
+        # Every one is marked before any is reported, and each is reported even
+        # if on_event raises for one: then the first error propagates, after.
+        for index in unfinished:
+            status[index] = _CANCELLED
+            self.finished[index] = now
+        if not self.watched:
+            return
+        first_error: BaseException | None = None
+        for index in unfinished:
+            try:
+                self.report_finished(index, now)
+            except BaseException as error:
+                if first_error is None:
+                    first_error = error
+        if first_error is not None:
+            raise first_error
 
     def abort(self, error: BaseException) -> None:
         """Cancel the run for a programming error, which run() raises as itself."""
