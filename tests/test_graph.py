@@ -261,6 +261,32 @@ async def test_on_event_errors_cancel_the_run_and_propagate() -> None:
 
 
 @pytest.mark.parametrize("limit", [None, 10])
+async def test_nothing_starts_after_on_event_raised(limit: int | None) -> None:
+    """Once on_event has raised, no node starts, though a node already running (one that
+    never checkpoints) still finishes and would make its dependent ready."""
+    graph = trine.TaskGraph(limit=limit)
+
+    async def quick(*deps: Any) -> int:
+        return 1
+
+    first = graph.add(quick, name="first")
+    graph.add(_value, 1, name="second")
+    graph.add(quick, deps=[first], name="third")
+    events: list[str] = []
+
+    def explode(event: trine.NodeEvent) -> None:
+        events.append(f"{event.kind} {event.node.name}")
+        if (event.kind, event.node.name) == ("started", "second"):
+            raise RuntimeError("display broke")
+
+    with pytest.RaisesGroup(pytest.RaisesExc(RuntimeError, match="^display broke$")):
+        await graph.run(on_event=explode)
+    assert "started third" not in events
+    stats = graph.statistics()
+    assert (stats.succeeded, stats.cancelled, stats.pending, stats.running) == (1, 2, 0, 0)
+
+
+@pytest.mark.parametrize("limit", [None, 10])
 async def test_on_event_error_while_the_rest_is_cancelled(
     limit: int | None, autojump_clock: trio.testing.MockClock
 ) -> None:

@@ -359,7 +359,13 @@ class _Run:
         if on_event is None:
             return
         result = self.result_of(index) if kind == "finished" else None
-        returned = on_event(NodeEvent(kind, self.nodes[index], time, result))
+        try:
+            returned = on_event(NodeEvent(kind, self.nodes[index], time, result))
+        except BaseException:
+            # The error cancels the run: nothing more starts, on either path,
+            # while the tasks still running end.
+            self.stopping = True
+            raise
         if returned is not None:
             try:
                 check_sync_result("on_event", returned)
