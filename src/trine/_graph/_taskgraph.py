@@ -564,7 +564,8 @@ class TaskGraph:
           on_event: a plain function, called synchronously (in the scheduler,
             so keep it quick) with a :class:`NodeEvent` when a node starts and
             when it finishes in any way, e.g. to draw a live progress display.
-            If it raises, the run is cancelled and the error propagates.
+            If it raises, the run is cancelled (no node starts after it) and the
+            error propagates.
 
         Returns:
           A :class:`GraphResult` with one :class:`NodeResult` per node. A
