@@ -445,42 +445,23 @@ class CircuitBreaker(_BreakerCore):
         call: Callable[..., Awaitable[Any]] = self.call
         slow = functools.partial(call, through)
 
-        if hold is None:
-
-            @enable_ki_protection
-            async def breaker(fn: Any, args: tuple[Any, ...]) -> Any:
-                epoch = self._closed_epoch
-                if epoch < 0:
-                    return await slow(fn, args)
-                self._calls += 1  # the fast path, as in call()
-                try:
-                    result = await inner(fn, args)
-                except BaseException as error:
-                    self._finish(_Permit(self, epoch, 0.0, False), error)
-                    raise
-                self._successes += 1
-                if self._closed_epoch == epoch:
-                    number = self._recorded = self._recorded + 1
-                    if number == self._judge_at:
-                        self._judge_success(number)
-                return result
-
-            return breaker
-
         @enable_ki_protection
-        async def breaker_and_limiter(fn: Any, args: tuple[Any, ...]) -> Any:
+        async def breaker(fn: Any, args: tuple[Any, ...]) -> Any:
             epoch = self._closed_epoch
             if epoch < 0:
                 return await slow(fn, args)
             self._calls += 1  # the fast path, as in call()
             try:
-                result = _SUPPRESSED
-                async with hold():
+                if hold is None:
                     result = await inner(fn, args)
-                if result is _SUPPRESSED:  # as the Policy's limiter layer says it
-                    raise RuntimeError(
-                        "the limiter's context manager suppressed an exception from the call"
-                    )
+                else:
+                    result = _SUPPRESSED
+                    async with hold():
+                        result = await inner(fn, args)
+                    if result is _SUPPRESSED:  # as the Policy's limiter layer says it
+                        raise RuntimeError(
+                            "the limiter's context manager suppressed an exception from the call"
+                        )
             except BaseException as error:
                 self._finish(_Permit(self, epoch, 0.0, False), error)
                 raise
@@ -491,7 +472,7 @@ class CircuitBreaker(_BreakerCore):
                     self._judge_success(number)
             return result
 
-        return breaker_and_limiter
+        return breaker
 
     @enable_ki_protection
     async def __aenter__(self) -> None:
