@@ -1059,6 +1059,32 @@ def _reference_run(spec: dict[str, Any]) -> list[tuple[Any, ...]]:
     return rows
 
 
+def _assert_results_are(
+    result: trine.GraphResult, nodes: list[trine.Node[Any]], expected: list[tuple[Any, ...]]
+) -> None:
+    """Every node's result is the reference's row (see _reference_run)."""
+    for index, node in enumerate(nodes):
+        got = result[node]
+        status, value, started, finished, attempts, causes = expected[index]
+        assert (got.status, got.value, got.started_at, got.finished_at, got.attempts) == (
+            status,
+            value,
+            started,
+            finished,
+            attempts,
+        ), index
+        if status is trine.NodeStatus.FAILED:
+            assert isinstance(got.error, KeyError)
+            assert got.error.args == (index,)
+        else:
+            assert got.error is None
+        if status is SKIPPED:
+            assert got.skipped_because is not None
+            assert got.skipped_because._index in causes
+        else:
+            assert got.skipped_because is None
+
+
 @given(_dags())
 def test_results_equal_a_naive_reference_scheduler(spec: dict[str, Any]) -> None:
     """Without a limit, every node's status, value, times, attempts and skip cause are what a
@@ -1079,26 +1105,7 @@ def test_results_equal_a_naive_reference_scheduler(spec: dict[str, Any]) -> None
         events: list[trine.NodeEvent] = []
         result = await graph.run(on_event=events.append)
         expected = _reference_run(spec)
-        for index, node in enumerate(nodes):
-            got = result[node]
-            status, value, started, finished, attempts, causes = expected[index]
-            assert (got.status, got.value, got.started_at, got.finished_at, got.attempts) == (
-                status,
-                value,
-                started,
-                finished,
-                attempts,
-            ), index
-            if status is trine.NodeStatus.FAILED:
-                assert isinstance(got.error, KeyError)
-                assert got.error.args == (index,)
-            else:
-                assert got.error is None
-            if status is SKIPPED:
-                assert got.skipped_because is not None
-                assert got.skipped_because._index in causes
-            else:
-                assert got.skipped_because is None
+        _assert_results_are(result, nodes, expected)
         finished_events = [e for e in events if e.kind == "finished"]
         assert sorted(e.node._index for e in finished_events) == list(range(len(nodes)))
         assert all(e.result is result[e.node] for e in finished_events)
@@ -1542,20 +1549,7 @@ def test_lean_runs_equal_the_reference_and_count_what_runs(spec: dict[str, Any])
             assert spec["cancel_at"] is not None
             assert stats.cancelled > 0
             return
-        expected = _reference_run(spec)
-        for index, node in enumerate(nodes):
-            got = result[node]
-            status, value, started, finished, attempts, causes = expected[index]
-            assert (got.status, got.value, got.started_at, got.finished_at, got.attempts) == (
-                status,
-                value,
-                started,
-                finished,
-                attempts,
-            ), index
-            if status is SKIPPED:
-                assert got.skipped_because is not None
-                assert got.skipped_because._index in causes
+        _assert_results_are(result, nodes, _reference_run(spec))
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
