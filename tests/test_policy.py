@@ -475,6 +475,24 @@ async def test_limiter_slot_is_released_when_a_waiter_is_cancelled(autojump_cloc
     assert limiter.statistics().borrowed_tokens == 0
 
 
+@pytest.mark.parametrize("with_breaker", [False, True], ids=["limiter", "breaker+limiter"])
+async def test_a_capacity_limiter_is_borrowed_by_the_calling_task(with_breaker: bool) -> None:
+    """A trio.CapacityLimiter is held as `async with` holds it: on behalf of the task
+    that calls, while fn runs, and given back after."""
+    limiter = trio.CapacityLimiter(2)
+    breaker = trine.CircuitBreaker() if with_breaker else None
+    policy = Policy(breaker=breaker, limiter=limiter, timeout=5.0)
+    borrowers: list[list[object]] = []
+
+    async def work() -> int:
+        borrowers.append(limiter.statistics().borrowers)
+        return 1
+
+    assert await policy.call(work) == 1
+    assert borrowers == [[trio.lowlevel.current_task()]]
+    assert limiter.statistics().borrowed_tokens == 0
+
+
 @pytest.mark.parametrize("make", [trio.Semaphore, trio.Lock], ids=["Semaphore", "Lock"])
 async def test_trio_semaphore_and_lock_work_as_limiters(make: Callable[..., Any]) -> None:
     """Any async context manager holds one slot per attempt."""

@@ -255,6 +255,48 @@ def test_issue11_keyboard_interrupt_anywhere_in_a_policy_leaks_nothing() -> None
     gc.collect()  # the unawaited coroutines' warnings, while they are filtered
 
 
+async def _through_a_limited_policy(policy: Policy, service: FakeService) -> None:
+    """Success, a failure retried into a success, a timed-out attempt retried and timed out."""
+    assert await policy.call(service.call) == 1
+    assert await policy.call(service.call) == 3  # call 2 fails, the retry succeeds
+    with pytest.raises(trio.TooSlowError):
+        await policy.call(service.call)  # calls 4 and 5 take 10 s each
+
+
+@pytest.mark.filterwarnings(
+    "ignore:coroutine '.*' was never awaited:RuntimeWarning",
+    "ignore::pytest.PytestUnraisableExceptionWarning",
+)
+def test_keyboard_interrupt_anywhere_in_a_policy_without_a_breaker_leaks_no_slot() -> None:
+    """A SIGINT at any opcode of a Policy holding a trio.CapacityLimiter with no breaker
+    (its own layer, not `async with`): no slot taken, no waiter left."""
+    files = [_policy_module.__file__, _retry_module.__file__]
+
+    def make() -> tuple[Policy, trio.CapacityLimiter, FakeService]:
+        limiter = trio.CapacityLimiter(1)
+        policy = Policy(
+            retry=Retry(attempts=2, backoff=Backoff.constant(0)), limiter=limiter, timeout=5.0
+        )
+        service = FakeService(fail_calls={2}, latency=lambda number, start: 10.0 * (number >= 4))
+        return policy, limiter, service
+
+    policy, _, service = make()
+    points = interrupt_points(
+        functools.partial(_through_a_limited_policy, policy, service),
+        files,
+        signal_checks_only=True,
+    )
+    assert len(points) > 20
+    for point in points:
+        policy, limiter, service = make()
+        interrupt_at(point, functools.partial(_through_a_limited_policy, policy, service), files)
+        statistics = limiter.statistics()
+        assert (statistics.borrowed_tokens, statistics.tasks_waiting) == (0, 0), (
+            f"KeyboardInterrupt at opcode {point}"
+        )
+    gc.collect()  # the unawaited coroutines' warnings, while they are filtered
+
+
 class _SigintTimer:
     """Sends this process a SIGINT *delay* seconds after the callers start calling."""
 

@@ -95,6 +95,9 @@ _AsyncFn: TypeAlias = Callable[..., Awaitable[Any]]
 # One layer of the chain: run *fn* with *args* through this layer and those inside it.
 _Layer: TypeAlias = Callable[[_AsyncFn, tuple[Any, ...]], Awaitable[Any]]
 _HoldOpener: TypeAlias = Callable[[], AbstractAsyncContextManager[object]]
+# How an attempt holds the limiter: ``async with open_hold():``, or, for a
+# trio.CapacityLimiter itself, through its on-behalf-of methods (see _hold_of).
+_Hold: TypeAlias = _HoldOpener | trio.CapacityLimiter
 _ExceptionTypes: TypeAlias = type[Exception] | tuple[type[Exception], ...]
 _FallbackOn: TypeAlias = _ExceptionTypes | Callable[[Exception], object]
 
@@ -193,9 +196,20 @@ def _timeout_layer(timeout: float, name: str | None, hooks: tuple[Hook, ...]) ->
 _TRIO_LIMITERS = (trio.CapacityLimiter, trio.Semaphore, trio.Lock, trio.StrictFIFOLock)
 
 
-def _limiter_opener(limiter: LimiterLike) -> _HoldOpener:
-    """What the limiter layer calls for each attempt's hold (checked by hold_opener)."""
+def _hold_of(limiter: LimiterLike) -> _Hold:
+    """How the limiter layer holds *limiter* for each attempt (checked by hold_opener).
+
+    A :class:`trio.CapacityLimiter` (a final class) is itself the answer: the
+    layer holds it as its ``async with`` does,
+    ``acquire_on_behalf_of(current_task())`` and ``release_on_behalf_of``,
+    without the two frames (``__aenter__``, ``acquire``) that ``async with``
+    keeps suspended while the acquire checkpoints, nor ``__aexit__``'s
+    coroutine and ``release``. Anything else is held with ``async with
+    open_hold():``.
+    """
     open_hold = hold_opener(limiter)
+    if isinstance(limiter, trio.CapacityLimiter):
+        return limiter
     if isinstance(limiter, _TRIO_LIMITERS):
         # The same object every time: a C-level callable returns it without a
         # Python frame per attempt.
@@ -205,7 +219,7 @@ def _limiter_opener(limiter: LimiterLike) -> _HoldOpener:
 
 def _limiter_layer(
     inner: _Layer,
-    open_hold: _HoldOpener,
+    hold: _Hold,
     name: str | None,
     hooks: tuple[Hook, ...],
 ) -> _Layer:
@@ -214,6 +228,9 @@ def _limiter_layer(
     (in unprotected code it can, right after the call that makes
     ``__aexit__``'s coroutine). *inner* is one of the unprotected layers that
     call fn, so fn itself stays interruptible."""
+    if isinstance(hold, trio.CapacityLimiter):
+        return _capacity_layer(inner, hold)
+    open_hold = hold
 
     @enable_ki_protection
     async def limiter(fn: _AsyncFn, args: tuple[Any, ...]) -> Any:
@@ -232,6 +249,27 @@ def _limiter_layer(
         raise RuntimeError("the limiter's context manager suppressed an exception from the call")
 
     return limiter
+
+
+def _capacity_layer(inner: _Layer, limiter: trio.CapacityLimiter) -> _Layer:
+    """:func:`_limiter_layer` for a :class:`trio.CapacityLimiter` (see :func:`_hold_of`).
+
+    It refuses nothing with a ``TrineError``, so there is no rejection to report.
+    """
+    acquire = limiter.acquire_on_behalf_of
+    release = limiter.release_on_behalf_of
+    current_task = trio.lowlevel.current_task
+
+    @enable_ki_protection
+    async def capacity_limiter(fn: _AsyncFn, args: tuple[Any, ...]) -> Any:
+        task = current_task()
+        await acquire(task)
+        try:
+            return await inner(fn, args)
+        finally:
+            release(task)
+
+    return capacity_limiter
 
 
 def _rate_layer(
@@ -258,7 +296,7 @@ def _breaker_layer(
     breaker: SupportsCall,
     name: str | None,
     hooks: tuple[Hook, ...],
-    unprotected: tuple[_Layer, _HoldOpener | None] | None,
+    unprotected: tuple[_Layer, _Hold | None] | None,
 ) -> _Layer:
     """The breaker around *inner*. *unprotected* is the layer that runs fn in a
     frame that is not KI-protected, and the limiter's hold around it, when only
@@ -495,7 +533,7 @@ class Policy:
         _check_call_guard("breaker", self.breaker)
         _check_call_guard("chaos", self.chaos)
         _check_rate(self.rate)
-        open_hold = None if self.limiter is None else _limiter_opener(self.limiter)
+        hold = None if self.limiter is None else _hold_of(self.limiter)
         _check_name(self.name)
         if _created.watchers:
             object.__setattr__(self, "hooks", _created.announce(self, self.hooks))
@@ -505,16 +543,16 @@ class Policy:
         layers: list[str] = []
         # The layer that runs fn in a frame that is not KI-protected, and the
         # limiter's hold around it, while no other layer is outside them.
-        unprotected: tuple[_Layer, _HoldOpener | None] | None = None
+        unprotected: tuple[_Layer, _Hold | None] | None = None
         if self.timeout is not None:
             run = _timeout_layer(float(self.timeout), self.name, self.hooks)
             layers.append("timeout")
             unprotected = (run, None)
-        if open_hold is not None:
+        if hold is not None:
             if run is _call_fn:
                 run = _await_fn  # fn must run in a frame that is not KI-protected
-            unprotected = (run, open_hold)
-            run = _limiter_layer(run, open_hold, self.name, self.hooks)
+            unprotected = (run, hold)
+            run = _limiter_layer(run, hold, self.name, self.hooks)
             layers.append("limiter")
         if self.rate is not None:
             unprotected = None  # the rate layer's frame has no KI marker of its own

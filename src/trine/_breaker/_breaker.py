@@ -426,7 +426,7 @@ class CircuitBreaker(_BreakerCore):
         self,
         through: _Layer,
         inner: _Layer,
-        hold: Callable[[], AbstractAsyncContextManager[object]] | None,
+        hold: Callable[[], AbstractAsyncContextManager[object]] | trio.CapacityLimiter | None,
     ) -> _Layer:
         """This breaker as a :class:`~trine.Policy`'s layer: :meth:`call` around
         *through*, in one frame with the limiter's *hold* (if any) and no frame
@@ -441,9 +441,18 @@ class CircuitBreaker(_BreakerCore):
         between taking a permit or a slot and giving it back. Every other case
         (open, half-open, a time window, slow calls) is ``call(through, fn,
         args)``. The Policy checked fn, and *inner* checks what fn returns.
+        A :class:`trio.CapacityLimiter` as *hold* is held as its ``async with``
+        holds it, without that statement's frames.
         """
         call: Callable[..., Awaitable[Any]] = self.call
         slow = functools.partial(call, through)
+        capacity: trio.CapacityLimiter | None = None
+        open_hold: Callable[[], AbstractAsyncContextManager[object]] | None = None
+        if isinstance(hold, trio.CapacityLimiter):
+            capacity = hold
+        else:
+            open_hold = hold
+        current_task = trio.lowlevel.current_task
 
         @enable_ki_protection
         async def breaker(fn: Any, args: tuple[Any, ...]) -> Any:
@@ -452,11 +461,18 @@ class CircuitBreaker(_BreakerCore):
                 return await slow(fn, args)
             self._calls += 1  # the fast path, as in call()
             try:
-                if hold is None:
+                if capacity is not None:
+                    task = current_task()
+                    await capacity.acquire_on_behalf_of(task)
+                    try:
+                        result = await inner(fn, args)
+                    finally:
+                        capacity.release_on_behalf_of(task)
+                elif open_hold is None:
                     result = await inner(fn, args)
                 else:
                     result = _SUPPRESSED
-                    async with hold():
+                    async with open_hold():
                         result = await inner(fn, args)
                     if result is _SUPPRESSED:  # as the Policy's limiter layer says it
                         raise RuntimeError(
