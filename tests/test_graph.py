@@ -670,6 +670,23 @@ async def test_run_rejects_a_cycle_before_starting_anything() -> None:
     assert started == []
 
 
+async def test_run_follows_rewritten_edges(autojump_clock: trio.testing.MockClock) -> None:
+    """Edges rewritten without a cycle (how tests build odd graphs) are what the run follows."""
+
+    async def after(seconds: float, value: str, *deps: Any) -> tuple[Any, ...]:
+        await trio.sleep(seconds)
+        return (value, *deps)
+
+    graph = trine.TaskGraph()
+    a = graph.add(after, 0, "a", name="a")
+    b = graph.add(after, 0, "b", deps=[a], name="b")
+    graph.add(after, 2, "c", name="c")
+    graph._deps[1] = (2,)  # b now waits for c, a later node, and no longer for a
+    result = await graph.run()
+    assert result[b].value == ("b", ("c",))
+    assert result[b].started_at == 2.0
+
+
 # --------------------------------------------------------------------------
 # Validation
 
@@ -819,6 +836,32 @@ def test_add_refuses_coroutines_and_foreign_nodes() -> None:
     coroutine = _value(1)
     with pytest.raises(TypeError, match=r"pass the function and its arguments"):
         graph.add(coroutine)  # type: ignore[arg-type]
+
+
+async def test_a_refused_add_leaves_no_edge_behind(autojump_clock: trio.testing.MockClock) -> None:
+    """An add() refused after some of its deps were recorded takes them back.
+
+    Had the refused node stayed a dependent of ``fast``, the next node added
+    (which gets the same index) would be counted down when ``fast`` finishes
+    and start at 0.0, before its real dependency, with no value for it.
+    """
+
+    async def after(seconds: float, value: str, *deps: Any) -> tuple[Any, ...]:
+        await trio.sleep(seconds)
+        return (value, *deps)
+
+    graph, _ = _graph_for_validation()
+    slow = graph.add(after, 1, "slow", name="slow")
+    fast = graph.add(after, 0, "fast", name="fast")
+    with pytest.raises(TypeError, match=r"^deps\[2\] must be a Node, got 3$"):
+        graph.add(_value, "refused", deps=[fast, fast, 3])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match=r"unknown resource 'gpu'"):
+        graph.add(_value, "refused", deps=[fast], name="x", resources=["gpu"])
+    late = graph.add(after, 0, "late", deps=[slow], name="late")
+    result = await graph.run()
+    assert result[late].value == ("late", ("slow",))
+    assert result[late].started_at == 1.0
+    assert [node.name for node in late.deps] == ["slow"]
 
 
 async def test_add_and_run_are_refused_while_running() -> None:

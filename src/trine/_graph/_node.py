@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from array import array
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, final
 
@@ -23,15 +24,17 @@ class Node(Generic[_T_co]):
     identity; their attributes are read-only.
     """
 
-    # The node's own record: what add() was given. Everything else about the
-    # node (its name, its edges, its priority if not 0) lives in the graph,
-    # flat, so a node costs one small object.
-    __slots__ = ("_args", "_fn", "_graph", "_index")
+    # The node's own record: what add() was given, and the nodes that depend
+    # on it (read by a run right after the node ran). Everything else about
+    # the node (its name, its dependencies, its priority if not 0) lives in
+    # the graph, flat, so a node costs one small object and one array.
+    __slots__ = ("_args", "_dependents", "_fn", "_graph", "_index")
 
     _graph: TaskGraph
     _index: int
     _fn: Callable[..., Awaitable[Any]]
     _args: tuple[Any, ...]
+    _dependents: array[int]  # the nodes that depend on this one, in the order they were added
 
     def __new__(cls, *args: object, **kwargs: object) -> Self:
         raise TypeError("trine.Node cannot be created directly: TaskGraph.add() returns nodes")

@@ -12,11 +12,11 @@ task of its own (:meth:`_Run.run_node`).
 
 **Who waits for whom.** The graph keeps its edges flat, each node's
 dependencies one after the other (what the node's function is called
-with). :meth:`_Run.begin` turns them around once, in O(E): each node's
-count of dependencies still to succeed, and each node's dependents, in
-insertion order. A node that succeeds counts its dependents down; one whose
-count reaches zero is ready. A node that fails walks its dependents (and
-theirs) to skip them, so a failure costs O(what it skips).
+with), and each node's dependents (on its Node), in insertion order. :meth:`_Run.begin`
+counts each node's dependencies still to succeed. A node that succeeds
+counts its dependents down; one whose count reaches zero is ready. A node
+that fails walks its dependents (and theirs) to skip them, so a failure
+costs O(what it skips).
 
 **Which ready node starts.** Without a limit, priorities or resources, a
 node starts the moment it is ready: each completion starts its dependents
@@ -30,7 +30,6 @@ many are waiting: O(log V) per heap operation and O(groups) per pass.
 
 from __future__ import annotations
 
-import collections
 import heapq
 import itertools
 import math
@@ -80,7 +79,6 @@ class _Run:
     __slots__ = (
         "attempts",
         "count",
-        "dependents",
         "edges",
         "errors",
         "fail_fast",
@@ -158,9 +156,9 @@ class _Run:
         self.misuse: BaseException | None = None
         if graph._finished_view is not None:
             graph._finished_view._set(0)  # a new run
-        # Per node, made by begin(): dependencies still to succeed, and dependents.
+        # Per node, made by begin(): dependencies still to succeed. (Its
+        # dependents are Node._dependents, recorded by add().)
         self.remaining = array("q")
-        self.dependents: list[list[int]] = []
 
     # -- start and end ---------------------------------------------------------
 
@@ -172,11 +170,6 @@ class _Run:
         count = self.count
         starts = self.starts
         remaining = self.remaining = array("q", map(operator.sub, starts[1 : count + 1], starts))
-        # One list per node, filled in insertion order: each edge's owner is
-        # the node whose run of edges it lies in. (In C: no bytecode per edge.)
-        dependents = self.dependents = list(map(list, itertools.repeat((), count)))
-        owners = itertools.chain.from_iterable(map(itertools.repeat, range(count), remaining))
-        collections.deque(map(list.append, map(dependents.__getitem__, self.edges), owners), 0)
         roots = list(itertools.compress(range(count), map(operator.not_, remaining)))
         if self.fast:
             self.ready = roots
@@ -267,7 +260,7 @@ class _Run:
         self.running -= 1
         if self.watched:
             self.report_finished(index, now)
-        dependents = self.dependents[index]
+        dependents = node._dependents
         if dependents:
             self.count_down(dependents)
         if self.ready or self.groups:
@@ -296,7 +289,7 @@ class _Run:
                 return await attempt(*args)
             return await policy.call(attempt, *args)
 
-    def count_down(self, dependents: list[int]) -> None:
+    def count_down(self, dependents: array[int]) -> None:
         """Count down the dependents of a node that succeeded; queue each that is ready."""
         remaining = self.remaining
         for dependent in dependents:
@@ -342,15 +335,15 @@ class _Run:
             self.emit("finished", index, now)
 
     def skip_dependents(self, failed: int, now: float) -> None:
-        dependents = self.dependents
+        nodes = self.nodes
         status = self.status
-        stack = list(dependents[failed])
+        stack = list(nodes[failed]._dependents)
         while stack:
             index = stack.pop()
             if status[index] == _UNFINISHED:
                 self.skipped_because[index] = failed
                 self.finish(index, _SKIPPED, now)
-                stack.extend(dependents[index])
+                stack.extend(nodes[index]._dependents)
 
     # -- events and results ----------------------------------------------------
 
@@ -538,7 +531,6 @@ def _lean_task(run: _Run) -> Callable[[int], Awaitable[None]]:
     status = run.status
     finished = run.finished
     started = run.started
-    dependents_of = run.dependents
     remaining = run.remaining
     spawn = run.spawn
     names = run.names
@@ -583,7 +575,7 @@ def _lean_task(run: _Run) -> Callable[[int], Awaitable[None]]:
             # stops, they stay pending, and are cancelled with the rest.
             following = -1
             if not run.stopping:
-                for dependent in dependents_of[index]:
+                for dependent in node._dependents:
                     left = remaining[dependent] - 1
                     remaining[dependent] = left
                     if not left:

@@ -2,18 +2,22 @@
 
 How a graph is stored, so that adding a node costs little Python work and
 few objects the cyclic GC must scan: each node is one slotted :class:`Node`
-(its function and arguments), and the edges are flat, in two C arrays of
-ints: ``_edges`` holds every node's dependencies one node after the other,
-and node *i*'s are ``_edges[_starts[i]:_starts[i + 1]]``. What few nodes have --
-a name given by the caller, a priority other than 0, a policy, resources --
-is kept in dicts keyed by the node's index. Default names (``fetch-2``) are
+(its function and arguments, and its dependents), and the edges are flat,
+in two C arrays of ints: ``_edges`` holds every node's dependencies one
+node after the other, and node *i*'s are
+``_edges[_starts[i]:_starts[i + 1]]``. add() records each edge the other
+way round too, in the dependency's ``Node._dependents`` (an array), while
+that node is at hand: a run reads them as they are, on the node it has
+just run. What few nodes have -- a name given by the caller, a priority
+other than 0, a policy, resources -- is kept in dicts keyed by the node's
+index. Default names (``fetch-2``) are
 only worked out when something asks for one, at the latest when
 :meth:`TaskGraph.run` names the nodes' tasks, for a run of nodes of one
 function at a time.
 
-(Arrays, not lists: they hold no int object per node or edge, and a run
-reads them as they are, without a copy. Measured at 10**5 nodes, building
-into arrays costs the same time as into lists.)
+(Arrays, not lists: they hold no int object per node or edge, a run reads
+them as they are, without a copy, and the collector does not track them,
+so a big graph adds one tracked object per node, its Node.)
 """
 
 from __future__ import annotations
@@ -321,31 +325,40 @@ class TaskGraph:
             _check_call_guard("policy", policy)
         if type(deps) is not list and type(deps) is not tuple:
             deps = _check_deps(deps)
+        nodes = self._nodes
+        index = len(nodes)
         edges = self._edges
         if deps:
+            # Only a Node of this graph has this graph as its _graph (anything
+            # else has no _graph, or another one). A loop in Python is faster
+            # here than map() and operator's getters in C (a slot is read by a
+            # specialised instruction). The edge is recorded both ways at once,
+            # while the dependency's node is at hand; a bad one is taken back.
+            append = edges.append
             try:
-                # Only a Node of this graph has this graph as its _graph (anything
-                # else has no _graph, or another one); tested in C, no loop here.
-                if not all(map(operator.is_, map(_graph_of, deps), itertools.repeat(self))):
-                    raise AttributeError
+                for dep in deps:
+                    if dep._graph is not self:
+                        raise AttributeError
+                    dep_index = dep._index
+                    append(dep_index)
+                    dep._dependents.append(index)
             except AttributeError:
+                self._take_back_edges()
                 raise self._bad_dep(deps) from None
-            edges.extend(map(_index_of, deps))
         needs: _Needs = ()
         if resources is not _NO_RESOURCES:  # the default (any empty tuple is that one)
             try:
                 needs = self._check_resources(name, fn, resources)
             except BaseException:
-                del edges[self._starts[-1] :]
+                self._take_back_edges()
                 raise
 
-        nodes = self._nodes
-        index = len(nodes)
         node: Node[_T] = _new_node()
         node._graph = self
         node._index = index
         node._fn = fn
         node._args = args
+        node._dependents = _new_dependents()
         nodes.append(node)
         self._starts.append(len(edges))
         if name is not None:  # _check_name named every earlier node
@@ -359,6 +372,14 @@ class TaskGraph:
         if needs:
             self._add_needs(index, needs)
         return node
+
+    def _take_back_edges(self) -> None:
+        """Forget the edges a failed add() recorded for the node it did not add."""
+        first = self._starts[-1]
+        nodes = self._nodes
+        for dep in self._edges[first:]:
+            nodes[dep]._dependents.pop()  # the last one added is that node
+        del self._edges[first:]
 
     def _check_name(self, name: object) -> None:
         if not isinstance(name, str) or not name:
@@ -612,6 +633,10 @@ class TaskGraph:
         return GraphResult(run=run)
 
 
+# A new empty array('q'), without parsing a typecode.
+_new_dependents = array("q").__copy__  # (arrays: the collector does not track them)
+
+
 def _misuse_may_replace(error: BaseException) -> bool:
     """Whether a programming error in the run is raised instead of *error*.
 
@@ -655,4 +680,9 @@ class _DepLists:
         shift = len(deps) - (end - first)
         for later in range(index + 1, len(starts)):
             starts[later] += shift
+        for node in graph._nodes:
+            node._dependents = _new_dependents()
+        for owner, owner_deps in enumerate(self):
+            for dep in owner_deps:
+                graph._nodes[dep]._dependents.append(owner)
         graph._edges_rewritten = True
