@@ -27,28 +27,34 @@ a quiet 2-core machine, the order of the variants changing every round (see
 ``_harness.run_case``), CPU time per node, ratio to the bare nursery::
 
     n          nursery   TaskGraph         hand-written     hand, reusing tasks
-    1,000      10.8 us   12.5 us (1.15x)   12.6 us (1.16x)   7.4 us (0.68x)
-    10,000     13.9 us   18.6 us (1.34x)   17.6 us (1.27x)  11.0 us (0.79x)
-    100,000    18.0 us   23.6 us (1.31x)   21.4 us (1.19x)  13.2 us (0.73x)
-    1,000,000  18.1 us   31.2 us (1.73x)   31.4 us (1.74x)  19.9 us (1.10x)
+    1,000      13.4 us   15.4 us (1.15x)   13.6 us (1.02x)   7.9 us (0.59x)
+    10,000     13.2 us   16.9 us (1.28x)   18.4 us (1.39x)  13.4 us (1.01x)
+    100,000    19.2 us   21.9 us (1.14x)   24.1 us (1.26x)  15.7 us (0.82x)
+    1,000,000  15.3 us   26.2 us (1.71x)   30.7 us (2.00x)  20.0 us (1.30x)
 
-At 10^3 a round lasts about 12 ms and scatters: other runs gave 1.24x
-(``--repeat 20``), 1.06x and 1.54x (``--repeat 6``).
+The ratios move by about 0.15 from run to run (mostly the nursery's own
+time: 15.3 to 17.3 us per task at 10^6): an earlier run (one list
+allocation per node more, when the node's function is called) gave 0.98x,
+1.12x, 1.24x and 1.61x (before ``add()`` recorded each edge
+both ways: 1.15x, 1.34x, 1.31x and 1.73x).
 
 Steps per node: 1.0 for the nursery and the hand-written scheduler, 0.48
 for TaskGraph and the hand-written one that reuses tasks. Python calls per
-node: 22, 13.8, 23 and 11.5. Noise-free, at 20,000 nodes: 581 bytecodes per
-node against the nursery's 556 (1.05x; 868 before tasks were reused), and
-1.12x the nursery's machine instructions under callgrind. Issue 19's goal
-(build+run <= 1.5x the bare nursery at every size) holds up to 10^5 nodes,
-not at 10^6. With the collector off in both, the graph costs 19.1 us per
-node there against 12.3 us for the hand-written scheduler that reuses tasks
-(on, 29.4 against 18.2), but taking the built graph out of the collector's
-sight (``gc.freeze()`` after the adds) gained nothing, so it is not the scan
-of the graph's own objects; the rest is ``add()`` validating each
-dependency (3.9 against 1.6 us per node to build, collector off) and the
-memory a run touches per node (statuses, times, names, values), which the
-hand-written code does not keep.
+node: 22, 13.8, 23 and 11.5. Noise-free, at 20,000 nodes: 1.02x the
+nursery's machine instructions under callgrind (59,800 against 58,400 per
+node; 1.12x before), and 632 bytecodes per node against its 556: ``add()``
+checks each dependency and records the edge both ways in a Python loop,
+more bytecodes but fewer instructions and less time than the same work
+through ``map()`` and ``operator`` getters in C. Issue 19's goal (build+run
+<= 1.5x the bare nursery at every size) holds up to 10^5 nodes, not at
+10^6. There, much of the difference to the hand-written scheduler that
+reuses tasks is the cyclic GC, which scans every container the process
+keeps at each full collection: at 10^6 the graph's Node handles, and the
+list and set of its default names (the set of a million names alone adds
+about 0.13 s to each full collection, measured with ``gc.collect()``); the
+rest is ``add()``'s work per dependency and the memory a run touches per
+node (statuses, times, names, values), which the hand-written code does not
+keep.
 """
 
 from __future__ import annotations

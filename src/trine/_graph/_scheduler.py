@@ -549,10 +549,13 @@ def _lean_task(run: _Run) -> Callable[[int], Awaitable[None]]:
                 if slow and index in slow:
                     value = await run.call(index, node, first, end, False)
                 else:
+                    args = node._args
                     if first == end:
-                        coro = node._fn(*node._args)
-                    else:
-                        coro = node._fn(*node._args, *map(value_of, edges[first:end]))
+                        coro = node._fn(*args)
+                    elif args:
+                        coro = node._fn(*args, *map(value_of, edges[first:end]))
+                    else:  # one tuple built from the map, no list first
+                        coro = node._fn(*map(value_of, edges[first:end]))
                     if type(coro) is not _CoroutineType:
                         coro = check_awaitable("fn", coro)
                     value = await coro
