@@ -864,6 +864,25 @@ async def test_a_refused_add_leaves_no_edge_behind(autojump_clock: trio.testing.
     assert [node.name for node in late.deps] == ["slow"]
 
 
+async def test_an_add_stopped_by_a_deps_own_error_leaves_no_edge_behind() -> None:
+    """An object in deps whose attribute lookup raises something else than
+    AttributeError (here KeyError, as attribute dicts do) stops add() with that
+    error, after a good dependency was recorded: it is taken back all the same."""
+
+    class AttributeDict(dict[str, Any]):
+        def __getattr__(self, key: str) -> Any:
+            return self[key]
+
+    graph = trine.TaskGraph()
+    first = graph.add(_value, "first", name="first")
+    with pytest.raises(KeyError, match=r"^'_graph'$"):
+        graph.add(_value, "refused", deps=[first, first, AttributeDict()])  # type: ignore[list-item]
+    second = graph.add(_value, "second", name="second")
+    assert second.deps == ()
+    result = await graph.run()
+    assert result[second].value == ("second",)
+
+
 async def test_add_and_run_are_refused_while_running() -> None:
     """A running graph cannot grow or start a second run."""
     graph = trine.TaskGraph()

@@ -12,11 +12,11 @@ task of its own (:meth:`_Run.run_node`).
 
 **Who waits for whom.** The graph keeps its edges flat, each node's
 dependencies one after the other (what the node's function is called
-with), and each node's dependents (on its Node), in insertion order. :meth:`_Run.begin`
-counts each node's dependencies still to succeed. A node that succeeds
-counts its dependents down; one whose count reaches zero is ready. A node
-that fails walks its dependents (and theirs) to skip them, so a failure
-costs O(what it skips).
+with), and each node's dependents on its Node, in insertion order.
+:meth:`_Run.begin` counts each node's dependencies still to succeed. A node
+that succeeds counts its dependents down; one whose count reaches zero is
+ready. A node that fails walks its dependents (and theirs) to skip them, so
+a failure costs O(what it skips).
 
 **Which ready node starts.** Without a limit, priorities or resources, a
 node starts the moment it is ready: each completion starts its dependents

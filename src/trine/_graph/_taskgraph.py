@@ -10,10 +10,9 @@ way round too, in the dependency's ``Node._dependents`` (an array), while
 that node is at hand: a run reads them as they are, on the node it has
 just run. What few nodes have -- a name given by the caller, a priority
 other than 0, a policy, resources -- is kept in dicts keyed by the node's
-index. Default names (``fetch-2``) are
-only worked out when something asks for one, at the latest when
-:meth:`TaskGraph.run` names the nodes' tasks, for a run of nodes of one
-function at a time.
+index. Default names (``fetch-2``) are only worked out when something asks
+for one, at the latest when :meth:`TaskGraph.run` names the nodes' tasks,
+for a run of nodes of one function at a time.
 
 (Arrays, not lists: they hold no int object per node or edge, a run reads
 them as they are, without a copy, and the collector does not track them,
@@ -68,8 +67,6 @@ _NO_RESOURCES: tuple[()] = ()
 
 _fn_of = operator.attrgetter("_fn")
 _NO_FUNCTION: Any = object()  # what add() has found plain before its first call
-_graph_of = operator.attrgetter("_graph")
-_index_of = operator.attrgetter("_index")
 
 
 def _default_name(fn: Callable[..., Any]) -> str:
@@ -333,18 +330,21 @@ class TaskGraph:
             # else has no _graph, or another one). A loop in Python is faster
             # here than map() and operator's getters in C (a slot is read by a
             # specialised instruction). The edge is recorded both ways at once,
-            # while the dependency's node is at hand; a bad one is taken back.
+            # while the dependency's node is at hand; whatever stops the loop
+            # (a bad dep, an odd object's own error, a KeyboardInterrupt),
+            # what it recorded is taken back.
             append = edges.append
             try:
                 for dep in deps:
                     if dep._graph is not self:
                         raise AttributeError
-                    dep_index = dep._index
-                    append(dep_index)
+                    append(dep._index)
                     dep._dependents.append(index)
-            except AttributeError:
+            except BaseException as error:
                 self._take_back_edges()
-                raise self._bad_dep(deps) from None
+                if isinstance(error, AttributeError):
+                    raise self._bad_dep(deps) from None
+                raise
         needs: _Needs = ()
         if resources is not _NO_RESOURCES:  # the default (any empty tuple is that one)
             try:
@@ -377,8 +377,12 @@ class TaskGraph:
         """Forget the edges a failed add() recorded for the node it did not add."""
         first = self._starts[-1]
         nodes = self._nodes
+        index = len(nodes)  # the node's index, had it been added
         for dep in self._edges[first:]:
-            nodes[dep]._dependents.pop()  # the last one added is that node
+            # Its last dependent, unless add() stopped between the two appends.
+            dependents = nodes[dep]._dependents
+            if dependents and dependents[-1] == index:
+                dependents.pop()
         del self._edges[first:]
 
     def _check_name(self, name: object) -> None:
