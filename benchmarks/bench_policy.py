@@ -55,7 +55,8 @@ in CPU time).
   CapacityLimiter is a checkpoint (a trip through the scheduler). Layers
   that only hand the call on (retry, breaker) are partials with no frame of
   their own, trine's breaker and the limiter's hold are one frame, the
-  timeout layer calls fn itself, and Trio's limiters are held as they are.
+  timeout layer calls fn itself, a CapacityLimiter is held without the
+  frames of ``async with``, and Trio's other limiters as they are.
 """
 
 from __future__ import annotations
