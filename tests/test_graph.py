@@ -1184,9 +1184,10 @@ def test_results_equal_a_naive_reference_scheduler(spec: dict[str, Any]) -> None
 
 
 class _Named:
-    """A callable whose __name__ looks like a default name with a suffix."""
+    """A callable with a __name__ of our choosing, such as one that looks like a default name."""
 
-    __name__ = "f-2"
+    def __init__(self, name: str) -> None:
+        self.__name__ = name
 
     async def __call__(self, *deps: Any) -> None:
         raise AssertionError("never run")  # pragma: no cover
@@ -1200,9 +1201,33 @@ async def _g(*deps: Any) -> None:
     raise AssertionError("never run")  # pragma: no cover
 
 
-_FNS: list[Callable[..., Any]] = [_f, _g, _Named(), functools.partial(_f, 1)]
-_FN_BASES = ["_f", "_g", "f-2", "_f"]
-_GIVEN_NAMES = ["_f", "_f-2", "_f-3", "_g-2", "f-2", "f-2-2", "x"]
+# Bases that look like default names: _f-2 (the name of _f's second node
+# too), f-2 (a given name's), _f-1 and _f-02 (which no counter of _f's makes).
+_FNS: list[Callable[..., Any]] = [
+    _f,
+    _g,
+    _Named("_f-2"),
+    _Named("f-2"),
+    functools.partial(_f, 1),
+    _Named("_f-1"),
+    _Named("_f-02"),
+]
+_FN_BASES = ["_f", "_g", "_f-2", "f-2", "_f", "_f-1", "_f-02"]
+_GIVEN_NAMES = [
+    "_f",
+    "_f-2",
+    "_f-3",
+    "_g-2",
+    "f-2",
+    "f-2-2",
+    "x",
+    "_f-1",
+    "_f-02",
+    "_f-1-2",
+    "_g",
+    "-2",
+    "_f-²",
+]
 
 
 @given(
@@ -1249,6 +1274,43 @@ def test_default_names_are_those_given_one_add_at_a_time(
         expected.append(name)
         taken.add(name)
     assert [node.name for node in nodes] == expected
+
+
+@pytest.mark.parametrize(
+    ("fns", "names"),
+    [
+        ([_f, _f, _Named("_f-2"), _Named("_f-2")], ["_f", "_f-2", "_f-2-2", "_f-2-3"]),
+        ([_Named("_f-2"), _f, _f, _f], ["_f-2", "_f", "_f-3", "_f-4"]),
+        ([_f, _Named("_f-3"), _f, _f, _f], ["_f", "_f-3", "_f-2", "_f-4", "_f-5"]),
+    ],
+)
+def test_default_names_of_bases_that_look_like_default_names(
+    fns: list[Callable[..., Any]], names: list[str]
+) -> None:
+    """A function named like another one's default name (``_f-2``) gets a name of
+    its own, and so do the other function's nodes, whichever comes first."""
+    graph = trine.TaskGraph()
+    nodes = [graph.add(fn) for fn in fns]
+    assert [node.name for node in nodes] == names
+    for name in names:
+        with pytest.raises(ValueError, match="is already used"):
+            graph.add(_g, name=name)
+
+
+def test_default_names_are_not_kept_in_a_set() -> None:
+    """A graph whose nodes have default names keeps no set of them (a graph of
+    a million nodes would keep a million names for the collector to scan),
+    and still refuses each of them as a given name."""
+    graph = trine.TaskGraph()
+    for _ in range(100):
+        graph.add(_f)
+    graph.add(_g, name="mine")
+    assert graph._names == {"mine"}
+    for taken in ["_f", "_f-2", "_f-100", "mine"]:
+        with pytest.raises(ValueError, match="is already used"):
+            graph.add(_g, name=taken)
+    for free in ["_f-1", "_f-101", "_f-02", "_g", "_f-" + "9" * 5000]:
+        graph.add(_g, name=free)
 
 
 # --------------------------------------------------------------------------

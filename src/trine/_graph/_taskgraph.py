@@ -14,9 +14,10 @@ index. Default names (``fetch-2``) are only worked out when something asks
 for one, at the latest when :meth:`TaskGraph.run` names the nodes' tasks,
 for a run of nodes of one function at a time.
 
-(Arrays, not lists: they hold no int object per node or edge, a run reads
-them as they are, without a copy, and the collector does not track them,
-so a big graph adds one tracked object per node, its Node.)
+(Arrays, not lists: they hold no int object per node or edge, and a run
+reads them as they are, without a copy. The cyclic GC tracks an array but
+never looks inside it, so a big graph adds two small tracked objects per
+node, its Node and its array of dependents, and none per edge or name.)
 """
 
 from __future__ import annotations
@@ -188,10 +189,15 @@ class TaskGraph:
     _edges: array[int] = attrs.field(factory=lambda: array("q"), init=False)
     _starts: array[int] = attrs.field(factory=lambda: array("q", [0]), init=False)
     # The names of the first nodes (a node without one gets its default name
-    # when something asks), every name handed out, and per default base name
-    # the next suffix.
+    # when something asks), the names given to add(), and per default base
+    # name the next suffix. While no base could make another base's default
+    # names (see _note_base), _names holds no default name: base f has handed
+    # out f, f-2, ..., f-(counter - 1), so a graph of a million nodes keeps no
+    # set of a million names for the collector to scan. Once one could,
+    # _names_complete is set and _names holds every name handed out.
     _node_names: list[str] = attrs.field(factory=list, init=False)
     _names: set[str] = attrs.field(factory=set, init=False)
+    _names_complete: bool = attrs.field(default=False, init=False)
     _name_counters: dict[str, int] = attrs.field(factory=dict, init=False)
     _priorities: dict[int, int] = attrs.field(factory=dict, init=False)
     _policies: dict[int, SupportsCall] = attrs.field(factory=dict, init=False)
@@ -389,8 +395,32 @@ class TaskGraph:
         if not isinstance(name, str) or not name:
             raise TypeError(f"name must be a non-empty string, got {name!r}")
         self._name_nodes()  # the default names of earlier nodes are taken too
-        if name in self._names:
+        if name in self._names or self._is_default_name(name):
             raise ValueError(f"name {name!r} is already used by another node of this graph")
+
+    def _is_default_name(self, name: str) -> bool:
+        """Whether a node has *name* as its default name (when _names does not say)."""
+        if self._names_complete:
+            return False  # _names has them all
+        counters = self._name_counters
+        if counters.get(name, 1) > 1:
+            return True  # the first node of base *name*
+        split = _split_suffix(name)
+        # Every counter below the base's next one was handed out, to a node of
+        # that base or (skipped) to a node given that name.
+        return split is not None and split[1] < counters.get(split[0], 0)
+
+    def _note_base(self, base: str) -> None:
+        """Keep default names in _names from now on if *base* could make another base's.
+
+        Bases f and f-2 would both name a node f-2; a base without a suffix
+        of its own (``-2``, ``-3``, ...) can never make a name of another
+        base's, so until one comes no default name needs to be in _names.
+        """
+        if self._names_complete or _split_suffix(base) is None:
+            return
+        self._names.update(self._node_names)  # every node before this base's is named
+        self._names_complete = True
 
     def _bad_dep(self, deps: Iterable[object]) -> Exception:
         """The error for the first of *deps* that is not a node of this graph."""
@@ -403,6 +433,7 @@ class TaskGraph:
 
     def _next_default_name(self, base: str) -> tuple[str, int]:
         """The default name the next node of *base* gets, and its counter."""
+        self._note_base(base)
         counter = self._name_counters.get(base, 1)
         name = base if counter == 1 else f"{base}-{counter}"
         while name in self._names:
@@ -425,7 +456,9 @@ class TaskGraph:
 
     def _name_run(self, base: str, size: int) -> None:
         """Name the next *size* nodes, whose default names come from *base*."""
+        self._note_base(base)
         names = self._names
+        complete = self._names_complete
         node_names = self._node_names
         counter = self._name_counters.get(base, 1)
         # The names they get when none of them is taken yet (the common case),
@@ -437,8 +470,9 @@ class TaskGraph:
         )
         if counter == 1:
             wanted[0] = base
-        if names.isdisjoint(wanted):
-            names.update(wanted)
+        if not names or names.isdisjoint(wanted):
+            if complete:
+                names.update(wanted)
             node_names += wanted
             self._name_counters[base] = counter + size
             return
@@ -448,7 +482,8 @@ class TaskGraph:
                 counter += 1
                 name = f"{base}-{counter}"
             counter += 1
-            names.add(name)
+            if complete:
+                names.add(name)
             node_names.append(name)
         self._name_counters[base] = counter
 
@@ -637,8 +672,25 @@ class TaskGraph:
         return GraphResult(run=run)
 
 
+def _split_suffix(name: str) -> tuple[str, int] | None:
+    """*name*'s base and counter if it has a default name's suffix (``f-2``: ``("f", 2)``)."""
+    base, dash, suffix = name.rpartition("-")
+    # A default name's counter is written as str(counter), from 2 up (and is
+    # never longer than 18 digits, which int() also reads without a limit).
+    if (
+        dash
+        and len(suffix) < 19
+        and suffix.isascii()
+        and suffix.isdigit()
+        and suffix[0] != "0"
+        and suffix != "1"
+    ):
+        return base, int(suffix)
+    return None
+
+
 # A new empty array('q'), without parsing a typecode.
-_new_dependents = array("q").__copy__  # (arrays: the collector does not track them)
+_new_dependents = array("q").__copy__
 
 
 def _misuse_may_replace(error: BaseException) -> bool:
