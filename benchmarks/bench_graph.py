@@ -22,21 +22,22 @@ drawn once with ``random.Random(0)``), four ways of doing the same work:
 Each case prints Trio task steps and Python calls per node beside the time.
 
 Measured with ``python -m benchmarks graph_1000 --repeat 20``,
-``graph_10000 graph_100000 --repeat 6`` and ``graph_1000000 --repeat 3`` on
+``graph_10000 graph_100000 --repeat 6`` and ``graph_1000000 --repeat 5`` on
 a quiet 2-core machine, the order of the variants changing every round (see
 ``_harness.run_case``), CPU time per node, ratio to the bare nursery::
 
     n          nursery   TaskGraph         hand-written     hand, reusing tasks
-    1,000      13.4 us   15.4 us (1.15x)   13.6 us (1.02x)   7.9 us (0.59x)
-    10,000     13.2 us   16.9 us (1.28x)   18.4 us (1.39x)  13.4 us (1.01x)
-    100,000    19.2 us   21.9 us (1.14x)   24.1 us (1.26x)  15.7 us (0.82x)
-    1,000,000  15.3 us   26.2 us (1.71x)   30.7 us (2.00x)  20.0 us (1.30x)
+    1,000      13.3 us   15.8 us (1.18x)   16.3 us (1.22x)   8.3 us (0.63x)
+    10,000     13.6 us   17.7 us (1.30x)   19.6 us (1.44x)  11.1 us (0.82x)
+    100,000    18.5 us   22.3 us (1.20x)   23.1 us (1.25x)  13.7 us (0.74x)
+    1,000,000  18.2 us   27.2 us (1.49x)   30.3 us (1.67x)  19.5 us (1.07x)
 
-The ratios move by about 0.15 from run to run (mostly the nursery's own
-time: 15.3 to 17.3 us per task at 10^6): an earlier run (one list
-allocation per node more, when the node's function is called) gave 0.98x,
-1.12x, 1.24x and 1.61x (before ``add()`` recorded each edge
-both ways: 1.15x, 1.34x, 1.31x and 1.73x).
+The ratios move by up to 0.2 from run to run, at 10^6 mostly with the
+nursery's own time (15.3 to 18.2 us per task in four runs, while the
+graph's stays at 26.2 to 27.3 us per node): 1.49x and 1.50x at 10^6 in the
+last two runs, 1.71x and 1.61x in two runs before them, with one list
+allocation per call more and a set of every default name (before ``add()``
+recorded each edge both ways: 1.15x, 1.34x, 1.31x and 1.73x at 10^3..10^6).
 
 Steps per node: 1.0 for the nursery and the hand-written scheduler, 0.48
 for TaskGraph and the hand-written one that reuses tasks. Python calls per
@@ -46,15 +47,17 @@ node; 1.12x before), and 632 bytecodes per node against its 556: ``add()``
 checks each dependency and records the edge both ways in a Python loop,
 more bytecodes but fewer instructions and less time than the same work
 through ``map()`` and ``operator`` getters in C. Issue 19's goal (build+run
-<= 1.5x the bare nursery at every size) holds up to 10^5 nodes, not at
-10^6. There, much of the difference to the hand-written scheduler that
-reuses tasks is the cyclic GC, which scans every container the process
-keeps at each full collection: at 10^6 the graph's Node handles, and the
-list and set of its default names (the set of a million names alone adds
-about 0.13 s to each full collection, measured with ``gc.collect()``); the
-rest is ``add()``'s work per dependency and the memory a run touches per
-node (statuses, times, names, values), which the hand-written code does not
-keep.
+<= 1.5x the bare nursery at every size) holds up to 10^5 nodes in every
+run, and at 10^6 only just, in some runs (above). There, much of the
+difference to the hand-written scheduler that reuses tasks is the cyclic
+GC, which scans every container the process keeps at each full collection:
+at 10^6 the graph's Node handles, their arrays of dependents and the list
+of default names (the graph keeps no set of them: a set of a million names
+added about 0.13 s to each full collection, measured with
+``gc.collect()``); the rest is ``add()``'s work per dependency (at 10^6
+nodes, each dependency read is a cache miss) and the memory a run touches
+per node (statuses, times, names, values), which the hand-written code does
+not keep.
 """
 
 from __future__ import annotations
