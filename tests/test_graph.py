@@ -1297,6 +1297,17 @@ def test_default_names_of_bases_that_look_like_default_names(
             graph.add(_g, name=name)
 
 
+def test_a_refused_add_names_its_node_as_it_would_have_been_named() -> None:
+    """The error of an add() refused for its resources names the node by the default
+    name it would have had, past another function's nodes that took that name."""
+    graph = trine.TaskGraph()
+    graph.add(_f)
+    graph.add(_f)  # _f-2
+    with pytest.raises(ValueError, match=r"^node '_f-2-2' uses unknown resource 'nope'"):
+        graph.add(_Named("_f-2"), resources=["nope"])
+    assert graph.add(_Named("_f-2")).name == "_f-2-2"
+
+
 def test_default_names_are_not_kept_in_a_set() -> None:
     """A graph whose nodes have default names keeps no set of them (a graph of
     a million nodes would keep a million names for the collector to scan),

@@ -222,7 +222,11 @@ async def _through_a_policy(policy: Policy, service: FakeService) -> None:
 def test_issue11_keyboard_interrupt_anywhere_in_a_policy_leaks_nothing() -> None:
     """A SIGINT at any opcode of Policy, Retry or CircuitBreaker code: no call left in
     flight in the breaker, no probe slot and no limiter slot taken."""
-    files = [_policy_module.__file__, _retry_module.__file__, *source_files(_breaker_package)]
+    files = [
+        _policy_module.__file__,
+        *source_files(_retry_module),
+        *source_files(_breaker_package),
+    ]
 
     def make() -> tuple[Policy, CircuitBreaker, trio.CapacityLimiter, FakeService]:
         breaker = CircuitBreaker(failure_threshold=2, reset_timeout=1)
@@ -270,7 +274,7 @@ async def _through_a_limited_policy(policy: Policy, service: FakeService) -> Non
 def test_keyboard_interrupt_anywhere_in_a_policy_without_a_breaker_leaks_no_slot() -> None:
     """A SIGINT at any opcode of a Policy holding a trio.CapacityLimiter with no breaker
     (its own layer, not `async with`): no slot taken, no waiter left."""
-    files = [_policy_module.__file__, _retry_module.__file__]
+    files = [_policy_module.__file__, *source_files(_retry_module)]
 
     def make() -> tuple[Policy, trio.CapacityLimiter, FakeService]:
         limiter = trio.CapacityLimiter(1)

@@ -17,7 +17,8 @@ for a run of nodes of one function at a time.
 (Arrays, not lists: they hold no int object per node or edge, and a run
 reads them as they are, without a copy. The cyclic GC tracks an array but
 never looks inside it, so a big graph adds two small tracked objects per
-node, its Node and its array of dependents, and none per edge or name.)
+node, its Node and its array of dependents (and the tuple of its own
+arguments, if it has any), and none per edge or name.)
 """
 
 from __future__ import annotations
@@ -400,9 +401,9 @@ class TaskGraph:
 
     def _is_default_name(self, name: str) -> bool:
         """Whether a node has *name* as its default name (when _names does not say)."""
-        if self._names_complete:
-            return False  # _names has them all
         counters = self._name_counters
+        if self._names_complete or not counters:
+            return False  # _names has them all, or none was handed out
         if counters.get(name, 1) > 1:
             return True  # the first node of base *name*
         split = _split_suffix(name)

@@ -19,6 +19,12 @@ number of tasks. It runs a call three ways::
 A :class:`RetryBudget` shared by many :class:`Retry` objects caps retries at a
 fraction of the traffic, so that during an outage retries cannot multiply the
 load on the service that is already failing (Finagle's design).
+
+The package's modules: ``_retry`` (:class:`Retry`: what to retry and the
+loop of one call), ``_attempt`` (a call's state across its attempts, and
+the ``async for attempt in retry`` iterator and its :class:`RetryAttempt`),
+``_backoff`` (:class:`Backoff`), ``_budget`` (:class:`RetryBudget`) and
+``_constructor`` (the metaclass of objects only trine builds).
 """
 
 from ._attempt import RetryAttempt

@@ -1,4 +1,5 @@
-"""One attempt of an ``async for attempt in retry:`` loop, and the loop's iterator."""
+"""A call's state across its attempts (``_Run``, used by every way of retrying), and
+one attempt of an ``async for attempt in retry:`` loop, with the loop's iterator."""
 
 from __future__ import annotations
 
