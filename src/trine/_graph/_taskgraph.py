@@ -477,16 +477,12 @@ class TaskGraph:
             node_names += wanted
             self._name_counters[base] = counter + size
             return
-        for _ in range(size):  # as _next_default_name, one at a time
-            name = base if counter == 1 else f"{base}-{counter}"
-            while name in names:
-                counter += 1
-                name = f"{base}-{counter}"
-            counter += 1
+        for _ in range(size):  # one at a time, skipping the names taken
+            name, counter = self._next_default_name(base)
+            self._name_counters[base] = counter + 1
             if complete:
                 names.add(name)
             node_names.append(name)
-        self._name_counters[base] = counter
 
     def _check_resources(
         self, name: str | None, fn: Callable[..., Any], resources: object
