@@ -30,6 +30,12 @@ async def server_now(client: Any) -> float:
     return float(seconds) * US + float(micros)
 
 
+async def expiry(client: Any, key: str) -> int:
+    """The key's absolute expiry, in milliseconds since the epoch (Redis 7)."""
+    script = client.register_script("return redis.call('PEXPIRETIME', KEYS[1])")
+    return int(await script(keys=[key]))
+
+
 def text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -134,9 +140,9 @@ async def test_gcra_fractional_cost(redis_client: Any) -> None:
 
 async def test_gcra_key_expires_when_its_tat_passes(redis_client: Any) -> None:
     """The key lives as long as its TAT is ahead: after it, a missing key is a full bucket."""
-    _, _, now, tat = await gcra(redis_client, 20_000.0, 1, 1)
-    ttl = await redis_client.pttl("k")
-    assert 0 < ttl <= (float(tat) - float(now)) / 1000 + 1
+    _, _, _, tat = await gcra(redis_client, 20_000.0, 1, 1)
+    # Gone in the first millisecond past the TAT, never before it.
+    assert float(tat) / 1000 < await expiry(redis_client, "k") <= float(tat) / 1000 + 1
     await trio.sleep(0.05)
     assert await redis_client.exists(["k"]) == 0
 
@@ -153,6 +159,15 @@ async def test_gcra_refund_takes_back_only_the_last_reservation(redis_client: An
     assert float(text(await redis_client.get("k"))) == float(second[3])
     assert await run(redis_client, "rate_refund", *refund) == 1
     assert float(text(await redis_client.get("k"))) == float(first[3])
+
+
+async def test_gcra_refund_moves_the_expiry_back_to_the_tat(redis_client: Any) -> None:
+    """A refunded key still lives exactly as long as its (earlier) TAT is ahead."""
+    first = await gcra(redis_client, 200_000.0, 1, 1)
+    second = await gcra(redis_client, 200_000.0, 1, 1)
+    assert await run(redis_client, "rate_refund", ["k"], [text(second[3]), "1", "200000.0"]) == 1
+    tat = float(first[3])
+    assert tat / 1000 < await expiry(redis_client, "k") <= tat / 1000 + 1
 
 
 async def test_gcra_refund_of_a_past_tat_deletes_the_key(redis_client: Any) -> None:
@@ -247,13 +262,14 @@ async def test_window_refund_takes_any_reservation_out(redis_client: Any) -> Non
 
 
 async def test_window_keys_live_until_the_newest_admission_leaves(redis_client: Any) -> None:
-    """Both keys expire together, a window after the newest (reserved) admission."""
+    """Both keys expire at one millisecond, a window after the newest (reserved) admission."""
     await window(redis_client, 200_000.0, 1, 1)
     reply = await window(redis_client, 200_000.0, 1, 1)
-    both = "return {redis.call('PTTL', KEYS[1]), redis.call('PTTL', KEYS[2])}"
-    log_ttl, state_ttl = await redis_client.register_script(both)(keys=WINDOW_KEYS)
-    assert log_ttl == state_ttl
-    assert 200 < log_ttl <= (float(reply[1]) + 200_000.0) / 1000 + 1
+    # Absolute expiry times: two PTTL reads may straddle a millisecond.
+    log_at = await expiry(redis_client, "w:log")
+    assert await expiry(redis_client, "w:state") == log_at
+    leaves = (float(reply[2]) + float(reply[1]) + 200_000.0) / 1000
+    assert leaves < log_at <= leaves + 1
 
 
 # -- semaphore ---------------------------------------------------------------------
@@ -591,6 +607,15 @@ async def test_budget_buckets_older_than_the_window_drop_out(redis_client: Any) 
     await budget(redis_client, 20_000.0, 10, 4, buckets=2)
     await trio.sleep(0.05)
     assert await budget(redis_client, 20_000.0, 1, 0, buckets=2) == [1, 0]
+
+
+async def test_budget_key_lives_a_window_past_the_sync(redis_client: Any) -> None:
+    """The hash goes in the first millisecond after a whole window without syncs."""
+    before = await server_now(redis_client)
+    await budget(redis_client, 20_000.0, 1, 0, buckets=10)
+    after = await server_now(redis_client)
+    at = await expiry(redis_client, "r")
+    assert (before + 200_000.0) / 1000 < at <= (after + 200_000.0) / 1000 + 1
 
 
 # -- streams -----------------------------------------------------------------------

@@ -132,7 +132,7 @@ local function add_outcome(failed, slow)
   redis.call('HINCRBY', WINDOW, 'c' .. i, 1)
   if failed then redis.call('HINCRBY', WINDOW, 'f' .. i, 1) end
   if slow then redis.call('HINCRBY', WINDOW, 's' .. i, 1) end
-  redis.call('PEXPIRE', WINDOW, px(window))
+  redis.call('PEXPIREAT', WINDOW, expiry_ms(now + window))
   return time_totals(bucket)
 end
 

@@ -23,7 +23,7 @@ end
 if tonumber(ARGV[4]) > 0 then
   redis.call('HINCRBY', KEYS[1], 'w' .. i, ARGV[4])
 end
-redis.call('PEXPIRE', KEYS[1], px(width * buckets))
+redis.call('PEXPIREAT', KEYS[1], expiry_ms(now + width * buckets))
 local requests, retries = 0, 0
 for j = 0, buckets - 1 do
   local values = redis.call('HMGET', KEYS[1], 'id' .. j, 'r' .. j, 'w' .. j)

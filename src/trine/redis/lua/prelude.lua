@@ -14,7 +14,8 @@ local function fmt(x)
   return string.format('%.17g', x)
 end
 
--- A whole number of milliseconds >= 1 that covers `us` microseconds, for PEXPIRE.
-local function px(us)
+-- The first whole millisecond after `us` microseconds (since the epoch), for
+-- PEXPIREAT: the key is gone only once the server's clock is past `us`.
+local function expiry_ms(us)
   return math.floor(us / 1000) + 1
 end

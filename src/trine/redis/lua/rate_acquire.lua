@@ -36,5 +36,8 @@ if max_wait >= 0 and wait > max_wait then
 end
 local new_tat = tat + cost * interval
 local stored = fmt(new_tat)
-redis.call('SET', KEYS[1], stored, 'PX', px(new_tat - now))
+-- An absolute expiry: a relative PX counts from the server's millisecond clock,
+-- which may read up to 1 ms behind `now`, so the key could vanish before its TAT.
+redis.call('SET', KEYS[1], stored)
+redis.call('PEXPIREAT', KEYS[1], expiry_ms(new_tat))
 return {1, fmt(wait), fmt(now), stored}

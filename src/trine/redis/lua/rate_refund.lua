@@ -16,6 +16,7 @@ local tat = tonumber(ARGV[1]) - tonumber(ARGV[2]) * tonumber(ARGV[3])
 if tat <= now then
   redis.call('DEL', KEYS[1])
 else
-  redis.call('SET', KEYS[1], fmt(tat), 'PX', px(tat - now))
+  redis.call('SET', KEYS[1], fmt(tat))
+  redis.call('PEXPIREAT', KEYS[1], expiry_ms(tat))
 end
 return 1

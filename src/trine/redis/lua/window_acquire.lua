@@ -68,8 +68,11 @@ end
 local member = redis.call('HINCRBY', KEYS[2], 'seq', 1) .. ':' .. cost
 redis.call('ZADD', KEYS[1], fmt(at), member)
 redis.call('HSET', KEYS[2], 'used', used + cost)
--- Both keys live as long as the newest admission stays in a window.
-local ttl = px(at + window - now)
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('PEXPIRE', KEYS[2], ttl)
+-- Both keys live as long as the newest admission stays in a window, and expire
+-- at the same millisecond. Absolute times, because a relative PEXPIRE counts
+-- from the server's millisecond clock: it may read up to 1 ms behind `now`
+-- (the keys would go early) and move between the two calls.
+local expire_at = expiry_ms(at + window)
+redis.call('PEXPIREAT', KEYS[1], expire_at)
+redis.call('PEXPIREAT', KEYS[2], expire_at)
 return {1, fmt(wait), fmt(now), member}
