@@ -141,7 +141,7 @@ async def test_gcra_fractional_cost(redis_client: Any) -> None:
 async def test_gcra_key_expires_when_its_tat_passes(redis_client: Any) -> None:
     """The key lives as long as its TAT is ahead: after it, a missing key is a full bucket."""
     _, _, _, tat = await gcra(redis_client, 20_000.0, 1, 1)
-    # Gone in the first millisecond past the TAT, never before it.
+    # Its expiry is the first whole millisecond after the TAT.
     assert float(tat) / 1000 < await expiry(redis_client, "k") <= float(tat) / 1000 + 1
     await trio.sleep(0.05)
     assert await redis_client.exists(["k"]) == 0
@@ -259,6 +259,44 @@ async def test_window_refund_takes_any_reservation_out(redis_client: Any) -> Non
     assert text(middle[3]) not in members
     assert text(last[3]) in members
     assert int(await redis_client.hget("w:state", "used")) == 2
+
+
+async def test_window_without_its_hash_works_from_the_log(redis_client: Any) -> None:
+    """The hash gone before the log (expired, evicted): used and seq are worked out from the log."""
+    for _ in range(3):
+        await window(redis_client, US, 3, 1)
+    await redis_client.delete(["w:state"])
+    refused = await window(redis_client, US, 3, 1, max_wait=0.0)
+    assert int(refused[0]) == 0
+    assert await redis_client.exists(["w:state"]) == 0  # a refusal writes nothing
+    reply = await window(redis_client, US, 3, 1)  # reserved for when the oldest leaves
+    assert float(reply[1]) > 0
+    assert text(reply[3]) == "4:1"
+    assert len({member for member, _ in await log(redis_client)}) == 4
+    assert int(await redis_client.hget("w:state", "used")) == 4
+
+
+async def test_window_without_its_log_holds_nothing(redis_client: Any) -> None:
+    """The log gone before the hash: nothing is in any window, whatever the hash says."""
+    await window(redis_client, US, 1, 1)
+    await redis_client.delete(["w:log"])
+    reply = await window(redis_client, US, 1, 1, max_wait=0.0)
+    assert int(reply[0]) == 1
+    assert float(reply[1]) == 0.0
+    assert int(await redis_client.hget("w:state", "used")) == 1
+
+
+async def test_window_refund_without_the_hash_leaves_the_count_to_the_log(
+    redis_client: Any,
+) -> None:
+    """A refund makes no hash of its own (it would hold a negative cost)."""
+    first = await window(redis_client, US, 2, 1)
+    await window(redis_client, US, 2, 1)
+    await redis_client.delete(["w:state"])
+    assert await run(redis_client, "window_refund", WINDOW_KEYS, [text(first[3])]) == 1
+    assert await redis_client.exists(["w:state"]) == 0
+    assert int((await window(redis_client, US, 2, 1, max_wait=0.0))[0]) == 1
+    assert int((await window(redis_client, US, 2, 1, max_wait=0.0))[0]) == 0
 
 
 async def test_window_keys_live_until_the_newest_admission_leaves(redis_client: Any) -> None:

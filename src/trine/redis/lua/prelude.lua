@@ -15,7 +15,8 @@ local function fmt(x)
 end
 
 -- The first whole millisecond after `us` microseconds (since the epoch), for
--- PEXPIREAT: the key is gone only once the server's clock is past `us`.
+-- PEXPIREAT: Redis keeps a key while its millisecond clock is at or before
+-- that one, so the key lives through `us`, and goes 1 to 2 ms after it.
 local function expiry_ms(us)
   return math.floor(us / 1000) + 1
 end

@@ -36,8 +36,7 @@ if max_wait >= 0 and wait > max_wait then
 end
 local new_tat = tat + cost * interval
 local stored = fmt(new_tat)
--- An absolute expiry: a relative PX counts from the server's millisecond clock,
--- which may read up to 1 ms behind `now`, so the key could vanish before its TAT.
+-- Gone in the first millisecond after its TAT (a missing key is a full bucket).
 redis.call('SET', KEYS[1], stored)
 redis.call('PEXPIREAT', KEYS[1], expiry_ms(new_tat))
 return {1, fmt(wait), fmt(now), stored}

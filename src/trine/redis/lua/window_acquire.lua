@@ -26,8 +26,22 @@ local function cost_of(member)
   return tonumber(string.match(member, ':(%d+)$'))
 end
 
+-- `used` is the cost of every member of the log, and `seq` numbers them. The
+-- hash can go without the log (or the log without it: expired a millisecond
+-- apart, evicted, deleted): then both are worked out again from the log, as
+-- counting from 0 would admit past the limit and reuse member names.
+local used = tonumber(redis.call('HGET', KEYS[2], 'used'))
+local last_seq = nil  -- the log's highest member number, when the hash is gone
+if used == nil then
+  used = 0
+  last_seq = 0
+  for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    used = used + cost_of(member)
+    last_seq = math.max(last_seq, tonumber(string.match(member, '^(%d+):')))
+  end
+end
+
 -- Admissions at or before now - window have left every window to come.
-local used = tonumber(redis.call('HGET', KEYS[2], 'used')) or 0
 local horizon = fmt(now - window)
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', horizon)
 if #gone > 0 then
@@ -39,7 +53,9 @@ end
 
 local at = now
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-if last[2] and tonumber(last[2]) > at then
+if not last[2] then
+  used = 0  -- no log left: nothing in any window, whatever the hash said
+elseif tonumber(last[2]) > at then
   at = tonumber(last[2])
 end
 if used + cost > limit then
@@ -65,13 +81,15 @@ local wait = at - now
 if max_wait >= 0 and wait > max_wait then
   return {0, fmt(wait), fmt(now)}
 end
+if last_seq then
+  redis.call('HSET', KEYS[2], 'seq', last_seq)
+end
 local member = redis.call('HINCRBY', KEYS[2], 'seq', 1) .. ':' .. cost
 redis.call('ZADD', KEYS[1], fmt(at), member)
 redis.call('HSET', KEYS[2], 'used', used + cost)
--- Both keys live as long as the newest admission stays in a window, and expire
--- at the same millisecond. Absolute times, because a relative PEXPIRE counts
--- from the server's millisecond clock: it may read up to 1 ms behind `now`
--- (the keys would go early) and move between the two calls.
+-- Both keys live as long as the newest admission stays in a window, and are
+-- given the same absolute expiry (two relative PEXPIREs each count from the
+-- clock at their own call, which can tick between them).
 local expire_at = expiry_ms(at + window)
 redis.call('PEXPIREAT', KEYS[1], expire_at)
 redis.call('PEXPIREAT', KEYS[2], expire_at)

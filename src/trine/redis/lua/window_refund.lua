@@ -9,6 +9,10 @@
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
   return 0
 end
-local cost = tonumber(string.match(ARGV[1], ':(%d+)$'))
-redis.call('HINCRBY', KEYS[2], 'used', -cost)
+-- Without the hash, the next acquire works `used` out from the log: a hash made
+-- here would hold a negative cost.
+if redis.call('HEXISTS', KEYS[2], 'used') == 1 then
+  local cost = tonumber(string.match(ARGV[1], ':(%d+)$'))
+  redis.call('HINCRBY', KEYS[2], 'used', -cost)
+end
 return 1
