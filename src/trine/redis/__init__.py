@@ -10,8 +10,9 @@ on maps, stages and graph nodes), and each says what it does when the server
 is out of reach (``on_unavailable=``).
 
 Needs the ``redis`` extra (``pip install "trine[redis]"``: coredis, which runs
-on Trio) and a Redis server (5 or newer). The client is yours: make it, and use
-the guards inside its ``async with``::
+on Trio) and a Redis server (5 or newer; 6.2 or newer for the stream source,
+which reclaims with ``XAUTOCLAIM``). The client is yours: make it, and use the
+guards inside its ``async with``::
 
     async with coredis.Redis(host="redis.internal") as client:
         quota = trine.redis.RateLimiter(client, "partner-api", 200)
