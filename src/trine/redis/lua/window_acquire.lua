@@ -26,10 +26,11 @@ local function cost_of(member)
   return tonumber(string.match(member, ':(%d+)$'))
 end
 
--- `used` is the cost of every member of the log, and `seq` numbers them. The
--- hash can go without the log (or the log without it: expired a millisecond
--- apart, evicted, deleted): then both are worked out again from the log, as
--- counting from 0 would admit past the limit and reuse member names.
+-- `used` is the cost of every member of the log, and `seq` numbers them. One
+-- key can go without the other (expired a millisecond apart, evicted,
+-- deleted). Without the hash, both are worked out again from the log, as
+-- counting from 0 would admit past the limit and reuse member names; without
+-- the log, nothing is in any window (below).
 local used = tonumber(redis.call('HGET', KEYS[2], 'used'))
 local last_seq = nil  -- the log's highest member number, when the hash is gone
 if used == nil then
