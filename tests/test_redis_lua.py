@@ -170,9 +170,10 @@ async def test_gcra_refund_takes_back_only_the_last_reservation(redis_client: An
 
 async def test_gcra_refund_moves_the_expiry_back_to_the_tat(redis_client: Any) -> None:
     """A refunded key still lives exactly as long as its (earlier) TAT is ahead."""
-    first = await gcra(redis_client, 200_000.0, 1, 1)
-    second = await gcra(redis_client, 200_000.0, 1, 1)
-    assert await run(redis_client, "rate_refund", ["k"], [text(second[3]), "1", "200000.0"]) == 1
+    # Ten seconds apart: a stalled machine cannot let the TATs pass mid-test.
+    first = await gcra(redis_client, 10 * US, 1, 1)
+    second = await gcra(redis_client, 10 * US, 1, 1)
+    assert await run(redis_client, "rate_refund", ["k"], [text(second[3]), "1", repr(10 * US)]) == 1
     tat = float(first[3])
     assert tat / 1000 < await expiry(redis_client, "k") <= tat / 1000 + 1
 
@@ -271,12 +272,12 @@ async def test_window_refund_takes_any_reservation_out(redis_client: Any) -> Non
 async def test_window_without_its_hash_works_from_the_log(redis_client: Any) -> None:
     """The hash gone before the log (expired, evicted): used and seq are worked out from the log."""
     for _ in range(3):
-        await window(redis_client, US, 3, 1)
+        await window(redis_client, 10 * US, 3, 1)
     await redis_client.delete(["w:state"])
-    refused = await window(redis_client, US, 3, 1, max_wait=0.0)
+    refused = await window(redis_client, 10 * US, 3, 1, max_wait=0.0)
     assert int(refused[0]) == 0
     assert await redis_client.exists(["w:state"]) == 0  # a refusal writes nothing
-    reply = await window(redis_client, US, 3, 1)  # reserved for when the oldest leaves
+    reply = await window(redis_client, 10 * US, 3, 1)  # reserved for when the oldest leaves
     assert float(reply[1]) > 0
     assert text(reply[3]) == "4:1"
     assert len({member for member, _ in await log(redis_client)}) == 4
@@ -297,23 +298,23 @@ async def test_window_refund_without_the_hash_leaves_the_count_to_the_log(
     redis_client: Any,
 ) -> None:
     """A refund makes no hash of its own (it would hold a negative cost)."""
-    first = await window(redis_client, US, 2, 1)
-    await window(redis_client, US, 2, 1)
+    first = await window(redis_client, 10 * US, 2, 1)
+    await window(redis_client, 10 * US, 2, 1)
     await redis_client.delete(["w:state"])
     assert await run(redis_client, "window_refund", WINDOW_KEYS, [text(first[3])]) == 1
     assert await redis_client.exists(["w:state"]) == 0
-    assert int((await window(redis_client, US, 2, 1, max_wait=0.0))[0]) == 1
-    assert int((await window(redis_client, US, 2, 1, max_wait=0.0))[0]) == 0
+    assert int((await window(redis_client, 10 * US, 2, 1, max_wait=0.0))[0]) == 1
+    assert int((await window(redis_client, 10 * US, 2, 1, max_wait=0.0))[0]) == 0
 
 
 async def test_window_keys_live_until_the_newest_admission_leaves(redis_client: Any) -> None:
     """Both keys expire at one millisecond, a window after the newest (reserved) admission."""
-    await window(redis_client, 200_000.0, 1, 1)
-    reply = await window(redis_client, 200_000.0, 1, 1)
+    await window(redis_client, 10 * US, 1, 1)
+    reply = await window(redis_client, 10 * US, 1, 1)
     # Absolute expiry times: two PTTL reads may straddle a millisecond.
     log_at = await expiry(redis_client, "w:log")
     assert await expiry(redis_client, "w:state") == log_at
-    leaves = (float(reply[2]) + float(reply[1]) + 200_000.0) / 1000
+    leaves = (float(reply[2]) + float(reply[1]) + 10 * US) / 1000
     assert leaves < log_at <= leaves + 1
 
 
@@ -657,10 +658,10 @@ async def test_budget_buckets_older_than_the_window_drop_out(redis_client: Any) 
 async def test_budget_key_lives_a_window_past_the_sync(redis_client: Any) -> None:
     """The hash goes in the first millisecond after a whole window without syncs."""
     before = await server_now(redis_client)
-    await budget(redis_client, 20_000.0, 1, 0, buckets=10)
+    await budget(redis_client, US, 1, 0, buckets=10)
     after = await server_now(redis_client)
     at = await expiry(redis_client, "r")
-    assert (before + 200_000.0) / 1000 < at <= (after + 200_000.0) / 1000 + 1
+    assert (before + 10 * US) / 1000 < at <= (after + 10 * US) / 1000 + 1
 
 
 # -- streams -----------------------------------------------------------------------
