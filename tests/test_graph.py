@@ -119,6 +119,31 @@ async def test_results_of_deps_are_appended_in_deps_order() -> None:
     assert result[again].value == ("y", (1,), (1,))
 
 
+@pytest.mark.parametrize("limit", [None, 2])
+async def test_any_number_of_deps_is_passed_in_order_with_or_without_args(
+    limit: int | None,
+) -> None:
+    """Up to three dependencies are passed one by one, more through a map: the values and
+    their order are the same either way, after any ``*args``, on both schedulers."""
+
+    async def arguments(*values: Any) -> tuple[Any, ...]:
+        return values
+
+    graph = trine.TaskGraph(limit=limit)
+    roots = [graph.add(arguments, index) for index in range(5)]
+    bare: dict[int, trine.Node[tuple[Any, ...]]] = {}
+    with_args: dict[int, trine.Node[tuple[Any, ...]]] = {}
+    for count in range(6):
+        deps = roots[::-1][:count]
+        bare[count] = graph.add(arguments, deps=deps)
+        with_args[count] = graph.add(arguments, "a", "b", deps=deps)
+    result = await graph.run()
+    for count in range(6):
+        expected = tuple((index,) for index in range(4, 4 - count, -1))
+        assert result[bare[count]].value == expected
+        assert result[with_args[count]].value == ("a", "b", *expected)
+
+
 async def test_node_starts_when_its_last_dependency_succeeds(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

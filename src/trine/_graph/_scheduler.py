@@ -234,13 +234,7 @@ class _Run:
             if wait_all or index in self.slow:
                 value = await self.call(index, node, first, end, wait_all)
             else:
-                args = node._args
-                if first == end:
-                    coro = node._fn(*args)
-                elif args:
-                    coro = node._fn(*args, *map(self.value_of, self.edges[first:end]))
-                else:  # one tuple built from the map, no list first
-                    coro = node._fn(*map(self.value_of, self.edges[first:end]))
+                coro = _call(node, self.values, self.edges, first, end)
                 if type(coro) is not _CoroutineType:
                     coro = check_awaitable("fn", coro)
                 value = await coro
@@ -508,6 +502,29 @@ class _Run:
             self.emit("started", index, now)
 
 
+def _call(node: Node[Any], values: list[Any], edges: array[int], first: int, end: int) -> Any:
+    """Call a node's function with its arguments and its dependencies' values.
+
+    The node depends on ``edges[first:end]``. Up to three dependencies are
+    read one by one: slicing the edges and mapping them costs two objects
+    and a call per value more.
+    """
+    fn = node._fn
+    args = node._args
+    deps = end - first
+    if args:
+        return fn(*args, *map(values.__getitem__, edges[first:end])) if deps else fn(*args)
+    if deps == 1:
+        return fn(values[edges[first]])
+    if deps == 2:
+        return fn(values[edges[first]], values[edges[first + 1]])
+    if deps == 3:
+        return fn(values[edges[first]], values[edges[first + 1]], values[edges[first + 2]])
+    if not deps:
+        return fn()
+    return fn(*map(values.__getitem__, edges[first:end]))
+
+
 def _lean_task(run: _Run) -> Callable[[int], Awaitable[None]]:
     """The task body of a run without limit, priorities or resources.
 
@@ -549,13 +566,25 @@ def _lean_task(run: _Run) -> Callable[[int], Awaitable[None]]:
                 if slow and index in slow:
                     value = await run.call(index, node, first, end, False)
                 else:
+                    # What _call does, inlined: on this path one more
+                    # Python call per node is a cost that shows.
+                    fn = node._fn
                     args = node._args
-                    if first == end:
-                        coro = node._fn(*args)
-                    elif args:
-                        coro = node._fn(*args, *map(value_of, edges[first:end]))
-                    else:  # one tuple built from the map, no list first
-                        coro = node._fn(*map(value_of, edges[first:end]))
+                    deps = end - first
+                    if args:
+                        coro = fn(*args, *map(value_of, edges[first:end])) if deps else fn(*args)
+                    elif deps == 1:
+                        coro = fn(values[edges[first]])
+                    elif deps == 2:
+                        coro = fn(values[edges[first]], values[edges[first + 1]])
+                    elif deps == 3:
+                        coro = fn(
+                            values[edges[first]], values[edges[first + 1]], values[edges[first + 2]]
+                        )
+                    elif not deps:
+                        coro = fn()
+                    else:
+                        coro = fn(*map(value_of, edges[first:end]))
                     if type(coro) is not _CoroutineType:
                         coro = check_awaitable("fn", coro)
                     value = await coro
