@@ -23,47 +23,51 @@ Each case prints Trio task steps and Python calls per node beside the time.
 
 Measured with ``python -m benchmarks graph_1000 --repeat 20``,
 ``graph_10000 graph_100000 --repeat 6`` and ``graph_1000000 --repeat 5`` on
-a quiet 2-core machine, the order of the variants changing every round (see
+a 2-core machine, the order of the variants changing every round (see
 ``_harness.run_case``), CPU time per node, ratio to the bare nursery::
 
     n          nursery   TaskGraph         hand-written     hand, reusing tasks
-    1,000      13.2 us   16.6 us (1.26x)   15.9 us (1.20x)   8.7 us (0.66x)
-    10,000     13.6 us   17.3 us (1.27x)   19.7 us (1.44x)  11.1 us (0.81x)
-    100,000    17.1 us   20.7 us (1.21x)   20.4 us (1.19x)  14.2 us (0.83x)
-    1,000,000  17.2 us   26.9 us (1.57x)   31.4 us (1.82x)  19.7 us (1.14x)
+    1,000      12.8 us   14.1 us (1.10x)   15.8 us (1.23x)   9.2 us (0.72x)
+    10,000     13.7 us   15.8 us (1.16x)   18.1 us (1.33x)  10.9 us (0.80x)
+    100,000    19.4 us   23.0 us (1.19x)   23.8 us (1.23x)  13.6 us (0.70x)
+    1,000,000  17.0 us   24.9 us (1.47x)   29.1 us (1.72x)  18.8 us (1.11x)
 
-The ratios move by up to 0.2 from run to run, at 10^6 mostly with the
-nursery's own time (15.3 to 18.2 us per task in five runs, while the
-graph's stays at 26.2 to 27.3 us per node): 1.49x and 1.57x at 10^6 in the
-last two runs (1.18x to 1.30x below 10^6), 1.50x, 1.61x and 1.71x in three
-runs of the code before its last changes (one list allocation per call
-more, a set of every default name; before ``add()`` recorded each edge
-both ways: 1.15x, 1.34x, 1.31x and 1.73x at 10^3..10^6).
+A second run at 10^6 gave 1.34x (nursery 18.2 us, TaskGraph 24.4, the
+hand-written schedulers 1.59x and 1.06x). The ratios move by up to 0.2
+from run to run, at 10^6 mostly with the nursery's own time (15.3 to 18.2
+us per task over the last seven runs). Before a node's function was called
+with up to three dependencies' values read one by one (instead of a slice
+of the edges mapped to their values), the graph took 26.2 to 28.0 us per
+node at 10^6, and five runs gave 1.49x to 1.71x there (1.18x to 1.30x below
+10^6).
 
 Steps per node: 1.0 for the nursery and the hand-written scheduler, 0.48
 for TaskGraph and the hand-written one that reuses tasks. Python calls per
-node: 22, 13.8, 23 and 11.5. Noise-free, at 20,000 nodes: 1.02x the
-nursery's machine instructions under callgrind (59,800 against 58,400 per
-node; 1.12x before), and 632 bytecodes per node against its 556: ``add()``
-checks each dependency and records the edge both ways in a Python loop,
-more bytecodes but fewer instructions and less time than the same work
-through ``map()`` and ``operator`` getters in C.
+node: 22, 13.8, 23 and 11.5. Noise-free, under callgrind (the instructions
+of a run of 40,000 nodes less those of 20,000, less the drawing of the
+dependencies): 57,400 machine instructions per node, 1.01x the nursery's
+56,800 (1,650 fewer than before the change above). ``add()`` checks each
+dependency and records the edge both ways in a Python loop, more bytecodes
+but fewer instructions and less time than the same work through ``map()``
+and ``operator`` getters in C.
 
 Issue 19's goal is build+run <= 1.5x the bare nursery at every size, the
-ratio not growing with n. The bound holds up to 10^5 nodes in every run, and
-at 10^6 in one of the last two (above); the ratio grows at 10^6. The graph's
-extra cost over the hand-written scheduler that reuses tasks is about the
-same at every size, 6 to 9 us per node, and mostly Python work: an ``add()``
-call per node, and the statuses, times and names a run keeps (in the same
-loop of rounds with the cyclic GC off, at 10^4: nursery 10.2 us, TaskGraph
-13.0, reusing 8.3). What grows at 10^6 is what every scheduler of
-dependencies pays there and a bare nursery does not: each dependency read is
-a cache miss, and each full collection of the cyclic GC scans every
-container the process keeps (the graph's GC time at 10^6: 5.2 us per node,
-against 4.3 for the hand-written scheduler that reuses tasks and 3.7 for the
-nursery; the graph keeps no set of default names: a set of a million names
-added about 0.13 s to each full collection). So the hand-written schedulers'
-ratios grow more than the graph's.
+ratio not growing with n. The bound held at every size in the run above, by
+a margin of 0.03 at 10^6, and at 10^6 in the second run; the ratio still
+grows at 10^6. The graph's extra cost over the hand-written scheduler that
+reuses tasks is about the same at every size, 5 to 9 us per node, and mostly
+Python work: an ``add()`` call per node, and the statuses, times and names a
+run keeps (in the same loop of rounds with the cyclic GC off, at 10^4:
+nursery 10.2 us, TaskGraph 13.0, reusing 8.3, before the change above). What
+grows at 10^6 is what every scheduler of dependencies pays there and a bare
+nursery does not: each dependency read is a cache miss, and each full
+collection of the cyclic GC scans every container the process keeps (the
+GC's time at 10^6 in two runs, the second before the change above: 4.4 and
+5.0 us per node for the graph, 5.2 and 4.3 for the hand-written scheduler
+that reuses tasks, 5.7 and 5.2 for the nursery, whose million waiting tasks
+the full collections scan; the graph keeps no set of default names: a set of
+a million names added about 0.13 s to each full collection). So the
+hand-written schedulers' ratios grow more than the graph's.
 """
 
 from __future__ import annotations

@@ -49,6 +49,15 @@ the 3 ms default burst):
   (``_BURST_SPAN = 0.004``: burst 4, 3 ms of tolerance) two runs gave 0.997
   and 0.965, no better. 20,000/s 0.990 and 0.996; 100,000/s 0.999 with 64
   tasks, 0.884 with one (CPU-bound, 11.3 us per admission).
+- Later on 2026-12-02, the same machine (wake-ups 0.65 ms late at the
+  median, 1.19 ms at the 99th percentile, 3.6 ms at most): 1,000/s 0.991
+  with 64 tasks and 0.976 with one (the bucket 0.987); 20,000/s 0.991 and
+  0.995 (bucket 0.987, ``burst=1`` 0.182); 100,000/s 1.000 with 64 tasks,
+  0.948 with one (10.5 us of CPU per admission; the bucket 0.466). Three
+  traces of the one task at 1,000/s (0.997, 0.989 and 0.981 of the rate)
+  lost their admissions in 27 to 76 gaps of more than 2 ms between two
+  admissions, most of 3 to 4 ms: wake-ups later than the 2 ms of tolerance,
+  more often in that loop than in the 3,000 sleeps of ``timer_slack``.
 - The burst spanning 2 ms that came before (2 at 1,000/s, a tolerance of
   1 ms) gave 0.92 at 1,000/s on the same quiet machine: a sleep shorter than
   a millisecond lasts a whole one plus the wake-up's cost, so the schedule
