@@ -35,11 +35,11 @@ a 2-core machine, the order of the variants changing every round (see
 A second run at 10^6 gave 1.34x (nursery 18.2 us, TaskGraph 24.4, the
 hand-written schedulers 1.59x and 1.06x). The ratios move by up to 0.2
 from run to run, at 10^6 mostly with the nursery's own time (15.3 to 18.2
-us per task over the last seven runs). Before a node's function was called
+us per task over the last eight runs). Before a node's function was called
 with up to three dependencies' values read one by one (instead of a slice
-of the edges mapped to their values), the graph took 26.2 to 28.0 us per
-node at 10^6, and five runs gave 1.49x to 1.71x there (1.18x to 1.30x below
-10^6).
+of the edges mapped to their values), three runs gave 1.49x, 1.57x and
+1.57x at 10^6, the graph taking 26.2 to 28.0 us per node there (1.18x to
+1.30x below 10^6, in two runs).
 
 Steps per node: 1.0 for the nursery and the hand-written scheduler, 0.48
 for TaskGraph and the hand-written one that reuses tasks. Python calls per
@@ -60,14 +60,14 @@ Python work: an ``add()`` call per node, and the statuses, times and names a
 run keeps (in the same loop of rounds with the cyclic GC off, at 10^4:
 nursery 10.2 us, TaskGraph 13.0, reusing 8.3, before the change above). What
 grows at 10^6 is what every scheduler of dependencies pays there and a bare
-nursery does not: each dependency read is a cache miss, and each full
-collection of the cyclic GC scans every container the process keeps (the
-GC's time at 10^6 in two runs, the second before the change above: 4.4 and
-5.0 us per node for the graph, 5.2 and 4.3 for the hand-written scheduler
-that reuses tasks, 5.7 and 5.2 for the nursery, whose million waiting tasks
-the full collections scan; the graph keeps no set of default names: a set of
-a million names added about 0.13 s to each full collection). So the
-hand-written schedulers' ratios grow more than the graph's.
+nursery does not: each dependency read is a cache miss. The cyclic GC costs
+them all about the same there, the nursery included, whose million waiting
+tasks its full collections scan: in two runs at 10^6 (the first before the
+change above), 5.0 and 4.4 us per node for the graph, 4.3 and 5.2 for the
+hand-written scheduler that reuses tasks, 5.2 and 5.7 for the nursery. (The
+graph keeps no set of default names: a set of a million names added about
+0.13 s to each full collection.) So the hand-written schedulers' ratios grow
+more than the graph's.
 """
 
 from __future__ import annotations
