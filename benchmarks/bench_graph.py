@@ -32,14 +32,14 @@ a 2-core machine, the order of the variants changing every round (see
     100,000    19.4 us   23.0 us (1.19x)   23.8 us (1.23x)  13.6 us (0.70x)
     1,000,000  17.0 us   24.9 us (1.47x)   29.1 us (1.72x)  18.8 us (1.11x)
 
-A second run at 10^6 gave 1.34x (nursery 18.2 us, TaskGraph 24.4, the
-hand-written schedulers 1.59x and 1.06x). The ratios move by up to 0.2
-from run to run, at 10^6 mostly with the nursery's own time (15.3 to 18.2
-us per task over the last eight runs). Before a node's function was called
-with up to three dependencies' values read one by one (instead of a slice
-of the edges mapped to their values), three runs gave 1.49x, 1.57x and
-1.57x at 10^6, the graph taking 26.2 to 28.0 us per node there (1.18x to
-1.30x below 10^6, in two runs).
+Two more runs at 10^6 gave 1.34x and 1.37x (nursery 18.2 and 19.5 us,
+TaskGraph 24.4 and 26.7, the hand-written schedulers 1.59x and 1.66x, 1.06x
+and 1.06x). The ratios move by up to 0.2 from run to run, at 10^6 mostly
+with the nursery's own time (15.3 to 19.5 us per task over the last nine
+runs). Before a node's function was called with up to three dependencies'
+values read one by one (instead of a slice of the edges mapped to their
+values), three runs gave 1.49x, 1.57x and 1.57x at 10^6, the graph taking
+26.2 to 28.0 us per node there (1.18x to 1.30x below 10^6, in two runs).
 
 Steps per node: 1.0 for the nursery and the hand-written scheduler, 0.48
 for TaskGraph and the hand-written one that reuses tasks. Python calls per
@@ -53,7 +53,7 @@ and ``operator`` getters in C.
 
 Issue 19's goal is build+run <= 1.5x the bare nursery at every size, the
 ratio not growing with n. The bound held at every size in the run above, by
-a margin of 0.03 at 10^6, and at 10^6 in the second run; the ratio still
+a margin of 0.03 at 10^6, and at 10^6 in the two more runs; the ratio still
 grows at 10^6. The graph's extra cost over the hand-written scheduler that
 reuses tasks is about the same at every size, 5 to 9 us per node, and mostly
 Python work: an ``add()`` call per node, and the statuses, times and names a
