@@ -56,8 +56,9 @@ the 3 ms default burst):
   0.948 with one (10.5 us of CPU per admission; the bucket 0.466). Three
   traces of the one task at 1,000/s (0.997, 0.989 and 0.981 of the rate)
   lost their admissions in 27 to 76 gaps of more than 2 ms between two
-  admissions, most of 3 to 4 ms: wake-ups later than the 2 ms of tolerance,
-  more often in that loop than in the 3,000 sleeps of ``timer_slack``.
+  admissions, most of 3 to 4 ms, past the 2 ms of tolerance. Why such gaps
+  come more often in that loop than wake-ups that late in the 3,000 sleeps
+  of ``timer_slack`` is not known.
 - The burst spanning 2 ms that came before (2 at 1,000/s, a tolerance of
   1 ms) gave 0.92 at 1,000/s on the same quiet machine: a sleep shorter than
   a millisecond lasts a whole one plus the wake-up's cost, so the schedule
