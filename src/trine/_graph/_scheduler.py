@@ -158,7 +158,7 @@ class _Run:
             graph._finished_view._set(0)  # a new run
         # Per node, made by begin(): dependencies still to succeed. (Its
         # dependents are Node._dependents, recorded by add().)
-        self.remaining = array("q")
+        self.remaining = array("Q")
 
     # -- start and end ---------------------------------------------------------
 
@@ -169,7 +169,7 @@ class _Run:
         self.now = trio.lowlevel.current_clock().current_time
         count = self.count
         starts = self.starts
-        remaining = self.remaining = array("q", map(operator.sub, starts[1 : count + 1], starts))
+        remaining = self.remaining = array("Q", map(operator.sub, starts[1 : count + 1], starts))
         roots = list(itertools.compress(range(count), map(operator.not_, remaining)))
         if self.fast:
             self.ready = roots
