@@ -24,41 +24,48 @@ Each case prints Trio task steps and Python calls per node beside the time.
 Measured with ``python -m benchmarks graph_1000 --repeat 20``,
 ``graph_10000 graph_100000 --repeat 6`` and ``graph_1000000 --repeat 5`` on
 a 2-core machine, the order of the variants changing every round (see
-``_harness.run_case``), CPU time per node, ratio to the bare nursery::
+``_harness.run_case``), CPU time per node, ratio to the bare nursery (a
+freshly booted virtual machine, faster than the one of the runs below)::
 
     n          nursery   TaskGraph         hand-written     hand, reusing tasks
-    1,000      12.8 us   14.1 us (1.10x)   15.8 us (1.23x)   9.2 us (0.72x)
-    10,000     13.7 us   15.8 us (1.16x)   18.1 us (1.33x)  10.9 us (0.80x)
-    100,000    19.4 us   23.0 us (1.19x)   23.8 us (1.23x)  13.6 us (0.70x)
-    1,000,000  17.0 us   24.9 us (1.47x)   29.1 us (1.72x)  18.8 us (1.11x)
+    1,000       7.0 us    7.4 us (1.05x)    9.0 us (1.28x)   4.3 us (0.62x)
+    10,000      7.4 us    7.9 us (1.07x)    9.3 us (1.25x)   5.9 us (0.80x)
+    100,000    13.5 us   14.5 us (1.08x)   14.9 us (1.11x)   9.8 us (0.73x)
+    1,000,000  13.0 us   18.6 us (1.43x)   22.9 us (1.76x)  14.1 us (1.08x)
 
-Two more runs at 10^6 gave 1.34x and 1.37x (nursery 18.2 and 19.5 us,
-TaskGraph 24.4 and 26.7, the hand-written schedulers 1.59x and 1.66x, 1.06x
-and 1.06x). The ratios move by up to 0.2 from run to run, at 10^6 mostly
-with the nursery's own time (15.3 to 19.5 us per task over the last nine
-runs). Before a node's function was called with up to three dependencies'
-values read one by one (instead of a slice of the edges mapped to their
-values), three runs gave 1.49x, 1.57x and 1.57x at 10^6, the graph taking
-26.2 to 28.0 us per node there (1.18x to 1.30x below 10^6, in two runs).
+That is with the graph's arrays of indices and counts unsigned (``"Q"``,
+see ``_taskgraph.py``); the same morning, before that change, one run at
+10^6 gave 1.54x (nursery 12.6 us, TaskGraph 19.4, hand-written 1.77x and
+1.11x). On the slower machine of the day before, with signed arrays:
+1.10x, 1.16x, 1.19x and 1.47x at 10^3..10^6 (nursery 12.8 to 19.4 us per
+task), and two more runs at 10^6 gave 1.34x and 1.37x. The ratios move by
+up to 0.2 from run to run, at 10^6 mostly with the nursery's own time
+(12.6 to 19.5 us per task over the last eleven runs). Before a node's
+function was called with up to three dependencies' values read one by one
+(instead of a slice of the edges mapped to their values), three runs gave
+1.49x, 1.57x and 1.57x at 10^6.
 
-Steps per node: 1.0 for the nursery and the hand-written scheduler, 0.48
-for TaskGraph and the hand-written one that reuses tasks. Python calls per
-node: 22, 13.8, 23 and 11.5. Noise-free, under callgrind (the instructions
-of a run of 40,000 nodes less those of 20,000, less the drawing of the
-dependencies): 57,400 machine instructions per node, 1.01x the nursery's
-56,800 (1,650 fewer than before the change above). ``add()`` checks each
-dependency and records the edge both ways in a Python loop, more bytecodes
-but fewer instructions and less time than the same work through ``map()``
-and ``operator`` getters in C.
+Steps per node: 1.0 for the nursery and the hand-written scheduler, 0.47
+to 0.48 for TaskGraph and the hand-written one that reuses tasks. Python
+calls per node: 22, 13.8, 23 and 11.5. Noise-free, under callgrind (the
+instructions of a run of 40,000 nodes less those of 20,000, less the
+drawing of the dependencies, on the freshly booted machine): 55,300
+machine instructions per node, 0.94x the nursery's 58,700; with signed
+arrays 58,900 (the day before, on the other machine, 57,400 against the
+nursery's 56,800). ``add()`` checks each dependency and records the edge
+both ways in a Python loop, more bytecodes but fewer instructions and less
+time than the same work through ``map()`` and ``operator`` getters in C.
 
 Issue 19's goal is build+run <= 1.5x the bare nursery at every size, the
-ratio not growing with n. The bound held at every size in the run above, by
-a margin of 0.03 at 10^6, and at 10^6 in the two more runs; the ratio still
-grows at 10^6. The graph's extra cost over the hand-written scheduler that
-reuses tasks is about the same at every size, 5 to 9 us per node, and mostly
-Python work: an ``add()`` call per node, and the statuses, times and names a
-run keeps (in the same loop of rounds with the cyclic GC off, at 10^4:
-nursery 10.2 us, TaskGraph 13.0, reusing 8.3, before the change above). What
+ratio not growing with n. The bound held at every size in the table's run
+(by 0.07 at 10^6) and in the three runs of the day before, but not in the
+run at 10^6 before the unsigned arrays (1.54x); the ratio still grows at
+10^6. The graph's extra cost over the hand-written scheduler that reuses
+tasks is about the same at every size (3.0, 2.0, 4.7 and 4.5 us per node in
+the table's run; 5 to 9 on the slower machine), and mostly Python work: an
+``add()`` call per node, and the statuses, times and names a run keeps (in
+the same loop of rounds with the cyclic GC off, at 10^4: nursery 10.2 us,
+TaskGraph 13.0, reusing 8.3, on the slower machine with the slices). What
 grows at 10^6 is what every scheduler of dependencies pays there and a bare
 nursery does not: each dependency read is a cache miss. The cyclic GC costs
 them all about the same there, the nursery included, whose million waiting
@@ -68,6 +75,15 @@ hand-written scheduler that reuses tasks, 5.2 and 5.7 for the nursery. (The
 graph keeps no set of default names: a set of a million names added about
 0.13 s to each full collection.) So the hand-written schedulers' ratios grow
 more than the graph's.
+
+Tried and dropped (fresh processes in turn, five rounds at 10^6; the
+machine's noise there is about 10 %): each node's dependents turned around
+in ``run()`` into two flat arrays instead of recorded by ``add()`` on the
+dependency's Node (one tracked object per node fewer): 6,200 instructions
+per node more, 18.9 against 18.9 us at 10^6; dependents in a tuple while
+they are few (the collector stops tracking a tuple of ints): 3,400
+instructions fewer, 17.7 against 17.6 us at 10^6, since each new tuple
+touches the int of every dependent already in it.
 """
 
 from __future__ import annotations
