@@ -9,7 +9,7 @@ drawn once with ``random.Random(0)``), four ways of doing the same work:
 - **TaskGraph build+run**: the n ``graph.add`` calls (validation and edges)
   and ``await graph.run()``. Such a run (no limit, priorities or resources)
   lets the task of a node that succeeds run the first dependent it makes
-  ready itself, so it starts about 0.48 tasks per node.
+  ready itself, so it starts 0.47 to 0.48 tasks per node.
 - **hand-written scheduler** (an extra row): the graph a Trio user writes
   by hand -- count each node's remaining dependencies, keep a list of
   dependents per node, and start a node from the task whose completion
@@ -25,7 +25,7 @@ Measured with ``python -m benchmarks graph_1000 --repeat 20``,
 ``graph_10000 graph_100000 --repeat 6`` and ``graph_1000000 --repeat 5`` on
 a 2-core machine, the order of the variants changing every round (see
 ``_harness.run_case``), CPU time per node, ratio to the bare nursery (a
-freshly booted virtual machine, faster than the one of the runs below)::
+freshly booted virtual machine, faster than the previous day's)::
 
     n          nursery   TaskGraph         hand-written     hand, reusing tasks
     1,000       7.0 us    7.4 us (1.05x)    9.0 us (1.28x)   4.3 us (0.62x)
@@ -45,36 +45,39 @@ function was called with up to three dependencies' values read one by one
 (instead of a slice of the edges mapped to their values), three runs gave
 1.49x, 1.57x and 1.57x at 10^6.
 
-Steps per node: 1.0 for the nursery and the hand-written scheduler, 0.47
-to 0.48 for TaskGraph and the hand-written one that reuses tasks. Python
-calls per node: 22, 13.8, 23 and 11.5. Noise-free, under callgrind (the
-instructions of a run of 40,000 nodes less those of 20,000, less the
-drawing of the dependencies, on the freshly booted machine): 55,300
-machine instructions per node, 0.94x the nursery's 58,700; with signed
-arrays 58,900 (the day before, on the other machine, 57,400 against the
-nursery's 56,800). ``add()`` checks each dependency and records the edge
-both ways in a Python loop, more bytecodes but fewer instructions and less
-time than the same work through ``map()`` and ``operator`` getters in C.
+Steps per node: 1.0 for the nursery and the hand-written scheduler, 0.47 to
+0.48 for TaskGraph and the hand-written one that reuses tasks. Python calls
+per node: 22, 13.7 to 14.0, 23 and 11.5. Noise-free, under callgrind (the
+instructions of a run of 40,000 nodes less those of 20,000, less the drawing
+of the dependencies, on the freshly booted machine): 55,300 machine
+instructions per node, 0.94x the nursery's 58,700; with signed arrays 58,500
+to 59,100 in three measurements (the day before, on the other machine,
+57,400 against the nursery's 56,800). ``add()`` checks each dependency and
+records the edge both ways in a Python loop, more bytecodes but fewer
+instructions and less time than the same work through ``map()`` and
+``operator`` getters in C.
 
 Issue 19's goal is build+run <= 1.5x the bare nursery at every size, the
 ratio not growing with n. The bound held at every size in the table's run
-(by 0.07 at 10^6) and in the three runs of the day before, but not in the
-run at 10^6 before the unsigned arrays (1.54x); the ratio still grows at
-10^6. The graph's extra cost over the hand-written scheduler that reuses
-tasks is about the same at every size (3.0, 2.0, 4.7 and 4.5 us per node in
-the table's run; 5 to 9 on the slower machine), and mostly Python work: an
+(by 0.07 at 10^6), in the previous day's full run and at 10^6 in its two
+more runs, but not in the run at 10^6 before the unsigned arrays (1.54x);
+the ratio still grows at 10^6. The graph's extra cost over the hand-written
+scheduler that reuses tasks is 2 to 5 us per node at every size in the
+table's run (5 to 9 on the slower machine), and mostly Python work: an
 ``add()`` call per node, and the statuses, times and names a run keeps (in
 the same loop of rounds with the cyclic GC off, at 10^4: nursery 10.2 us,
 TaskGraph 13.0, reusing 8.3, on the slower machine with the slices). What
 grows at 10^6 is what every scheduler of dependencies pays there and a bare
 nursery does not: each dependency read is a cache miss. The cyclic GC costs
 them all about the same there, the nursery included, whose million waiting
-tasks its full collections scan: in two runs at 10^6 (the first before the
-change above), 5.0 and 4.4 us per node for the graph, 4.3 and 5.2 for the
-hand-written scheduler that reuses tasks, 5.2 and 5.7 for the nursery. (The
-graph keeps no set of default names: a set of a million names added about
-0.13 s to each full collection.) So the hand-written schedulers' ratios grow
-more than the graph's.
+tasks its full collections scan: in two runs at 10^6 on the slower machine
+(the first before the values were read one by one), 5.0 and 4.4 us per node
+for the graph, 4.3 and 5.2 for the hand-written scheduler that reuses tasks,
+5.2 and 5.7 for the nursery. (The graph keeps no set of default names: a
+set of a million names added about 0.13 s to each full collection.) So the
+plain hand-written scheduler's ratio grows more than the graph's (by 0.65
+from 10^5 to 10^6 in the table's run), the one that reuses tasks as much
+(0.35, the graph's too).
 
 Tried and dropped (fresh processes in turn, five rounds at 10^6; the
 machine's noise there is about 10 %): each node's dependents turned around

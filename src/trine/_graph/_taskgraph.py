@@ -187,9 +187,10 @@ class TaskGraph:
     _nodes: list[Node[Any]] = attrs.field(factory=list, init=False)
     # Node i depends on _edges[_starts[i]:_starts[i + 1]] (indices of earlier nodes).
     # (C arrays: no int object per edge or node, and a run reads them as they are.
-    # Unsigned, "Q", as every array of indices and counts here is: CPython 3.11
-    # stores an int in a signed array through its argument parser, and a store
-    # costs about 1.7 times what it costs in an unsigned one.)
+    # Unsigned, "Q", as every array of indices and counts of a graph and its
+    # runs is (_Run.remaining too): CPython 3.11 stores an int in a signed
+    # array through its argument parser, and a store costs about 1.7 times
+    # what it costs in an unsigned one.)
     _edges: array[int] = attrs.field(factory=lambda: array("Q"), init=False)
     _starts: array[int] = attrs.field(factory=lambda: array("Q", [0]), init=False)
     # The names of the first nodes (a node without one gets its default name
