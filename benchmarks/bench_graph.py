@@ -33,17 +33,19 @@ freshly booted virtual machine, faster than the previous day's)::
     100,000    13.5 us   14.5 us (1.08x)   14.9 us (1.11x)   9.8 us (0.73x)
     1,000,000  13.0 us   18.6 us (1.43x)   22.9 us (1.76x)  14.1 us (1.08x)
 
-That is with the graph's arrays of indices and counts unsigned (``"Q"``,
-see ``_taskgraph.py``); the same morning, before that change, one run at
-10^6 gave 1.54x (nursery 12.6 us, TaskGraph 19.4, hand-written 1.77x and
-1.11x). On the slower machine of the day before, with signed arrays:
-1.10x, 1.16x, 1.19x and 1.47x at 10^3..10^6 (nursery 12.8 to 19.4 us per
-task), and two more runs at 10^6 gave 1.34x and 1.37x. The ratios move by
-up to 0.2 from run to run, at 10^6 mostly with the nursery's own time
-(12.6 to 19.5 us per task over the last eleven runs). Before a node's
-function was called with up to three dependencies' values read one by one
-(instead of a slice of the edges mapped to their values), three runs gave
-1.49x, 1.57x and 1.57x at 10^6.
+That is with the graph's arrays of indices and counts unsigned (``"Q"``, see
+``_taskgraph.py``); a second run at 10^6 with them (``--repeat 3``) gave
+1.16x (nursery 15.6 us, TaskGraph 18.1, hand-written 1.41x and 0.95x): the
+graph's time moved little, the nursery's a lot. The same morning, before
+that change, one run at 10^6 gave 1.54x (nursery 12.6 us, TaskGraph 19.4,
+hand-written 1.77x and 1.11x). On the slower machine of the day before, with
+signed arrays: 1.10x, 1.16x, 1.19x and 1.47x at 10^3..10^6 (nursery 12.8 to
+19.4 us per task), and two more runs at 10^6 gave 1.34x and 1.37x. The
+ratios move by up to 0.3 from run to run, at 10^6 mostly with the nursery's
+own time (12.6 to 19.5 us per task over the last twelve runs). Before a
+node's function was called with up to three dependencies' values read one by
+one (instead of a slice of the edges mapped to their values), three runs
+gave 1.49x, 1.57x and 1.57x at 10^6.
 
 Steps per node: 1.0 for the nursery and the hand-written scheduler, 0.47 to
 0.48 for TaskGraph and the hand-written one that reuses tasks. Python calls
