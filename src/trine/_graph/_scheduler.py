@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal, final
 import trio
 
 from .._util import NotAwaitableError, check_awaitable, check_sync_result
-from ._node import Node
+from ._node import _INDEX_TYPE, Node
 from ._resources import _Release, _release_all, _Resource, _take_all_nowait
 from ._results import (
     _CANCELLED,
@@ -158,7 +158,7 @@ class _Run:
             graph._finished_view._set(0)  # a new run
         # Per node, made by begin(): dependencies still to succeed. (Its
         # dependents are Node._dependents, recorded by add().)
-        self.remaining = array("Q")
+        self.remaining = array(_INDEX_TYPE)
 
     # -- start and end ---------------------------------------------------------
 
@@ -169,7 +169,9 @@ class _Run:
         self.now = trio.lowlevel.current_clock().current_time
         count = self.count
         starts = self.starts
-        remaining = self.remaining = array("Q", map(operator.sub, starts[1 : count + 1], starts))
+        remaining = self.remaining = array(
+            _INDEX_TYPE, map(operator.sub, starts[1 : count + 1], starts)
+        )
         roots = list(itertools.compress(range(count), map(operator.not_, remaining)))
         if self.fast:
             self.ready = roots

@@ -41,7 +41,7 @@ from .._limit import KeyedLimiter, LimiterLike, _check_limiter
 from .._policy import SupportsCall, _check_call_guard
 from .._util import check_async_callable, check_int, check_name, check_sync_callable
 from .._values import ReadOnlyValue
-from ._node import Node, _new_node
+from ._node import _INDEX_TYPE, Node, _new_node
 from ._order import find_cycle
 from ._resources import _Resource
 from ._results import GraphResult, GraphStatistics, NodeEvent
@@ -186,13 +186,9 @@ class TaskGraph:
     _resources: dict[str, _Resource] = attrs.field(factory=dict, init=False)
     _nodes: list[Node[Any]] = attrs.field(factory=list, init=False)
     # Node i depends on _edges[_starts[i]:_starts[i + 1]] (indices of earlier nodes).
-    # (C arrays: no int object per edge or node, and a run reads them as they are.
-    # Unsigned, "Q", as every array of indices and counts of a graph and its
-    # runs is (_Run.remaining too): CPython 3.11 stores an int in a signed
-    # array through its argument parser, and a store costs about 1.7 times
-    # what it costs in an unsigned one.)
-    _edges: array[int] = attrs.field(factory=lambda: array("Q"), init=False)
-    _starts: array[int] = attrs.field(factory=lambda: array("Q", [0]), init=False)
+    # (C arrays: no int object per edge or node, and a run reads them as they are.)
+    _edges: array[int] = attrs.field(factory=lambda: array(_INDEX_TYPE), init=False)
+    _starts: array[int] = attrs.field(factory=lambda: array(_INDEX_TYPE, [0]), init=False)
     # The names of the first nodes (a node without one gets its default name
     # when something asks), the names given to add(), and per default base
     # name the next suffix. While no base could make another base's default
@@ -690,8 +686,8 @@ def _split_suffix(name: str) -> tuple[str, int] | None:
     return None
 
 
-# A new empty array('Q'), without parsing a typecode.
-_new_dependents = array("Q").__copy__
+# A new empty array of indices, without parsing a typecode.
+_new_dependents = array(_INDEX_TYPE).__copy__
 
 
 def _misuse_may_replace(error: BaseException) -> bool:
@@ -733,7 +729,7 @@ class _DepLists:
         graph = self._graph
         starts = graph._starts
         first, end = starts[index], starts[index + 1]
-        graph._edges[first:end] = array("Q", deps)
+        graph._edges[first:end] = array(_INDEX_TYPE, deps)
         shift = len(deps) - (end - first)
         for later in range(index + 1, len(starts)):
             starts[later] += shift
