@@ -38,13 +38,14 @@ That is with the graph's arrays of indices and counts unsigned (``"Q"``, see
 1.16x (nursery 15.6 us, TaskGraph 18.1, hand-written 1.41x and 0.95x): the
 graph's time moved little, the nursery's a lot. The same morning, before
 that change, one run at 10^6 gave 1.54x (nursery 12.6 us, TaskGraph 19.4,
-hand-written 1.77x and 1.11x). A session later, on a slower machine, one run
-at 10^6 with them (``--repeat 3``) gave 1.57x (nursery 22.8 us, TaskGraph
-35.7, hand-written 1.76x and 1.14x). On the slower machine of the day before, with
-signed arrays: 1.10x, 1.16x, 1.19x and 1.47x at 10^3..10^6 (nursery 12.8 to
-19.4 us per task), and two more runs at 10^6 gave 1.34x and 1.37x. The
-ratios move by up to 0.3 from run to run, at 10^6 mostly with the nursery's
-own time (12.6 to 22.8 us per task over the last thirteen runs). Before a
+hand-written 1.77x and 1.11x). On the slower machine of the day before,
+with signed arrays: 1.10x, 1.16x, 1.19x and 1.47x at 10^3..10^6 (nursery
+12.8 to 19.4 us per task), and two more runs at 10^6 gave 1.34x and 1.37x.
+On one machine the ratios move by up to 0.3 from run to run, at 10^6 mostly
+with the nursery's own time (12.6 to 19.5 us per task over twelve runs on
+those two machines). A session later, on a third machine, slower again, one
+run at 10^6 with the unsigned arrays (``--repeat 3``) gave 1.57x (nursery
+22.8 us, TaskGraph 35.7, hand-written 1.76x and 1.14x). Before a
 node's function was called with up to three dependencies' values read one by
 one (instead of a slice of the edges mapped to their values), three runs
 gave 1.49x, 1.57x and 1.57x at 10^6.
@@ -65,11 +66,11 @@ Issue 19's goal is build+run <= 1.5x the bare nursery at every size, the
 ratio not growing with n. The bound held at every size in the table's run
 (by 0.07 at 10^6), in the previous day's full run and at 10^6 in its two
 more runs, but not in the run at 10^6 before the unsigned arrays (1.54x),
-nor in the later session's run at 10^6 with them (1.57x); the ratio still
+nor in the third machine's run at 10^6 with them (1.57x); the ratio still
 grows at 10^6. The graph's extra cost over the hand-written
 scheduler that reuses tasks is 2 to 5 us per node at every size in the
-table's run (5 to 9 on the slower machine, 9.6 at 10^6 on the later
-session's), and mostly Python work: an
+table's run (5 to 9 on the machine of the day before, 9.6 at 10^6 on the
+third machine), and mostly Python work: an
 ``add()`` call per node, and the statuses, times and names a run keeps (in
 the same loop of rounds with the cyclic GC off, at 10^4: nursery 10.2 us,
 TaskGraph 13.0, reusing 8.3, on the slower machine with the slices). What
@@ -93,9 +94,10 @@ per node more, 18.9 against 18.9 us at 10^6; dependents in a tuple while
 they are few (the collector stops tracking a tuple of ints): 3,400
 instructions fewer, 17.7 against 17.6 us at 10^6, since each new tuple
 touches the int of every dependent already in it; the arrays of indices
-and counts in 4-byte unsigned ints (``"I"``, half the memory of ``"Q"``):
-29.4, 31.7 and 32.4 us at 10^6 against 30.9, 30.6 and 29.6 (three fresh
-processes each, in turn, the later session's slower machine), no faster.
+and counts in 4-byte unsigned ints (``"I"``, half the memory of ``"Q"``),
+measured apart, on the third machine (three fresh processes each, in turn,
+the faster of two runs of TaskGraph alone in each): 29.4, 31.7 and 32.4 us
+at 10^6 against 30.9, 30.6 and 29.6, no faster.
 """
 
 from __future__ import annotations

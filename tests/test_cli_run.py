@@ -44,7 +44,7 @@ def _append_job(name: str, runs: Path, **keys: str) -> str:
 
 def _succeeded(joblog: Path) -> set[str]:
     """The jobs the job log records as finally succeeded, so far."""
-    done = set()
+    done: set[str] = set()
     for line in joblog.read_text().splitlines() if joblog.exists() else []:
         with contextlib.suppress(json.JSONDecodeError):  # a line still being written
             entry = json.loads(line)
