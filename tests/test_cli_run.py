@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 import trine as trine_lib
 from test_cli import PY, cli_env, trine, write
+from trine._cli._joblog import read_joblog
 from trine._cli._progress import estimate_remaining, make_display
 from trine._cli._runner import Runner, RunOptions, _backoff
 from trine._jobs_file import parse_jobs
@@ -40,17 +41,6 @@ def _runs(path: Path) -> list[str]:
 def _append_job(name: str, runs: Path, **keys: str) -> str:
     extra = "".join(f"{key} = {value}\n" for key, value in keys.items())
     return f'[jobs.{name}]\ncmd = ["{PY}", "-c", "{_APPEND}", "{runs}", "{name}"]\n{extra}'
-
-
-def _succeeded(joblog: Path) -> set[str]:
-    """The jobs the job log records as finally succeeded, so far."""
-    done: set[str] = set()
-    for line in joblog.read_text().splitlines() if joblog.exists() else []:
-        with contextlib.suppress(json.JSONDecodeError):  # a line still being written
-            entry = json.loads(line)
-            if entry["final"] and entry["status"] == "succeeded":
-                done.add(entry["id"])
-    return done
 
 
 def _report(path: Path) -> dict[str, Any]:
@@ -138,7 +128,10 @@ async def test_interrupted_run_resumes_from_the_job_log(tmp_path: Path) -> None:
     def ready() -> bool:
         # The job log, not runs.txt: a job that has appended its name may still be
         # exiting, and a SIGINT then cancels it.
-        return pid_file.exists() and {"one", "two", "three"} <= _succeeded(joblog)
+        succeeded = {
+            name for name, job in read_joblog(str(joblog)).items() if job.status == "succeeded"
+        }
+        return pid_file.exists() and {"one", "two", "three"} <= succeeded
 
     returncode, _ = await _interrupt(
         tmp_path, ["run", str(path), "--joblog", str(joblog), "--json", str(first)], ready
