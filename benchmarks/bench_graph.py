@@ -23,68 +23,74 @@ Each case prints Trio task steps and Python calls per node beside the time.
 
 Measured with ``python -m benchmarks graph_1000 --repeat 20``,
 ``graph_10000 graph_100000 --repeat 6`` and ``graph_1000000 --repeat 5`` on
-a 2-core machine, the order of the variants changing every round (see
-``_harness.run_case``), CPU time per node, ratio to the bare nursery (a
-freshly booted virtual machine, faster than the previous day's)::
+a 2-core virtual machine, the order of the variants changing every round
+(see ``_harness.run_case``), CPU time per node, ratio to the bare nursery
+(the fourth machine these were run on, and the fastest)::
 
     n          nursery   TaskGraph         hand-written     hand, reusing tasks
-    1,000       7.0 us    7.4 us (1.05x)    9.0 us (1.28x)   4.3 us (0.62x)
-    10,000      7.4 us    7.9 us (1.07x)    9.3 us (1.25x)   5.9 us (0.80x)
-    100,000    13.5 us   14.5 us (1.08x)   14.9 us (1.11x)   9.8 us (0.73x)
-    1,000,000  13.0 us   18.6 us (1.43x)   22.9 us (1.76x)  14.1 us (1.08x)
+    1,000       4.6 us    4.9 us (1.05x)    5.4 us (1.16x)   3.1 us (0.66x)
+    10,000      5.5 us    5.7 us (1.04x)    6.5 us (1.18x)   3.9 us (0.72x)
+    100,000    11.7 us   10.8 us (0.92x)   13.5 us (1.15x)   8.1 us (0.69x)
+    1,000,000  14.4 us   19.0 us (1.31x)   21.6 us (1.50x)  14.2 us (0.98x)
 
-That is with the graph's arrays of indices and counts unsigned (``"Q"``, see
-``_taskgraph.py``); a second run at 10^6 with them (``--repeat 3``) gave
-1.16x (nursery 15.6 us, TaskGraph 18.1, hand-written 1.41x and 0.95x): the
-graph's time moved little, the nursery's a lot. The same morning, before
-that change, one run at 10^6 gave 1.54x (nursery 12.6 us, TaskGraph 19.4,
-hand-written 1.77x and 1.11x). On the slower machine of the day before,
-with signed arrays: 1.10x, 1.16x, 1.19x and 1.47x at 10^3..10^6 (nursery
-12.8 to 19.4 us per task), and two more runs at 10^6 gave 1.34x and 1.37x.
-On one machine the ratios move by up to 0.3 from run to run, at 10^6 mostly
-with the nursery's own time (12.6 to 19.5 us per task over twelve runs on
-those two machines). A session later, on a third machine, slower again, one
-run at 10^6 with the unsigned arrays (``--repeat 3``) gave 1.57x (nursery
-22.8 us, TaskGraph 35.7, hand-written 1.76x and 1.14x). Before a
-node's function was called with up to three dependencies' values read one by
-one (instead of a slice of the edges mapped to their values), three runs
-gave 1.49x, 1.57x and 1.57x at 10^6.
+A run at 10^6 just before (``--repeat 3``) gave 1.26x (nursery 14.2 us,
+TaskGraph 17.9, hand-written 1.60x and 1.01x). Earlier runs at 10^6, on
+three slower machines: 1.34x, 1.37x and 1.47x on the first (signed arrays
+of indices; 1.10x, 1.16x and 1.19x at 10^3 to 10^5); 1.54x on the second
+before the arrays were unsigned (``"Q"``, see ``_node.py``), then 1.43x
+(1.05x, 1.07x and 1.08x at 10^3 to 10^5) and 1.16x after; 1.57x on the
+third (nursery 22.8 us, TaskGraph 35.7). On one machine the ratios move by
+up to 0.3 from run to run, at 10^6 mostly with the nursery's own time.
+Before a node's function was called with up to three dependencies' values
+read one by one (instead of a slice of the edges mapped to their values),
+three runs gave 1.49x, 1.57x and 1.57x at 10^6.
 
-Steps per node: 1.0 for the nursery and the hand-written scheduler, 0.47 to
+Steps per node: 1.0 for the nursery and the hand-written scheduler, 0.46 to
 0.48 for TaskGraph and the hand-written one that reuses tasks. Python calls
-per node: 22, 13.7 to 14.0, 23 and 11.5. Noise-free, under callgrind (the
-instructions of a run of 40,000 nodes less those of 20,000, less the drawing
-of the dependencies, on the freshly booted machine): 55,300 machine
-instructions per node, 0.94x the nursery's 58,700; with signed arrays 58,500
-to 59,100 in three measurements (the day before, on the other machine,
-57,400 against the nursery's 56,800). ``add()`` checks each dependency and
-records the edge both ways in a Python loop, more bytecodes but fewer
-instructions and less time than the same work through ``map()`` and
-``operator`` getters in C.
+per node: 22 to 22.6, 13.7 to 14.0, 23 to 23.9 and 11.4 to 11.8.
+Noise-free, under callgrind (the instructions of a run of 40,000 nodes less
+those of 20,000, less the drawing of the dependencies, on the second
+machine): 55,300 machine instructions per node, 0.94x the nursery's 58,700;
+with signed arrays 58,500 to 59,100 in three measurements (on the first
+machine, 57,400 against the nursery's 56,800). ``add()`` checks each
+dependency and records the edge both ways in a Python loop, more bytecodes
+but fewer instructions and less time than the same work through ``map()``
+and ``operator`` getters in C.
 
 Issue 19's goal is build+run <= 1.5x the bare nursery at every size, the
-ratio not growing with n. The bound held at every size in the table's run
-(by 0.07 at 10^6), in the previous day's full run and at 10^6 in its two
-more runs, but not in the run at 10^6 before the unsigned arrays (1.54x),
-nor in the third machine's run at 10^6 with them (1.57x); the ratio still
-grows at 10^6. The graph's extra cost over the hand-written
-scheduler that reuses tasks is 2 to 5 us per node at every size in the
-table's run (5 to 9 on the machine of the day before, 9.6 at 10^6 on the
-third machine), and mostly Python work: an
-``add()`` call per node, and the statuses, times and names a run keeps (in
-the same loop of rounds with the cyclic GC off, at 10^4: nursery 10.2 us,
-TaskGraph 13.0, reusing 8.3, on the slower machine with the slices). What
-grows at 10^6 is what every scheduler of dependencies pays there and a bare
-nursery does not: each dependency read is a cache miss. The cyclic GC costs
-them all about the same there, the nursery included, whose million waiting
-tasks its full collections scan: in two runs at 10^6 on the slower machine
-(the first before the values were read one by one), 5.0 and 4.4 us per node
-for the graph, 4.3 and 5.2 for the hand-written scheduler that reuses tasks,
-5.2 and 5.7 for the nursery. (The graph keeps no set of default names: a
-set of a million names added about 0.13 s to each full collection.) So the
-plain hand-written scheduler's ratio grows more than the graph's (by 0.65
-from 10^5 to 10^6 in the table's run), the one that reuses tasks as much
-(0.35, the graph's too).
+ratio not growing with n. The bound held at every size in the table's run,
+in the first machine's full run and in seven of the nine runs at 10^6
+listed above (not in the second machine's 1.54x before the unsigned arrays,
+nor in the third machine's 1.57x); the ratio still grows at 10^6. A graph
+costs 0.80x to 0.90x the plain hand-written scheduler in the table's run,
+and 1.7 to 4.7 us per node more than the one that reuses tasks (9.6 at
+10^6 on the third machine): mostly Python work, an ``add()`` call per node
+and the statuses, times and names a run keeps, and the cyclic GC.
+
+What grows at 10^6 is what every scheduler of dependencies pays there and a
+bare nursery does not: each dependency read is a cache miss. The cyclic GC
+costs the graph a little more than the hand-written scheduler. In one fresh
+process each at 10^6, on the fourth machine, with ``gc.callbacks`` timing
+every collection, the collections took 4.9 us per node for the graph (0.8
+in the youngest generation, 1.3 in the middle one, 2.7 in the seven full
+ones), 4.5 for the hand-written scheduler that reuses tasks and 6.1 for the
+nursery, whose full collections scan a million waiting tasks. The graph
+keeps two tracked containers per node, its Node and the Node's array of
+dependents (CPython 3.11 tracks arrays), where the hand-written scheduler
+keeps one list; its young collections ran 3,335 times against 2,036. Under
+cachegrind with a 4 MB last-level cache (runs of 100,000 nodes less 50,000,
+less the drawing of the dependencies, each process ending before Python's
+collection at exit, as the harness collects a graph's cycles outside its
+timing): the graph ran 57,100 instructions per node and missed that cache
+215 times, 8,300 and 155 of them in the GC; the hand-written scheduler that
+reuses tasks 35,600 and 121 (3,500 and 78 in the GC); the nursery 66,200
+and 427. With the GC off, the graph's 16,700 instructions per node more
+than that scheduler are mostly building it: under cProfile at 10^5 (GC
+off, times inflated by the profiler), ``add()`` and its seven array appends
+per node took 4.7 us per node, and the graph's task 1.6 us per node more
+than the hand-written scheduler's (6.5 against 4.9). (The graph keeps no
+set of default names: a set of a million names added about 0.13 s to each
+full collection.)
 
 Tried and dropped (fresh processes in turn, five rounds at 10^6; the
 machine's noise there is about 10 %): each node's dependents turned around
