@@ -9,7 +9,7 @@ drawn once with ``random.Random(0)``), four ways of doing the same work:
 - **TaskGraph build+run**: the n ``graph.add`` calls (validation and edges)
   and ``await graph.run()``. Such a run (no limit, priorities or resources)
   lets the task of a node that succeeds run the first dependent it makes
-  ready itself, so it starts 0.47 to 0.48 tasks per node.
+  ready itself, so it starts 0.46 to 0.48 tasks per node.
 - **hand-written scheduler** (an extra row): the graph a Trio user writes
   by hand -- count each node's remaining dependencies, keep a list of
   dependents per node, and start a node from the task whose completion
@@ -25,7 +25,7 @@ Measured with ``python -m benchmarks graph_1000 --repeat 20``,
 ``graph_10000 graph_100000 --repeat 6`` and ``graph_1000000 --repeat 5`` on
 a 2-core virtual machine, the order of the variants changing every round
 (see ``_harness.run_case``), CPU time per node, ratio to the bare nursery
-(the fourth machine these were run on, and the fastest)::
+(the fourth machine these were run on, the fastest at 10^3 to 10^5)::
 
     n          nursery   TaskGraph         hand-written     hand, reusing tasks
     1,000       4.6 us    4.9 us (1.05x)    5.4 us (1.16x)   3.1 us (0.66x)
@@ -33,12 +33,12 @@ a 2-core virtual machine, the order of the variants changing every round
     100,000    11.7 us   10.8 us (0.92x)   13.5 us (1.15x)   8.1 us (0.69x)
     1,000,000  14.4 us   19.0 us (1.31x)   21.6 us (1.50x)  14.2 us (0.98x)
 
-A run at 10^6 just before (``--repeat 3``) gave 1.26x (nursery 14.2 us,
-TaskGraph 17.9, hand-written 1.60x and 1.01x). Earlier runs at 10^6, on
-three slower machines: 1.34x, 1.37x and 1.47x on the first (signed arrays
-of indices; 1.10x, 1.16x and 1.19x at 10^3 to 10^5); 1.54x on the second
-before the arrays were unsigned (``"Q"``, see ``_node.py``), then 1.43x
-(1.05x, 1.07x and 1.08x at 10^3 to 10^5) and 1.16x after; 1.57x on the
+A run at 10^6 earlier in the same session (``--repeat 3``) gave 1.26x
+(nursery 14.2 us, TaskGraph 17.9, hand-written 1.60x and 1.01x). Earlier
+runs at 10^6, on three other machines: 1.34x, 1.37x and 1.47x on the first
+(signed arrays of indices; 1.10x, 1.16x and 1.19x at 10^3 to 10^5); 1.54x on
+the second before the arrays were unsigned (``"Q"``, see ``_node.py``), then
+1.43x (1.05x, 1.07x and 1.08x at 10^3 to 10^5) and 1.16x after; 1.57x on the
 third (nursery 22.8 us, TaskGraph 35.7). On one machine the ratios move by
 up to 0.3 from run to run, at 10^6 mostly with the nursery's own time.
 Before a node's function was called with up to three dependencies' values
@@ -58,33 +58,38 @@ but fewer instructions and less time than the same work through ``map()``
 and ``operator`` getters in C.
 
 Issue 19's goal is build+run <= 1.5x the bare nursery at every size, the
-ratio not growing with n. The bound held at every size in the table's run,
-in the first machine's full run and in seven of the nine runs at 10^6
-listed above (not in the second machine's 1.54x before the unsigned arrays,
-nor in the third machine's 1.57x); the ratio still grows at 10^6. A graph
-costs 0.80x to 0.90x the plain hand-written scheduler in the table's run,
-and 1.7 to 4.7 us per node more than the one that reuses tasks (9.6 at
+ratio not growing with n. The bound held at every size in the table's run
+and in the first and second machines' full runs, and in seven of the nine
+runs at 10^6 since the values were read one by one (not in the second
+machine's 1.54x before the unsigned arrays, nor in the third machine's
+1.57x); the ratio still grows at 10^6. A graph costs 0.80x to 0.90x the
+plain hand-written scheduler in the table's run, and 1.7 to 4.7 us per node
+(from the unrounded medians) more than the one that reuses tasks (9.6 at
 10^6 on the third machine): mostly Python work, an ``add()`` call per node
 and the statuses, times and names a run keeps, and the cyclic GC.
 
-What grows at 10^6 is what every scheduler of dependencies pays there and a
-bare nursery does not: each dependency read is a cache miss. The cyclic GC
-costs the graph a little more than the hand-written scheduler. In one fresh
-process each at 10^6, on the fourth machine, with ``gc.callbacks`` timing
-every collection, the collections took 4.9 us per node for the graph (0.8
-in the youngest generation, 1.3 in the middle one, 2.7 in the seven full
-ones), 4.5 for the hand-written scheduler that reuses tasks and 6.1 for the
-nursery, whose full collections scan a million waiting tasks. The graph
-keeps two tracked containers per node, its Node and the Node's array of
-dependents (CPython 3.11 tracks arrays), where the hand-written scheduler
+Why the ratio grows at 10^6 is not fully known. It grows for every
+scheduler of dependencies (from 10^5 by 0.39 for the graph, 0.29 and 0.35
+for the hand-written ones), which read the state of random earlier nodes,
+where a bare nursery reads none. The cyclic GC is not the difference. In one
+fresh process each at 10^6, on the fourth machine, with ``gc.callbacks``
+timing every collection, the collections took 4.9 us per node for the
+graph (0.8 in the youngest generation, 1.3 in the middle one, 2.7 in the
+seven full ones), 4.5 for the hand-written scheduler that reuses tasks and
+6.1 for the nursery, whose full collections scan a million waiting tasks.
+The graph keeps two tracked containers per node, its Node and the Node's
+array of dependents (CPython 3.11 tracks arrays), where that scheduler
 keeps one list; its young collections ran 3,335 times against 2,036. Under
-cachegrind with a 4 MB last-level cache (runs of 100,000 nodes less 50,000,
-less the drawing of the dependencies, each process ending before Python's
-collection at exit, as the harness collects a graph's cycles outside its
-timing): the graph ran 57,100 instructions per node and missed that cache
-215 times, 8,300 and 155 of them in the GC; the hand-written scheduler that
-reuses tasks 35,600 and 121 (3,500 and 78 in the GC); the nursery 66,200
-and 427. With the GC off, the graph's 16,700 instructions per node more
+cachegrind with a 4 MB last-level cache (runs of 100,000 nodes less
+50,000, less the drawing of the dependencies, each process ending before
+Python's collection at exit, as the harness collects a graph's cycles
+outside its timing), the graph ran 57,200 instructions per node and missed
+that cache 215 times, 8,400 of the instructions and 155 of the misses in
+the GC; the hand-written scheduler that reuses tasks 35,600 and 121 (3,500
+and 79 in the GC); the nursery 66,200 and 427 (16,200 and 380 in the GC).
+Outside the GC the graph missed 60 times per node, that scheduler 42 and
+the nursery 47, so a simulated cache of that size does not show the growth
+either. With the GC off, the graph's 16,700 instructions per node more
 than that scheduler are mostly building it: under cProfile at 10^5 (GC
 off, times inflated by the profiler), ``add()`` and its seven array appends
 per node took 4.7 us per node, and the graph's task 1.6 us per node more
@@ -92,18 +97,19 @@ than the hand-written scheduler's (6.5 against 4.9). (The graph keeps no
 set of default names: a set of a million names added about 0.13 s to each
 full collection.)
 
-Tried and dropped (fresh processes in turn, five rounds at 10^6; the
-machine's noise there is about 10 %): each node's dependents turned around
-in ``run()`` into two flat arrays instead of recorded by ``add()`` on the
-dependency's Node (one tracked object per node fewer): 6,200 instructions
-per node more, 18.9 against 18.9 us at 10^6; dependents in a tuple while
-they are few (the collector stops tracking a tuple of ints): 3,400
-instructions fewer, 17.7 against 17.6 us at 10^6, since each new tuple
-touches the int of every dependent already in it; the arrays of indices
-and counts in 4-byte unsigned ints (``"I"``, half the memory of ``"Q"``),
-measured apart, on the third machine (three fresh processes each, in turn,
-the faster of two runs of TaskGraph alone in each): 29.4, 31.7 and 32.4 us
-at 10^6 against 30.9, 30.6 and 29.6, no faster.
+Tried and dropped (on the second machine unless said otherwise, fresh
+processes in turn, five rounds at 10^6; that machine's noise there is about
+10 %): each node's dependents turned around in ``run()`` into two flat
+arrays instead of recorded by ``add()`` on the dependency's Node (one
+tracked object per node fewer): 6,200 instructions per node more, 18.9
+against 18.9 us at 10^6; dependents in a tuple while they are few (the
+collector stops tracking a tuple of ints): 3,400 instructions fewer, 17.7
+against 17.6 us at 10^6, since each new tuple touches the int of every
+dependent already in it; the arrays of indices and counts in 4-byte unsigned
+ints (``"I"``, half the memory of ``"Q"``), measured apart, on the third
+machine (three fresh processes each, in turn, the faster of two runs of
+TaskGraph alone in each): 29.4, 31.7 and 32.4 us at 10^6 against 30.9, 30.6
+and 29.6, no faster.
 """
 
 from __future__ import annotations

@@ -31,9 +31,9 @@ Every variant with a limiter takes one scheduler step per call. Three more
 runs on the same quiet machine (``policy_full --repeat 12`` twice,
 ``policy --repeat 5`` once) gave ``Policy(retry, breaker, limiter,
 timeout)`` 0.91x, 1.00x and 0.91x the strongest hand-written stack, so
-issue 19's goal (<= 1.1x) holds. A session later, on a noisier machine,
-three runs gave 1.26x (``policy --repeat 5``, where the weaker
-``fail_after`` row, with six calls more, was 1.25x too), 1.01x
+issue 19's goal (<= 1.1x) holds. A session later, on another machine whose
+times swung more, three runs gave 1.26x (``policy --repeat 5``, where the
+weaker ``fail_after`` row, with six calls more, was 1.25x too), 1.01x
 (``policy_full --repeat 12``) and 0.85x (``policy --repeat 5``), each with
 one step and 79 calls per call for both, so the swings are the machine's.
 The noise-free figures agree with the quiet runs: the Policy runs 1,503

@@ -55,12 +55,13 @@ them here: it reaps its children through one ``wait()`` loop, which on this
 loaded machine costs more than Trio's pidfd wake-ups. GNU parallel was not
 installed.
 
-A later run on a quieter 2-core virtual machine (``--repeat 5``, no
+A later run on an unloaded 2-core virtual machine (``--repeat 5``, no
 ``--calls``): 0.93x captured (1,090.6 us per command against 1,169.2, 3.5
 steps against 10.8; escapes not tracked 0.91x) and 1.07x discarded (1,161.4
 us against 1,080.9, 3.4 steps against 4.5; the weaker pattern 1.05x, xargs
 1.61x). So the steps per command are not quite the same from machine to
-machine (trine's 3.5 and 3.4 here against 4.7 and 3.4 in the table).
+machine: trine's took 3.5 with output captured here against 4.7 in the table
+(discarded 3.4 on both).
 """
 
 from __future__ import annotations
