@@ -39,7 +39,9 @@ runs at 10^6, on three other machines: 1.34x, 1.37x and 1.47x on the first
 (signed arrays of indices; 1.10x, 1.16x and 1.19x at 10^3 to 10^5); 1.54x on
 the second before the arrays were unsigned (``"Q"``, see ``_node.py``), then
 1.43x (1.05x, 1.07x and 1.08x at 10^3 to 10^5) and 1.16x after; 1.57x on the
-third (nursery 22.8 us, TaskGraph 35.7). On one machine the ratios move by
+third (nursery 22.8 us, TaskGraph 35.7); 1.43x on a fifth (nursery 20.6 us,
+TaskGraph 29.3, hand-written 1.74x and 1.16x; 1.11x, 1.10x and 1.13x at 10^3
+to 10^5, ``--repeat 5``). On one machine the ratios move by
 up to 0.3 from run to run, at 10^6 mostly with the nursery's own time.
 Before a node's function was called with up to three dependencies' values
 read one by one (instead of a slice of the edges mapped to their values),
@@ -59,8 +61,8 @@ and ``operator`` getters in C.
 
 Issue 19's goal is build+run <= 1.5x the bare nursery at every size, the
 ratio not growing with n. The bound held at every size in the table's run
-and in the first and second machines' full runs, and in seven of the nine
-runs at 10^6 since the values were read one by one (not in the second
+and in the first, second and fifth machines' full runs, and in eight of the
+ten runs at 10^6 since the values were read one by one (not in the second
 machine's 1.54x before the unsigned arrays, nor in the third machine's
 1.57x); the ratio still grows at 10^6. A graph costs 0.80x to 0.90x the
 plain hand-written scheduler in the table's run, and 1.7 to 4.7 us per node
@@ -68,33 +70,40 @@ plain hand-written scheduler in the table's run, and 1.7 to 4.7 us per node
 10^6 on the third machine): mostly Python work, an ``add()`` call per node
 and the statuses, times and names a run keeps, and the cyclic GC.
 
-Why the ratio grows at 10^6 is not fully known. It grows for every
-scheduler of dependencies (from 10^5 by 0.39 for the graph, 0.29 and 0.35
-for the hand-written ones), which read the state of random earlier nodes,
-where a bare nursery reads none. The cyclic GC is not the difference. In one
-fresh process each at 10^6, on the fourth machine, with ``gc.callbacks``
-timing every collection, the collections took 4.9 us per node for the
-graph (0.8 in the youngest generation, 1.3 in the middle one, 2.7 in the
-seven full ones), 4.5 for the hand-written scheduler that reuses tasks and
-6.1 for the nursery, whose full collections scan a million waiting tasks.
-The graph keeps two tracked containers per node, its Node and the Node's
-array of dependents (CPython 3.11 tracks arrays), where that scheduler
-keeps one list; its young collections ran 3,335 times against 2,036. Under
-cachegrind with a 4 MB last-level cache (runs of 100,000 nodes less
-50,000, less the drawing of the dependencies, each process ending before
-Python's collection at exit, as the harness collects a graph's cycles
+Why the ratio grows at 10^6 is not fully known. It grows for every scheduler
+of dependencies (from 10^5 by 0.39 for the graph, 0.29 and 0.35 for the
+hand-written ones), which read the state of random earlier nodes, where a
+bare nursery reads none. Against the strongest of them, the scheduler that
+reuses tasks, the graph's ratio does not grow: 1.33x at 10^5 and 1.33x at
+10^6 in the table's run, 1.23x and 1.23x on the fifth machine. What grows is
+the cost of that work, by hand or by TaskGraph. The cyclic GC is not the
+difference. In one fresh process each at 10^6, on the fourth machine, with
+``gc.callbacks`` timing every collection, the collections took 4.9 us per
+node for the graph (0.8 in the youngest generation, 1.3 in the middle one,
+2.7 in the seven full ones), 4.5 for the hand-written scheduler that reuses
+tasks and 6.1 for the nursery, whose full collections scan a million waiting
+tasks. The graph keeps two tracked containers per node, its Node and the
+Node's array of dependents (CPython 3.11 tracks arrays), where that
+scheduler keeps one list; its young collections ran 3,335 times against
+2,036. Under cachegrind with a 4 MB last-level cache (runs of 100,000 nodes
+less 50,000, less the drawing of the dependencies, each process ending
+before Python's collection at exit, as the harness collects a graph's cycles
 outside its timing), the graph ran 57,200 instructions per node and missed
-that cache 215 times, 8,400 of the instructions and 155 of the misses in
-the GC; the hand-written scheduler that reuses tasks 35,600 and 121 (3,500
-and 79 in the GC); the nursery 66,200 and 427 (16,200 and 380 in the GC).
-Outside the GC the graph missed 60 times per node, that scheduler 42 and
-the nursery 47, so a simulated cache of that size does not show the growth
-either. With the GC off, the graph's 16,700 instructions per node more
-than that scheduler are mostly building it: under cProfile at 10^5 (GC
-off, times inflated by the profiler), ``add()`` and its seven array appends
-per node took 4.7 us per node, and the graph's task 1.6 us per node more
-than the hand-written scheduler's (6.5 against 4.9). (The graph keeps no
-set of default names: a set of a million names added about 0.13 s to each
+that cache 215 times, 8,400 of the instructions and 155 of the misses in the
+GC; the hand-written scheduler that reuses tasks 35,600 and 121 (3,500 and
+79 in the GC); the nursery 66,200 and 427 (16,200 and 380 in the GC).
+Outside the GC the graph missed 60 times per node, that scheduler 42 and the
+nursery 47, so a simulated cache of that size does not show the growth
+either. Nor does the kernel's work for new memory: in fresh processes at
+10^6 on the fifth machine (``resource.getrusage`` around one run, in two
+processes each) the graph took 1.4 us of system time per node and 0.12 page
+faults, the nursery 3.0 to 3.5 us and 0.26, the scheduler that reuses tasks
+0.6 to 0.7 us and 0.06. With the GC off, the graph's 16,700 instructions per
+node more than that scheduler are mostly building it: under cProfile at 10^5
+(GC off, times inflated by the profiler), ``add()`` and its seven array
+appends per node took 4.7 us per node, and the graph's task 1.6 us per node
+more than the hand-written scheduler's (6.5 against 4.9). (The graph keeps
+no set of default names: a set of a million names added about 0.13 s to each
 full collection.)
 
 Tried and dropped (on the second machine unless said otherwise, fresh
