@@ -39,13 +39,13 @@ runs at 10^6, on three other machines: 1.34x, 1.37x and 1.47x on the first
 (signed arrays of indices; 1.10x, 1.16x and 1.19x at 10^3 to 10^5); 1.54x on
 the second before the arrays were unsigned (``"Q"``, see ``_node.py``), then
 1.43x (1.05x, 1.07x and 1.08x at 10^3 to 10^5) and 1.16x after; 1.57x on the
-third (nursery 22.8 us, TaskGraph 35.7); 1.43x on a fifth (nursery 20.6 us,
-TaskGraph 29.3, hand-written 1.74x and 1.16x; 1.11x, 1.10x and 1.13x at 10^3
-to 10^5, ``--repeat 5``). On one machine the ratios move by
-up to 0.3 from run to run, at 10^6 mostly with the nursery's own time.
-Before a node's function was called with up to three dependencies' values
-read one by one (instead of a slice of the edges mapped to their values),
-three runs gave 1.49x, 1.57x and 1.57x at 10^6.
+third (nursery 22.8 us, TaskGraph 35.7). Later, on a fifth machine: 1.43x
+(``--repeat 3``; nursery 20.6 us, TaskGraph 29.3, hand-written 1.74x and
+1.16x), and 1.11x, 1.10x and 1.13x at 10^3 to 10^5 (``--repeat 5``). On one
+machine the ratios move by up to 0.3 from run to run, at 10^6 mostly with
+the nursery's own time. Before a node's function was called with up to three
+dependencies' values read one by one (instead of a slice of the edges mapped
+to their values), three runs gave 1.49x, 1.57x and 1.57x at 10^6.
 
 Steps per node: 1.0 for the nursery and the hand-written scheduler, 0.46 to
 0.48 for TaskGraph and the hand-written one that reuses tasks. Python calls
@@ -74,9 +74,11 @@ Why the ratio grows at 10^6 is not fully known. It grows for every scheduler
 of dependencies (from 10^5 by 0.39 for the graph, 0.29 and 0.35 for the
 hand-written ones), which read the state of random earlier nodes, where a
 bare nursery reads none. Against the strongest of them, the scheduler that
-reuses tasks, the graph's ratio does not grow: 1.33x at 10^5 and 1.33x at
-10^6 in the table's run, 1.23x and 1.23x on the fifth machine. What grows is
-the cost of that work, by hand or by TaskGraph. The cyclic GC is not the
+reuses tasks, the graph's ratio does not grow from 10^5 to 10^6: 1.33x and
+1.33x in the table's run, 1.23x and 1.23x on the fifth machine. Both grow
+per node by the same factor (1.75x and 1.46x), against the nursery's 1.23x
+and 1.16x, so the graph's own extra grows with them (from 2.7 to 4.7 us per
+node over that scheduler in the table's run). The cyclic GC is not the
 difference. In one fresh process each at 10^6, on the fourth machine, with
 ``gc.callbacks`` timing every collection, the collections took 4.9 us per
 node for the graph (0.8 in the youngest generation, 1.3 in the middle one,
@@ -94,17 +96,20 @@ GC; the hand-written scheduler that reuses tasks 35,600 and 121 (3,500 and
 79 in the GC); the nursery 66,200 and 427 (16,200 and 380 in the GC).
 Outside the GC the graph missed 60 times per node, that scheduler 42 and the
 nursery 47, so a simulated cache of that size does not show the growth
-either. Nor does the kernel's work for new memory: in fresh processes at
-10^6 on the fifth machine (``resource.getrusage`` around one run, in two
-processes each) the graph took 1.4 us of system time per node and 0.12 page
-faults, the nursery 3.0 to 3.5 us and 0.26, the scheduler that reuses tasks
-0.6 to 0.7 us and 0.06. With the GC off, the graph's 16,700 instructions per
-node more than that scheduler are mostly building it: under cProfile at 10^5
-(GC off, times inflated by the profiler), ``add()`` and its seven array
-appends per node took 4.7 us per node, and the graph's task 1.6 us per node
-more than the hand-written scheduler's (6.5 against 4.9). (The graph keeps
-no set of default names: a set of a million names added about 0.13 s to each
-full collection.)
+either. Nor does the kernel's work for new memory, measured on the fifth
+machine with ``resource.getrusage`` around the first run in a fresh process,
+two processes each at 10^5 and 10^6 (where at 10^6 the graph took 1.22x and
+1.24x the nursery, not the harness's 1.43x): page faults per node did not
+change with n (0.12 to 0.13 for the graph, 0.26 for the nursery, 0.06 for
+the scheduler that reuses tasks), and system time per node grew less for the
+graph (from 0.3 and 0.8 us to 1.4) than for the nursery (from 1.1 and 1.0 us
+to 3.0 and 3.5). With the GC off, the graph's 16,700 instructions per node
+more than that scheduler are mostly building it: under cProfile at 10^5 (GC
+off, times inflated by the profiler), ``add()`` and its seven array appends
+per node took 4.7 us per node, and the graph's task 1.6 us per node more
+than the hand-written scheduler's (6.5 against 4.9). (The graph keeps no set
+of default names: a set of a million names added about 0.13 s to each full
+collection.)
 
 Tried and dropped (on the second machine unless said otherwise, fresh
 processes in turn, five rounds at 10^6; that machine's noise there is about
