@@ -60,25 +60,72 @@ but fewer instructions and less time than the same work through ``map()``
 and ``operator`` getters in C.
 
 Issue 19's goal is build+run <= 1.5x the bare nursery at every size, the
-ratio not growing with n. The bound held at every size in the table's run
-and in the first, second and fifth machines' full runs, and in eight of the
-ten runs at 10^6 since the values were read one by one (not in the second
-machine's 1.54x before the unsigned arrays, nor in the third machine's
-1.57x); the ratio still grows at 10^6. A graph costs 0.80x to 0.90x the
-plain hand-written scheduler in the table's run, and 1.7 to 4.7 us per node
-(from the unrounded medians) more than the one that reuses tasks (9.6 at
-10^6 on the third machine): mostly Python work, an ``add()`` call per node
-and the statuses, times and names a run keeps, and the cyclic GC.
+ratio not growing with n. The bound held at every size in the fourth
+machine's table and in the first, second, fifth and sixth machines' full
+runs, and in nine of the eleven runs at 10^6 since the values were read one
+by one (not in the second machine's 1.54x before the unsigned arrays, nor in
+the third machine's 1.57x). With dependencies anywhere earlier, the ratio
+still grows at 10^6; with dependencies a bounded distance back, it does not
+(below). A graph costs 0.80x to 0.90x the plain hand-written scheduler in
+the fourth machine's table, and 1.7 to 4.7 us per node (from the unrounded
+medians) more than the one that reuses tasks (9.6 at 10^6 on the third
+machine): mostly Python work, an ``add()`` call per node and the statuses,
+times and names a run keeps, and the cyclic GC.
 
-Why the ratio grows at 10^6 is not fully known. It grows for every scheduler
-of dependencies (from 10^5 by 0.39 for the graph, 0.29 and 0.35 for the
-hand-written ones), which read the state of random earlier nodes, where a
-bare nursery reads none. Against the strongest of them, the scheduler that
-reuses tasks, the graph's ratio does not grow from 10^5 to 10^6: 1.33x and
-1.33x in the table's run, 1.23x and 1.23x on the fifth machine. Both grow
-per node by the same factor (1.75x and 1.46x), against the nursery's 1.23x
-and 1.16x, so the graph's own extra grows with them (from 2.7 to 4.7 us per
-node over that scheduler in the table's run). The cyclic GC is not the
+Most of the ratio's growth comes from how far back dependencies reach, not
+from n itself: with a bounded reach, the graph's ratio stops growing. The
+``graph_near_*`` cases (opt-in: name them) draw each node's three
+dependencies among the 1,000 nodes just before it, the same graph as
+``graph_1000`` at 10^3. On a sixth machine, one session, CPU time per node,
+ratio to the bare nursery (``--repeat 5``, ``--repeat 3`` at 10^6)::
+
+    n          any earlier node                  the 1,000 nodes before
+               TaskGraph        reusing tasks    TaskGraph        reusing tasks
+    1,000      11.8 us (0.99x)   7.9 us (0.66x)  12.1 us (1.01x)   7.9 us (0.66x)
+    10,000     14.4 us (1.11x)   9.5 us (0.73x)   8.1 us (1.05x)   5.0 us (0.64x)
+    100,000    15.0 us (1.12x)  10.9 us (0.81x)  10.2 us (0.86x)   5.6 us (0.47x)
+    1,000,000  17.4 us (1.42x)  15.7 us (1.28x)  10.5 us (0.87x)   7.2 us (0.60x)
+
+The nursery took 11.9 to 13.4 us per task in every case but one: in the
+near case at 10^4 all four variants ran faster (the nursery 7.7 us), in a
+quicker spell of the machine, and that case's ratios come from the same
+spell. With dependencies 1,000 nodes back, the graph's ratio does not grow
+from 10^4 to 10^6 (1.05x, 0.86x, 0.87x). The hand-written schedulers'
+ratios still rise from 10^5 to 10^6 (the plain one from 0.80x to 0.97x, the
+one that reuses tasks from 0.47x to 0.60x), by less than with dependencies
+anywhere earlier (1.30x to 1.79x, 0.81x to 1.28x), and end below their
+values at 10^4 (1.25x, 0.64x). Measured apart, in fresh processes (one
+process per variant, the variants in turn in each round; each process's
+time the mean of its two runs; the figure the median over rounds of the
+graph's ratio to the nursery): with dependencies 1,000 nodes back, 0.83x at
+10^5 and 0.79x at 10^6 (three rounds each, from 0.51x to 0.91x and from
+0.78x to 0.85x); 100,000 back, 1.26x at 10^6 (three rounds, 1.17x to
+1.75x); anywhere earlier, 1.11x at 10^5 and 1.40x at 10^6 (six rounds each,
+0.91x to 1.35x and 1.22x to 1.43x).
+
+Two things grow with the reach, both set by the graph's shape: the memory a
+node's reads and writes land in at random (its dependencies' values, its
+dependents' counts), and how many nodes are ready or running at once, each
+a waiting Trio task of about 1 KB. Counted in the TaskGraph run with a
+``trio.abc.Instrument`` (Trio's own tasks included), at most 173 and 180
+tasks were alive at once at 10^5 and 10^6 with dependencies 1,000 nodes
+back (the longest chains of dependencies 739 and 7,159 nodes), 11,776 at
+10^6 with dependencies 100,000 back (longest chain 136), and 6,152 and
+65,404 at 10^5 and 10^6 with dependencies anywhere earlier (longest chains
+66 and 83). A bare nursery reads nothing at random, and runs its tasks in
+the order it made them.
+
+Which cost of the hardware (caches, address translation, ...) grows with the
+reach is not fully known. With dependencies anywhere earlier, the ratio
+grows at 10^6 for every scheduler of dependencies (from 10^5 by 0.39 for the
+graph, 0.29 and 0.35 for the hand-written ones, in the fourth machine's
+table), which read the state of random earlier nodes, where a bare nursery
+reads none. Against the strongest of them, the scheduler that reuses tasks,
+the graph's ratio does not grow from 10^5 to 10^6: 1.33x and 1.33x in the
+fourth machine's table, 1.23x and 1.23x on the fifth machine. Both grow per
+node by the same factor (1.75x and 1.46x), against the nursery's 1.23x and
+1.16x, so the graph's own extra grows with them (from 2.7 to 4.7 us per node
+over that scheduler in the fourth machine's table). The cyclic GC is not the
 difference. In one fresh process each at 10^6, on the fourth machine, with
 ``gc.callbacks`` timing every collection, the collections took 4.9 us per
 node for the graph (0.8 in the youngest generation, 1.3 in the middle one,
@@ -154,6 +201,7 @@ from benchmarks._harness import Case, Variant, run_trio
 
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
 EDGES_PER_NODE = 3
+NEAR = 1_000  # how far back a dependency reaches in the graph_near_* cases
 
 
 async def _trivial(*deps: object) -> int:
@@ -161,10 +209,18 @@ async def _trivial(*deps: object) -> int:
 
 
 @functools.cache
-def _dep_lists(nodes: int) -> list[list[int]]:
-    """Each node's dependencies: up to three distinct random earlier nodes (drawn once)."""
+def _dep_lists(nodes: int, reach: int | None) -> list[list[int]]:
+    """Each node's dependencies: up to three distinct random earlier nodes (drawn once).
+
+    With *reach*, they are drawn among the *reach* nodes just before it;
+    without, among all the nodes before it.
+    """
     rng = random.Random(0)
-    return [rng.sample(range(index), min(EDGES_PER_NODE, index)) for index in range(nodes)]
+    lists = []
+    for index in range(nodes):
+        first = 0 if reach is None else max(0, index - reach)
+        lists.append(rng.sample(range(first, index), min(EDGES_PER_NODE, index - first)))
+    return lists
 
 
 def _nursery(nodes: int) -> float:
@@ -178,8 +234,8 @@ def _nursery(nodes: int) -> float:
     return run_trio(main)
 
 
-def _graph(nodes: int) -> float:
-    dep_lists = _dep_lists(nodes)
+def _graph(nodes: int, reach: int | None) -> float:
+    dep_lists = _dep_lists(nodes, reach)
 
     async def main() -> float:
         start = time.process_time()
@@ -198,8 +254,8 @@ def _graph(nodes: int) -> float:
     return run_trio(main)
 
 
-def _hand_written(nodes: int) -> float:
-    dep_lists = _dep_lists(nodes)
+def _hand_written(nodes: int, reach: int | None) -> float:
+    dep_lists = _dep_lists(nodes, reach)
 
     async def main() -> float:
         start = time.process_time()
@@ -230,8 +286,8 @@ def _hand_written(nodes: int) -> float:
     return run_trio(main)
 
 
-def _hand_written_reusing_tasks(nodes: int) -> float:
-    dep_lists = _dep_lists(nodes)
+def _hand_written_reusing_tasks(nodes: int, reach: int | None) -> float:
+    dep_lists = _dep_lists(nodes, reach)
 
     async def main() -> float:
         start = time.process_time()
@@ -268,10 +324,19 @@ def _hand_written_reusing_tasks(nodes: int) -> float:
     return run_trio(main)
 
 
-def _case(nodes: int) -> Case:
+def _case(nodes: int, reach: int | None) -> Case:
+    if reach is None:
+        name = f"graph_{nodes}"
+        shape = "all earlier nodes"
+    else:
+        name = f"graph_near_{nodes}"
+        shape = f"the {reach:,} nodes before each"
     return Case(
-        name=f"graph_{nodes}",
-        description=f"{nodes:,} trivial nodes, ~{nodes * EDGES_PER_NODE:,} edges, build+run",
+        name=name,
+        description=(
+            f"{nodes:,} trivial nodes, ~{nodes * EDGES_PER_NODE:,} edges"
+            f" (dependencies among {shape}), build+run"
+        ),
         per=nodes,
         variants=[
             Variant(
@@ -279,18 +344,21 @@ def _case(nodes: int) -> Case:
                 functools.partial(_nursery, nodes),
                 baseline=True,
             ),
-            Variant("TaskGraph build+run", functools.partial(_graph, nodes)),
+            Variant("TaskGraph build+run", functools.partial(_graph, nodes, reach)),
             Variant(
                 "hand-written scheduler (extra: no features)",
-                functools.partial(_hand_written, nodes),
+                functools.partial(_hand_written, nodes, reach),
             ),
             Variant(
                 "hand-written, reusing finished tasks (extra)",
-                functools.partial(_hand_written_reusing_tasks, nodes),
+                functools.partial(_hand_written_reusing_tasks, nodes, reach),
             ),
         ],
+        opt_in=reach is not None,
         count_calls=True,
     )
 
 
-CASES = [_case(nodes) for nodes in SIZES]
+# Issue 19's goal is measured on the first shape; the second, opt-in, shows
+# how much of the ratio's growth with n comes from how far back dependencies reach.
+CASES = [_case(nodes, None) for nodes in SIZES] + [_case(nodes, NEAR) for nodes in SIZES]
