@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error(f"--repeat must be >= 1, got {args.repeat!r}")
     modules = discover()
     selected: list[Case] = []
     for module_name, cases in modules.items():
@@ -44,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for module_name, cases in modules.items():
             for case in cases:
-                print(f"{module_name:<10} {case.name:<28} {case.description}")
+                # Opt-in cases run only when named, so say which they are.
+                mark = " (opt-in: run by name)" if case.opt_in else ""
+                print(f"{module_name:<10} {case.name:<28} {case.description}{mark}")
         return 0
     if not selected:
         print(f"no benchmark matches {args.names}; try --list", file=sys.stderr)

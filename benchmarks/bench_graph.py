@@ -208,7 +208,9 @@ async def _trivial(*deps: object) -> int:
     return 1
 
 
-@functools.cache
+# One shape at a time: a cached million lists, all GC-tracked, would slow
+# the next case run in the same process.
+@functools.lru_cache(maxsize=1)
 def _dep_lists(nodes: int, reach: int | None) -> list[list[int]]:
     """Each node's dependencies: up to three distinct random earlier nodes (drawn once).
 
