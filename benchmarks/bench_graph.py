@@ -41,11 +41,16 @@ the second before the arrays were unsigned (``"Q"``, see ``_node.py``), then
 1.43x (1.05x, 1.07x and 1.08x at 10^3 to 10^5) and 1.16x after; 1.57x on the
 third (nursery 22.8 us, TaskGraph 35.7). Later, on a fifth machine: 1.43x
 (``--repeat 3``; nursery 20.6 us, TaskGraph 29.3, hand-written 1.74x and
-1.16x), and 1.11x, 1.10x and 1.13x at 10^3 to 10^5 (``--repeat 5``). On one
-machine the ratios move by up to 0.3 from run to run, at 10^6 mostly with
-the nursery's own time. Before a node's function was called with up to three
-dependencies' values read one by one (instead of a slice of the edges mapped
-to their values), three runs gave 1.49x, 1.57x and 1.57x at 10^6.
+1.16x), and 1.11x, 1.10x and 1.13x at 10^3 to 10^5 (``--repeat 5``). On a
+seventh, all at ``--repeat 5``: 1.14x, 1.08x, 1.07x and 1.13x at 10^3 to
+10^6 (nursery 5.9, 6.1, 9.8 and 13.5 us, TaskGraph 6.7, 6.6, 10.5 and 15.3;
+a run at 10^6 with ``--repeat 3`` just before gave 1.19x), the one full run
+in which the ratio at 10^6 was no higher than at 10^3 (it still rose from
+10^5, by 0.06). On one machine the ratios move by up to 0.3 from run to run,
+at 10^6 mostly with the nursery's own time. Before a node's function was
+called with up to three dependencies' values read one by one (instead of a
+slice of the edges mapped to their values), three runs gave 1.49x, 1.57x and
+1.57x at 10^6.
 
 Steps per node: 1.0 for the nursery and the hand-written scheduler, 0.46 to
 0.48 for TaskGraph and the hand-written one that reuses tasks. Python calls
@@ -61,16 +66,16 @@ and ``operator`` getters in C.
 
 Issue 19's goal is build+run <= 1.5x the bare nursery at every size, the
 ratio not growing with n. The bound held at every size in the fourth
-machine's table and in the first, second, fifth and sixth machines' full
-runs, and in nine of the eleven runs at 10^6 since the values were read one
-by one (not in the second machine's 1.54x before the unsigned arrays, nor in
-the third machine's 1.57x). With dependencies anywhere earlier, the ratio
-still grows at 10^6; with dependencies a bounded distance back, it does not
-(below). A graph costs 0.80x to 0.90x the plain hand-written scheduler in
-the fourth machine's table, and 1.7 to 4.7 us per node (from the unrounded
-medians) more than the one that reuses tasks (9.6 at 10^6 on the third
-machine): mostly Python work, an ``add()`` call per node and the statuses,
-times and names a run keeps, and the cyclic GC.
+machine's table and in the first, second, fifth, sixth and seventh machines'
+full runs, and in eleven of the thirteen runs at 10^6 since the values were
+read one by one (not in the second machine's 1.54x before the unsigned
+arrays, nor in the third machine's 1.57x). With dependencies anywhere
+earlier, the ratio still grows at 10^6; with dependencies a bounded distance
+back, it does not (below). A graph costs 0.80x to 0.90x the plain
+hand-written scheduler in the fourth machine's table, and 1.7 to 4.7 us per
+node (from the unrounded medians) more than the one that reuses tasks (9.6
+at 10^6 on the third machine): mostly Python work, an ``add()`` call per
+node and the statuses, times and names a run keeps, and the cyclic GC.
 
 Most of the ratio's growth comes from how far back dependencies reach, not
 from n itself: with a bounded reach, the graph's ratio stops growing. The
@@ -101,7 +106,9 @@ graph's ratio to the nursery): with dependencies 1,000 nodes back, 0.83x at
 10^5 and 0.79x at 10^6 (three rounds each, from 0.51x to 0.91x and from
 0.78x to 0.85x); 100,000 back, 1.26x at 10^6 (three rounds, 1.17x to
 1.75x); anywhere earlier, 1.11x at 10^5 and 1.40x at 10^6 (six rounds each,
-0.91x to 1.35x and 1.22x to 1.43x).
+0.91x to 1.35x and 1.22x to 1.43x). On the seventh machine, in one process,
+``graph_near_1000000`` gave 0.76x (reusing tasks 0.51x) where
+``graph_1000000`` gave 1.19x (0.90x), both ``--repeat 3``.
 
 Two things grow with the reach, both set by the graph's shape: the memory a
 node's reads and writes land in at random (its dependencies' values, its
