@@ -44,13 +44,13 @@ third (nursery 22.8 us, TaskGraph 35.7). Later, on a fifth machine: 1.43x
 1.16x), and 1.11x, 1.10x and 1.13x at 10^3 to 10^5 (``--repeat 5``). On a
 seventh, all at ``--repeat 5``: 1.14x, 1.08x, 1.07x and 1.13x at 10^3 to
 10^6 (nursery 5.9, 6.1, 9.8 and 13.5 us, TaskGraph 6.7, 6.6, 10.5 and 15.3;
-a run at 10^6 with ``--repeat 3`` just before gave 1.19x), the one full run
-in which the ratio at 10^6 was no higher than at 10^3 (it still rose from
-10^5, by 0.06). On one machine the ratios move by up to 0.3 from run to run,
-at 10^6 mostly with the nursery's own time. Before a node's function was
-called with up to three dependencies' values read one by one (instead of a
-slice of the edges mapped to their values), three runs gave 1.49x, 1.57x and
-1.57x at 10^6.
+a run at 10^6 with ``--repeat 3`` earlier in the session gave 1.19x), the
+one full run in which the ratio at 10^6 was no higher than at 10^3 (it still
+rose from 10^5, by 0.06). On one machine the ratios move by up to 0.3 from
+run to run, at 10^6 mostly with the nursery's own time. Before a node's
+function was called with up to three dependencies' values read one by one
+(instead of a slice of the edges mapped to their values), three runs gave
+1.49x, 1.57x and 1.57x at 10^6.
 
 Steps per node: 1.0 for the nursery and the hand-written scheduler, 0.46 to
 0.48 for TaskGraph and the hand-written one that reuses tasks. Python calls
@@ -215,8 +215,11 @@ async def _trivial(*deps: object) -> int:
     return 1
 
 
-# One shape at a time: a cached million lists, all GC-tracked, would slow
-# the next case run in the same process.
+# One shape at a time: a cached million lists, all GC-tracked, slow every
+# case run after them in the same process. Each variant draws (or finds) its
+# case's lists before its timing starts, so a case's first run drops the
+# last case's and all its variants run with the same lists alive; the last
+# shape's stay until the process ends.
 @functools.lru_cache(maxsize=1)
 def _dep_lists(nodes: int, reach: int | None) -> list[list[int]]:
     """Each node's dependencies: up to three distinct random earlier nodes (drawn once).
@@ -232,7 +235,9 @@ def _dep_lists(nodes: int, reach: int | None) -> list[list[int]]:
     return lists
 
 
-def _nursery(nodes: int) -> float:
+def _nursery(nodes: int, reach: int | None) -> float:
+    _dep_lists(nodes, reach)  # unused: held, as the other variants hold them
+
     async def main() -> float:
         start = time.process_time()
         async with trio.open_nursery() as nursery:
@@ -350,7 +355,7 @@ def _case(nodes: int, reach: int | None) -> Case:
         variants=[
             Variant(
                 f"bare nursery, {nodes:,} tasks (baseline)",
-                functools.partial(_nursery, nodes),
+                functools.partial(_nursery, nodes, reach),
                 baseline=True,
             ),
             Variant("TaskGraph build+run", functools.partial(_graph, nodes, reach)),

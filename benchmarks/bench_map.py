@@ -478,7 +478,7 @@ CASES = [
     ),
     Case(
         "amap_memory",
-        "amap over a 10,000,000-item generator, limit 100 (opt-in: name it)",
+        "amap over a 10,000,000-item generator, limit 100",
         10_000_000,
         [Variant("trine.amap (ordered)", amap_memory)],
         opt_in=True,
