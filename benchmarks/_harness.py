@@ -58,6 +58,8 @@ class Case:
     """Run only when named on the command line (for slow cases)."""
     count_calls: bool = False
     """Also count Python calls per item (slow: one extra profiled run per variant)."""
+    teardown: Callable[[], object] | None = None
+    """Called once the case is done, counted or not (e.g. to drop its cached inputs)."""
 
 
 class StepCounter(trio.abc.Instrument):
@@ -117,6 +119,14 @@ def run_case(
 
     Returns ``(label, median seconds, ratio to baseline)`` per variant.
     """
+    try:
+        return _run_case(case, repeat=repeat, calls=calls)
+    finally:
+        if case.teardown is not None:
+            case.teardown()
+
+
+def _run_case(case: Case, *, repeat: int, calls: bool) -> list[tuple[str, float, float | None]]:
     samples: dict[str, list[float]] = {v.label: [] for v in case.variants}
     variants = list(case.variants)
     for round_ in range(repeat):

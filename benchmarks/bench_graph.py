@@ -218,9 +218,8 @@ async def _trivial(*deps: object) -> int:
 
 # One shape at a time: a cached million lists, all GC-tracked, slow every
 # case run after them in the same process. Each variant draws (or finds) its
-# case's lists before its timing starts, so a case's first run drops the
-# last case's and all its variants run with the same lists alive; the last
-# shape's stay until the process ends.
+# case's lists before its timing starts, so all of a case's variants run with
+# the same lists alive; the case's teardown drops them.
 @functools.lru_cache(maxsize=1)
 def _dep_lists(nodes: int, reach: int | None) -> list[list[int]]:
     """Each node's dependencies: up to three distinct random earlier nodes (drawn once).
@@ -371,6 +370,7 @@ def _case(nodes: int, reach: int | None) -> Case:
         ],
         opt_in=reach is not None,
         count_calls=True,
+        teardown=_dep_lists.cache_clear,
     )
 
 
