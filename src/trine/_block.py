@@ -12,15 +12,30 @@ the group.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import trio
 
-__all__ = ["exception_leaving_the_block"]
+__all__ = ["exception_leaving_the_block", "leaves"]
+
+
+def leaves(error: BaseException) -> Iterator[BaseException]:
+    """The exceptions in *error*, with every group opened."""
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from leaves(inner)
+    else:
+        yield error
 
 
 def exception_leaving_the_block(
     group: BaseExceptionGroup[BaseException], raised: BaseException | None
 ) -> BaseException | None:
     """What should leave the block in place of the nursery's *group*, or ``None`` for the group.
+
+    The block's exception is found in *group* by its leaves, not as an
+    object: a group the block raised is rebuilt (copied) by every cancel
+    scope it passes on the way out.
 
     Args:
       group: what the nursery raised.
@@ -33,12 +48,16 @@ def exception_leaving_the_block(
       reached the background work while the block was being left); else
       ``None``: the background work failed, and the group should leave.
     """
-    _, rest = group.split(lambda error: error is raised or isinstance(error, trio.Cancelled))
-    if rest is not None:
-        return None
+    from_block = set() if raised is None else {id(leaf) for leaf in leaves(raised)}
+    held = False  # whether group holds anything the block raised
+    first_cancelled: BaseException | None = None
+    for leaf in leaves(group):
+        if id(leaf) in from_block:
+            held = True
+        elif not isinstance(leaf, trio.Cancelled):
+            return None
+        elif first_cancelled is None:
+            first_cancelled = leaf
     if raised is not None:
-        return raised if any(error is raised for error in group.exceptions) else None
-    first = group.exceptions[0]
-    while isinstance(first, BaseExceptionGroup):
-        first = first.exceptions[0]
-    return first
+        return raised if held else None
+    return first_cancelled

@@ -21,12 +21,13 @@ A :class:`Run` is made by :meth:`Pipeline.open` from the description:
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, final
 
 import trio
 
+from .._block import leaves
 from ._buffer import Buffer
 from ._join import JOIN_BUFFER, JoinRun, run_join
 from ._output import PipelineOutput
@@ -41,15 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["Run", "merge_errors"]
 
 
-def _leaves(error: BaseException) -> Iterator[BaseException]:
-    """The exceptions in *error*, with every group opened."""
-    if isinstance(error, BaseExceptionGroup):
-        for inner in error.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield error
-
-
 def merge_errors(
     raised: BaseException, failure: StageError | None, block_error: BaseException | None
 ) -> BaseException:
@@ -62,23 +54,25 @@ def merge_errors(
       as they pass a cancel scope, so it is found by its leaves) and any other
       error (a ``KeyboardInterrupt`` from a stage) are raised bare when there
       is one of them, in one :exc:`BaseExceptionGroup` when there are several.
-    - If there was nothing but cancellations, *raised* itself, for the
-      cancel scope that caused them.
+    - If there was nothing but cancellations: the block's own
+      :exc:`trio.Cancelled`, if it raised one (it comes out as itself, as
+      from :func:`trine.amap`); else *raised* itself, for the cancel scope
+      that caused them.
     """
     errors: list[BaseException] = [] if failure is None else [failure]
     from_block: set[int] = set()
     if block_error is not None:
-        leaves = list(_leaves(block_error))
-        from_block = {id(leaf) for leaf in leaves}
-        if not all(isinstance(leaf, trio.Cancelled) for leaf in leaves):
+        block_leaves = list(leaves(block_error))
+        from_block = {id(leaf) for leaf in block_leaves}
+        if not all(isinstance(leaf, trio.Cancelled) for leaf in block_leaves):
             errors.append(block_error)
     errors.extend(
         leaf
-        for leaf in _leaves(raised)
+        for leaf in leaves(raised)
         if id(leaf) not in from_block and not isinstance(leaf, trio.Cancelled)
     )
     if not errors:
-        return raised
+        return raised if block_error is None else block_error
     if len(errors) == 1:
         return errors[0]
     if failure is not None and block_error is not None and block_error in errors:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 import trio
 import trio_util  # type: ignore[import-untyped]  # trio-util ships no type hints
 
+from .._block import exception_leaving_the_block
 from ._render import LiveArea
 
 if TYPE_CHECKING:
@@ -82,25 +83,6 @@ async def _redraw(area: LiveArea, frame: Frame, refresh: float) -> None:
                 return
 
 
-def _leaves(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
-    return [error]
-
-
-def _only_raised(group: BaseExceptionGroup[BaseException], raised: BaseException | None) -> bool:
-    """Whether *group* holds what the block raised and, besides it, only :exc:`trio.Cancelled`.
-
-    By the leaves: a cancel scope that strips Cancelled from a group copies it.
-    """
-    if raised is None:
-        return False
-    mine = {id(leaf) for leaf in _leaves(raised)}
-    leaves = _leaves(group)
-    rest = [leaf for leaf in leaves if id(leaf) not in mine]
-    return len(rest) < len(leaves) and all(isinstance(leaf, trio.Cancelled) for leaf in rest)
-
-
 @asynccontextmanager
 async def live(console: Console, frame: Frame, refresh: float) -> AsyncGenerator[None]:
     """Draw ``frame(now)`` on *console* every *refresh* seconds while the block runs.
@@ -126,8 +108,10 @@ async def live(console: Console, frame: Frame, refresh: float) -> AsyncGenerator
             finally:
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        if not _only_raised(group, raised):
+        leaving = exception_leaving_the_block(group, raised)
+        if leaving is None:
             raise
+        raised = leaving
     finally:
         with suppress(OSError):  # stdout's reader has gone
             area.stop(frame(trio.current_time()))
