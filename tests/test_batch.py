@@ -583,6 +583,28 @@ async def test_bad_arguments_are_refused() -> None:
     assert "0 waiting, 0/1 batch calls in flight" in repr(batcher)
 
 
+async def test_a_refused_unhashable_key_leaves_no_batch_behind(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The next key opens its own batch: it is sent max_wait after it, not after the refused one."""
+    backend = Backend()
+    async with trine.Batcher(backend.load_many, max_wait=1.0) as batcher:
+        with pytest.raises(TypeError, match=r"^key must be hashable, got \[1\]$"):
+            await batcher.load([1])
+        await trio.sleep(0.5)
+        assert await batcher.load(7) == "value of 7"
+    assert backend.batches == [([7], 1.5)]
+    assert batcher.statistics().items == 1
+
+
+async def test_a_refused_unhashable_key_is_a_checkpoint() -> None:
+    """Every load is a checkpoint, a refused one too."""
+    backend = Backend()
+    async with trine.Batcher(backend.load_many) as batcher:
+        with trio.testing.assert_checkpoints(), pytest.raises(TypeError):
+            await batcher.load([1])
+
+
 # -- the property: every load gets its own key's result, whatever is cancelled -----------
 
 loads_strategy = st.lists(

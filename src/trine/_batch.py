@@ -353,6 +353,9 @@ class Batcher(Generic[_K, _V]):
             try:
                 item = batch.items.get(key)
             except TypeError:
+                if not batch.items:
+                    self._open = None  # as a cancelled load leaves it: the next opens afresh
+                await cancel_shielded_checkpoint()
                 raise hashable_key(key) from None
         else:
             slot = self._arrivals = self._arrivals + 1
