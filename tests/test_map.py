@@ -30,8 +30,10 @@ def sleeper(probe: ConcurrencyProbe, durations: dict[int, float] | None = None, 
     return fn
 
 
-async def collect(fn: Any, items: Any, *, limit: int, ordered: bool = True) -> list[Any]:
-    async with trine.amap(fn, items, limit=limit, ordered=ordered) as results:
+async def collect(
+    fn: Any, items: Any, *, limit: int, ordered: bool = True, policy: Any = None
+) -> list[Any]:
+    async with trine.amap(fn, items, limit=limit, ordered=ordered, policy=policy) as results:
         return [result async for result in results]
 
 
@@ -640,6 +642,17 @@ async def test_regression_issue_11_a_sync_fn_is_one_type_error(
     items = numbers(9) if asynchronous else range(9)
     with pytest.RaisesGroup(pytest.RaisesExc(TypeError, match=NOT_ASYNC)):
         await run_map(how, three, items, limit=3, ordered=ordered)
+
+
+@pytest.mark.parametrize("how", ["amap", "map_all", "for_each"])
+async def test_a_sync_fn_through_a_policy_is_one_type_error(
+    autojump_clock: trio.testing.MockClock, how: str
+) -> None:
+    """With policy=, the policy finds the plain fn out; the group still holds the error once."""
+    policy = trine.Policy(timeout=5.0)
+    with pytest.RaisesGroup(pytest.RaisesExc(TypeError, match=NOT_ASYNC)):
+        await run_map(how, three, range(9), limit=3, policy=policy)
+    assert trio.current_time() == 0.0
 
 
 @pytest.mark.parametrize("how", ["amap", "map_all", "for_each"])

@@ -11,6 +11,7 @@ import trio
 import trio.lowlevel
 import trio.testing
 
+import trine
 from pipeline_support import Counted, pipeline_tasks, sleep_then
 from trine import Pipeline, StageError, TrineError, merge
 from trine.testing import ConcurrencyProbe, assert_takes
@@ -938,3 +939,71 @@ async def test_a_key_that_returns_an_awaitable_fails_its_item() -> None:
     pipe = Pipeline.source([1]).map(fn, workers=2, key=lambda x: shard(x), name="k")
     with pytest.raises(StageError, match=r"^the key function of stage 'k' failed on item 1: "):
         await pipe.run()
+
+
+def parity(x: int) -> Iterator[int]:
+    """A key written with yield by mistake: a generator function."""
+    yield x % 2
+
+
+def dead_letter(item: int, exc: Exception) -> Iterator[None]:
+    """A dead-letter hook written with yield by mistake: calling it runs nothing."""
+    yield
+
+
+async def dead_letter_async(item: int, exc: Exception) -> AsyncIterator[None]:
+    yield
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda p: p.map(fn, workers=2, key=parity),
+            r"^key must not be a generator function, got <function parity at .*>: ",
+        ),
+        (
+            lambda p: p.map(fn, on_error=dead_letter),
+            r"^on_error must not be a generator function, got <function dead_letter at .*>: ",
+        ),
+        (
+            lambda p: p.filter(fn, on_error=dead_letter_async),
+            r"^on_error must not be a generator function, got <function dead_letter_async at",
+        ),
+    ],
+)
+def test_generator_functions_as_key_or_on_error_are_refused(build: Any, message: str) -> None:
+    """A generator function's body never runs when called: refused at build, naming the argument."""
+    with pytest.raises(TypeError, match=message):
+        build(Pipeline.source([1]))
+
+
+async def test_a_key_that_returns_a_generator_fails_its_item() -> None:
+    """A generator is hashable but new per item, so it can be no key: the item fails, named."""
+    pipe = Pipeline.source([1]).map(fn, workers=2, key=lambda x: parity(x), name="k")
+    with pytest.raises(StageError, match=r"^the key function of stage 'k' failed on item 1: ") as e:
+        await pipe.run()
+    assert isinstance(e.value.__cause__, TypeError)
+    assert "return the key, do not yield it" in str(e.value.__cause__)
+
+
+async def test_an_on_error_hook_that_returns_a_generator_fails_the_run() -> None:
+    """A hook that turns out to be a generator ran nothing: the run fails, no item is lost."""
+
+    def boom(x: int) -> int:
+        raise ValueError(x)
+
+    pipe = Pipeline.source([1, 2]).map(boom, on_error=lambda i, e: dead_letter(i, e), name="m")
+    with pytest.raises(StageError, match=r"^the on_error hook of stage 'm' failed on item 1: "):
+        await pipe.collect()
+
+
+@pytest.mark.parametrize("on_error", ["raise", "skip", print])
+async def test_a_sync_fn_through_a_policy_is_raised_bare_once(on_error: Any) -> None:
+    """With policy=, fn must be async: a programming error, raised bare, not an item's failure."""
+    policy = trine.Policy(timeout=5.0)
+    pipe = Pipeline.source(range(8)).map(fn, workers=4, policy=policy, on_error=on_error)
+    with pytest.raises(TypeError, match=r"^fn must be an async function, but calling it returned"):
+        await pipe.collect()
+    stage = pipe.statistics().stages[0]
+    assert (stage.failed, stage.skipped, stage.dead_lettered) == (0, 0, 0)

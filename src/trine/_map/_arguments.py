@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from typing import TypeVar
 
+import trio
+
 from .._policy import SupportsCall, _check_call_guard
-from .._util import check_async_callable, check_bool, check_int
+from .._util import NotAwaitableError, check_async_callable, check_bool, check_int
 
 __all__ = ["_check_arguments"]
 
@@ -43,5 +44,29 @@ def _check_arguments(
     if policy is None:
         return fn
     _check_call_guard("policy", policy)
-    # Each item's call goes through the policy: policy.call(fn, item).
-    return functools.partial(policy.call, fn)
+    return _through_policy(policy, fn)
+
+
+def _through_policy(
+    policy: SupportsCall, fn: Callable[[_T], Awaitable[_R]]
+) -> Callable[[_T], Awaitable[_R]]:
+    """``policy.call(fn, item)`` for each item, raising a misused *fn* once per map.
+
+    The policy finds out that *fn* is not async (:exc:`NotAwaitableError`)
+    inside its call, where the workers' own once-only check cannot see it:
+    the first call to find it raises, which cancels the map, and a call that
+    finds it after that waits for the cancellation instead of raising it again.
+    """
+    misused = False
+
+    async def call(item: _T) -> _R:
+        nonlocal misused
+        try:
+            return await policy.call(fn, item)
+        except NotAwaitableError:
+            if misused:
+                await trio.sleep_forever()
+            misused = True
+            raise
+
+    return call

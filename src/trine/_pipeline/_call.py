@@ -52,12 +52,19 @@ class KeyFailed(Exception):
 
 
 def _check_key_type(value: Any, plain_types: set[type]) -> None:
-    """Refuse an awaitable key (closing it); else remember its type as checked."""
+    """Refuse an awaitable or generator key (closing it); else remember its type as checked."""
     if inspect.isawaitable(value):
         close_unawaited(value)
         raise TypeError(f"key must return a hashable value, got {value!r}")
+    if inspect.isgenerator(value) or inspect.isasyncgen(value):
+        # Hashable, but a new object per item: no two items would share a key.
+        close_unawaited(value)
+        raise TypeError(
+            f"key must return a hashable value, got the generator {value!r}: "
+            "return the key, do not yield it"
+        )
     value_type = type(value)
-    if len(plain_types) < _PLAIN_TYPES_KEPT and value_type is not _GeneratorType:
+    if len(plain_types) < _PLAIN_TYPES_KEPT:
         plain_types.add(value_type)
 
 

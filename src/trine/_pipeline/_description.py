@@ -133,6 +133,19 @@ class _LatestRun:
     run: Run | None = None
 
 
+def _refuse_generator_function(name: str, fn: object, why: str) -> None:
+    """Refuse a generator or async generator function (or object whose ``__call__`` is one).
+
+    Calling one only creates a generator, so the function's body would never
+    run: a hook would lose every item it was given, a key would be a new
+    object each time.
+    """
+    call = None if isinstance(fn, type) else type(fn).__call__
+    for f in (fn, call):
+        if inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f):
+            raise TypeError(f"{name} must not be a generator function, got {fn!r}: {why}")
+
+
 def _source_kind(value: object) -> str:
     """What kind of source *value* is; a TypeError naming ``items`` if it is none."""
     if isinstance(value, trio.abc.ReceiveChannel):
@@ -306,6 +319,9 @@ class Pipeline(Generic[T_co]):
         name = self._name(kind, fn, name)
         if not isinstance(on_error, str):
             on_error = check_async_callable("on_error", on_error)
+            _refuse_generator_function(
+                "on_error", on_error, "a dead-letter hook is a plain or async function"
+            )
         else:
             check_choice("on_error", on_error, _ON_ERROR_CHOICES)
         if policy is not None:
@@ -321,6 +337,9 @@ class Pipeline(Generic[T_co]):
                     "key must be a plain function (its result is hashed to choose a "
                     f"worker), got {key!r}"
                 )
+            _refuse_generator_function(
+                "key", key, "its result is hashed to choose a worker: return the key, not yield"
+            )
             if ordered and kind == "flat_map":
                 raise ValueError(
                     "key and ordered cannot be combined in flat_map: key already keeps "
@@ -447,10 +466,13 @@ class Pipeline(Generic[T_co]):
             ``per_key=1`` too: one item of a key at a time, all in input order).
           on_error: ``"raise"`` (the pipeline fails with :exc:`StageError`),
             ``"skip"`` (the item is dropped and counted), or a dead-letter
-            function ``hook(item, exc)``, plain or async, that receives it.
+            function ``hook(item, exc)``, plain or async (not a generator
+            function), that receives it.
           name: the stage's name in statistics and errors.
           policy: an object with ``async call(fn, *args)`` (a
-            :class:`trine.Policy`) that each call goes through; *fn* must be async.
+            :class:`trine.Policy`) that each call goes through; *fn* must be
+            async (a plain one is a programming error, not an item's failure:
+            the run raises its :exc:`TypeError` bare, whatever *on_error* says).
           executor: ``"thread"`` runs a plain *fn* in :func:`trio.to_thread.run_sync`,
             ``"process"`` in a worker process (``trio-parallel``), at most
             *workers* at once. Cancellation kills a worker process, but waits

@@ -37,13 +37,16 @@ from ._statistics import PipelineStatistics
 
 if TYPE_CHECKING:
     from .._errors import StageError
+    from .._util import NotAwaitableError
     from ._description import SourceState, Stage
 
 __all__ = ["Run", "merge_errors"]
 
 
 def merge_errors(
-    raised: BaseException, failure: StageError | None, block_error: BaseException | None
+    raised: BaseException,
+    failure: StageError | NotAwaitableError | None,
+    block_error: BaseException | None,
 ) -> BaseException:
     """The one exception a run raises, given what its nursery *raised*.
 
@@ -94,7 +97,7 @@ class Run:
         *,
         conflate_output: bool = False,
     ) -> None:
-        self.failure: StageError | None = None
+        self.failure: StageError | NotAwaitableError | None = None
         self.finished = False
         self.cancel_scope: trio.CancelScope | None = None
         self.stage_runs: list[StageRun] = []
@@ -216,6 +219,16 @@ class Run:
     def fail(self, error: StageError, cause: BaseException) -> None:
         """Record the run's failure (the first one counts) and stop the run."""
         error.__cause__ = cause
+        if self.failure is None:
+            self.failure = error
+        self.stop()
+
+    def fail_misused(self, error: NotAwaitableError) -> None:
+        """A function that must be async was not: record *error* as the run's failure, and stop.
+
+        A programming error, not an item's failure: the run raises it bare
+        (once, however many workers met it), as the source does.
+        """
         if self.failure is None:
             self.failure = error
         self.stop()

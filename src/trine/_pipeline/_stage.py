@@ -37,7 +37,7 @@ import trio
 
 from .._errors import StageError
 from .._stats import LatencyHistogram
-from .._util import check_sync_result
+from .._util import NotAwaitableError, check_sync_result, close_unawaited
 from . import _batch, _broadcast, _flat_map, _keyed, _ordered, _per_key, _rate_limit, _transform
 from ._call import KeyFailed, make_call
 from ._statistics import StageStatistics
@@ -216,6 +216,10 @@ class StageRun:
 
     async def fail_item(self, item: Any, exc: Exception, inputs: Buffer) -> bool:
         """Apply the stage's ``on_error`` to *item*'s failure; ``False`` if the run fails."""
+        if isinstance(exc, NotAwaitableError):
+            # fn is not async where it must be (with policy=): no item's failure.
+            self.run.fail_misused(exc)
+            return False
         what = "stage"
         if type(exc) is KeyFailed:
             what, exc = "the key function of stage", exc.error
@@ -242,6 +246,13 @@ class StageRun:
             if inspect.isawaitable(hook_result):
                 self.hand_off(inputs)  # about to block
                 await hook_result
+            elif inspect.isgenerator(hook_result) or inspect.isasyncgen(hook_result):
+                # (a lambda or partial around a generator function): it ran nothing
+                close_unawaited(hook_result)
+                raise TypeError(
+                    f"on_error returned the generator {hook_result!r}, so it ran nothing: "
+                    "define the hook without yield"
+                )
         except Exception as hook_exc:
             self.run.fail(
                 StageError(
