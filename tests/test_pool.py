@@ -487,6 +487,42 @@ async def test_a_resource_failing_its_health_check_is_closed_and_replaced(
         assert (stats.failed_health_checks, stats.closed, stats.size) == (1, 1, 1)
 
 
+async def test_a_caller_whose_health_check_fails_keeps_its_place_in_line(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Callers arriving while a check runs wait behind its caller, whose check failed; two
+    callers back in line after failed checks keep their order of arrival too."""
+    checks: list[tuple[int, float]] = []
+
+    async def ping(resource: int) -> bool:
+        checks.append((resource, trio.current_time()))
+        await trio.sleep(0.5 if resource == 1 else 1.0)
+        return resource > 2  # the two stale ones are dead
+
+    got: list[tuple[str, int, float]] = []
+
+    async def named(name: str, delay: float) -> None:
+        await trio.sleep(delay)
+        async with pool.acquire() as resource:
+            got.append((name, resource, trio.current_time()))
+            await trio.sleep(5.0)
+
+    backend = Backend(close_time=1.0)
+    async with backend.pool(max_size=2, health_check=ping, check_after=2.0) as pool:
+        async with pool.acquire(), pool.acquire():  # 1 and 2; 1 is returned last
+            pass
+        await trio.sleep(10)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(named, "A", 0.0)  # takes 1 (the newest); fails at 10.5
+            nursery.start_soon(named, "C", 0.1)  # takes 2; fails at 11.1
+            nursery.start_soon(named, "B", 0.2)  # waits: both slots are taken
+    # 1 is closed at 11.5: its slot goes to A, who connects 3; 2 is closed at
+    # 12.1: its slot goes to C (ahead of B, who came later), who connects 4.
+    assert got == [("A", 3, 11.5), ("C", 4, 12.1), ("B", 3, 16.5)]
+    assert checks == [(1, 10.0), (2, 10.1)]
+    assert pool.statistics().failed_health_checks == 2
+
+
 async def test_a_health_check_returning_none_passes(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

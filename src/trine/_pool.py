@@ -12,8 +12,11 @@ resource is never in two places.
 a free slot and calls ``connect`` in the caller's own task, or parks in a
 FIFO queue. A returned resource goes straight to the first parked task (no
 barging past the queue); a slot freed by a close or a failed connect goes to
-it too, and it connects. Parking is :func:`trio.lowlevel.wait_task_rescheduled`,
-so a cancelled waiter leaves the queue at once and takes nothing.
+it too, and it connects. Each caller draws a ticket as it begins; one whose
+health check of a resource failed parks again in its ticket's place, ahead of
+those who came later (they went on waiting while its check ran). Parking is
+:func:`trio.lowlevel.wait_task_rescheduled`, so a cancelled waiter leaves the
+queue at once and takes nothing.
 
 Background work lives in the pool's one nursery (:class:`~trine._service.ServiceNursery`):
 the warmer that keeps ``min_size`` resources, the reaper that closes the
@@ -206,8 +209,9 @@ class ResourcePool(Generic[_R]):
 
     **Waiting.** When every slot is taken, :meth:`acquire` waits in a FIFO
     queue: a returned resource goes to the task that has waited longest, never
-    to a newcomer. ``acquire(timeout=...)`` or a cancel scope around it bound
-    the wait; a cancelled waiter takes nothing.
+    to a newcomer. A caller whose health check of a resource failed keeps its
+    place: it goes before the callers who came after it. ``acquire(timeout=...)``
+    or a cancel scope around it bound the wait; a cancelled waiter takes nothing.
 
     **Failures.** A resource whose block raised an exception matching
     *discard_on* (by default any exception) is closed, in the pool's nursery,
@@ -256,6 +260,7 @@ class ResourcePool(Generic[_R]):
     """
 
     __slots__ = (
+        "_arrivals",
         "_check_after",
         "_close_fn",
         "_closed",
@@ -327,7 +332,10 @@ class ResourcePool(Generic[_R]):
         self._nursery: trio.Nursery | None = None
         self._open = False
         self._idle: deque[tuple[_R, float]] = deque()  # oldest left, newest right
-        self._waiters: dict[Task, None] = {}  # FIFO: dicts keep insertion order
+        # FIFO: dicts keep insertion order. Each waiter's value is its ticket:
+        # the order in which the waiters began to acquire.
+        self._waiters: dict[Task, int] = {}
+        self._arrivals = 0  # tickets handed out
         self._maintenance: list[trio.CancelScope] = []
         self._warm_wake: trio.Event | None = None
         self._quiet: trio.Event | None = None
@@ -461,20 +469,23 @@ class ResourcePool(Generic[_R]):
 
     async def _obtain(self) -> _R:
         """An idle resource, a new one in a free slot, or one handed over in turn."""
+        ticket = self._arrivals  # the caller's place in line, should it have to wait again
+        self._arrivals = ticket + 1
+        # After a failed health check the caller is back in line: ahead of
+        # those who came after it (they waited while its check ran).
+        back = False
         while True:
             idle = self._idle
-            if idle and not self._waiters:
+            if idle and (back or not self._waiters):
                 resource, since = idle.pop()
                 self._in_use += 1
-                due = self._health_check is not None and (
-                    _current_time() - since >= self._check_after
-                )
-                if due and not await self._healthy(resource):
+                if self._due(since) and not await self._healthy(resource):
+                    back = True
                     continue
                 await self._checkpoint_holding(resource)
                 return resource
-            if self._waiters or self._size >= self._max_size:
-                handed = await self._wait_turn()
+            if self._size >= self._max_size or (self._waiters and not back):
+                handed = await self._wait_turn(ticket, back)
                 if handed is not None:
                     # Returned by its last holder a moment ago, or just connected.
                     return handed[0]
@@ -483,6 +494,10 @@ class ResourcePool(Generic[_R]):
                 self._size += 1
                 self._connecting += 1
             return await self._connect_in_slot()
+
+    def _due(self, since: float) -> bool:
+        """Whether a resource idle since *since* is health-checked before it is handed out."""
+        return self._health_check is not None and _current_time() - since >= self._check_after
 
     async def _checkpoint_holding(self, resource: _R) -> None:
         """A cancel-shielded checkpoint, so that every acquire is a schedule point."""
@@ -499,11 +514,23 @@ class ResourcePool(Generic[_R]):
             self._closing += 1
             await self._close(resource)
 
-    async def _wait_turn(self) -> tuple[_R] | None:
-        """Park in the FIFO queue; woken with a resource, or ``None`` for a free slot."""
+    async def _wait_turn(self, ticket: int, back: bool) -> tuple[_R] | None:
+        """Park in the FIFO queue; woken with a resource, or ``None`` for a free slot.
+
+        A caller *back* in line after a failed health check goes before the
+        waiters with later *tickets*; any other caller is the latest yet.
+        """
         task = current_task()
         waiters = self._waiters
-        waiters[task] = None
+        if back:
+            # Rare (a failed check while others wait), so O(waiters) is fine.
+            later = [(other, place) for other, place in waiters.items() if place > ticket]
+            for other, _ in later:
+                del waiters[other]
+            waiters[task] = ticket
+            waiters.update(later)
+        else:
+            waiters[task] = ticket
 
         def abort(_: object) -> Abort:
             del waiters[task]
