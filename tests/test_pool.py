@@ -523,6 +523,38 @@ async def test_a_caller_whose_health_check_fails_keeps_its_place_in_line(
     assert pool.statistics().failed_health_checks == 2
 
 
+async def test_check_after_zero_checks_a_resource_handed_straight_to_a_waiter(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A resource returned while callers wait is checked by the one it goes to when
+    ``check_after=0``; when the check fails, that caller connects before those behind it."""
+    checks: list[tuple[int, float]] = []
+
+    async def ping(resource: int) -> bool:
+        checks.append((resource, trio.current_time()))
+        await trio.sleep(0.5)
+        return len(checks) > 1  # the first check fails
+
+    got: list[tuple[str, int, float]] = []
+
+    async def named(name: str, delay: float) -> None:
+        await trio.sleep(delay)
+        async with pool.acquire() as resource:
+            got.append((name, resource, trio.current_time()))
+            await trio.sleep(1.0)
+
+    backend = Backend()
+    pool = backend.pool(max_size=1, health_check=ping, check_after=0.0)
+    async with pool, trio.open_nursery() as nursery:
+        nursery.start_soon(named, "first", 0.0)  # connects 1
+        nursery.start_soon(named, "second", 0.1)  # handed 1 at 1.0: the check fails
+        nursery.start_soon(named, "third", 0.2)  # handed 2 at 2.5: the check passes
+    assert got == [("first", 1, 0.0), ("second", 2, 1.5), ("third", 2, 3.0)]
+    assert checks == [(1, 1.0), (2, 2.5)]
+    stats = pool.statistics()
+    assert (stats.failed_health_checks, stats.created) == (1, 2)
+
+
 async def test_a_health_check_returning_none_passes(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

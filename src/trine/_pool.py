@@ -224,9 +224,11 @@ class ResourcePool(Generic[_R]):
     background as soon as the pool opens, and again whenever fewer exist. An
     idle resource unused for *max_idle* seconds is closed (never going below
     *min_size*). With *health_check*, a resource that has been idle for at
-    least *check_after* seconds is checked before it is handed out; if the
-    check returns ``False`` or raises, the resource is closed and the caller
-    gets another.
+    least *check_after* seconds is checked before it is handed out, by the
+    caller it goes to; with ``check_after=0`` every time, a resource returned
+    straight to a waiting caller included. If the check returns ``False`` or
+    raises, the resource is closed and the caller gets another, keeping its
+    place in line.
 
     **Closing.** All background work (warming, reaping, closing discarded
     resources) runs in the pool's own nursery and ends with its ``async
@@ -247,7 +249,8 @@ class ResourcePool(Generic[_R]):
       health_check: an async function ``(resource) -> bool``; returning
         ``False`` or raising means the resource is broken. ``None``: no checks.
       check_after: seconds a resource must have been idle before it is
-        health-checked when handed out, ``>= 0`` (``0``: every time).
+        health-checked when handed out, ``>= 0`` (``0``: every time, also
+        when a returned resource goes straight to a waiting caller).
       discard_on: exceptions that spoil a resource when its block raises
         them: a class, a tuple of classes, or a predicate ``(exc) -> bool``;
         ``()`` to reuse resources whatever their block raised.
@@ -487,8 +490,13 @@ class ResourcePool(Generic[_R]):
             if self._size >= self._max_size or (self._waiters and not back):
                 handed = await self._wait_turn(ticket, back)
                 if handed is not None:
-                    # Returned by its last holder a moment ago, or just connected.
-                    return handed[0]
+                    # Returned by its last holder a moment ago, or just connected:
+                    # checked as an idle one would be (check_after=0: every time).
+                    resource, since = handed
+                    if self._due(since) and not await self._healthy(resource):
+                        back = True
+                        continue
+                    return resource
                 # A slot was handed over (and counted as connecting): connect.
             else:
                 self._size += 1
@@ -514,8 +522,9 @@ class ResourcePool(Generic[_R]):
             self._closing += 1
             await self._close(resource)
 
-    async def _wait_turn(self, ticket: int, back: bool) -> tuple[_R] | None:
-        """Park in the FIFO queue; woken with a resource, or ``None`` for a free slot.
+    async def _wait_turn(self, ticket: int, back: bool) -> tuple[_R, float] | None:
+        """Park in the FIFO queue; woken with a resource and the time it was returned,
+        or ``None`` for a free slot.
 
         A caller *back* in line after a failed health check goes before the
         waiters with later *tickets*; any other caller is the latest yet.
@@ -536,10 +545,10 @@ class ResourcePool(Generic[_R]):
             del waiters[task]
             return Abort.SUCCEEDED
 
-        handed: tuple[_R] | None = await wait_task_rescheduled(abort)
+        handed: tuple[_R, float] | None = await wait_task_rescheduled(abort)
         return handed
 
-    def _hand(self, handed: tuple[_R] | None) -> None:
+    def _hand(self, handed: tuple[_R, float] | None) -> None:
         """Wake the task that has waited longest with a resource (or a free slot)."""
         waiters = self._waiters
         task = next(iter(waiters))
@@ -610,11 +619,12 @@ class ResourcePool(Generic[_R]):
         """
         if not self._open:
             return False
+        since = _current_time() if self._stamp else 0.0
         if self._waiters:
             self._in_use += 1
-            self._hand((resource,))
+            self._hand((resource, since))
             return True
-        self._idle.append((resource, _current_time() if self._stamp else 0.0))
+        self._idle.append((resource, since))
         return True
 
     def _close_soon(self, resource: _R) -> bool:
