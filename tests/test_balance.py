@@ -8,7 +8,7 @@ import pathlib
 import random
 import re
 import textwrap
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from functools import partial
 from typing import Any
 
@@ -1024,6 +1024,23 @@ def test_bad_settings_are_refused_naming_the_argument(
     """Every setting is checked at construction."""
     with pytest.raises(error, match=message):
         trine.Balancer(["a"], **kwargs)
+
+
+@pytest.mark.parametrize("kind", ["generator", "async generator"])
+def test_a_generator_health_check_is_refused_at_construction(kind: str) -> None:
+    """A generator function never makes an awaitable: refused at once, not in the first check."""
+
+    def generator(endpoint: str) -> Iterator[bool]:
+        yield True
+
+    async def async_generator(endpoint: str) -> AsyncIterator[bool]:
+        yield True
+
+    check = generator if kind == "generator" else async_generator
+    with pytest.raises(
+        TypeError, match=rf"^health_check must be an async function, got the {kind} function "
+    ):
+        trine.Balancer(["a"], health_check=check)  # type: ignore[arg-type]
 
 
 def test_endpoints_must_be_an_iterable_not_a_string() -> None:

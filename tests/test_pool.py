@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -735,6 +735,41 @@ def test_bad_settings_are_refused_naming_the_argument(
     """Every setting is checked at construction."""
     with pytest.raises(error, match=message):
         trine.ResourcePool(Backend().connect, **kwargs)
+
+
+def _generator(*args: object) -> Iterator[int]:
+    yield 1
+
+
+async def _async_generator(*args: object) -> AsyncIterator[int]:
+    yield 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"connect": _generator},
+            r"^connect must be an async function, got the generator function ",
+        ),
+        (
+            {"connect": _async_generator},
+            r"^connect must be an async function, got the async generator function ",
+        ),
+        ({"close": _generator}, r"^close must be an async function, got the generator function "),
+        (
+            {"health_check": _async_generator},
+            r"^health_check must be an async function, got the async generator function ",
+        ),
+    ],
+)
+def test_generator_functions_are_refused_at_construction(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    """A generator function never makes an awaitable: refused at once, not at its first call."""
+    arguments: dict[str, Any] = {"connect": Backend().connect, "max_size": 1, **kwargs}
+    with pytest.raises(TypeError, match=message):
+        trine.ResourcePool(**arguments)
 
 
 async def test_a_connect_that_is_not_async_is_a_type_error_for_the_caller(

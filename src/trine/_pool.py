@@ -55,7 +55,7 @@ from ._stats import LatencyHistogram, LatencySummary
 from ._util import (
     ExceptionFilter,
     NotAwaitableError,
-    check_async_callable,
+    check_async_function,
     check_awaitable,
     check_int,
     check_name,
@@ -259,7 +259,8 @@ class ResourcePool(Generic[_R]):
       name: a name for its metrics (a ``str`` or ``None``).
 
     Raises:
-      TypeError, ValueError: for an argument of the wrong type or out of range.
+      TypeError, ValueError: for an argument of the wrong type or out of range
+        (a generator function for *connect*, *close* or *health_check* included).
     """
 
     __slots__ = (
@@ -311,15 +312,15 @@ class ResourcePool(Generic[_R]):
         policy: Any = None,
         name: str | None = None,
     ) -> None:
-        self._connect = check_async_callable("connect", connect)
-        self._close_fn = None if close is None else check_async_callable("close", close)
+        self._connect = check_async_function("connect", connect)
+        self._close_fn = None if close is None else check_async_function("close", close)
         self._max_size = check_int("max_size", max_size)
         self._min_size = check_int("min_size", min_size, minimum=0)
         if self._min_size > self._max_size:
             raise ValueError(f"min_size must be <= max_size ({max_size}), got {min_size!r}")
         self._max_idle = check_optional_number("max_idle", max_idle, exclusive=True)
         self._health_check = (
-            None if health_check is None else check_async_callable("health_check", health_check)
+            None if health_check is None else check_async_function("health_check", health_check)
         )
         self._check_after = check_number("check_after", check_after)
         matches = exception_matcher("discard_on", discard_on, only_exceptions=True)

@@ -28,6 +28,7 @@ from .._service import ServiceNursery
 from .._util import (
     NotAwaitableError,
     check_async_callable,
+    check_async_function,
     check_awaitable,
     check_choice,
     check_int,
@@ -256,7 +257,7 @@ class Balancer(_Choice, _Records, Generic[_E]):
             else exception_matcher("record", ejection.record, only_exceptions=True)
         )
         self._health_check = (
-            None if health_check is None else check_async_callable("health_check", health_check)
+            None if health_check is None else check_async_function("health_check", health_check)
         )
         self._check_interval = check_number("check_interval", check_interval, exclusive=True)
         self._decay = check_number("decay", decay, exclusive=True)
