@@ -8,7 +8,7 @@ import pathlib
 import random
 import re
 import textwrap
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from functools import partial
 from typing import Any
 
@@ -747,6 +747,33 @@ async def test_marks_are_per_task(autojump_clock: trio.testing.MockClock) -> Non
         assert balancer.statistics().rerouted == 0
 
 
+async def test_tasks_started_after_a_failure_do_not_inherit_its_marks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A new task copies its parent's context, but not the parent's marks: round robin goes on."""
+    tried: list[str] = []
+
+    async def fail(endpoint: str) -> None:
+        raise Down(endpoint)
+
+    async def call(endpoint: str) -> str:
+        tried.append(endpoint)
+        await trio.sleep(1.0)
+        return endpoint
+
+    async with trine.Balancer(ENDPOINTS, strategy="round_robin") as balancer:
+        with pytest.raises(Down):
+            await balancer.call(fail)  # a fails: this task is marked
+        async with trio.open_nursery() as nursery:
+            for _ in range(5):
+                nursery.start_soon(balancer.call, call)
+        assert trio.current_time() == 1.0
+        assert sorted(tried) == ["a", "b", "b", "c", "c"]  # in turn: b c a b c
+        assert balancer.statistics().rerouted == 0
+        assert await balancer.call(call) == "b"  # a's turn, but this task's own mark holds
+        assert balancer.statistics().rerouted == 1
+
+
 # --- policy inside, and composing ---------------------------------------------------------
 
 
@@ -997,6 +1024,23 @@ def test_bad_settings_are_refused_naming_the_argument(
     """Every setting is checked at construction."""
     with pytest.raises(error, match=message):
         trine.Balancer(["a"], **kwargs)
+
+
+@pytest.mark.parametrize("kind", ["generator", "async generator"])
+def test_a_generator_health_check_is_refused_at_construction(kind: str) -> None:
+    """A generator function never makes an awaitable: refused at once, not in the first check."""
+
+    def generator(endpoint: str) -> Iterator[bool]:
+        yield True
+
+    async def async_generator(endpoint: str) -> AsyncIterator[bool]:
+        yield True
+
+    check = generator if kind == "generator" else async_generator
+    with pytest.raises(
+        TypeError, match=rf"^health_check must be an async function, got the {kind} function "
+    ):
+        trine.Balancer(["a"], health_check=check)  # type: ignore[arg-type]
 
 
 def test_endpoints_must_be_an_iterable_not_a_string() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import trio
@@ -430,6 +431,23 @@ def test_bad_settings_are_refused(kwargs: dict[str, object], error: type, messag
     """Every setting is checked at construction, with a message naming it."""
     with pytest.raises(error, match=message):
         trine.AsyncCache(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["generator", "async generator"])
+def test_cached_refuses_a_generator_function(kind: str) -> None:
+    """A generator function never makes an awaitable: refused when decorated, not when called."""
+
+    def generator(key: int) -> Iterator[int]:
+        yield key
+
+    async def async_generator(key: int) -> AsyncIterator[int]:
+        yield key
+
+    fn = generator if kind == "generator" else async_generator
+    with pytest.raises(
+        TypeError, match=rf"^fn must be an async function, got the {kind} function "
+    ):
+        trine.AsyncCache(1).cached(fn)  # type: ignore[arg-type]
 
 
 def test_repr_shows_the_bounds() -> None:

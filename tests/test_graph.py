@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import math
 import pathlib
 import re
 import textwrap
@@ -194,6 +195,25 @@ async def test_trio_lock_resource_is_taken_in_the_node_task(
         1,
         1,
     ]
+
+
+async def test_an_infinite_capacity_limiter_is_an_unbounded_resource(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``trio.CapacityLimiter(math.inf)`` is accepted and never holds a node back."""
+    probe = ConcurrencyProbe()
+    work = _sleeper(probe)
+    limiter = trio.CapacityLimiter(math.inf)
+    graph = trine.TaskGraph(resources={"io": limiter})
+    for label in ["a", "b", "c"]:
+        graph.add(work, label, 1, name=label, resources=["io"])
+    graph.add(work, "d", 1, name="d", resources={"io": 1})
+    with assert_takes(1):
+        result = await graph.run()
+    assert result.ok
+    assert probe.peak == 4
+    assert probe.times("enter") == {"a": 0, "b": 0, "c": 0, "d": 0}
+    assert limiter.borrowed_tokens == 0
 
 
 async def test_resource_held_outside_the_graph_is_waited_for(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -487,6 +487,74 @@ async def test_a_resource_failing_its_health_check_is_closed_and_replaced(
         assert (stats.failed_health_checks, stats.closed, stats.size) == (1, 1, 1)
 
 
+async def test_a_caller_whose_health_check_fails_keeps_its_place_in_line(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Callers arriving while a check runs wait behind its caller, whose check failed; two
+    callers back in line after failed checks keep their order of arrival too."""
+    checks: list[tuple[int, float]] = []
+
+    async def ping(resource: int) -> bool:
+        checks.append((resource, trio.current_time()))
+        await trio.sleep(0.5 if resource == 1 else 1.0)
+        return resource > 2  # the two stale ones are dead
+
+    got: list[tuple[str, int, float]] = []
+
+    async def named(name: str, delay: float) -> None:
+        await trio.sleep(delay)
+        async with pool.acquire() as resource:
+            got.append((name, resource, trio.current_time()))
+            await trio.sleep(5.0)
+
+    backend = Backend(close_time=1.0)
+    async with backend.pool(max_size=2, health_check=ping, check_after=2.0) as pool:
+        async with pool.acquire(), pool.acquire():  # 1 and 2; 1 is returned last
+            pass
+        await trio.sleep(10)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(named, "A", 0.0)  # takes 1 (the newest); fails at 10.5
+            nursery.start_soon(named, "C", 0.1)  # takes 2; fails at 11.1
+            nursery.start_soon(named, "B", 0.2)  # waits: both slots are taken
+    # 1 is closed at 11.5: its slot goes to A, who connects 3; 2 is closed at
+    # 12.1: its slot goes to C (ahead of B, who came later), who connects 4.
+    assert got == [("A", 3, 11.5), ("C", 4, 12.1), ("B", 3, 16.5)]
+    assert checks == [(1, 10.0), (2, 10.1)]
+    assert pool.statistics().failed_health_checks == 2
+
+
+async def test_check_after_zero_checks_a_resource_handed_straight_to_a_waiter(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A resource returned while callers wait is checked by the one it goes to when
+    ``check_after=0``; when the check fails, that caller connects before those behind it."""
+    checks: list[tuple[int, float]] = []
+
+    async def ping(resource: int) -> bool:
+        checks.append((resource, trio.current_time()))
+        await trio.sleep(0.5)
+        return len(checks) > 1  # the first check fails
+
+    got: list[tuple[str, int, float]] = []
+
+    async def named(name: str, delay: float) -> None:
+        await trio.sleep(delay)
+        async with pool.acquire() as resource:
+            got.append((name, resource, trio.current_time()))
+            await trio.sleep(1.0)
+
+    backend = Backend()
+    pool = backend.pool(max_size=1, health_check=ping, check_after=0.0)
+    async with pool, trio.open_nursery() as nursery:
+        nursery.start_soon(named, "first", 0.0)  # connects 1
+        nursery.start_soon(named, "second", 0.1)  # handed 1 at 1.0: the check fails
+        nursery.start_soon(named, "third", 0.2)  # handed 2 at 2.5: the check passes
+    assert got == [("first", 1, 0.0), ("second", 2, 1.5), ("third", 2, 3.0)]
+    assert checks == [(1, 1.0), (2, 2.5)]
+    stats = pool.statistics()
+    assert (stats.failed_health_checks, stats.created) == (1, 2)
+
+
 async def test_a_health_check_returning_none_passes(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -667,6 +735,41 @@ def test_bad_settings_are_refused_naming_the_argument(
     """Every setting is checked at construction."""
     with pytest.raises(error, match=message):
         trine.ResourcePool(Backend().connect, **kwargs)
+
+
+def _generator(*args: object) -> Iterator[int]:
+    yield 1
+
+
+async def _async_generator(*args: object) -> AsyncIterator[int]:
+    yield 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"connect": _generator},
+            r"^connect must be an async function, got the generator function ",
+        ),
+        (
+            {"connect": _async_generator},
+            r"^connect must be an async function, got the async generator function ",
+        ),
+        ({"close": _generator}, r"^close must be an async function, got the generator function "),
+        (
+            {"health_check": _async_generator},
+            r"^health_check must be an async function, got the async generator function ",
+        ),
+    ],
+)
+def test_generator_functions_are_refused_at_construction(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    """A generator function never makes an awaitable: refused at once, not at its first call."""
+    arguments: dict[str, Any] = {"connect": Backend().connect, "max_size": 1, **kwargs}
+    with pytest.raises(TypeError, match=message):
+        trine.ResourcePool(**arguments)
 
 
 async def test_a_connect_that_is_not_async_is_a_type_error_for_the_caller(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import re
 from collections import Counter
 from typing import Any
@@ -260,6 +261,38 @@ async def test_a_task_cancelled_in_start_takes_its_slot_back_first(
     ]
     assert len(results) == 2
     assert pool.statistics().started == 2
+
+
+async def test_a_task_that_waited_to_start_sees_its_callers_contextvars(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A task whose start waited in line runs in a copy of its caller's context, as a task
+    started at once does, not in the context of the task that freed the slot."""
+    request: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="unset")
+    seen: list[tuple[str, str, float]] = []
+
+    async def job(name: str) -> None:
+        seen.append((name, request.get(), trio.current_time()))
+        request.set("changed by the job")  # a task's changes stay in its own copy
+        await trio.sleep(1.0)
+
+    async def client(name: str, delay: float) -> None:
+        await trio.sleep(delay)
+        request.set(name)
+        await pool.start(job, name)
+        assert request.get() == name
+
+    async with trine.TaskPool(limit=1, max_results=0) as pool:
+        async with trio.open_nursery() as nursery:
+            for n, name in enumerate(["req-1", "req-2", "req-3"]):
+                nursery.start_soon(client, name, n * 0.1)
+        await pool.start(job, "block")  # behind req-3: started by req-3's task
+    assert seen == [
+        ("req-1", "req-1", 0.0),
+        ("req-2", "req-2", 1.0),
+        ("req-3", "req-3", 2.0),
+        ("block", "unset", 3.0),
+    ]
 
 
 # -- results ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 from trine._util import (
     NotAwaitableError,
     check_async_callable,
+    check_async_function,
     check_awaitable,
     check_bool,
     check_choice,
@@ -269,6 +270,71 @@ def test_check_sync_callable_accepts_plain_callables() -> None:
     """Functions, builtins, lambdas and classes are plain callables."""
     for fn in (print, len, lambda: 1, _AsyncCallable, functools.partial(print, 1)):
         assert check_sync_callable("cb", fn) is fn
+
+
+class _GeneratorCallable:
+    def __call__(self) -> Iterator[int]:
+        yield 1
+
+
+class _AsyncGeneratorCallable:
+    async def __call__(self) -> AsyncIterator[int]:
+        yield 1
+
+
+class _Methods:
+    def generator(self) -> Iterator[int]:
+        yield 1
+
+
+_NO_YIELD = r"define it with async def and no yield$"
+_NO_ASYNC_YIELD = r"define it without yield \(an async generator is iterated with async for\)$"
+
+
+@pytest.mark.parametrize(
+    ("fn", "message"),
+    [
+        (
+            _generator_fn,
+            r"^connect must be an async function, got the generator function <function ",
+        ),
+        (
+            _async_generator_fn,
+            r"^connect must be an async function, got the async generator function <function ",
+        ),
+        (functools.partial(_generator_fn), r"^connect must be .*, got the generator function "),
+        (_Methods().generator, r"^connect must be .*, got the generator function <bound method "),
+        (
+            _GeneratorCallable(),
+            r"^connect must be an async function, got <.*_GeneratorCallable object at .*>, "
+            r"whose __call__ is a generator function: ",
+        ),
+        (
+            functools.partial(_AsyncGeneratorCallable()),
+            r"^connect must be an async function, got functools.partial\(<.*>\), "
+            r"whose __call__ is an async generator function: ",
+        ),
+        (3, r"^connect must be an async function, got 3$"),
+    ],
+)
+def test_check_async_function_refuses_generator_functions(fn: object, message: str) -> None:
+    """A generator or async generator function (or a partial, method or object calling one)
+    can never make an awaitable: refused, naming the argument and saying what to define."""
+    with pytest.raises(TypeError, match=message) as caught:
+        check_async_function("connect", fn)
+    if "generator" in message:
+        tail = _NO_ASYNC_YIELD if "async generator" in message else _NO_YIELD
+        assert re.search(tail, str(caught.value))
+
+
+def test_check_async_function_refuses_a_coroutine_and_accepts_async_callables() -> None:
+    """As check_async_callable: a coroutine object is refused; async callables of any shape pass."""
+    coro = _job(1)
+    with pytest.raises(TypeError, match=r"pass the function and its arguments"):
+        check_async_function("fn", coro)
+    assert coro.cr_frame is None
+    for fn in (_job, functools.partial(_job, 1), _AsyncCallable(), _AsyncCallable, lambda: _job(1)):
+        assert check_async_function("fn", fn) is fn
 
 
 def test_check_sync_result_closes_a_returned_coroutine() -> None:

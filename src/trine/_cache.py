@@ -40,6 +40,7 @@ from ._service import ServiceNursery
 from ._stats import LatencyHistogram, LatencySummary
 from ._util import (
     check_async_callable,
+    check_async_function,
     check_awaitable,
     check_int,
     check_name,
@@ -474,9 +475,10 @@ class AsyncCache(Generic[_K, _V]):
         name and docstring.
 
         Raises:
-          TypeError: if *fn* is not an async function.
+          TypeError: if *fn* is not an async function (a generator or async
+            generator function included).
         """
-        check_async_callable("fn", fn)
+        check_async_function("fn", fn)
         get_or_load: Callable[..., Awaitable[Any]] = self.get_or_load
         entries = self._entries
 

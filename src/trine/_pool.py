@@ -12,8 +12,11 @@ resource is never in two places.
 a free slot and calls ``connect`` in the caller's own task, or parks in a
 FIFO queue. A returned resource goes straight to the first parked task (no
 barging past the queue); a slot freed by a close or a failed connect goes to
-it too, and it connects. Parking is :func:`trio.lowlevel.wait_task_rescheduled`,
-so a cancelled waiter leaves the queue at once and takes nothing.
+it too, and it connects. Each caller draws a ticket as it begins; one whose
+health check of a resource failed parks again in its ticket's place, ahead of
+those who came later (they went on waiting while its check ran). Parking is
+:func:`trio.lowlevel.wait_task_rescheduled`, so a cancelled waiter leaves the
+queue at once and takes nothing.
 
 Background work lives in the pool's one nursery (:class:`~trine._service.ServiceNursery`):
 the warmer that keeps ``min_size`` resources, the reaper that closes the
@@ -52,7 +55,7 @@ from ._stats import LatencyHistogram, LatencySummary
 from ._util import (
     ExceptionFilter,
     NotAwaitableError,
-    check_async_callable,
+    check_async_function,
     check_awaitable,
     check_int,
     check_name,
@@ -206,8 +209,9 @@ class ResourcePool(Generic[_R]):
 
     **Waiting.** When every slot is taken, :meth:`acquire` waits in a FIFO
     queue: a returned resource goes to the task that has waited longest, never
-    to a newcomer. ``acquire(timeout=...)`` or a cancel scope around it bound
-    the wait; a cancelled waiter takes nothing.
+    to a newcomer. A caller whose health check of a resource failed keeps its
+    place: it goes before the callers who came after it. ``acquire(timeout=...)``
+    or a cancel scope around it bound the wait; a cancelled waiter takes nothing.
 
     **Failures.** A resource whose block raised an exception matching
     *discard_on* (by default any exception) is closed, in the pool's nursery,
@@ -220,9 +224,11 @@ class ResourcePool(Generic[_R]):
     background as soon as the pool opens, and again whenever fewer exist. An
     idle resource unused for *max_idle* seconds is closed (never going below
     *min_size*). With *health_check*, a resource that has been idle for at
-    least *check_after* seconds is checked before it is handed out; if the
-    check returns ``False`` or raises, the resource is closed and the caller
-    gets another.
+    least *check_after* seconds is checked before it is handed out, by the
+    caller it goes to; with ``check_after=0`` every time, a resource returned
+    straight to a waiting caller included. If the check returns ``False`` or
+    raises, the resource is closed and the caller gets another, keeping its
+    place in line.
 
     **Closing.** All background work (warming, reaping, closing discarded
     resources) runs in the pool's own nursery and ends with its ``async
@@ -243,7 +249,8 @@ class ResourcePool(Generic[_R]):
       health_check: an async function ``(resource) -> bool``; returning
         ``False`` or raising means the resource is broken. ``None``: no checks.
       check_after: seconds a resource must have been idle before it is
-        health-checked when handed out, ``>= 0`` (``0``: every time).
+        health-checked when handed out, ``>= 0`` (``0``: every time, also
+        when a returned resource goes straight to a waiting caller).
       discard_on: exceptions that spoil a resource when its block raises
         them: a class, a tuple of classes, or a predicate ``(exc) -> bool``;
         ``()`` to reuse resources whatever their block raised.
@@ -252,10 +259,12 @@ class ResourcePool(Generic[_R]):
       name: a name for its metrics (a ``str`` or ``None``).
 
     Raises:
-      TypeError, ValueError: for an argument of the wrong type or out of range.
+      TypeError, ValueError: for an argument of the wrong type or out of range
+        (a generator function for *connect*, *close* or *health_check* included).
     """
 
     __slots__ = (
+        "_arrivals",
         "_check_after",
         "_close_fn",
         "_closed",
@@ -303,15 +312,15 @@ class ResourcePool(Generic[_R]):
         policy: Any = None,
         name: str | None = None,
     ) -> None:
-        self._connect = check_async_callable("connect", connect)
-        self._close_fn = None if close is None else check_async_callable("close", close)
+        self._connect = check_async_function("connect", connect)
+        self._close_fn = None if close is None else check_async_function("close", close)
         self._max_size = check_int("max_size", max_size)
         self._min_size = check_int("min_size", min_size, minimum=0)
         if self._min_size > self._max_size:
             raise ValueError(f"min_size must be <= max_size ({max_size}), got {min_size!r}")
         self._max_idle = check_optional_number("max_idle", max_idle, exclusive=True)
         self._health_check = (
-            None if health_check is None else check_async_callable("health_check", health_check)
+            None if health_check is None else check_async_function("health_check", health_check)
         )
         self._check_after = check_number("check_after", check_after)
         matches = exception_matcher("discard_on", discard_on, only_exceptions=True)
@@ -327,7 +336,10 @@ class ResourcePool(Generic[_R]):
         self._nursery: trio.Nursery | None = None
         self._open = False
         self._idle: deque[tuple[_R, float]] = deque()  # oldest left, newest right
-        self._waiters: dict[Task, None] = {}  # FIFO: dicts keep insertion order
+        # FIFO: dicts keep insertion order. Each waiter's value is its ticket:
+        # the order in which the waiters began to acquire.
+        self._waiters: dict[Task, int] = {}
+        self._arrivals = 0  # tickets handed out
         self._maintenance: list[trio.CancelScope] = []
         self._warm_wake: trio.Event | None = None
         self._quiet: trio.Event | None = None
@@ -461,28 +473,40 @@ class ResourcePool(Generic[_R]):
 
     async def _obtain(self) -> _R:
         """An idle resource, a new one in a free slot, or one handed over in turn."""
+        ticket = self._arrivals  # the caller's place in line, should it have to wait again
+        self._arrivals = ticket + 1
+        # After a failed health check the caller is back in line: ahead of
+        # those who came after it (they waited while its check ran).
+        back = False
         while True:
             idle = self._idle
-            if idle and not self._waiters:
+            if idle and (back or not self._waiters):
                 resource, since = idle.pop()
                 self._in_use += 1
-                due = self._health_check is not None and (
-                    _current_time() - since >= self._check_after
-                )
-                if due and not await self._healthy(resource):
+                if self._due(since) and not await self._healthy(resource):
+                    back = True
                     continue
                 await self._checkpoint_holding(resource)
                 return resource
-            if self._waiters or self._size >= self._max_size:
-                handed = await self._wait_turn()
+            if self._size >= self._max_size or (self._waiters and not back):
+                handed = await self._wait_turn(ticket, back)
                 if handed is not None:
-                    # Returned by its last holder a moment ago, or just connected.
-                    return handed[0]
+                    # Returned by its last holder a moment ago, or just connected:
+                    # checked as an idle one would be (check_after=0: every time).
+                    resource, since = handed
+                    if self._due(since) and not await self._healthy(resource):
+                        back = True
+                        continue
+                    return resource
                 # A slot was handed over (and counted as connecting): connect.
             else:
                 self._size += 1
                 self._connecting += 1
             return await self._connect_in_slot()
+
+    def _due(self, since: float) -> bool:
+        """Whether a resource idle since *since* is health-checked before it is handed out."""
+        return self._health_check is not None and _current_time() - since >= self._check_after
 
     async def _checkpoint_holding(self, resource: _R) -> None:
         """A cancel-shielded checkpoint, so that every acquire is a schedule point."""
@@ -499,20 +523,33 @@ class ResourcePool(Generic[_R]):
             self._closing += 1
             await self._close(resource)
 
-    async def _wait_turn(self) -> tuple[_R] | None:
-        """Park in the FIFO queue; woken with a resource, or ``None`` for a free slot."""
+    async def _wait_turn(self, ticket: int, back: bool) -> tuple[_R, float] | None:
+        """Park in the FIFO queue; woken with a resource and the time it was returned,
+        or ``None`` for a free slot.
+
+        A caller *back* in line after a failed health check goes before the
+        waiters with later *tickets*; any other caller is the latest yet.
+        """
         task = current_task()
         waiters = self._waiters
-        waiters[task] = None
+        if back:
+            # Rare (a failed check while others wait), so O(waiters) is fine.
+            later = [(other, place) for other, place in waiters.items() if place > ticket]
+            for other, _ in later:
+                del waiters[other]
+            waiters[task] = ticket
+            waiters.update(later)
+        else:
+            waiters[task] = ticket
 
         def abort(_: object) -> Abort:
             del waiters[task]
             return Abort.SUCCEEDED
 
-        handed: tuple[_R] | None = await wait_task_rescheduled(abort)
+        handed: tuple[_R, float] | None = await wait_task_rescheduled(abort)
         return handed
 
-    def _hand(self, handed: tuple[_R] | None) -> None:
+    def _hand(self, handed: tuple[_R, float] | None) -> None:
         """Wake the task that has waited longest with a resource (or a free slot)."""
         waiters = self._waiters
         task = next(iter(waiters))
@@ -583,11 +620,12 @@ class ResourcePool(Generic[_R]):
         """
         if not self._open:
             return False
+        since = _current_time() if self._stamp else 0.0
         if self._waiters:
             self._in_use += 1
-            self._hand((resource,))
+            self._hand((resource, since))
             return True
-        self._idle.append((resource, _current_time() if self._stamp else 0.0))
+        self._idle.append((resource, since))
         return True
 
     def _close_soon(self, resource: _R) -> bool:

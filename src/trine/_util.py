@@ -8,6 +8,7 @@ e.g. ``limit must be >= 1, got 0``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import sys
@@ -19,6 +20,7 @@ __all__ = [
     "ExceptionFilter",
     "NotAwaitableError",
     "check_async_callable",
+    "check_async_function",
     "check_awaitable",
     "check_bool",
     "check_choice",
@@ -32,6 +34,7 @@ __all__ = [
     "close_unawaited",
     "describe",
     "exception_matcher",
+    "generator_function_error",
 ]
 
 _T = TypeVar("_T")
@@ -191,6 +194,62 @@ def check_async_callable(name: str, fn: object) -> Callable[..., Any]:
     if not callable(fn):
         raise TypeError(f"{name} must be an async function, got {fn!r}")
     return fn
+
+
+def check_async_function(name: str, fn: object) -> Callable[..., Any]:
+    """Return *fn* if it can be an async function, for one stored now and called later.
+
+    As :func:`check_async_callable`, and a generator or async generator
+    function is refused too: calling it never makes an awaitable, and stored
+    at construction it would fail only at its first call, far from where it
+    was given.
+
+    Raises:
+      TypeError: if *fn* is a coroutine object, is not callable, or is a
+        generator or async generator function (also through a
+        :func:`functools.partial` or a method, or as an object's ``__call__``),
+        naming *name* and saying what to pass instead.
+    """
+    checked = check_async_callable(name, fn)
+    error = generator_function_error(name, fn)
+    if error is not None:
+        raise error
+    return checked
+
+
+def generator_function_error(name: str, fn: object) -> TypeError | None:
+    """The :exc:`TypeError` for *fn* given as *name* where an async function is needed,
+    if *fn* is a generator or async generator function; else ``None``."""
+    if inspect.isasyncgenfunction(fn):  # inspect looks through partials and methods
+        return TypeError(
+            f"{name} must be an async function, got the async generator function {fn!r}: "
+            f"{_NO_ASYNC_YIELD}"
+        )
+    if inspect.isgeneratorfunction(fn):
+        return TypeError(
+            f"{name} must be an async function, got the generator function {fn!r}: {_NO_YIELD}"
+        )
+    # An object whose __call__ is one (a class is not looked into: calling it
+    # builds an instance).
+    inner = fn
+    while isinstance(inner, functools.partial):
+        inner = inner.func
+    call = type(inner).__call__ if callable(inner) and not isinstance(inner, type) else None
+    if inspect.isasyncgenfunction(call):
+        return TypeError(
+            f"{name} must be an async function, got {fn!r}, whose __call__ is an async "
+            f"generator function: {_NO_ASYNC_YIELD}"
+        )
+    if inspect.isgeneratorfunction(call):
+        return TypeError(
+            f"{name} must be an async function, got {fn!r}, whose __call__ is a generator "
+            f"function: {_NO_YIELD}"
+        )
+    return None
+
+
+_NO_YIELD = "define it with async def and no yield"
+_NO_ASYNC_YIELD = "define it without yield (an async generator is iterated with async for)"
 
 
 class NotAwaitableError(TypeError):

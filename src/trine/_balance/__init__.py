@@ -18,7 +18,8 @@ Removing an endpoint takes it out of the choice at once; the calls already
 running on it keep their record and finish normally. A failed call leaves
 the failed endpoint in a per-task context variable, which the same task's
 next call through the same balancer avoids when another endpoint is
-available: so a :class:`~trine.Retry` (or a Policy's retry) *outside* the
+available (the mark names its task, so the tasks it starts, which copy its
+context, ignore it): so a :class:`~trine.Retry` (or a Policy's retry) *outside* the
 balancer retries on another endpoint.
 
 The balancer's one nursery (:class:`~trine._service.ServiceNursery`) runs

@@ -28,6 +28,7 @@ from .._service import ServiceNursery
 from .._util import (
     NotAwaitableError,
     check_async_callable,
+    check_async_function,
     check_awaitable,
     check_choice,
     check_int,
@@ -56,10 +57,13 @@ _CoroutineType: Final = types.CoroutineType
 _PLAIN_CALLABLES: Final = frozenset({types.FunctionType, types.MethodType, functools.partial})
 _current_time: Final = trio.current_time
 _exp: Final = math.exp
+_current_task: Final = trio.lowlevel.current_task
 
 # The endpoints the current task's last failed calls went to, per balancer:
 # the next call of the same task through that balancer avoids them if it can.
-_avoid: ContextVar[tuple[object, frozenset[Hashable]] | None] = ContextVar(
+# The mark names its task because a new task starts with a copy of its
+# parent's context: a mark inherited that way is the parent's, not the child's.
+_avoid: ContextVar[tuple[object, trio.lowlevel.Task, frozenset[Hashable]] | None] = ContextVar(
     "trine_balancer_avoid", default=None
 )
 
@@ -152,7 +156,8 @@ class Balancer(_Choice, _Records, Generic[_E]):
     next call through this balancer avoids the endpoints its failed calls
     went to, as long as another available endpoint may take it (a success
     clears the mark). So each attempt of the retry goes to a different
-    endpoint while there is one. A retry *inside* (``policy=`` here) retries
+    endpoint while there is one. The mark is the task's own: tasks it starts
+    afterwards do not inherit it. A retry *inside* (``policy=`` here) retries
     on the same endpoint.
 
     **Hedging.** :meth:`hedged_call` sends a backup attempt to a *different*
@@ -252,7 +257,7 @@ class Balancer(_Choice, _Records, Generic[_E]):
             else exception_matcher("record", ejection.record, only_exceptions=True)
         )
         self._health_check = (
-            None if health_check is None else check_async_callable("health_check", health_check)
+            None if health_check is None else check_async_function("health_check", health_check)
         )
         self._check_interval = check_number("check_interval", check_interval, exclusive=True)
         self._decay = check_number("decay", decay, exclusive=True)
@@ -440,7 +445,11 @@ class Balancer(_Choice, _Records, Generic[_E]):
             where = _check_where(where)
         await checkpoint_if_cancelled()
         token = _avoid.get()
-        avoid = token[1] if token is not None and token[0] is self else None
+        avoid = (
+            token[2]
+            if token is not None and token[0] is self and token[1] is _current_task()
+            else None
+        )
         now = _current_time()
         endpoint = self._choose(now, where, avoid, None)
         if endpoint is None:
@@ -485,7 +494,8 @@ class Balancer(_Choice, _Records, Generic[_E]):
     ) -> None:
         """Remember a failed endpoint for this task's next call (a retry: elsewhere)."""
         if isinstance(error, Exception) and not isinstance(error, NotAwaitableError):
-            _avoid.set((self, frozenset((key,)) if avoid is None else avoid | {key}))
+            keys = frozenset((key,)) if avoid is None else avoid | {key}
+            _avoid.set((self, _current_task(), keys))
 
     async def hedged_call(
         self,
@@ -534,7 +544,11 @@ class Balancer(_Choice, _Records, Generic[_E]):
             where = _check_where(where)
         await checkpoint_if_cancelled()
         token = _avoid.get()
-        avoid = token[1] if token is not None and token[0] is self else None
+        avoid = (
+            token[2]
+            if token is not None and token[0] is self and token[1] is _current_task()
+            else None
+        )
         now = _current_time()
         endpoint = self._choose(now, where, avoid, None)
         if endpoint is None:
@@ -567,7 +581,8 @@ class Balancer(_Choice, _Records, Generic[_E]):
         except ExceptionGroup as group:
             wrong, _ = group.split(NotAwaitableError)
             if wrong is None:
-                _avoid.set((self, frozenset(tried) if avoid is None else avoid | tried))
+                keys = frozenset(tried) if avoid is None else avoid | tried
+                _avoid.set((self, _current_task(), keys))
                 raise
             misuse = wrong.exceptions[0]  # a programming error, not a failed attempt
         if misuse is not None:

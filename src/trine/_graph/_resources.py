@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, final
 
@@ -16,7 +17,11 @@ _Release = Callable[[BaseException | None], None]
 
 @final
 class _Resource:
-    """A named resource of a graph, with the way to take it without waiting."""
+    """A named resource of a graph, with the way to take it without waiting.
+
+    ``capacity`` is the most weight one node may ask of it, or ``None`` when
+    there is no such bound (a limiter of unknown or infinite capacity).
+    """
 
     __slots__ = ("blocking", "capacity", "limiter", "name", "weighted")
 
@@ -35,7 +40,9 @@ class _Resource:
         if isinstance(limiter, WeightedSemaphore):
             capacity = limiter.capacity
         elif isinstance(limiter, trio.CapacityLimiter):
-            capacity = int(limiter.total_tokens)
+            total = limiter.total_tokens
+            # CapacityLimiter(math.inf) is unbounded: no weight is too much for it.
+            capacity = None if total == math.inf else int(total)
         self.capacity = capacity
 
     def take_nowait(self, weight: int) -> _Release:

@@ -39,7 +39,13 @@ from .. import _created
 from .._errors import CycleError
 from .._limit import KeyedLimiter, LimiterLike, _check_limiter
 from .._policy import SupportsCall, _check_call_guard
-from .._util import check_async_callable, check_int, check_name, check_sync_callable
+from .._util import (
+    check_async_callable,
+    check_int,
+    check_name,
+    check_sync_callable,
+    generator_function_error,
+)
 from .._values import ReadOnlyValue
 from ._node import _INDEX_TYPE, Node, _new_node
 from ._order import find_cycle
@@ -78,25 +84,14 @@ def _default_name(fn: Callable[..., Any]) -> str:
     return name if isinstance(name, str) and name else type(fn).__name__
 
 
-def _generator_function_error(fn: object) -> TypeError:
-    if inspect.isasyncgenfunction(fn):
-        return TypeError(
-            f"fn must be an async function, got the async generator function {fn!r}: "
-            "define it without yield (an async generator is iterated with async for)"
-        )
-    return TypeError(
-        f"fn must be an async function, got the generator function {fn!r}: "
-        "define it with async def and no yield"
-    )
-
-
 def _check_fn(fn: object) -> None:
     """Refuse what add() can tell is not an async function (a plain function is checked inline)."""
     if type(fn) not in _PLAIN_CALLABLES:
         check_async_callable("fn", fn)
-    # A partial or a method of a generator function (inspect looks through both).
-    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
-        raise _generator_function_error(fn)
+    # A generator function, or a partial, method or object calling one.
+    error = generator_function_error("fn", fn)
+    if error is not None:
+        raise error
 
 
 def _check_priority(priority: object) -> None:
@@ -318,7 +313,7 @@ class TaskGraph:
             if type(fn) is not _FunctionType:
                 _check_fn(fn)
             elif fn.__code__.co_flags & _GENERATOR_FLAGS:
-                raise _generator_function_error(fn)
+                _check_fn(fn)  # refuses it
             else:
                 self._plain_fn = fn
         if name is not None:

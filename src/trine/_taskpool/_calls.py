@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import types
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, final
@@ -19,7 +20,7 @@ _CoroutineType: Final = types.CoroutineType
 class _Request:
     """A :meth:`TaskPool.start` call waiting in line: its caller and the task to start."""
 
-    __slots__ = ("args", "fn", "name", "task")
+    __slots__ = ("args", "context", "fn", "name", "task")
 
     def __init__(
         self, task: trio.lowlevel.Task, fn: Callable[..., Any], args: tuple[Any, ...], name: object
@@ -28,6 +29,8 @@ class _Request:
         self.fn = fn
         self.args = args
         self.name = name
+        self.context = contextvars.copy_context()
+        """The caller's context: the task starts from it, whichever task admits it."""
 
 
 @final
