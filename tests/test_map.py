@@ -655,6 +655,16 @@ async def test_a_sync_fn_through_a_policy_is_one_type_error(
     assert trio.current_time() == 0.0
 
 
+async def test_map_settled_with_a_sync_fn_through_a_policy_is_one_type_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """map_settled raises the misuse instead of settling it, once, with policy= too."""
+    policy = trine.Policy(timeout=5.0)
+    with pytest.RaisesGroup(pytest.RaisesExc(TypeError, match=NOT_ASYNC)):
+        await trine.map_settled(three, range(9), limit=3, policy=policy)
+    assert trio.current_time() == 0.0
+
+
 @pytest.mark.parametrize("how", ["amap", "map_all", "for_each"])
 async def test_regression_issue_11_a_later_non_awaitable_cancels_the_calls(
     autojump_clock: trio.testing.MockClock, how: str

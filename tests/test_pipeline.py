@@ -1003,7 +1003,22 @@ async def test_a_sync_fn_through_a_policy_is_raised_bare_once(on_error: Any) -> 
     """With policy=, fn must be async: a programming error, raised bare, not an item's failure."""
     policy = trine.Policy(timeout=5.0)
     pipe = Pipeline.source(range(8)).map(fn, workers=4, policy=policy, on_error=on_error)
-    with pytest.raises(TypeError, match=r"^fn must be an async function, but calling it returned"):
+    with pytest.raises(
+        TypeError, match=r"^fn must be an async function, but calling it returned"
+    ) as info:
         await pipe.collect()
+    assert info.value.__notes__ == ["in stage '1:fn' of a trine.Pipeline"]
     stage = pipe.statistics().stages[0]
     assert (stage.failed, stage.skipped, stage.dead_lettered) == (0, 0, 0)
+
+
+async def test_a_guard_misused_inside_a_stages_call_ends_the_run_bare() -> None:
+    """A NotAwaitableError from inside fn is a programming error too: on_error never sees it."""
+
+    async def misuses_gather(x: int) -> object:
+        return await trine.gather(lambda: x)  # type: ignore[arg-type, return-value]
+
+    pipe = Pipeline.source(range(3)).map(misuses_gather, on_error="skip", name="g")
+    with pytest.raises(TypeError, match=r"^fns\[0\] must be an async function") as info:
+        await pipe.collect()
+    assert info.value.__notes__ == ["in stage 'g' of a trine.Pipeline"]

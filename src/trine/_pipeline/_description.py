@@ -472,7 +472,8 @@ class Pipeline(Generic[T_co]):
           policy: an object with ``async call(fn, *args)`` (a
             :class:`trine.Policy`) that each call goes through; *fn* must be
             async (a plain one is a programming error, not an item's failure:
-            the run raises its :exc:`TypeError` bare, whatever *on_error* says).
+            the run raises its :exc:`TypeError` bare, whatever *on_error* says,
+            as it does any ``NotAwaitableError`` from the stage's call).
           executor: ``"thread"`` runs a plain *fn* in :func:`trio.to_thread.run_sync`,
             ``"process"`` in a worker process (``trio-parallel``), at most
             *workers* at once. Cancellation kills a worker process, but waits

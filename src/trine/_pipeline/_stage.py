@@ -217,7 +217,10 @@ class StageRun:
     async def fail_item(self, item: Any, exc: Exception, inputs: Buffer) -> bool:
         """Apply the stage's ``on_error`` to *item*'s failure; ``False`` if the run fails."""
         if isinstance(exc, NotAwaitableError):
-            # fn is not async where it must be (with policy=): no item's failure.
+            # A function that must be async was not (fn with policy=, or one the
+            # call gave a guard of its own): a programming error, as every guard
+            # and settle() treat it, not the item's failure.
+            exc.add_note(f"in stage {self.stage.name!r} of a trine.Pipeline")
             self.run.fail_misused(exc)
             return False
         what = "stage"
