@@ -321,3 +321,12 @@ def test_every_wait_is_attributed_and_concurrency_adds_up(
             by_id[dep].finished_at or 0.0 for dep in by_id[later].after
         )
     assert not by_id[path[0]].after
+
+
+async def test_an_infinite_capacity_limiter_is_refused_by_name() -> None:
+    """A CapacityLimiter(inf) has no capacity to draw use against: a ValueError naming it."""
+    graph = trine.TaskGraph(resources={"net": trio.CapacityLimiter(math.inf)})
+    graph.add(_sleep, 0.0, name="a", resources=["net"])
+    result = await graph.run()
+    with pytest.raises(ValueError, match=r"^resources\['net'\] is a CapacityLimiter of infinite"):
+        trine.run_report(result, resources={"net": trio.CapacityLimiter(math.inf)})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -27,6 +28,12 @@ def _capacity(name: str, value: object) -> int:
     if isinstance(value, WeightedSemaphore):
         return value.capacity
     if isinstance(value, trio.CapacityLimiter):
+        if value.total_tokens == math.inf:
+            # A report draws each resource's use against its capacity.
+            raise ValueError(
+                f"resources[{name!r}] is a CapacityLimiter of infinite capacity, which a "
+                "report cannot draw use against: give the most the run may use, an int"
+            )
         return int(value.total_tokens)
     if isinstance(value, trio.Lock | trio.StrictFIFOLock):
         return 1
@@ -169,7 +176,8 @@ def run_report(
       resources: the graph's resources: a capacity per name, or the limiters
         themselves as given to :class:`~trine.TaskGraph`
         (:class:`~trine.WeightedSemaphore`, :class:`trio.CapacityLimiter`,
-        :class:`trio.Lock`).
+        :class:`trio.Lock`); a limiter of infinite capacity has none to draw
+        use against, so give an int for it.
       uses: the resources each node held, by node name, as given to
         :meth:`~trine.TaskGraph.add` (``{"load": ["db"]}``).
       title: the page's title (default ``"trine run"``).
