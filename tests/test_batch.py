@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import overload
 
 import pytest
@@ -577,6 +577,14 @@ async def test_bad_arguments_are_refused() -> None:
         trine.Batcher(backend.load_many, dedupe=1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^load_many must be an async function"):
         trine.Batcher(backend.load_many([]))  # type: ignore[arg-type]
+
+    def load_each(keys: list[int]) -> Iterator[int]:
+        yield from keys
+
+    with pytest.raises(
+        TypeError, match=r"^load_many must be an async function, got the generator function "
+    ):
+        trine.Batcher(load_each)  # type: ignore[arg-type]
     async with trine.Batcher(backend.load_many) as batcher:
         with pytest.raises(TypeError, match=r"^key must be hashable, got \[1\]$"):
             await batcher.load([1])

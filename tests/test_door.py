@@ -109,6 +109,8 @@ KINDS: dict[str, list[Bad]] = {
         _OBJ,
         _NONE,
     ],
+    # a pipeline stage's fn, plain or async, whose result the stage uses
+    "stage_fn": [_value("genfn", genfn), _value("agenfn", agenfn), _coro(), _OBJ, _NONE],
     # a plain function trine calls without awaiting
     "sync_fn": [_value("asyncfn", afn), _value("agenfn", agenfn), _value("genfn", genfn), _OBJ],
     "opt_sync_fn": [_value("asyncfn", afn), _value("agenfn", agenfn), _value("genfn", genfn), _OBJ],
@@ -277,7 +279,11 @@ def _stage_door(method: str) -> Door:
             kwargs.update(key=syncfn, workers=4)
         return getattr(_pipe(), method)(kwargs.pop("fn", afn), **kwargs)
 
-    params = _STAGE_PARAMS if method == "flat_map" else {**_STAGE_PARAMS, "per_key": "count"}
+    params = (
+        _STAGE_PARAMS
+        if method == "flat_map"
+        else {**_STAGE_PARAMS, "fn": "stage_fn", "per_key": "count"}
+    )
     return Door("pipeline", f"Pipeline.{method}", call, params)
 
 
@@ -1065,8 +1071,8 @@ DOORS: list[Door] = [
             "policy": "object",
             "name": "name",
         },
-        # a sync, generator or async-generator load_many is refused at the first load
-        skip=frozenset({"load_many=syncfn", "load_many=genfn", "load_many=agenfn"}),
+        # a sync load_many is refused at the first load (a lambda may return a coroutine)
+        skip=frozenset({"load_many=syncfn"}),
     ),
     Door(
         "services",

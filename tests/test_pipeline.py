@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import types
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -1022,3 +1023,30 @@ async def test_a_guard_misused_inside_a_stages_call_ends_the_run_bare() -> None:
     with pytest.raises(TypeError, match=r"^fns\[0\] must be an async function") as info:
         await pipe.collect()
     assert info.value.__notes__ == ["in stage 'g' of a trine.Pipeline"]
+
+
+@pytest.mark.parametrize(
+    ("stage", "why"),
+    [
+        ("map", r"map would hand on the generator itself; flat_map hands on each item it yields"),
+        ("filter", r"the generator it returns is always true, so every item would pass"),
+        ("tap", r"calling it runs nothing \(define it without yield\)"),
+    ],
+)
+def test_a_generator_function_as_fn_is_refused_but_by_flat_map(stage: str, why: str) -> None:
+    """map, filter and tap use what fn returns; a generator function's is a generator object."""
+    refused = rf"^fn must not be a generator function, got <function parity at .*>: {why}$"
+    with pytest.raises(TypeError, match=refused):
+        getattr(Pipeline.source([1]), stage)(parity)
+    Pipeline.source([1]).flat_map(parity)  # what a generator function is for
+
+
+async def test_a_generator_based_coroutine_function_is_still_a_valid_fn() -> None:
+    """``@types.coroutine`` makes a generator function awaitable: map awaits it."""
+
+    @types.coroutine
+    def double(x: int) -> Iterator[None]:
+        yield from ()
+        return 2 * x  # type: ignore[misc]
+
+    assert await Pipeline.source([1, 2]).map(double).collect() == [2, 4]

@@ -47,7 +47,7 @@ from ._policy import SupportsCall, _check_call_guard
 from ._service import ServiceNursery, closed_error
 from ._stats import LatencyHistogram, LatencySummary
 from ._util import (
-    check_async_callable,
+    check_async_function,
     check_awaitable,
     check_bool,
     check_int,
@@ -260,7 +260,7 @@ class Batcher(Generic[_K, _V]):
         policy: SupportsCall | None = None,
         name: str | None = None,
     ) -> None:
-        check_async_callable("load_many", load_many)
+        check_async_function("load_many", load_many)
         self._load_many = load_many
         self._max_size = check_int("max_size", max_size)
         self._max_wait = check_number("max_wait", max_wait)

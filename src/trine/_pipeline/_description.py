@@ -7,6 +7,7 @@ at the call; :meth:`Pipeline.open` hands the description to a :class:`~._run.Run
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import (
     AsyncGenerator,
@@ -17,7 +18,7 @@ from collections.abc import (
     Iterable,
 )
 from contextlib import asynccontextmanager
-from typing import Any, Generic, Literal, TypeVar, final, overload
+from typing import Any, Final, Generic, Literal, TypeVar, final, overload
 
 import attrs
 import trio
@@ -133,6 +134,14 @@ class _LatestRun:
     run: Run | None = None
 
 
+# Why each stage that calls fn for its result refuses a generator function.
+_GENERATOR_FN_WHY: Final = {
+    "map": "map would hand on the generator itself; flat_map hands on each item it yields",
+    "filter": "the generator it returns is always true, so every item would pass",
+    "tap": "calling it runs nothing (define it without yield)",
+}
+
+
 def _refuse_generator_function(name: str, fn: object, why: str) -> None:
     """Refuse a generator or async generator function (or object whose ``__call__`` is one).
 
@@ -142,8 +151,18 @@ def _refuse_generator_function(name: str, fn: object, why: str) -> None:
     """
     call = None if isinstance(fn, type) else type(fn).__call__
     for f in (fn, call):
-        if inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f):
+        if inspect.isasyncgenfunction(f) or (
+            inspect.isgeneratorfunction(f) and not _iterable_coroutine(f)
+        ):
             raise TypeError(f"{name} must not be a generator function, got {fn!r}: {why}")
+
+
+def _iterable_coroutine(fn: object) -> bool:
+    """Whether *fn* is a generator-based coroutine function (``@types.coroutine``): awaitable."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    return code is not None and bool(code.co_flags & inspect.CO_ITERABLE_COROUTINE)
 
 
 def _source_kind(value: object) -> str:
@@ -310,6 +329,8 @@ class Pipeline(Generic[T_co]):
         executor: object = None,
     ) -> Stage:
         fn = check_async_callable("fn", fn)
+        if kind != "flat_map":
+            _refuse_generator_function("fn", fn, _GENERATOR_FN_WHY[kind])
         workers = check_int("workers", workers)
         if not isinstance(ordered, bool):
             raise TypeError(f"ordered must be a bool, got {ordered!r}")
@@ -431,7 +452,8 @@ class Pipeline(Generic[T_co]):
         Args:
           fn: a function of one item, async or plain. Whatever it returns that
             ``await`` accepts (a coroutine, or any object with ``__await__``)
-            is awaited; anything else is the result as it is.
+            is awaited; anything else is the result as it is. Not a generator
+            function (:meth:`flat_map` is for those), refused at once.
           workers: how many items are processed at once (``>= 1``). Workers
             start as items need them: a stage never runs more workers than it
             has had items at once.
