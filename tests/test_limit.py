@@ -1793,6 +1793,30 @@ def test_guide_examples_run(source: str, capsys: pytest.CaptureFixture[str]) -> 
     trio.run(namespace["main"], clock=_mock_clock())
 
 
+@pytest.mark.parametrize(
+    ("make", "hint"),
+    [
+        (lambda: KeyedLimiter(2), "; pass keyed.for_key(key)"),
+        (lambda: Bulkhead, "; pass an instance, not the class"),
+    ],
+)
+def test_acquire_all_refuses_a_limiter_whose_hold_needs_arguments_at_the_call(
+    make: Callable[[], Any], hint: str
+) -> None:
+    """Regression (audit): a KeyedLimiter itself, or a limiter class, is refused by
+    acquire_all at the call as by Policy, naming its position (it failed on entry with
+    Python's "hold() missing 1 required positional argument")."""
+    from trine._limit import hold_opener
+
+    limiter = make()
+    message = f"must be a limiter whose hold() takes no arguments, got {limiter!r}{hint}"
+    for args, name in [((limiter,), "limiters[0]"), ((trio.Lock(), limiter), "limiters[1]")]:
+        with pytest.raises(TypeError, match=f"^{re.escape(name + ' ' + message)}$"):
+            acquire_all(*args)
+    with pytest.raises(TypeError, match=f"^{re.escape('limiter ' + message)}$"):
+        hold_opener(limiter)
+
+
 def test_hold_opener_refuses_a_keyed_limiter_and_suggests_for_key() -> None:
     """A KeyedLimiter needs a key: hold_opener says to bind one with for_key."""
     from trine._limit import hold_opener

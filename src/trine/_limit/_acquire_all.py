@@ -16,7 +16,7 @@ from ._bulkhead import Bulkhead
 from ._hold import _DONE, _TRIO_LIMITERS, _Hold, _TrioHold
 from ._keyed import _KeyedLimiterKeys, _KeyedLimiterView
 from ._priority import PriorityLimiter
-from ._protocol import LimiterLike, _check_limiter
+from ._protocol import LimiterLike, _check_holdable
 from ._weighted import WeightedSemaphore
 
 __all__ = ["acquire_all"]
@@ -101,7 +101,9 @@ def acquire_all(*limiters: LimiterLike) -> AbstractAsyncContextManager[None]:
       limiters: anything :func:`open_hold` accepts, each at most once.
 
     Raises:
-      TypeError: if an argument is not a limiter, naming its position.
+      TypeError: if an argument is not a limiter, or one whose ``hold()``
+        needs arguments (a :class:`KeyedLimiter` itself: pass
+        ``keyed.for_key(key)``; a class: pass an instance), naming its position.
       ValueError: if the same limiter is passed twice (for
         :meth:`KeyedLimiter.for_key` views: equal keys of one KeyedLimiter),
         or more keys of one KeyedLimiter than its ``total``, which could never
@@ -113,7 +115,8 @@ def acquire_all(*limiters: LimiterLike) -> AbstractAsyncContextManager[None]:
             return _TrioHold(limiter)
         if type(limiter) in _PLAIN_HOLDS:
             return limiter.hold()  # type: ignore[return-value]  # a _Hold entered as None
-        _check_limiter(limiter, "limiters[0]")
+        if type(limiter) is not AdaptiveLimiter:
+            _check_holdable(limiter, "limiters[0]", read_signature=False)
         # Yours, or an AdaptiveLimiter: the general path, which enters as None
         # and never lets the hold's __aexit__ swallow an error.
         return _AcquireAll([limiter])
@@ -126,7 +129,7 @@ def acquire_all(*limiters: LimiterLike) -> AbstractAsyncContextManager[None]:
             keyed.setdefault(id(limiter.limiter), []).append((index, limiter))
             continue
         if not isinstance(limiter, _TRIO_LIMITERS) and type(limiter) not in _TRINE_LIMITERS:
-            _check_limiter(limiter, f"limiters[{index}]")
+            _check_holdable(limiter, f"limiters[{index}]", read_signature=False)
         ordered.append((id(limiter), index, limiter))
     if keyed is not None:
         ordered.extend(_keys_of_one(views) for views in keyed.values())
