@@ -491,6 +491,22 @@ async def test_breaker_record_predicate_error_frees_probe_slot(
     assert breaker.state is CLOSED
 
 
+async def test_an_ignore_predicate_that_returns_a_coroutine_is_refused(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Regression (audit): a coroutine from ``ignore=`` read as true, so the breaker never
+    opened; now it is a TypeError on the call, which is not counted as a failure."""
+
+    async def check(exc: BaseException) -> bool:
+        return False
+
+    breaker = CircuitBreaker(failure_threshold=1, ignore=lambda exc: check(exc))
+    with pytest.raises(TypeError, match=r"^ignore must be a plain function, but calling it "):
+        await breaker.call(fail, ValueError("boom"))
+    stats = breaker.statistics()
+    assert (stats.state, stats.ignored, stats.failures, stats.in_flight) == (CLOSED, 1, 0, 0)
+
+
 async def test_cancelled_never_counts(autojump_clock: trio.testing.MockClock) -> None:
     """trio.Cancelled is not a failure even when record is a predicate matching everything."""
     breaker = CircuitBreaker(failure_threshold=1, record=lambda exc: True)

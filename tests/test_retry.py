@@ -420,6 +420,20 @@ async def test_on_a_predicate() -> None:
     assert [str(exc) for exc in seen] == ["transient", "fatal"]
 
 
+async def test_on_a_predicate_that_returns_a_coroutine_is_refused_not_retried() -> None:
+    """Regression (audit): ``on=lambda exc: check(exc)`` with an async ``check`` was truthy,
+    so every error was retried; now the first error's check is a TypeError (coroutine closed)."""
+
+    async def check(exc: BaseException) -> bool:
+        return False
+
+    flaky = Flaky(Down("first"), Down("second"))
+    with pytest.raises(TypeError, match=r"^on must be a plain function, but calling it ") as info:
+        await Retry(5, on=lambda exc: check(exc), backoff=Backoff.constant(0)).call(flaky)
+    assert isinstance(info.value.__context__, Down)
+    assert len(flaky.starts) == 1
+
+
 async def test_exception_group_matches_only_if_every_leaf_does() -> None:
     """Like except*: a group of retryable leaves is retried, a mixed group is not."""
     retryable = ExceptionGroup("g", [ValueError(), ExceptionGroup("h", [ValueError()])])

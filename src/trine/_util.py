@@ -301,7 +301,9 @@ def exception_matcher(
     A class or a tuple of classes matches an exception that is an instance of
     one of them, or an exception group whose every leaf is (as ``except*``
     would catch the whole group). A predicate is called with the exception
-    and its answer taken as true or false.
+    and its answer taken as true or false; it must be a plain function (an
+    async one is refused here, and an awaitable it returns, closed, is a
+    :exc:`TypeError` from the returned predicate).
 
     Args:
       name: the parameter's name, for the message.
@@ -311,7 +313,8 @@ def exception_matcher(
       allow_empty: accept ``()``, which matches nothing.
 
     Raises:
-      TypeError: if *value* is none of those shapes, naming *name*.
+      TypeError: if *value* is none of those shapes, or an async, generator
+        or async generator function, naming *name*.
       ValueError: if *value* is ``()`` and *allow_empty* is false.
     """
     if isinstance(value, type):
@@ -341,8 +344,18 @@ def exception_matcher(
 
         return matches
     if callable(value):
-        predicate = value
-        return lambda error: not isinstance(error, NotAwaitableError) and bool(predicate(error))
+        # An async predicate's coroutine is always true, and never run.
+        predicate = check_sync_callable(name, value)
+
+        def answers(error: BaseException) -> bool:
+            if isinstance(error, NotAwaitableError):
+                return False
+            answer = predicate(error)
+            if answer is True or answer is False:  # the usual answer: nothing to check
+                return answer
+            return bool(check_sync_result(name, answer))
+
+        return answers
     # A coroutine object here is `record=check(err)` for `record=check`: close it,
     # so Python does not also warn that it was never awaited.
     if inspect.iscoroutine(value):
