@@ -92,6 +92,11 @@ async def fail_n(breaker: CircuitBreaker, n: int) -> None:
         ({"window": 0}, ValueError, "window must be >= 1, got 0"),
         ({"window": 2.5}, TypeError, "window must be an int, got 2.5"),
         ({"window": 0, "window_type": "time"}, ValueError, "window must be > 0, got 0"),
+        (  # regression (audit): an OverflowError at the first call
+            {"window": 1e-320, "window_type": "time"},
+            ValueError,
+            r"window must be >= 1\.11e-292, got 1e-320: the clock is divided by window / 20",
+        ),
         (
             {"window_type": "calls"},
             ValueError,

@@ -767,6 +767,31 @@ def test_retry_validates_its_arguments(
         ),
         (lambda: RetryBudget(window=0), ValueError, "window must be > 0, got 0"),
         (lambda: RetryBudget(buckets=0), ValueError, "buckets must be >= 1, got 0"),
+        (  # regression (audit): an OverflowError at the first deposit
+            lambda: RetryBudget(window=1e-320),
+            ValueError,
+            "window must be >= 5.56e-293, got 1e-320: the clock is divided by window / 10",
+        ),
+        (  # regression (audit): Backoff.delay checked nothing
+            lambda: Backoff.exponential().delay(-1, 0.1, random.Random()),
+            ValueError,
+            "retry must be >= 0, got -1",
+        ),
+        (
+            lambda: Backoff.exponential().delay(1.5, 0.1, random.Random()),  # type: ignore[arg-type]
+            TypeError,
+            "retry must be an int, got 1.5",
+        ),
+        (
+            lambda: Backoff.decorrelated().delay(0, -0.1, random.Random()),
+            ValueError,
+            "previous must be >= 0, got -0.1",
+        ),
+        (
+            lambda: Backoff.exponential().delay(0, 0.1, None),  # type: ignore[arg-type]
+            TypeError,
+            "rng must be a random.Random, got None",
+        ),
     ],
 )
 def test_backoff_and_budget_validate_their_arguments(

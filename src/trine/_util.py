@@ -29,6 +29,7 @@ __all__ = [
     "check_optional_number",
     "check_sync_callable",
     "check_sync_result",
+    "check_time_width",
     "close_unawaited",
     "describe",
     "exception_matcher",
@@ -137,6 +138,31 @@ def check_number(
     if not exclusive and number < minimum:
         raise ValueError(f"{name} must be >= {minimum:g}, got {value!r}")
     return number
+
+
+_CLOCK_HORIZON = 1e15
+"""The largest clock reading, in seconds (30 million years), that a window
+kept in time buckets must be able to divide by its bucket width."""
+
+
+def check_time_width(name: str, value: float, buckets: int) -> float:
+    """Return *value*, a window already checked ``> 0``, unless its buckets are too narrow.
+
+    A window kept in *buckets* buckets numbers them ``floor(now / (value /
+    buckets))``; a width so small that this overflows (``window=1e-320``)
+    would be a bare :exc:`OverflowError` at the first call instead.
+
+    Raises:
+      ValueError: naming *name*, if a clock reading up to ``1e15`` seconds
+        divided by the width would not be finite.
+    """
+    smallest = _CLOCK_HORIZON / sys.float_info.max * buckets
+    if value < smallest:
+        raise ValueError(
+            f"{name} must be >= {smallest:.3g}, got {value!r}: the clock is divided "
+            f"by {name} / {buckets}"
+        )
+    return value
 
 
 def check_optional_number(
