@@ -92,6 +92,11 @@ async def fail_n(breaker: CircuitBreaker, n: int) -> None:
         ({"window": 0}, ValueError, "window must be >= 1, got 0"),
         ({"window": 2.5}, TypeError, "window must be an int, got 2.5"),
         ({"window": 0, "window_type": "time"}, ValueError, "window must be > 0, got 0"),
+        (  # regression (audit): an OverflowError at the first call
+            {"window": 1e-320, "window_type": "time"},
+            ValueError,
+            r"window must be >= 1\.11e-292, got 1e-320: the clock is divided by window / 20",
+        ),
         (
             {"window_type": "calls"},
             ValueError,
@@ -489,6 +494,22 @@ async def test_breaker_record_predicate_error_frees_probe_slot(
     assert (stats.state, stats.ignored, stats.failures) == (HALF_OPEN, 1, 1)
     await breaker.call(trio.sleep, 0)
     assert breaker.state is CLOSED
+
+
+async def test_an_ignore_predicate_that_returns_a_coroutine_is_refused(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Regression (audit): a coroutine from ``ignore=`` read as true, so the breaker never
+    opened; now it is a TypeError on the call, which is not counted as a failure."""
+
+    async def check(exc: BaseException) -> bool:
+        return False
+
+    breaker = CircuitBreaker(failure_threshold=1, ignore=lambda exc: check(exc))
+    with pytest.raises(TypeError, match=r"^ignore must be a plain function, but calling it "):
+        await breaker.call(fail, ValueError("boom"))
+    stats = breaker.statistics()
+    assert (stats.state, stats.ignored, stats.failures, stats.in_flight) == (CLOSED, 1, 0, 0)
 
 
 async def test_cancelled_never_counts(autojump_clock: trio.testing.MockClock) -> None:

@@ -435,6 +435,14 @@ DOORS: list[Door] = [
     ),
     Door(
         "retry",
+        "Backoff.delay",
+        lambda retry=0, previous=0.1, rng=None: trine.Backoff.exponential().delay(
+            retry, previous, random.Random(0) if rng is None else rng
+        ),
+        {"retry": "count0", "previous": "seconds", "rng": "rng"},
+    ),
+    Door(
+        "retry",
         "RetryBudget",
         lambda **kw: trine.RetryBudget(**kw),
         {

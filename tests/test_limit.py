@@ -8,6 +8,7 @@ import pathlib
 import pickle
 import random
 import re
+import sys
 import textwrap
 from collections.abc import Callable, Hashable
 from contextlib import AbstractAsyncContextManager
@@ -1107,7 +1108,108 @@ async def test_acquire_all_takes_two_keys_whose_hashes_are_equal() -> None:
     async with acquire_all(limiter.for_key(-1), limiter.for_key(-2)):
         assert limiter.statistics().borrowed_tokens == 2
     assert limiter.statistics().borrowed_tokens == 0
-    assert limiter._tie_ranks == {}  # the order kept for them is forgotten
+    assert limiter.statistics().keys == 0  # both keys are forgotten
+
+
+@pytest.mark.parametrize(
+    ("per_key", "total", "sets"),
+    [
+        (2, 2, [(1, 2), (2, 1)]),  # the same set: each task's first key used up total
+        (1, 2, [(1, 2), (2, 3)]),  # one held 2 and waited for total, the other waited for 2
+    ],
+)
+async def test_acquire_all_takes_the_total_of_one_keyed_limiter_once(
+    autojump_clock: trio.abc.Clock, per_key: int, total: int, sets: list[tuple[int, int]]
+) -> None:
+    """Regression (audit): keys of one KeyedLimiter take their share of total in one step.
+
+    Taken one by one (by hash: int keys order as numbers), each task's first
+    key used up ``total`` and each task waited for the other for ever.
+    """
+    keyed = KeyedLimiter(per_key, total=total)
+    entered: list[float] = []
+
+    async def take(keys: tuple[int, int]) -> None:
+        async with acquire_all(*(keyed.for_key(key) for key in keys)):
+            entered.append(trio.current_time())
+            await trio.sleep(1)
+
+    with trio.fail_after(100), assert_takes(2.0):
+        async with trio.open_nursery() as nursery:
+            for keys in sets:  # both run their first step before either runs its second
+                nursery.start_soon(take, keys)
+    assert entered == [0.0, 1.0]
+    assert keyed.statistics() == trine.KeyedLimiterStatistics(
+        borrowed_tokens=0, total_tokens=total, per_key=per_key, keys=0, tasks_waiting=0
+    )
+
+
+async def test_acquire_all_keys_waiting_for_total_are_not_passed_by_later_ones(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Several keys owed their share of total go first: a later one-key task that would fit
+    the one free slot waits behind them (FIFO), and they are never starved."""
+    keyed = KeyedLimiter(1, total=2)
+    entered: dict[str, float] = {}
+
+    async def hold(label: str, seconds: float, *keys: str) -> None:
+        async with acquire_all(*(keyed.for_key(key) for key in keys)):
+            entered[label] = trio.current_time()
+            await trio.sleep(seconds)
+
+    def refused_now(key: str) -> bool:
+        try:
+            keyed.hold_nowait(key).__enter__()
+        except trio.WouldBlock:
+            return True
+        return False
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(hold, "p", 2, "p")  # 1 of total until t=2
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(hold, "xy", 1, "x", "y")  # needs 2: waits for p
+        await trio.sleep(1)
+        nursery.start_soon(hold, "q", 1, "q")  # 1 is free, but xy is owed it
+        await trio.testing.wait_all_tasks_blocked()
+        assert refused_now("r")  # a fresh key, with total's one free slot: still xy's
+        assert keyed.statistics().tasks_waiting == 2
+    assert entered == {"p": 0.0, "xy": 2.0, "q": 3.0}
+
+
+async def test_acquire_all_keys_waiting_for_another_key_hold_up_no_one_else(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A task taking keys a and b that waits for b leaves a's spare room to others."""
+    keyed = KeyedLimiter(2, total=10)
+    entered: dict[str, float] = {}
+
+    async def hold(label: str, seconds: float, *keys: str) -> None:
+        async with acquire_all(*(keyed.for_key(key) for key in keys)):
+            entered[label] = trio.current_time()
+            await trio.sleep(seconds)
+
+    async with trio.open_nursery() as nursery:
+        for label in ("b0", "b1"):  # b is full until t=3
+            nursery.start_soon(hold, label, 3, "b")
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(hold, "ab", 1, "a", "b")  # waits for b, queued for a
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(hold, "a", 1, "a")  # a has room for both
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(hold, "ac", 1, "a", "c")  # and not for a third
+    assert entered == {"b0": 0.0, "b1": 0.0, "ab": 3.0, "a": 0.0, "ac": 1.0}
+
+
+def test_acquire_all_refuses_more_keys_than_the_total() -> None:
+    """Keys of one KeyedLimiter that outnumber its total could never be held: refused."""
+    keyed = KeyedLimiter(2, total=2)
+    with pytest.raises(
+        ValueError,
+        match=r"^limiters\[0\], limiters\[2\] and limiters\[3\] are 3 keys of one KeyedLimiter "
+        r"whose total is 2: they can never be held at once$",
+    ):
+        acquire_all(keyed.for_key("a"), trio.Lock(), keyed.for_key("b"), keyed.for_key("c"))
+    assert acquire_all(keyed.for_key("a"), keyed.for_key("b"))  # as many as total: fine
 
 
 class _Colliding:
@@ -1455,7 +1557,7 @@ def test_property_acquire_all_never_deadlocks_on_keys_whose_hashes_are_equal(
     subsets: list[tuple[list[int], int, int, int | None]], seed: int
 ) -> None:
     """Tasks take random subsets of keys with one hash (each task its own, equal key objects)
-    in random orders, some cancelled; all finish in time, and nothing stays held or ranked."""
+    in random orders, some cancelled; all finish in time, and nothing stays held."""
     rng = random.Random(seed)
     keyed = KeyedLimiter(1)
     lock = trio.Lock()
@@ -1481,8 +1583,97 @@ def test_property_acquire_all_never_deadlocks_on_keys_whose_hashes_are_equal(
     trio.run(main, clock=_mock_clock())
     assert len(finished) == len(subsets)
     assert not lock.locked()
-    assert keyed.statistics().borrowed_tokens == 0
-    assert keyed._tie_ranks == {}
+    stats = keyed.statistics()
+    assert (stats.borrowed_tokens, stats.tasks_waiting, stats.keys) == (0, 0, 0)
+
+
+@given(
+    limits=st.lists(
+        st.tuples(st.integers(1, 2), st.sampled_from([1, 2, 2, 3, None])), min_size=2, max_size=2
+    ),
+    tasks=st.lists(
+        st.tuples(
+            st.permutations(range(7)),
+            st.integers(1, 4),
+            st.booleans(),
+            st.integers(0, 2),
+            st.sampled_from([None, None, None, 0, 1, 2]),
+        ),
+        min_size=2,
+        max_size=10,
+    ),
+    seed=st.integers(0, 2**16),
+)
+def test_property_acquire_all_of_keys_never_deadlocks_nor_exceeds_a_limit(
+    limits: list[tuple[int, int | None]],
+    tasks: list[tuple[list[int], int, bool, int, int | None]],
+    seed: int,
+) -> None:
+    """Tasks take random sets of keys of two KeyedLimiters (random per_key and total) and a
+    lock, in random orders, some one key through hold(), some cancelled; all finish in time,
+    no key or total is ever exceeded, and nothing is left borrowed, queued or remembered."""
+    rng = random.Random(seed)
+    keyed = [KeyedLimiter(per_key, total=total) for per_key, total in limits]
+    lock = trio.Lock()
+    # items 0-2: keys of keyed[0], 3-5: keys of keyed[1], 6: the lock
+    inside: dict[tuple[int, int], int] = {}
+    finished = []
+
+    def limiter(item: int) -> trine.LimiterLike:
+        return lock if item == 6 else keyed[item // 3].for_key(item % 3)
+
+    def check_bounds() -> None:
+        for index, limiter in enumerate(keyed):
+            held = [inside.get((index, key), 0) for key in range(3)]
+            assert max(held) <= limiter.per_key
+            assert limiter.total is None or sum(held) <= limiter.total
+            assert limiter.statistics().borrowed_tokens >= sum(held)
+
+    def chosen(permutation: list[int], size: int) -> list[int]:
+        items: list[int] = []
+        for item in permutation[:size]:  # no more keys of one than its total: refused
+            total = None if item == 6 else keyed[item // 3].total
+            if total is None or sum(other // 3 == item // 3 for other in items) < total:
+                items.append(item)
+        return items
+
+    async def task(items: list[int], plain: bool, hold: int, cancel_after: int | None) -> None:
+        keys = [(item // 3, item % 3) for item in items if item != 6]
+        with trio.move_on_after(math.inf if cancel_after is None else cancel_after):
+            cm: AbstractAsyncContextManager[object]
+            if plain and len(items) == 1 and keys:
+                cm = keyed[keys[0][0]].hold(keys[0][1])
+            else:
+                cm = acquire_all(*(limiter(item) for item in items))
+            async with cm:
+                for key in keys:
+                    inside[key] = inside.get(key, 0) + 1
+                check_bounds()
+                try:
+                    await trio.sleep(hold)
+                finally:
+                    for key in keys:
+                        inside[key] -= 1
+        finished.append(items)
+
+    async def main() -> None:
+        # Serial execution would meet it: someone is always inside until all are done.
+        deadline = sum(hold for _, _, _, hold, _ in tasks) + 1
+        with trio.fail_after(deadline):
+            async with trio.open_nursery() as nursery:
+                for permutation, size, plain, hold, cancel_after in tasks:
+                    nursery.start_soon(task, chosen(permutation, size), plain, hold, cancel_after)
+                    if rng.random() < 0.25:  # mostly all start in one batch, contending
+                        await trio.lowlevel.checkpoint()
+
+    trio.run(main, clock=_mock_clock())
+    assert len(finished) == len(tasks)
+    assert not lock.locked()
+    for limiter in keyed:
+        stats = limiter.statistics()
+        assert (stats.borrowed_tokens, stats.tasks_waiting, stats.keys) == (0, 0, 0)
+        assert limiter._ready == []
+        assert limiter._admit_below == (sys.maxsize if limiter.total is None else limiter.total)
 
 
 async def test_acquire_all_of_one_limiter_behaves_as_acquire_all() -> None:
@@ -1600,6 +1791,30 @@ def test_guide_examples_run(source: str, capsys: pytest.CaptureFixture[str]) -> 
     namespace: dict[str, Any] = {}
     exec(compile(source.rstrip().removesuffix("trio.run(main)"), str(_GUIDE), "exec"), namespace)
     trio.run(namespace["main"], clock=_mock_clock())
+
+
+@pytest.mark.parametrize(
+    ("make", "hint"),
+    [
+        (lambda: KeyedLimiter(2), "; pass keyed.for_key(key)"),
+        (lambda: Bulkhead, "; pass an instance, not the class"),
+    ],
+)
+def test_acquire_all_refuses_a_limiter_whose_hold_needs_arguments_at_the_call(
+    make: Callable[[], Any], hint: str
+) -> None:
+    """Regression (audit): a KeyedLimiter itself, or a limiter class, is refused by
+    acquire_all at the call as by Policy, naming its position (it failed on entry with
+    Python's "hold() missing 1 required positional argument")."""
+    from trine._limit import hold_opener
+
+    limiter = make()
+    message = f"must be a limiter whose hold() takes no arguments, got {limiter!r}{hint}"
+    for args, name in [((limiter,), "limiters[0]"), ((trio.Lock(), limiter), "limiters[1]")]:
+        with pytest.raises(TypeError, match=f"^{re.escape(name + ' ' + message)}$"):
+            acquire_all(*args)
+    with pytest.raises(TypeError, match=f"^{re.escape('limiter ' + message)}$"):
+        hold_opener(limiter)
 
 
 def test_hold_opener_refuses_a_keyed_limiter_and_suggests_for_key() -> None:

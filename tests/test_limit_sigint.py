@@ -168,6 +168,11 @@ async def _rate(limiters: Sequence[Any], index: int) -> None:
     limiter.try_acquire(key="a")
 
 
+def _two_keys(keyed: trine.KeyedLimiter) -> list[Any]:
+    """Two keys of *keyed*, which acquire_all takes in one step."""
+    return [keyed.for_key("a"), keyed.for_key("b")]
+
+
 SCENARIOS = [
     Scenario("WeightedSemaphore", lambda: [trine.WeightedSemaphore(2)], _weighted, _take_each),
     Scenario("PriorityLimiter", lambda: [trine.PriorityLimiter(1)], _priority, _take_each),
@@ -190,6 +195,12 @@ SCENARIOS = [
         lambda: [trio.Lock(), trine.WeightedSemaphore(1), trine.KeyedLimiter(1).for_key("k")],
         _all,
         lambda limiters: _take_each(limiters[:2]),
+    ),
+    Scenario(
+        "acquire_all(two keys of a KeyedLimiter with a total)",
+        lambda: _two_keys(trine.KeyedLimiter(1, total=2)),
+        _all,
+        _take_each,
     ),
     Scenario("acquire_all(CapacityLimiter)", lambda: [trio.CapacityLimiter(1)], _all, _take_each),
     Scenario("acquire_all(Bulkhead)", lambda: [trine.Bulkhead(1, max_waiting=9)], _all, _take_each),

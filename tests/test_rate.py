@@ -732,6 +732,18 @@ async def test_unhashable_key_is_refused_naming_key(make: Callable[[], Limiter])
         ({"rate": 1, "burst": 0}, ValueError, r"^burst must be >= 1, got 0$"),
         ({"rate": 1, "burst": 2.0}, TypeError, r"^burst must be an int, got 2.0$"),
         ({"rate": 1, "burst": "2"}, TypeError, r"^burst must be an int, got '2'$"),
+        # Regression (audit): a bare OverflowError from the default burst.
+        (
+            {"rate": 1e300, "per": 1e-10},
+            ValueError,
+            r"^rate / per must be finite \(rate=math.inf admits everything\), "
+            r"got rate=1e\+300 and per=1e-10$",
+        ),
+        (
+            {"rate": 1e300, "per": 1e-10, "burst": 1},
+            ValueError,
+            r"^rate / per must be finite .*, got rate=1e\+300 and per=1e-10$",
+        ),
     ],
 )
 def test_rate_limiter_validates_arguments(
@@ -754,6 +766,24 @@ def test_rate_limiter_validates_settings_changes() -> None:
     assert (limiter.rate, limiter.per, limiter.burst) == (5.0, 1.0, 2)
     limiter.rate = math.inf
     assert limiter.rate == math.inf
+
+
+def test_rate_limiter_refuses_settings_whose_ratio_overflows() -> None:
+    """Regression (audit): rate or per set at run time so that rate / per overflows is
+    refused naming both (it was a bare OverflowError), and the settings are kept."""
+    limiter = RateLimiter(1e307)
+    with pytest.raises(
+        ValueError, match=r"^rate / per must be finite .*, got rate=1e\+307 and per=1e-10$"
+    ):
+        limiter.per = 1e-10
+    limiter = RateLimiter(1, per=1e-10)
+    with pytest.raises(
+        ValueError, match=r"^rate / per must be finite .*, got rate=1e\+300 and per=1e-10$"
+    ):
+        limiter.rate = 1e300
+    assert (limiter.rate, limiter.per, limiter.burst) == (1.0, 1e-10, 30_000_000)
+    limiter.rate = math.inf  # unlimited: no ratio to compute
+    assert limiter.burst == sys.maxsize
 
 
 @pytest.mark.parametrize(

@@ -420,6 +420,20 @@ async def test_on_a_predicate() -> None:
     assert [str(exc) for exc in seen] == ["transient", "fatal"]
 
 
+async def test_on_a_predicate_that_returns_a_coroutine_is_refused_not_retried() -> None:
+    """Regression (audit): ``on=lambda exc: check(exc)`` with an async ``check`` was truthy,
+    so every error was retried; now the first error's check is a TypeError (coroutine closed)."""
+
+    async def check(exc: BaseException) -> bool:
+        return False
+
+    flaky = Flaky(Down("first"), Down("second"))
+    with pytest.raises(TypeError, match=r"^on must be a plain function, but calling it ") as info:
+        await Retry(5, on=lambda exc: check(exc), backoff=Backoff.constant(0)).call(flaky)
+    assert isinstance(info.value.__context__, Down)
+    assert len(flaky.starts) == 1
+
+
 async def test_exception_group_matches_only_if_every_leaf_does() -> None:
     """Like except*: a group of retryable leaves is retried, a mixed group is not."""
     retryable = ExceptionGroup("g", [ValueError(), ExceptionGroup("h", [ValueError()])])
@@ -753,6 +767,31 @@ def test_retry_validates_its_arguments(
         ),
         (lambda: RetryBudget(window=0), ValueError, "window must be > 0, got 0"),
         (lambda: RetryBudget(buckets=0), ValueError, "buckets must be >= 1, got 0"),
+        (  # regression (audit): an OverflowError at the first deposit
+            lambda: RetryBudget(window=1e-320),
+            ValueError,
+            "window must be >= 5.56e-293, got 1e-320: the clock is divided by window / 10",
+        ),
+        (  # regression (audit): Backoff.delay checked nothing
+            lambda: Backoff.exponential().delay(-1, 0.1, random.Random()),
+            ValueError,
+            "retry must be >= 0, got -1",
+        ),
+        (
+            lambda: Backoff.exponential().delay(1.5, 0.1, random.Random()),  # type: ignore[arg-type]
+            TypeError,
+            "retry must be an int, got 1.5",
+        ),
+        (
+            lambda: Backoff.decorrelated().delay(0, -0.1, random.Random()),
+            ValueError,
+            "previous must be >= 0, got -0.1",
+        ),
+        (
+            lambda: Backoff.exponential().delay(0, 0.1, None),  # type: ignore[arg-type]
+            TypeError,
+            "rng must be a random.Random, got None",
+        ),
     ],
 )
 def test_backoff_and_budget_validate_their_arguments(

@@ -6,10 +6,12 @@ import functools
 import inspect
 import math
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from typing import Any
 
 import pytest
 
+import trine
 from trine._util import (
     NotAwaitableError,
     check_async_callable,
@@ -142,6 +144,62 @@ def test_exception_matcher_predicates() -> None:
     matches = exception_matcher("on", lambda error: getattr(error, "errno", None))
     assert not matches(OSError("no errno"))
     assert matches(OSError(5, "io"))
+
+
+async def _async_predicate(error: BaseException) -> bool:
+    return False
+
+
+async def _open_pool() -> object:
+    return object()
+
+
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("on", lambda on: trine.Retry(on=on)),
+        ("record", lambda record: trine.CircuitBreaker(record=record)),
+        ("ignore", lambda ignore: trine.CircuitBreaker(ignore=ignore)),
+        ("fallback_on", lambda on: trine.Policy(fallback=lambda exc: 0, fallback_on=on)),
+        ("discard_on", lambda on: trine.ResourcePool(_open_pool, max_size=1, discard_on=on)),
+        ("record", lambda record: trine.OutlierEjection(record=record)),
+    ],
+)
+def test_an_async_predicate_is_refused_at_the_call(name: str, make: Callable[[Any], Any]) -> None:
+    """Regression (audit): an async exception filter is refused where it is given.
+
+    Its coroutine is always true and never run: Retry(on=) retried every
+    error, CircuitBreaker(ignore=) never opened, and Python warned that the
+    coroutine was never awaited.
+    """
+    with pytest.raises(
+        TypeError,
+        match=rf"^{name} must be a plain function, got the async function "
+        r"<function _async_predicate at .*>: trine calls it without awaiting",
+    ):
+        make(_async_predicate)
+
+
+def test_exception_matcher_refuses_and_closes_a_coroutine_a_predicate_returns() -> None:
+    """A plain predicate that returns a coroutine is a TypeError on that call, the coroutine
+    closed (so Python does not warn); plain answers are taken as before."""
+    made: list[Coroutine[Any, Any, bool]] = []
+
+    def calls_async(error: BaseException) -> object:
+        if isinstance(error, KeyError):
+            return 1
+        made.append(_async_predicate(error))
+        return made[-1]
+
+    matches = exception_matcher("ignore", calls_async)
+    assert matches(KeyError("k"))
+    with pytest.raises(
+        TypeError,
+        match=r"^ignore must be a plain function, but calling it returned <coroutine object "
+        r"_async_predicate at .*>: trine calls it without awaiting$",
+    ):
+        matches(ValueError("v"))
+    assert inspect.getcoroutinestate(made[0]) == inspect.CORO_CLOSED
 
 
 @pytest.mark.parametrize(

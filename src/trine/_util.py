@@ -31,6 +31,7 @@ __all__ = [
     "check_optional_number",
     "check_sync_callable",
     "check_sync_result",
+    "check_time_width",
     "close_unawaited",
     "describe",
     "exception_matcher",
@@ -140,6 +141,31 @@ def check_number(
     if not exclusive and number < minimum:
         raise ValueError(f"{name} must be >= {minimum:g}, got {value!r}")
     return number
+
+
+_CLOCK_HORIZON = 1e15
+"""The largest clock reading, in seconds (30 million years), that a window
+kept in time buckets must be able to divide by its bucket width."""
+
+
+def check_time_width(name: str, value: float, buckets: int) -> float:
+    """Return *value*, a window already checked ``> 0``, unless its buckets are too narrow.
+
+    A window kept in *buckets* buckets numbers them ``floor(now / (value /
+    buckets))``; a width so small that this overflows (``window=1e-320``)
+    would be a bare :exc:`OverflowError` at the first call instead.
+
+    Raises:
+      ValueError: naming *name*, if a clock reading up to ``1e15`` seconds
+        divided by the width would not be finite.
+    """
+    smallest = _CLOCK_HORIZON / sys.float_info.max * buckets
+    if value < smallest:
+        raise ValueError(
+            f"{name} must be >= {smallest:.3g}, got {value!r}: the clock is divided "
+            f"by {name} / {buckets}"
+        )
+    return value
 
 
 def check_optional_number(
@@ -360,7 +386,9 @@ def exception_matcher(
     A class or a tuple of classes matches an exception that is an instance of
     one of them, or an exception group whose every leaf is (as ``except*``
     would catch the whole group). A predicate is called with the exception
-    and its answer taken as true or false.
+    and its answer taken as true or false; it must be a plain function (an
+    async one is refused here, and an awaitable it returns, closed, is a
+    :exc:`TypeError` from the returned predicate).
 
     Args:
       name: the parameter's name, for the message.
@@ -370,7 +398,8 @@ def exception_matcher(
       allow_empty: accept ``()``, which matches nothing.
 
     Raises:
-      TypeError: if *value* is none of those shapes, naming *name*.
+      TypeError: if *value* is none of those shapes, or an async, generator
+        or async generator function, naming *name*.
       ValueError: if *value* is ``()`` and *allow_empty* is false.
     """
     if isinstance(value, type):
@@ -400,8 +429,18 @@ def exception_matcher(
 
         return matches
     if callable(value):
-        predicate = value
-        return lambda error: not isinstance(error, NotAwaitableError) and bool(predicate(error))
+        # An async predicate's coroutine is always true, and never run.
+        predicate = check_sync_callable(name, value)
+
+        def answers(error: BaseException) -> bool:
+            if isinstance(error, NotAwaitableError):
+                return False
+            answer = predicate(error)
+            if answer is True or answer is False:  # the usual answer: nothing to check
+                return answer
+            return bool(check_sync_result(name, answer))
+
+        return answers
     # A coroutine object here is `record=check(err)` for `record=check`: close it,
     # so Python does not also warn that it was never awaited.
     if inspect.iscoroutine(value):

@@ -158,7 +158,8 @@ class CircuitBreaker(_BreakerCore):
         *failure_rate* is ``None``).
       failure_rate: if given, open when failures / calls in the window reach
         this share, in ``(0, 1]``.
-      window: the window's size: a number of calls (count) or seconds (time).
+      window: the window's size: a number of calls (count) or seconds (time;
+        its 20 buckets must divide a clock reading, so not below about 1e-292).
       window_type: ``"count"`` or ``"time"``.
       minimum_calls: rates are not judged until the window holds this many
         calls (a count window caps it at *window*).

@@ -34,12 +34,13 @@ from .._util import (
     check_number,
     check_sync_callable,
     check_sync_result,
+    check_time_width,
     exception_matcher,
 )
 from .._values import ReadOnlyValue
 from .._waits import deliberate
 from ._state import CircuitState
-from ._windows import _CountWindow, _TimeWindow
+from ._windows import _TIME_BUCKETS, _CountWindow, _TimeWindow
 
 __all__ = ["_BreakerCore", "_Permit"]
 
@@ -161,7 +162,8 @@ class _BreakerCore:
         if self._window_type == "count":
             check_int("window", self._window)
         else:
-            self._window = check_number("window", self._window, minimum=0.0, exclusive=True)
+            window = check_number("window", self._window, minimum=0.0, exclusive=True)
+            self._window = check_time_width("window", window, _TIME_BUCKETS)
         check_int("minimum_calls", self._minimum_calls)
         if self._slow_call_duration is not None:
             duration = check_number(

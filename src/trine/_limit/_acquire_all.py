@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Hashable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, final
@@ -14,9 +14,9 @@ from trio.lowlevel import enable_ki_protection
 from ._adaptive import AdaptiveLimiter
 from ._bulkhead import Bulkhead
 from ._hold import _DONE, _TRIO_LIMITERS, _Hold, _TrioHold
-from ._keyed import _KeyedLimiterView
+from ._keyed import _KeyedLimiterKeys, _KeyedLimiterView
 from ._priority import PriorityLimiter
-from ._protocol import LimiterLike, _check_limiter
+from ._protocol import LimiterLike, _check_holdable
 from ._weighted import WeightedSemaphore
 
 __all__ = ["acquire_all"]
@@ -30,44 +30,39 @@ _PLAIN_HOLDS: frozenset[type] = frozenset(
 _TRINE_LIMITERS: frozenset[type] = _PLAIN_HOLDS | {AdaptiveLimiter}
 
 
-def _order_key(limiter: object) -> tuple[int, int]:
-    if isinstance(limiter, _KeyedLimiterView):
-        return (id(limiter.limiter), hash(limiter.key))
-    return (id(limiter), 0)
+_Ordered = list[tuple[int, int, LimiterLike]]
+"""``(order, position, limiter)``: the order is the identity (for keys, their KeyedLimiter's)."""
 
 
-_Ordered = list[tuple[tuple[int, int], int, LimiterLike]]
+def _keys_of_one(views: list[tuple[int, _KeyedLimiterView]]) -> tuple[int, int, LimiterLike]:
+    """What acquire_all takes for the keys of one KeyedLimiter passed to it (at their places).
 
-
-def _hash_ties(ordered: _Ordered) -> list[tuple[int, int]]:
-    """The runs of *ordered* that share an order key, as ``(start, stop)``; refuse duplicates.
-
-    A run is one limiter passed twice, refused here, unless it is distinct
-    keys of one KeyedLimiter whose hashes are equal: those are put in order
-    when the block is entered (:func:`_order_ties`).
+    One key is that key's own hold. Several are one hold of them all, taken in
+    one step: each key takes a slot of ``total``, so taking them one by one
+    could leave two tasks each holding part of ``total`` and waiting for the
+    rest. Equal keys are refused as one limiter passed twice, and more keys
+    than ``total`` as a set that could never be held.
     """
-    ties = []
-    start = 0
-    for stop in range(1, len(ordered) + 1):
-        if stop < len(ordered) and ordered[stop][0] == ordered[start][0]:
-            continue
-        run = ordered[start:stop]
-        for place, (_, first, limiter) in enumerate(run):
-            for _, index, other in run[place + 1 :]:
-                if not (
-                    isinstance(limiter, _KeyedLimiterView)
-                    and isinstance(other, _KeyedLimiterView)
-                    and limiter.key is not other.key
-                    and not limiter.key == other.key
-                ):
-                    raise ValueError(
-                        f"limiters[{index}] is the same limiter as limiters[{first}]: "
-                        "pass each one once"
-                    )
-        if len(run) > 1:
-            ties.append((start, stop))
-        start = stop
-    return ties
+    first, view = views[0]
+    limiter = view.limiter
+    if len(views) == 1:
+        return (id(limiter), first, view)
+    places: dict[Hashable, int] = {}
+    for index, view in views:
+        place = places.setdefault(view.key, index)
+        if place != index:
+            raise ValueError(
+                f"limiters[{index}] is the same limiter as limiters[{place}]: pass each one once"
+            )
+    total = limiter.total
+    if total is not None and len(views) > total:
+        *others, last = (f"limiters[{index}]" for index, _ in views)
+        names = f"{', '.join(others)} and {last}"
+        raise ValueError(
+            f"{names} are {len(views)} keys of one KeyedLimiter whose total is {total}: "
+            "they can never be held at once"
+        )
+    return (id(limiter), first, _KeyedLimiterKeys(limiter, tuple(places)))
 
 
 def acquire_all(*limiters: LimiterLike) -> AbstractAsyncContextManager[None]:
@@ -76,12 +71,16 @@ def acquire_all(*limiters: LimiterLike) -> AbstractAsyncContextManager[None]:
     Two tasks that take the same locks in different orders can deadlock
     (each holds one and waits for the other's). ``acquire_all`` sorts its
     arguments into an order that is the same for every task (by object
-    identity; the keys of one :class:`KeyedLimiter` by hash, and keys whose
-    hashes are equal by an order the KeyedLimiter keeps for them while they
-    are in use), takes them one by one, and releases them in reverse::
+    identity), takes them one by one, and releases them in reverse::
 
         async with trine.acquire_all(account_lock[b], account_lock[a]):
             transfer(a, b)
+
+    Several keys of one :class:`KeyedLimiter` (:meth:`KeyedLimiter.for_key`)
+    are taken in one step, all or none: a slot of each key and as many of its
+    ``total``, which they share. (Taken one by one, two tasks could each hold
+    part of the total and wait for the rest.) That step is FIFO: a task owed
+    several slots of the total is served before later tasks needing fewer.
 
     If taking one of them is cancelled or fails, the ones already taken are
     released before the error propagates. Entering is a checkpoint even with
@@ -102,9 +101,13 @@ def acquire_all(*limiters: LimiterLike) -> AbstractAsyncContextManager[None]:
       limiters: anything :func:`open_hold` accepts, each at most once.
 
     Raises:
-      TypeError: if an argument is not a limiter, naming its position.
+      TypeError: if an argument is not a limiter, or one whose ``hold()``
+        needs arguments (a :class:`KeyedLimiter` itself: pass
+        ``keyed.for_key(key)``; a class: pass an instance), naming its position.
       ValueError: if the same limiter is passed twice (for
-        :meth:`KeyedLimiter.for_key` views: equal keys of one KeyedLimiter).
+        :meth:`KeyedLimiter.for_key` views: equal keys of one KeyedLimiter),
+        or more keys of one KeyedLimiter than its ``total``, which could never
+        be held at once.
     """
     if len(limiters) == 1:  # the fast path: nothing to order, no second layer
         (limiter,) = limiters
@@ -112,22 +115,31 @@ def acquire_all(*limiters: LimiterLike) -> AbstractAsyncContextManager[None]:
             return _TrioHold(limiter)
         if type(limiter) in _PLAIN_HOLDS:
             return limiter.hold()  # type: ignore[return-value]  # a _Hold entered as None
-        _check_limiter(limiter, "limiters[0]")
+        if type(limiter) is not AdaptiveLimiter:
+            _check_holdable(limiter, "limiters[0]", read_signature=False)
         # Yours, or an AdaptiveLimiter: the general path, which enters as None
         # and never lets the hold's __aexit__ swallow an error.
         return _AcquireAll([limiter])
     ordered: _Ordered = []
+    keyed: dict[int, list[tuple[int, _KeyedLimiterView]]] | None = None
     for index, limiter in enumerate(limiters):
+        if type(limiter) is _KeyedLimiterView:
+            if keyed is None:
+                keyed = {}
+            keyed.setdefault(id(limiter.limiter), []).append((index, limiter))
+            continue
         if not isinstance(limiter, _TRIO_LIMITERS) and type(limiter) not in _TRINE_LIMITERS:
-            _check_limiter(limiter, f"limiters[{index}]")
-        ordered.append((_order_key(limiter), index, limiter))
+            _check_holdable(limiter, f"limiters[{index}]", read_signature=False)
+        ordered.append((id(limiter), index, limiter))
+    if keyed is not None:
+        ordered.extend(_keys_of_one(views) for views in keyed.values())
     ordered.sort()  # by identity; equal identities end up side by side, by position
-    ties = None
-    for (key, _, _), (next_key, _, _) in itertools.pairwise(ordered):
-        if key == next_key:  # a limiter passed twice, or keys whose hashes are equal
-            ties = _hash_ties(ordered)
-            break
-    return _AcquireAll([limiter for _, _, limiter in ordered], ties)
+    for (order, first, _), (next_order, index, _) in itertools.pairwise(ordered):
+        if order == next_order:
+            raise ValueError(
+                f"limiters[{index}] is the same limiter as limiters[{first}]: pass each one once"
+            )
+    return _AcquireAll([limiter for _, _, limiter in ordered])
 
 
 @final
@@ -139,14 +151,10 @@ class _AcquireAll:
     holds (left by awaiting their ``__aexit__``).
     """
 
-    __slots__ = ("_holds", "_leave_at_once", "_limiters", "_ties")
+    __slots__ = ("_holds", "_leave_at_once", "_limiters")
 
-    def __init__(
-        self, limiters: list[LimiterLike], ties: list[tuple[int, int]] | None = None
-    ) -> None:
+    def __init__(self, limiters: list[LimiterLike]) -> None:
         self._limiters = limiters
-        self._ties = ties
-        """Runs of *limiters* that are keys of one KeyedLimiter with equal hashes."""
         self._holds: list[AbstractAsyncContextManager[object]] = []
         self._leave_at_once = True
 
@@ -155,8 +163,6 @@ class _AcquireAll:
         if not self._limiters:
             await trio.lowlevel.checkpoint()
             return
-        if self._ties is not None:
-            _order_ties(self._limiters, self._ties)
         holds: list[AbstractAsyncContextManager[object]] = []
         leave_at_once = True
         try:
@@ -170,8 +176,6 @@ class _AcquireAll:
                     holds.append(hold)
                     leave_at_once = leave_at_once and type(hold) is _Hold
         except BaseException as error:
-            if self._ties is not None:
-                _unorder_ties(self._limiters, self._ties)
             await _release_all(holds, error)
             raise
         self._holds = holds
@@ -185,43 +189,12 @@ class _AcquireAll:
         traceback: TracebackType | None,
     ) -> Coroutine[Any, Any, None]:
         holds, self._holds = self._holds, []
-        if self._ties is not None:
-            # Leaving waits for nothing, so the order is not needed any more.
-            _unorder_ties(self._limiters, self._ties)
         if self._leave_at_once:
             # Trio's primitives and trine's holds are left synchronously (see
             # _hold), so everything is given back inside this call.
             _release_now(holds, exc_type, exc_value, traceback)
             return _DONE
         return _release_all(holds, exc_value)
-
-
-def _order_ties(limiters: list[LimiterLike], ties: list[tuple[int, int]]) -> None:
-    """Sort each run of keys with equal hashes by their KeyedLimiter's order for them.
-
-    Hashes cannot tell these keys apart, and equal keys may be different
-    objects, so the order comes from the KeyedLimiter: each key's rank,
-    given when it is first ranked and kept while any acquire_all ranking it
-    is entered. Two tasks that can wait for each other are entered together,
-    so they see the same ranks and take the keys in the same order.
-    """
-    for start, stop in ties:
-        run = limiters[start:stop]
-        ranked = sorted(run, key=lambda view: _keyed(view).limiter._rank(_keyed(view).key))
-        limiters[start:stop] = ranked
-
-
-def _unorder_ties(limiters: list[LimiterLike], ties: list[tuple[int, int]]) -> None:
-    """Give back the ranks :func:`_order_ties` took."""
-    for start, stop in ties:
-        for view in limiters[start:stop]:
-            keyed = _keyed(view)
-            keyed.limiter._unrank(keyed.key)
-
-
-def _keyed(limiter: LimiterLike) -> _KeyedLimiterView:
-    assert isinstance(limiter, _KeyedLimiterView)  # only such views tie (_hash_ties)
-    return limiter
 
 
 def _release_now(

@@ -127,7 +127,7 @@ class AdaptiveLimiter:
 
     ``algorithm="gradient"`` follows Netflix concurrency-limits' Gradient2.
     It keeps an exponential average of durations over about *long_window*
-    samples (``long_rtt``, started from the first sample; divided by 0.95
+    samples (``long_rtt``, started from the first sample; multiplied by 0.95
     per sample while it is more than twice the latest, so it recovers after
     an incident) and for each sample ``rtt`` computes::
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import heapq
+import sys
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Coroutine, Hashable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Any, final
 
 import attrs
 import trio
@@ -26,6 +27,13 @@ if TYPE_CHECKING:
     from ._protocol import Limiter
 
 __all__ = ["KeyedLimiter", "KeyedLimiterStatistics"]
+
+_UNLIMITED = sys.maxsize
+
+
+def _several(waiter: _Waiter) -> tuple[Hashable, ...]:
+    """The keys of a waiter taking several (its weight is how many): see _acquire_keys."""
+    return waiter.key  # type: ignore[return-value]  # a tuple when its weight is > 1
 
 
 @attrs.frozen
@@ -50,7 +58,9 @@ class _KeyState:
 
     def __init__(self) -> None:
         self.holders = 0
-        self.waiters: OrderedDict[_Waiter, None] = OrderedDict()
+        # In arrival order. The value is read only for a task taking several
+        # keys at once: whether this key's window has reached it (_mark_ready).
+        self.waiters: OrderedDict[_Waiter, bool] = OrderedDict()
 
 
 @final
@@ -74,7 +84,9 @@ class KeyedLimiter:
     what blocks, a freed slot goes to the longest-waiting task *whose key has
     room*; a task whose own key is full never holds up tasks for other keys
     (it waits for its key first and then competes for *total* in its original
-    arrival order).
+    arrival order). :func:`~trine.acquire_all` takes several keys in one
+    step: it queues for each of them, and once all have room it waits for
+    as many slots of *total*, ahead of later tasks needing fewer.
 
     To pass one key's limit where a :class:`Limiter` is expected, use
     :meth:`for_key`.
@@ -98,21 +110,20 @@ class KeyedLimiter:
     _borrowed: int = attrs.field(default=0, init=False)
     _waiting: int = attrs.field(default=0, init=False)
     _arrivals: int = attrs.field(default=0, init=False)
-    # Waiters whose key has room, by arrival: they wait only for `total`.
+    # Waiters whose keys have room, by arrival: they wait only for `total`.
     # Cancelled ones are skipped when popped.
     _ready: list[tuple[int, _Waiter]] = attrs.field(factory=list, init=False)
-    # acquire_all's order for distinct keys whose hashes are equal: key ->
-    # [rank, entered acquire_alls using it]. A key keeps its rank while any of
-    # them is entered, so every task that can wait for such keys together
-    # orders them the same way; a key nobody uses is forgotten.
-    _tie_ranks: dict[Hashable, list[int]] = attrs.field(factory=dict, init=False)
-    _ranked: int = attrs.field(default=0, init=False)
+    # A newcomer takes a slot at once only while `_borrowed` is below this:
+    # `total` (no total: _UNLIMITED), or 0 while `_ready` holds a live waiter,
+    # which is owed the next slots (FIFO, even when it needs several).
+    _admit_below: int = attrs.field(default=_UNLIMITED, init=False)
 
     def __attrs_post_init__(self) -> None:
         check_name(self.name)
         check_int("per_key", self._per_key)
         if self._total is not None:
             check_int("total", self._total)
+            self._admit_below = self._total
         if _created.watchers:
             _created.announce(self, None)
 
@@ -174,32 +185,13 @@ class KeyedLimiter:
             tasks_waiting=self._waiting,
         )
 
-    def _rank(self, key: Hashable) -> int:
-        """Take *key*'s place in acquire_all's order among keys of an equal hash."""
-        entry = self._tie_ranks.get(key)
-        if entry is None:
-            self._ranked += 1
-            entry = self._tie_ranks[key] = [self._ranked, 0]
-        entry[1] += 1
-        return entry[0]
-
-    def _unrank(self, key: Hashable) -> None:
-        """Give back a place :meth:`_rank` took."""
-        entry = self._tie_ranks[key]
-        entry[1] -= 1
-        if not entry[1]:
-            del self._tie_ranks[key]
-
-    def _total_has_room(self) -> bool:
-        return self._total is None or self._borrowed < self._total
-
     def _acquire_nowait(self, key: Hashable) -> None:
         state = self._keys.get(key)
         if state is None:
-            if not self._total_has_room():
+            if self._borrowed >= self._admit_below:
                 raise trio.WouldBlock
             state = self._keys[key] = _KeyState()
-        elif state.waiters or state.holders >= self._per_key or not self._total_has_room():
+        elif state.waiters or state.holders >= self._per_key or self._borrowed >= self._admit_below:
             raise trio.WouldBlock
         state.holders += 1
         self._borrowed += 1
@@ -209,17 +201,26 @@ class KeyedLimiter:
         state = self._keys.get(key)
         if state is None:
             state = self._keys[key] = _KeyState()
-        if not state.waiters and state.holders < self._per_key and self._total_has_room():
+        # The key has room for one more if its holders and waiters leave it:
+        # waiters within its room can only be tasks taking several keys, held
+        # up by another of theirs, and they do not hold this one up. (`not
+        # state.waiters` first: the common case, decided without len().)
+        if (
+            (not state.waiters and state.holders < self._per_key)
+            or state.holders + len(state.waiters) < self._per_key
+        ) and self._borrowed < self._admit_below:
             state.holders += 1
             self._borrowed += 1
             await cancel_shielded_checkpoint()
             return
         self._arrivals += 1
         waiter = _Waiter(current_task(), key=key, arrival=self._arrivals)
-        state.waiters[waiter] = None
+        state.waiters[waiter] = False
         self._waiting += 1
         self._mark_ready(state)
-        # Only reached when `total` is full (or the key is), so nobody to wake.
+        # Only reached when the key has no room, `total` is full or a ready
+        # waiter is ahead (one that needs more of `total` than is free), so
+        # nobody to wake.
 
         def abort(_: object) -> Abort:
             del state.waiters[waiter]
@@ -248,34 +249,129 @@ class KeyedLimiter:
         if not state.holders and not state.waiters:
             del self._keys[key]
 
+    async def _acquire_keys(self, keys: tuple[Hashable, ...]) -> None:
+        """Take a slot of each of *keys* (two or more, distinct) in one step: all, or none.
+
+        For :func:`~trine.acquire_all`. The *len(keys)* slots of ``total`` are
+        taken together, so tasks taking several keys never each hold part of
+        ``total`` while waiting for the rest. The task queues for every key at
+        once, in its arrival order; once each key's room reaches it, it waits
+        only for ``total``, first in line among the ready ones.
+        """
+        await checkpoint_if_cancelled()
+        per_key = self._per_key
+        states: list[_KeyState] = []
+        room = True
+        for key in keys:
+            state = self._keys.get(key)
+            if state is None:
+                state = self._keys[key] = _KeyState()
+            states.append(state)
+            room = room and state.holders + len(state.waiters) < per_key  # as in _acquire
+        if room and self._borrowed + len(keys) <= self._admit_below:
+            for state in states:
+                state.holders += 1
+            self._borrowed += len(keys)
+            await cancel_shielded_checkpoint()
+            return
+        self._arrivals += 1
+        waiter = _Waiter(current_task(), weight=len(keys), key=keys, arrival=self._arrivals)
+        for state in states:
+            state.waiters[waiter] = False
+        self._waiting += 1
+        for state in states:
+            self._mark_ready(state)
+        # As in _acquire, nobody to wake: had it fitted, it would have taken its slots.
+
+        def abort(_: object) -> Abort:
+            reached = [state for state in states if state.waiters.pop(waiter)]
+            self._waiting -= 1
+            waiter.state = _GONE
+            if reached:  # it leaves room in those keys' windows
+                for state in reached:
+                    self._mark_ready(state)
+                self._wake()
+            for key, state in zip(keys, states, strict=True):
+                self._forget_if_idle(key, state)
+            _sweep(self._ready, self._waiting)
+            return Abort.SUCCEEDED
+
+        await wait_task_rescheduled(abort)
+
+    def _release_keys(self, keys: tuple[Hashable, ...]) -> None:
+        """Give back what :meth:`_acquire_keys` took."""
+        states = [self._keys[key] for key in keys]
+        for state in states:
+            state.holders -= 1
+        self._borrowed -= len(keys)
+        if self._waiting:
+            for state in states:
+                if state.waiters:
+                    self._mark_ready(state)
+            self._wake()
+        for key, state in zip(keys, states, strict=True):
+            self._forget_if_idle(key, state)
+
     def _mark_ready(self, state: _KeyState) -> None:
-        # Invariant: the first (per_key - holders) waiters of a key are ready,
-        # i.e. in the `_ready` heap: only `total` stands between them and a slot.
+        # Invariant: the first (per_key - holders) waiters of a key, its window,
+        # have been reached. A waiter reached by the windows of all its keys is
+        # ready, i.e. in the `_ready` heap: only `total` stands between it and
+        # its slots. (A window only shrinks by granting a waiter in it.)
         room = self._per_key - state.holders
-        for waiter in state.waiters:
-            if room <= 0:
-                return
+        if room <= 0:
+            return
+        reached: list[_Waiter] | None = None
+        for waiter, seen in state.waiters.items():
+            if waiter.weight == 1:  # one key: this one
+                if not waiter.ready:
+                    self._make_ready(waiter)
+            elif not seen:
+                if reached is None:
+                    reached = []
+                reached.append(waiter)
             room -= 1
-            if not waiter.ready:
-                waiter.ready = True
-                heapq.heappush(self._ready, (waiter.arrival, waiter))
+            if not room:
+                break
+        if reached is not None:
+            keys = self._keys
+            for waiter in reached:
+                state.waiters[waiter] = True
+                if all(keys[key].waiters[waiter] for key in _several(waiter)):
+                    self._make_ready(waiter)
+
+    def _make_ready(self, waiter: _Waiter) -> None:
+        waiter.ready = True
+        heapq.heappush(self._ready, (waiter.arrival, waiter))
+        self._admit_below = 0  # it is owed the next slots: no newcomer takes them
 
     def _wake(self) -> None:
         # The heap is ordered by arrival, so the longest-waiting task whose
-        # key has room goes first, and per-key FIFO holds.
+        # keys have room goes first, and per-key FIFO holds. One that needs
+        # more of `total` than is free waits for more, and those behind it
+        # wait too, so it is never starved by tasks needing less.
         ready = self._ready
-        while ready and self._total_has_room():
-            waiter = heapq.heappop(ready)[1]
+        total = self._total
+        while ready:
+            waiter = ready[0][1]
             if waiter.state != _WAITING:
+                heapq.heappop(ready)
                 continue
-            state = self._keys[waiter.key]
-            del state.waiters[waiter]
-            state.holders += 1
-            self._borrowed += 1
+            if total is not None and self._borrowed + waiter.weight > total:
+                return  # _admit_below stays 0
+            heapq.heappop(ready)
+            if waiter.weight == 1:
+                state = self._keys[waiter.key]
+                del state.waiters[waiter]
+                state.holders += 1
+            else:
+                for key in _several(waiter):
+                    state = self._keys[key]
+                    del state.waiters[waiter]
+                    state.holders += 1
+            self._borrowed += waiter.weight
             self._waiting -= 1
             _grant(waiter)
-        if not self._waiting:
-            ready.clear()  # only cancelled entries can be left
+        self._admit_below = _UNLIMITED if total is None else total
 
 
 @final
@@ -294,3 +390,32 @@ class _KeyedLimiterView:
 
     def hold_nowait(self) -> AbstractContextManager[None]:
         return _HoldNowait(self.limiter, self.key)
+
+
+@final
+@attrs.define(eq=False, repr=False)
+class _KeyedLimiterKeys:
+    """Two or more distinct keys of a :class:`KeyedLimiter`, as one :class:`Limiter`.
+
+    Its ``hold()`` takes a slot of every key in one step, all or none
+    (:meth:`KeyedLimiter._acquire_keys`): what :func:`~trine.acquire_all`
+    enters for several keys of one KeyedLimiter.
+    """
+
+    limiter: KeyedLimiter
+    keys: tuple[Hashable, ...]
+
+    def __repr__(self) -> str:
+        return f"<{self.limiter!r} for keys {self.keys!r}>"
+
+    def hold(self) -> AbstractAsyncContextManager[None]:
+        return _Hold(self, self.keys)
+
+    def _acquire(self, keys: tuple[Hashable, ...]) -> Coroutine[Any, Any, None]:
+        return self.limiter._acquire_keys(keys)
+
+    def _acquire_nowait(self, keys: tuple[Hashable, ...]) -> None:
+        raise NotImplementedError  # never called: only hold() is offered
+
+    def _release(self, keys: tuple[Hashable, ...], held: None, error: BaseException | None) -> None:
+        self.limiter._release_keys(keys)

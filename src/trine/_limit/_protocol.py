@@ -58,6 +58,30 @@ def _takes_no_arguments(method: Callable[..., object]) -> bool:
     return True
 
 
+def _check_holdable(limiter: object, name: str, *, read_signature: bool) -> None:
+    """Refuse, naming *name*, what is not a :data:`LimiterLike` whose ``hold()`` takes no arguments.
+
+    A :class:`KeyedLimiter` (its ``hold()`` needs a key) and a class (its
+    ``hold()`` needs an instance) are always refused, with a hint. Any other
+    ``hold()``'s signature is read only with *read_signature*: for checks made
+    once, at construction, not on every call.
+    """
+    if isinstance(limiter, _TRIO_LIMITERS):
+        return
+    _check_limiter(limiter, name)
+    keyed = isinstance(limiter, KeyedLimiter)
+    if not (read_signature or keyed or isinstance(limiter, type)):
+        return
+    if _takes_no_arguments(limiter.hold):  # type: ignore[attr-defined]  # checked just above
+        return
+    hint = "; pass keyed.for_key(key)" if keyed else ""
+    if isinstance(limiter, type):
+        hint = "; pass an instance, not the class"
+    raise TypeError(
+        f"{name} must be a limiter whose hold() takes no arguments, got {limiter!r}{hint}"
+    )
+
+
 def hold_opener(
     limiter: LimiterLike, *, name: str = "limiter"
 ) -> Callable[[], AbstractAsyncContextManager[object]]:
@@ -70,17 +94,11 @@ def hold_opener(
     Raises:
       TypeError: naming *name*, if *limiter* is not a :data:`LimiterLike` or
         its ``hold()`` needs arguments (a :class:`KeyedLimiter`: pass
-        ``keyed.for_key(key)``).
+        ``keyed.for_key(key)``; a class: pass an instance).
     """
     if isinstance(limiter, _TRIO_LIMITERS):
         return lambda: limiter
-    _check_limiter(limiter, name)
-    candidate: object = limiter  # for the KeyedLimiter hint, which the static type rules out
-    if not _takes_no_arguments(limiter.hold):
-        raise TypeError(
-            f"{name} must be a limiter whose hold() takes no arguments, got {limiter!r}"
-            + ("; pass keyed.for_key(key)" if isinstance(candidate, KeyedLimiter) else "")
-        )
+    _check_holdable(limiter, name, read_signature=True)
     return limiter.hold
 
 

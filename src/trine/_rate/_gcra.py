@@ -31,6 +31,15 @@ tolerance of at least 2 ms at every rate from 1,000 per second up:
 """
 
 
+def _check_rate(rate: float, per: float) -> None:
+    """Refuse a finite *rate* and a *per* whose ratio is not finite (1e300 per 1e-10 s)."""
+    if math.isinf(rate / per) and not math.isinf(rate):
+        raise ValueError(
+            f"rate / per must be finite (rate=math.inf admits everything), "
+            f"got rate={rate!r} and per={per!r}"
+        )
+
+
 def _default_burst(rate: float, per: float) -> int:
     """The burst a :class:`RateLimiter` uses when none is given: enough to cover the timer slack.
 
@@ -144,7 +153,8 @@ class RateLimiter(_Admissions[_GcraState]):
     Args:
       rate: how many units of cost per *per* seconds, in the long run
         (a number > 0; ``math.inf`` admits everything at once).
-      per: the period in seconds (a finite number > 0).
+      per: the period in seconds (a finite number > 0; ``rate / per`` must be
+        finite unless *rate* is ``math.inf``).
       burst: the most cost admitted at one instant (an int >= 1), or ``None``
         (the default) for enough to cover the timer slack,
         ``max(1, ceil(rate / per * 0.003))`` (:data:`sys.maxsize` for an
@@ -179,6 +189,7 @@ class RateLimiter(_Admissions[_GcraState]):
         self.__attrs_init__()
         self._rate = check_number("rate", rate, minimum=0.0, exclusive=True, allow_inf=True)
         self._per = check_number("per", per, minimum=0.0, exclusive=True)
+        _check_rate(self._rate, self._per)
         self.burst = burst
         self.name = check_name(name)
         if _created.watchers:
@@ -234,6 +245,7 @@ class RateLimiter(_Admissions[_GcraState]):
         self._serve_every_key()
 
     def _change(self, rate: float, per: float, name: str, value: object) -> None:
+        _check_rate(rate, per)
         burst = self._burst
         if self._burst_given is None:
             burst = _default_burst(rate, per)

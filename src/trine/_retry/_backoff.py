@@ -8,7 +8,7 @@ from typing import Literal, TypeAlias, final
 
 import attrs
 
-from .._util import check_choice, check_number
+from .._util import check_choice, check_int, check_number
 from ._constructor import _NoPublicConstructor
 
 __all__ = ["Backoff"]
@@ -113,11 +113,22 @@ class Backoff(metaclass=_NoPublicConstructor):
         """The delay before retry number *retry* (0 for the first retry).
 
         Args:
-          retry: how many retries came before this one.
+          retry: how many retries came before this one (an ``int`` >= 0).
           previous: the delay before the previous retry (``initial`` for the
-            first); only the decorrelated backoff uses it.
-          rng: where the jitter comes from.
+            first; a finite number >= 0); only the decorrelated backoff uses it.
+          rng: where the jitter comes from (a :class:`random.Random`).
+
+        Raises:
+          TypeError, ValueError: for an argument out of range, naming it.
         """
+        return self._delay(
+            check_int("retry", retry, minimum=0),
+            check_number("previous", previous),
+            _check_rng(rng),
+        )
+
+    def _delay(self, retry: int, previous: float, rng: random.Random) -> float:
+        """:meth:`delay` without the checks: for :class:`Retry`, whose arguments are its own."""
         if self.kind == "constant":
             return self.initial
         if self.kind == "decorrelated":
@@ -144,7 +155,7 @@ class Backoff(metaclass=_NoPublicConstructor):
         previous = self.initial
         retry = 0
         while True:
-            previous = self.delay(retry, previous, rng)
+            previous = self._delay(retry, previous, rng)
             yield previous
             retry += 1
 

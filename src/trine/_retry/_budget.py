@@ -9,7 +9,7 @@ import attrs
 import trio
 
 from .. import _created
-from .._util import check_int, check_name, check_number
+from .._util import check_int, check_name, check_number, check_time_width
 
 __all__ = ["RetryBudget", "RetryBudgetStatistics"]
 
@@ -69,7 +69,8 @@ class RetryBudget:
     Args:
       ratio: retries allowed per request, ``>= 0`` (0.2 allows 20% extra load).
       min_per_second: retries per second allowed whatever the traffic, ``>= 0``.
-      window: the length of the window in seconds, ``> 0``.
+      window: the length of the window in seconds, ``> 0`` (its buckets must
+        divide a clock reading: not below about ``buckets * 5.6e-294``).
       buckets: how many counters the window is kept in, ``>= 1``.
       name: a name for its metrics and events (a ``str`` or ``None``).
 
@@ -102,6 +103,7 @@ class RetryBudget:
         min_per_second = check_number("min_per_second", min_per_second)
         window = check_number("window", window, exclusive=True)
         buckets = check_int("buckets", buckets)
+        window = check_time_width("window", window, buckets)
         self.__attrs_init__(
             ratio,
             min_per_second,

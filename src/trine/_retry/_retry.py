@@ -351,7 +351,7 @@ class Retry:
         if attempt >= self.attempts:
             self._give_up(error, run, "attempts", note=gave_up, fn=fn, args=args)
             return None
-        delay = self.backoff.delay(attempt - 1, run.previous, self._rng)
+        delay = self.backoff._delay(attempt - 1, run.previous, self._rng)
         retry_after = getattr(error, "retry_after", None)
         if (
             isinstance(retry_after, int | float)
