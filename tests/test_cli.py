@@ -679,6 +679,29 @@ def test_failure_exits_1_and_skips_dependents(tmp_path: Path) -> None:
     assert process.stdout.endswith(": failed\n")
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGRTMIN"), reason="no real-time signals here")
+def test_job_killed_by_a_real_time_signal_is_failed(tmp_path: Path) -> None:
+    """Regression: a job killed by SIGRTMIN+6 is failed, named so, and logged with the number."""
+    path = write(
+        tmp_path,
+        f"""
+        [jobs.rt]
+        cmd = ["{PY}", "-c", "import os, signal; os.kill(os.getpid(), signal.SIGRTMIN + 6)"]
+        [jobs.other]
+        cmd = ["true"]
+        """,
+    )
+    report_path, joblog = tmp_path / "r.json", tmp_path / "j.log"
+    process = trine(tmp_path, "run", str(path), "--json", str(report_path), "--joblog", str(joblog))
+    assert process.returncode == 1, process.stdout + process.stderr
+    jobs = json.loads(report_path.read_text())["jobs"]
+    assert (jobs["rt"]["status"], jobs["other"]["status"]) == ("failed", "succeeded")
+    assert jobs["rt"]["returncode"] == -(signal.SIGRTMIN + 6)
+    assert jobs["rt"]["error"] == "killed by SIGRTMIN+6"
+    [logged] = [json.loads(line) for line in joblog.read_text().splitlines() if '"rt"' in line]
+    assert (logged["exit_code"], logged["signal"]) == (None, signal.SIGRTMIN + 6)
+
+
 def test_job_that_cannot_run_shows_why(tmp_path: Path) -> None:
     """Regression (issue 11): an error job's message is shown and reported, not just `error`."""
     path = write(

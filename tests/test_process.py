@@ -184,6 +184,17 @@ async def test_sigterm_ignoring_command_is_killed_after_the_grace(watch_kind: st
     assert await gone(int(result.stdout_tail))
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGRTMIN"), reason="no real-time signals here")
+async def test_a_command_killed_by_a_real_time_signal_is_a_failed_result(watch_kind: str) -> None:
+    """Regression: a real-time signal (no Signals member) is a failed result, not a crash."""
+    code = "import os, signal; os.kill(os.getpid(), signal.SIGRTMIN + 6)"
+    results = await trine.run_commands([py(code), py("print('other')")], limit=2)
+    assert [r.status for r in results] == [CommandStatus.FAILED, CommandStatus.SUCCEEDED]
+    assert results[0].returncode == -(signal.SIGRTMIN + 6)
+    assert results[0].error == "killed by SIGRTMIN+6"
+    assert results[1].stdout_tail == "other\n"
+
+
 # The command starts a grandchild that ignores SIGTERM and shares its stdout,
 # waits until the grandchild has installed its handler, prints its pid, then
 # sleeps {sleep} seconds.

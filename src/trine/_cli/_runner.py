@@ -39,6 +39,7 @@ from .._process._descendants import Batch
 from .._process._output import log_name
 from .._process._run import Settings, _wait_admitted, could_not_start, run_command
 from .._retry import Backoff, Retry
+from .._util import signal_name
 from ._joblog import JobLog, LoggedJob
 from ._progress import Display
 from ._records import (
@@ -631,9 +632,9 @@ class Runner:
             now = self.now()
             if self.signal_received is None:
                 self.signal_received = signum
-                self.stop(f"interrupted by {signal.Signals(signum).name}", now)
+                self.stop(f"interrupted by {signal_name(signum)}", now)
             elif not self._killing:
-                self.kill_now(now, f"{signal.Signals(signum).name} again")
+                self.kill_now(now, f"{signal_name(signum)} again")
 
     async def _tick(self) -> None:
         """Every tenth of a second: the display, the waiting jobs, the stop's timers."""
@@ -676,7 +677,7 @@ class Runner:
 
     def outcome(self) -> str:
         if self.signal_received is not None:
-            return f"interrupted by {signal.Signals(self.signal_received).name}"
+            return f"interrupted by {signal_name(self.signal_received)}"
         word = "failed" if self.exit_code() else "succeeded"
         if self.halt_reason is not None:
             return f"{word} (halted: {self.halt_reason})"

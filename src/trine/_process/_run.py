@@ -21,7 +21,7 @@ import attrs
 import trio
 
 from .._retry import Backoff, Retry
-from .._util import check_int, check_number, check_optional_number
+from .._util import check_int, check_number, check_optional_number, signal_name
 from ._command import (
     Command,
     CommandAttempt,
@@ -317,7 +317,7 @@ async def _run_attempt(
     else:
         status = CommandStatus.FAILED
         if returncode is not None and returncode < 0:
-            error = f"killed by {signal.Signals(-returncode).name}"
+            error = f"killed by {signal_name(-returncode)}"
         else:
             error = f"exited with status {returncode}"
     return _Attempt(status, returncode, stdout.tail.text(), stderr.tail.text(), error)
