@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 import trine as trine_lib
 from test_cli import PY, cli_env, trine, write
-from trine._cli._joblog import read_joblog
+from trine._cli._joblog import JobLog, JobLogError, read_joblog
 from trine._cli._progress import estimate_remaining, make_display
 from trine._cli._runner import Runner, RunOptions, _backoff
 from trine._jobs_file import parse_jobs
@@ -239,6 +239,58 @@ def test_a_job_whose_command_changed_is_not_resumed(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace('"a"]', '"a", "--changed"]'))
     assert trine(tmp_path, "run", str(path), "--joblog", joblog, "--resume").returncode == 0
     assert _runs(runs) == ["a", "a"]
+
+
+def test_resume_after_a_cut_short_last_line_drops_it(tmp_path: Path) -> None:
+    """Regression: --resume after a run killed mid-line drops the cut line; the log stays whole."""
+    runs = tmp_path / "runs.txt"
+    jobs = [_append_job("a", runs), _append_job("b", runs, after='["a"]')]
+    path = write(tmp_path, "\n".join(jobs))
+    joblog = tmp_path / "joblog.jsonl"
+    assert trine(tmp_path, "run", str(path), "--joblog", str(joblog)).returncode == 0
+    first, second = joblog.read_text().splitlines()
+    assert json.loads(first)["id"] == "a"
+    joblog.write_text(f"{first}\n{second[:30]}")  # killed while writing b's line
+    for _ in range(2):
+        process = trine(tmp_path, "run", str(path), "--joblog", str(joblog), "--resume")
+        assert process.returncode == 0, process.stdout + process.stderr
+    assert sorted(_runs(runs)) == ["a", "b", "b"]  # b once more, then resumed
+    text = joblog.read_text()
+    assert text.endswith("\n")
+    assert [json.loads(line)["id"] for line in text.splitlines()] == ["a", "b"]
+
+
+def test_job_log_keeps_a_whole_last_line_that_lost_its_newline(tmp_path: Path) -> None:
+    """A last line of whole JSON without its newline is kept; the next record starts a line."""
+    path = tmp_path / "joblog.jsonl"
+    record = {"id": "a", "attempt": 1, "final": True, "status": "succeeded", "command": "x"}
+    path.write_text(json.dumps(record))
+    log = JobLog(str(path), append=True)
+    log.write(
+        job_id="b",
+        attempt=1,
+        final=True,
+        start=1.0,
+        end=2.0,
+        returncode=-9,
+        status="failed",
+        error="killed by SIGKILL",
+        command="y",
+    )
+    log.close()
+    assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["a", "b"]
+    assert set(read_joblog(str(path))) == {"a", "b"}
+
+
+def test_a_whole_last_line_that_is_not_json_is_refused(tmp_path: Path) -> None:
+    """Only a last line without its newline counts as cut short; a whole one must be a record."""
+    path = tmp_path / "joblog.jsonl"
+    record = {"id": "a", "attempt": 1, "final": True, "status": "succeeded", "command": "x"}
+    path.write_text(json.dumps(record) + "\n{not json\n")
+    with pytest.raises(JobLogError, match=r"^line 2: not JSON$"):
+        read_joblog(str(path))
+    path.write_text(json.dumps(record) + "\n{not json")
+    assert set(read_joblog(str(path))) == {"a"}
 
 
 # ----------------------------------------------------------------------------
