@@ -29,6 +29,8 @@ from typing import IO, Any, Literal, final
 
 import attrs
 
+from .._util import describe
+
 __all__ = ["JobLog", "JobLogError", "LoggedJob", "read_joblog", "resumable"]
 
 _FINISHED = ("succeeded", "up_to_date", "failed", "timed_out", "error")
@@ -63,7 +65,9 @@ def read_joblog(path: str) -> dict[str, LoggedJob]:
     appends.
 
     Raises:
-      JobLogError: for a file that cannot be read or a line that is not a job record.
+      JobLogError: for a file that cannot be read, a line that is not a job
+        record, or a record whose ``attempt``, ``exit_code``, ``signal`` or
+        ``error`` is not what the log writes (``line 3: ...``).
     """
     try:
         with open(path, encoding="utf-8") as file:
@@ -89,18 +93,43 @@ def read_joblog(path: str) -> dict[str, LoggedJob]:
             raise JobLogError(f"line {number}: not a job record (needs {', '.join(_KEYS)})")
         if not record["final"]:
             continue
-        returncode = record.get("exit_code")
-        if record.get("signal") is not None:
-            returncode = -int(record["signal"])
+        attempt = _whole_number(number, "attempt", record["attempt"], minimum=0)
+        returncode = _optional_number(number, "exit_code", record.get("exit_code"), minimum=0)
+        signum = _optional_number(number, "signal", record.get("signal"), minimum=1)
+        if signum is not None:
+            returncode = -signum
+        error = record.get("error")
+        if error is not None and not isinstance(error, str):
+            raise JobLogError(f"line {number}: error must be a string or null, got {error!r}")
         jobs[str(record["id"])] = LoggedJob(
             id=str(record["id"]),
             status=str(record["status"]),
-            attempts=int(record["attempt"]),
+            attempts=attempt,
             returncode=returncode,
-            error=record.get("error"),
+            error=error,
             command=str(record["command"]),
         )
     return jobs
+
+
+def _whole_number(line: int, key: str, value: object, *, minimum: int) -> int:
+    """*value*, the record's *key*, if it is an int ``>= minimum`` (not a bool, not a float)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise JobLogError(
+            f"line {line}: {key} must be a whole number >= {minimum}, got {describe(value)}"
+        )
+    return value
+
+
+def _optional_number(line: int, key: str, value: object, *, minimum: int) -> int | None:
+    """As :func:`_whole_number`, or ``None`` for ``null``."""
+    if value is not None and (
+        not isinstance(value, int) or isinstance(value, bool) or value < minimum
+    ):
+        raise JobLogError(
+            f"line {line}: {key} must be null or a whole number >= {minimum}, got {describe(value)}"
+        )
+    return value
 
 
 def _end_last_line(path: str) -> None:
@@ -153,11 +182,18 @@ class JobLog:
     """The log being written: one flushed line per attempt."""
 
     def __init__(self, path: str, *, append: bool) -> None:
-        """Open the log at *path*, anew or (*append*, to resume) after its last whole line."""
-        if append:
-            _end_last_line(path)
-        # Closed by close(); each line is flushed as it is written.
-        self._file: IO[str] | None = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
+        """Open the log at *path*, anew or (*append*, to resume) after its last whole line.
+
+        Raises:
+          JobLogError: if the file cannot be opened for writing.
+        """
+        try:
+            if append:
+                _end_last_line(path)
+            # Closed by close(); each line is flushed as it is written.
+            self._file: IO[str] | None = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise JobLogError(f"cannot write: {exc.strerror or exc}") from None
         self.error: str | None = None
 
     def write(

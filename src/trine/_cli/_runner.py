@@ -277,8 +277,7 @@ class Runner:
             if not record.job.after:
                 record.ready_at = 0.0
                 self._ready[record.name] = None
-        if self.options.joblog is not None:
-            self._joblog = JobLog(self.options.joblog, append=self.options.resume is not None)
+        self.open_joblog()
         try:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async with trio.open_nursery() as nursery:
@@ -297,6 +296,18 @@ class Runner:
                 record.status = CANCELLED
                 record.error = record.error or f"stopped: {self.stop_reason}"
                 record.finished_at = now if record.started_at is not None else None
+
+    def open_joblog(self) -> None:
+        """Open ``--joblog`` (if asked, and not open yet): anew, or to append when resuming.
+
+        Called before the run starts, so a log that cannot be written is the
+        command line's error and nothing runs.
+
+        Raises:
+          JobLogError: if the file cannot be opened for writing.
+        """
+        if self.options.joblog is not None and self._joblog is None:
+            self._joblog = JobLog(self.options.joblog, append=self.options.resume is not None)
 
     @property
     def joblog_error(self) -> str | None:
