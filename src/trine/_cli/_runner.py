@@ -217,7 +217,9 @@ class Runner:
                     timeout=job.timeout,
                     shell=job.shell,
                 )
-            except (TypeError, ValueError) as exc:  # e.g. a NUL byte: no program could take it
+            # The jobs file's checks refuse all Command would (a NUL byte, an '=' in an
+            # env name); this is for a JobsFile built some other way.
+            except (TypeError, ValueError) as exc:
                 self._commands[name] = f"cannot start: {exc}"
 
     # ------------------------------------------------------------------ the view

@@ -82,6 +82,7 @@ def parse_matrix(check: Checker, where: str, value: object) -> dict[str, list[st
             if text in seen:
                 check.fail(f"{where}.{key}", f"value {text!r} is listed twice")
             seen.add(text)
+            check.text(f"{where}.{key}", text)  # it may be put in a command
         matrix[key] = list(dict.fromkeys(text for text in texts if text is not None))
     if math.prod(len(values) for values in matrix.values()) > _MAX_COMBINATIONS:
         check.fail(where, f"makes more than {_MAX_COMBINATIONS:,} jobs")
@@ -211,6 +212,9 @@ def _resolve_after(
 
 def _check_paths(check: Checker, where: str, job: Job) -> None:
     """Before anything runs: the working directory exists; the program is not a directory."""
+    if isinstance(job.argv, tuple) and not job.argv[0]:  # a matrix value put there was empty
+        check.fail(f"{where}.cmd", "the program (the first item) must not be empty")
+        return
     if not os.path.isdir(job.cwd):
         reason = "is not a directory" if os.path.exists(job.cwd) else "does not exist"
         check.fail(f"{where}.cwd", f"{job.cwd!r} {reason}")
