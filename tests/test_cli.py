@@ -416,6 +416,14 @@ def test_a_bad_env_name_runs_no_job(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+def test_an_integer_too_long_to_read_is_invalid_toml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: an integer of 5,000 digits is exit 2 with tomllib's reason, not a traceback."""
+    [problem] = errors_of(write(tmp_path, f"[run]\nlimit = {'9' * 5000}\n"), capsys)
+    assert problem.startswith("invalid TOML: Exceeds the limit (4300 digits)")
+
+
 def test_missing_jobs_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A jobs file that cannot be read is exit 2 with the OS's reason."""
     assert errors_of(tmp_path / "nope.toml", capsys) == ["cannot read: No such file or directory"]

@@ -82,6 +82,8 @@ def load_jobs_file(path: str | os.PathLike[str]) -> JobsFile:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise JobsFileError(path, [f"invalid TOML: {exc}"]) from None
+    except ValueError as exc:  # an integer of more digits than int() converts
+        raise JobsFileError(path, [f"invalid TOML: {exc}"]) from None
     return parse_jobs(data, path=path, base=Path(path).resolve().parent)
 
 
