@@ -424,6 +424,22 @@ def test_an_integer_too_long_to_read_is_invalid_toml(
     assert problem.startswith("invalid TOML: Exceeds the limit (4300 digits)")
 
 
+def test_a_job_name_or_matrix_key_ending_in_a_newline_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: the name checks match the whole name; a trailing newline is not let through."""
+    text = (
+        '[jobs."abc\\n"]\ncmd = ["true"]\n'
+        '[jobs.m]\ncmd = ["echo", "{k}"]\nmatrix = { "k\\n" = ["1"] }\n'
+    )
+    assert errors_of(write(tmp_path, text), capsys) == [
+        "jobs.'abc\\n': a job name may only contain letters, digits, '_', '-' and '.' "
+        "(and may not start with '-' or '.')",
+        "jobs.m.matrix.'k\\n': a matrix key may only contain letters, digits and '_' "
+        "(not starting with a digit)",
+    ]
+
+
 def test_missing_jobs_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A jobs file that cannot be read is exit 2 with the OS's reason."""
     assert errors_of(tmp_path / "nope.toml", capsys) == ["cannot read: No such file or directory"]

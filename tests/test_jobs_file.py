@@ -108,7 +108,7 @@ def test_matrix_ids_and_paired_dependencies() -> None:
         (
             {"a": {"cmd": ["x"], "matrix": {"1key": ["a"], "k": []}}},
             [
-                "jobs.a.matrix.1key: a matrix key may only contain letters, digits and '_' "
+                "jobs.a.matrix.'1key': a matrix key may only contain letters, digits and '_' "
                 "(not starting with a digit)",
                 "jobs.a.matrix.k: must be a non-empty array of strings, numbers or booleans, "
                 "got an array",

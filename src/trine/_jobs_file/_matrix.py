@@ -25,7 +25,7 @@ from ._order import find_cycle
 
 __all__ = ["Template", "expand", "matrix_id", "parse_matrix"]
 
-_MATRIX_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MATRIX_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # fullmatch: "$" passes "a\n"
 _NOT_IN_ID = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -62,9 +62,9 @@ def parse_matrix(check: Checker, where: str, value: object) -> dict[str, list[st
         return {}
     matrix: dict[str, list[str]] = {}
     for key, values in table.items():
-        if not _MATRIX_KEY.match(key):
+        if not _MATRIX_KEY.fullmatch(key):
             check.fail(
-                f"{where}.{key}",
+                f"{where}.{key!r}",  # quoted, as a bad job name: it may hold anything
                 "a matrix key may only contain letters, digits and '_' (not starting with a digit)",
             )
             continue

@@ -16,7 +16,8 @@ from ._model import HaltPolicy, Job, JobsFile, JobsFileError, RetrySettings, Run
 
 __all__ = ["load_jobs_file", "parse_jobs"]
 
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# fullmatch: with match and "$", a name ending in a newline would pass.
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _TOP_KEYS = ("run", "resources", "jobs")
 _RETRY_KEYS = ("retry_delay", "retry_backoff", "retry_jitter", "retry_max_delay")
 _RUN_KEYS = (
@@ -234,7 +235,7 @@ def _parse_template(
 ) -> Template:
     where = f"jobs.{name}"
     before = len(check.problems)
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         check.fail(
             f"jobs.{name!r}",
             "a job name may only contain letters, digits, '_', '-' and '.' "
