@@ -2,7 +2,8 @@
 
 The subprocesses run on the real clock, so these tests assert outcomes
 (statuses, exit codes, output, which processes still exist), never exact
-durations; each script is short so every test stays well under a second.
+durations of a command (only of waits the autojump clock fakes, as for
+admission); each script is short so every test stays well under a second.
 """
 
 from __future__ import annotations
@@ -970,6 +971,18 @@ async def test_run_commands_with_admission_runs_everything_once_admitted() -> No
     assert [r.stdout_tail for r in results] == ["1\n", "2\n"]
     assert probe.readings == 4  # two busy readings, then one per start
     assert load.statistics().delays == 1
+
+
+async def test_duration_leaves_out_the_wait_for_admission(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Regression: duration runs from the first attempt's start, not from the admission wait."""
+    load = SystemLoad(max_cpu_percent=80, interval=0.25, probe=FakeLoad(busy=2))
+    start = trio.current_time()
+    [result] = await trine.run_commands([py("pass")], limit=1, admission=load)
+    [attempt] = result.history
+    assert attempt.started_at - start == 0.5  # two busy readings, 0.25 s apart
+    assert result.duration == attempt.finished_at - attempt.started_at
 
 
 async def test_run_commands_admission_probe_failure_is_that_commands_error() -> None:

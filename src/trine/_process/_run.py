@@ -345,7 +345,6 @@ async def run_command(
     tag = batch.command_tag()
     env = batch.environment(command.env, tag)
     admission = settings.admission
-    started = trio.current_time()
     history: list[CommandAttempt] = []
 
     async def attempt_once() -> _Attempt:
@@ -380,14 +379,18 @@ async def run_command(
             attempt = await retry.call(attempt_once)
         except _AttemptFailed as exc:
             attempt = exc.attempt
-    return _result(command, attempt, history, started)
+    return _result(command, attempt, history)
 
 
-def _result(
-    command: Command, attempt: _Attempt, history: list[CommandAttempt], started: float
-) -> CommandResult:
-    """The :class:`CommandResult` of *command*, whose last attempt was *attempt*."""
+def _result(command: Command, attempt: _Attempt, history: list[CommandAttempt]) -> CommandResult:
+    """The :class:`CommandResult` of *command*, whose last attempt was *attempt*.
+
+    Its duration runs from the first attempt's start, so the wait for
+    ``admission`` before it is not counted (the waits before later attempts,
+    as their backoff, are).
+    """
     assert command.id is not None
+    started = history[0].started_at
     return CommandResult(
         id=command.id,
         argv=command.argv,
@@ -406,7 +409,7 @@ def could_not_start(command: Command, problem: str) -> CommandResult:
     """The result of *command* when it cannot start at all: one attempt, an error, now."""
     now = trio.current_time()
     history = [CommandAttempt(now, now, CommandStatus.ERROR, None, problem)]
-    return _result(command, _Attempt.could_not_run(problem), history, now)
+    return _result(command, _Attempt.could_not_run(problem), history)
 
 
 async def run_commands(
