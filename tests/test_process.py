@@ -16,7 +16,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import psutil
@@ -823,6 +823,11 @@ async def test_malformed_commands_are_refused_before_anything_runs(
         ({"limit": 0}, ValueError, r"^limit must be >= 1, got 0$"),
         ({"limit": 1, "timeout": -1}, ValueError, r"^timeout must be > 0, got -1$"),
         ({"limit": 1, "retries": -1}, ValueError, r"^retries must be >= 0, got -1$"),
+        (
+            {"limit": 1, "retries": sys.maxsize},
+            ValueError,
+            rf"^retries must be <= {sys.maxsize - 1}, got {sys.maxsize}$",
+        ),
         ({"limit": 1, "output_tail": -1}, ValueError, r"^output_tail must be >= 0, got -1$"),
         ({"limit": 1, "kill_grace": -1}, ValueError, r"^kill_grace must be >= 0, got -1$"),
         ({"limit": 1, "admission": 5}, TypeError, r"^admission must be a SystemLoad, got 5$"),
@@ -1146,6 +1151,40 @@ async def test_to_process_refuses_async_functions() -> None:
 
     with pytest.raises(TypeError, match=r"^fn must be a sync function, got the async function"):
         await trine.to_process(work)
+
+
+def _numbers() -> Iterator[int]:
+    yield 1
+
+
+async def _async_numbers() -> AsyncIterator[int]:
+    yield 1
+
+
+class _GeneratorCall:
+    def __call__(self) -> Iterator[int]:
+        yield 1
+
+
+class _AsyncGeneratorCall:
+    async def __call__(self) -> AsyncIterator[int]:
+        yield 1
+
+
+@pytest.mark.parametrize(
+    ("fn", "kind"),
+    [
+        (_numbers, "generator function"),
+        (functools.partial(_numbers), "generator function"),
+        (_GeneratorCall(), "generator function"),
+        (_async_numbers, "async function"),
+        (_AsyncGeneratorCall(), "async function"),
+    ],
+)
+async def test_to_process_refuses_generator_functions(fn: object, kind: str) -> None:
+    """Regression: a generator function is refused at the call, not by pickle in the worker."""
+    with pytest.raises(TypeError, match=rf"^fn must be a sync function, got the {kind} "):
+        await trine.to_process(fn)  # type: ignore[arg-type]
 
 
 async def test_to_process_refuses_a_coroutine_object() -> None:

@@ -14,6 +14,7 @@ import math
 import os
 import random
 import signal
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, final
 
@@ -457,8 +458,8 @@ async def run_commands(
       timeout: seconds each attempt may run (a command's own ``timeout``
         overrides it), or ``None``.
       retries: how many more times a failed or timed-out command is run
-        (through a :class:`~trine.Retry`). A command that cannot run is not
-        retried.
+        (through a :class:`~trine.Retry`), at most ``sys.maxsize - 1``. A
+        command that cannot run is not retried.
       backoff: the :class:`~trine.Backoff` between a command's attempts;
         default none (run again at once).
       rng: the :class:`random.Random` for the backoff's jitter (seed it to
@@ -496,7 +497,8 @@ async def run_commands(
     """
     check_int("limit", limit)
     timeout = check_optional_number("timeout", timeout, exclusive=True, allow_inf=True)
-    check_int("retries", retries, minimum=0)
+    # Each command runs 1 + retries times, a count that must fit in sys.maxsize.
+    check_int("retries", retries, minimum=0, maximum=sys.maxsize - 1)
     if backoff is not None and not isinstance(backoff, Backoff):
         raise TypeError(f"backoff must be a trine.Backoff, got {backoff!r}")
     if rng is not None and not isinstance(rng, random.Random):
