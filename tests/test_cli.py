@@ -310,6 +310,136 @@ def test_invalid_jobs_files_are_refused_with_precise_errors(
         assert problems == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            '[jobs.a]\ncmd = ["true"]\nenv = { "A=B" = "x", "" = "y", "C\\u0000" = "z" }\n',
+            [
+                "jobs.a.env: a variable name must be non-empty, without '=' and NUL bytes, "
+                "got 'A=B'",
+                "jobs.a.env: a variable name must be non-empty, without '=' and NUL bytes, got ''",
+                "jobs.a.env: a variable name must be non-empty, without '=' and NUL bytes, "
+                "got 'C\\x00'",
+            ],
+        ),
+        (
+            '[jobs.a]\ncmd = ["echo", "a\\u0000b"]\nenv = { A = "\\u0000" }\n'
+            'cwd = "d\\u0000"\n[jobs.b]\ncmd = "echo \\u0000"\nshell = true\n',
+            [
+                "jobs.a.cmd: must not contain NUL bytes, got 'a\\x00b'",
+                "jobs.a.env.A: must not contain NUL bytes, got '\\x00'",
+                "jobs.a.cwd: must not contain NUL bytes, got 'd\\x00'",
+                "jobs.b.cmd: must not contain NUL bytes, got 'echo \\x00'",
+            ],
+        ),
+        (
+            '[jobs.a]\ncmd = ["{p}", "{q}"]\nmatrix = { p = ["", "true"], q = ["\\u0000"] }\n'
+            '[jobs.b]\ncmd = ["{p}"]\nmatrix = { p = ["", "true"] }\n',
+            [
+                "jobs.a.matrix.q: must not contain NUL bytes, got '\\x00'",
+                "jobs.b[p=].cmd: the program (the first item) must not be empty",
+            ],
+        ),
+        (
+            """
+            [run]
+            retry_max_delay = 0.5
+            [jobs.a]
+            cmd = ["false"]
+            retry_delay = 1
+            retry_backoff = "exponential"
+            [jobs.b]
+            cmd = ["false"]
+            retry_delay = 1
+            [jobs.c]
+            cmd = ["false"]
+            retry_delay = 1
+            retry_max_delay = 2
+            """,
+            [
+                "jobs.a.retry_delay: must be <= retry_max_delay (0.5, from [run]), got 1; "
+                "give the job its own retry_max_delay",
+                "jobs.b.retry_delay: must be <= retry_max_delay (0.5, from [run]), got 1; "
+                "give the job its own retry_max_delay",
+            ],
+        ),
+        (
+            f"""
+            [run]
+            retries = {sys.maxsize}
+            limit = 99999999999999999999
+            min_free_memory = {sys.maxsize + 1}
+            [resources]
+            db = {10**40}
+            [jobs.a]
+            cmd = ["false"]
+            retries = {sys.maxsize}
+            """,
+            [
+                f"run.limit: must be <= {sys.maxsize}, got 99999999999999999999",
+                f"run.retries: must be <= {sys.maxsize - 1}, got {sys.maxsize}",
+                f"run.min_free_memory: must be <= {sys.maxsize}, got {sys.maxsize + 1}",
+                f"resources.db: must be <= {sys.maxsize}, got an int of about 10**40",
+                f"jobs.a.retries: must be <= {sys.maxsize - 1}, got {sys.maxsize}",
+            ],
+        ),
+    ],
+)
+def test_what_would_fail_at_run_time_is_refused_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: list[str]
+) -> None:
+    """Regression: env names, NUL bytes, a retry_delay over [run]'s retry_max_delay and
+    counts past sys.maxsize are refused by the checks (exit 2), not found by the run."""
+    assert errors_of(write(tmp_path, text), capsys) == expected
+
+
+def test_a_bad_env_name_runs_no_job(tmp_path: Path) -> None:
+    """Regression: a job with env "A=B" is exit 2 through the real command; no other job runs."""
+    marker = tmp_path / "ran"
+    path = write(
+        tmp_path,
+        f"""
+        [jobs.a]
+        cmd = ["true"]
+        env = {{ "A=B" = "x" }}
+        [jobs.b]
+        cmd = ["{PY}", "-c", "open({str(marker)!r}, 'w')"]
+        """,
+    )
+    process = trine(tmp_path, "run", str(path))
+    assert process.returncode == 2
+    assert process.stderr == (
+        f"trine: {path}: jobs.a.env: a variable name must be non-empty, without '=' and NUL "
+        "bytes, got 'A=B'\n"
+    )
+    assert not marker.exists()
+
+
+def test_an_integer_too_long_to_read_is_invalid_toml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: an integer of 5,000 digits is exit 2 with tomllib's reason, not a traceback."""
+    [problem] = errors_of(write(tmp_path, f"[run]\nlimit = {'9' * 5000}\n"), capsys)
+    assert problem.startswith("invalid TOML: Exceeds the limit (4300 digits)")
+
+
+def test_a_job_name_or_matrix_key_ending_in_a_newline_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: the name checks match the whole name; a trailing newline is not let through."""
+    text = (
+        '[jobs."abc\\n"]\ncmd = ["true"]\n'
+        '[jobs.m]\ncmd = ["echo", "{k}"]\nmatrix = { "k\\n" = ["1"] }\n'
+    )
+    assert errors_of(write(tmp_path, text), capsys) == [
+        "jobs.'abc\\n': a job name may only contain letters, digits, '_', '-' and '.' "
+        "(and may not start with '-' or '.')",
+        "jobs.m.matrix.'k\\n': a matrix key may only contain letters, digits and '_' "
+        "(not starting with a digit)",
+    ]
+
+
 def test_missing_jobs_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A jobs file that cannot be read is exit 2 with the OS's reason."""
     assert errors_of(tmp_path / "nope.toml", capsys) == ["cannot read: No such file or directory"]
@@ -679,13 +809,36 @@ def test_failure_exits_1_and_skips_dependents(tmp_path: Path) -> None:
     assert process.stdout.endswith(": failed\n")
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGRTMIN"), reason="no real-time signals here")
+def test_job_killed_by_a_real_time_signal_is_failed(tmp_path: Path) -> None:
+    """Regression: a job killed by SIGRTMIN+6 is failed, named so, and logged with the number."""
+    path = write(
+        tmp_path,
+        f"""
+        [jobs.rt]
+        cmd = ["{PY}", "-c", "import os, signal; os.kill(os.getpid(), signal.SIGRTMIN + 6)"]
+        [jobs.other]
+        cmd = ["true"]
+        """,
+    )
+    report_path, joblog = tmp_path / "r.json", tmp_path / "j.log"
+    process = trine(tmp_path, "run", str(path), "--json", str(report_path), "--joblog", str(joblog))
+    assert process.returncode == 1, process.stdout + process.stderr
+    jobs = json.loads(report_path.read_text())["jobs"]
+    assert (jobs["rt"]["status"], jobs["other"]["status"]) == ("failed", "succeeded")
+    assert jobs["rt"]["returncode"] == -(signal.SIGRTMIN + 6)
+    assert jobs["rt"]["error"] == "killed by SIGRTMIN+6"
+    [logged] = [json.loads(line) for line in joblog.read_text().splitlines() if '"rt"' in line]
+    assert (logged["exit_code"], logged["signal"]) == (None, signal.SIGRTMIN + 6)
+
+
 def test_job_that_cannot_run_shows_why(tmp_path: Path) -> None:
     """Regression (issue 11): an error job's message is shown and reported, not just `error`."""
     path = write(
         tmp_path,
         """
-        [jobs.nul]
-        cmd = ["echo", "a\\u0000b"]
+        [jobs.missing]
+        cmd = ["trine-no-such-program-xyz"]
         [jobs.unlogged]
         cmd = ["echo", "x"]
         [jobs.fine]
@@ -708,14 +861,14 @@ def test_job_that_cannot_run_shows_why(tmp_path: Path) -> None:
     )
     assert process.returncode == 1
     jobs = json.loads(report_path.read_text())["jobs"]
-    nul = "cannot start: argv must not contain NUL bytes, got 'a\\x00b'"
+    missing = "cannot start: [Errno 2] No such file or directory: 'trine-no-such-program-xyz'"
     unlogged = f"cannot write logs: [Errno 21] Is a directory: '{logs / 'unlogged.stdout'}'"
     assert {name: (job["status"], job["error"]) for name, job in jobs.items()} == {
-        "nul": ("error", nul),
+        "missing": ("error", missing),
         "unlogged": ("error", unlogged),
         "fine": ("succeeded", None),
     }
-    assert f"error     nul ({nul})" in process.stdout
+    assert f"error     missing ({missing})" in process.stdout
     assert f"error     unlogged ({unlogged})" in process.stdout
     assert (logs / "fine.stdout").read_text() == "fine\n"
 

@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ from hypothesis import strategies as st
 
 import trine as trine_lib
 from test_cli import PY, cli_env, trine, write
-from trine._cli._joblog import read_joblog
+from trine._cli import main
+from trine._cli._joblog import JobLog, JobLogError, read_joblog
 from trine._cli._progress import estimate_remaining, make_display
 from trine._cli._runner import Runner, RunOptions, _backoff
 from trine._jobs_file import parse_jobs
@@ -239,6 +241,110 @@ def test_a_job_whose_command_changed_is_not_resumed(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace('"a"]', '"a", "--changed"]'))
     assert trine(tmp_path, "run", str(path), "--joblog", joblog, "--resume").returncode == 0
     assert _runs(runs) == ["a", "a"]
+
+
+def test_resume_after_a_cut_short_last_line_drops_it(tmp_path: Path) -> None:
+    """Regression: --resume after a run killed mid-line drops the cut line; the log stays whole."""
+    runs = tmp_path / "runs.txt"
+    jobs = [_append_job("a", runs), _append_job("b", runs, after='["a"]')]
+    path = write(tmp_path, "\n".join(jobs))
+    joblog = tmp_path / "joblog.jsonl"
+    assert trine(tmp_path, "run", str(path), "--joblog", str(joblog)).returncode == 0
+    first, second = joblog.read_text().splitlines()
+    assert json.loads(first)["id"] == "a"
+    joblog.write_text(f"{first}\n{second[:30]}")  # killed while writing b's line
+    for _ in range(2):
+        process = trine(tmp_path, "run", str(path), "--joblog", str(joblog), "--resume")
+        assert process.returncode == 0, process.stdout + process.stderr
+    assert sorted(_runs(runs)) == ["a", "b", "b"]  # b once more, then resumed
+    text = joblog.read_text()
+    assert text.endswith("\n")
+    assert [json.loads(line)["id"] for line in text.splitlines()] == ["a", "b"]
+
+
+def test_job_log_keeps_a_whole_last_line_that_lost_its_newline(tmp_path: Path) -> None:
+    """A last line of whole JSON without its newline is kept; the next record starts a line."""
+    path = tmp_path / "joblog.jsonl"
+    record = {"id": "a", "attempt": 1, "final": True, "status": "succeeded", "command": "x"}
+    path.write_text(json.dumps(record))
+    log = JobLog(str(path), append=True)
+    log.write(
+        job_id="b",
+        attempt=1,
+        final=True,
+        start=1.0,
+        end=2.0,
+        returncode=-9,
+        status="failed",
+        error="killed by SIGKILL",
+        command="y",
+    )
+    log.close()
+    assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["a", "b"]
+    assert set(read_joblog(str(path))) == {"a", "b"}
+
+
+def test_a_whole_last_line_that_is_not_json_is_refused(tmp_path: Path) -> None:
+    """Only a last line without its newline counts as cut short; a whole one must be a record."""
+    path = tmp_path / "joblog.jsonl"
+    record = {"id": "a", "attempt": 1, "final": True, "status": "succeeded", "command": "x"}
+    path.write_text(json.dumps(record) + "\n{not json\n")
+    with pytest.raises(JobLogError, match=r"^line 2: not JSON$"):
+        read_joblog(str(path))
+    path.write_text(json.dumps(record) + "\n{not json")
+    assert set(read_joblog(str(path))) == {"a"}
+
+
+def test_a_job_log_that_cannot_be_written_is_exit_2_and_runs_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: --joblog in a missing directory is the command line's error, not a traceback."""
+    runs = tmp_path / "runs.txt"
+    path = write(tmp_path, _append_job("a", runs))
+    joblog = tmp_path / "missing" / "joblog.jsonl"
+    assert main(["run", str(path), "--joblog", str(joblog), "--progress", "plain"]) == 2
+    assert capsys.readouterr().err == (
+        f"trine: --joblog {joblog}: cannot write: No such file or directory\n"
+    )
+    assert _runs(runs) == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"attempt": "x"}, "attempt must be a whole number >= 0, got 'x'"),
+        ({"attempt": True}, "attempt must be a whole number >= 0, got True"),
+        ({"attempt": 1e400}, "attempt must be a whole number >= 0, got inf"),
+        ({"signal": "TERM"}, "signal must be null or a whole number >= 1, got 'TERM'"),
+        ({"exit_code": 1.5}, "exit_code must be null or a whole number >= 0, got 1.5"),
+        ({"error": 5}, "error must be a string or null, got 5"),
+    ],
+)
+def test_a_job_log_record_with_a_field_of_the_wrong_kind_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fields: dict[str, object], message: str
+) -> None:
+    """Regression: a record's attempt, exit_code, signal or error of the wrong kind is exit 2."""
+    path = write(tmp_path, '[jobs.a]\ncmd = ["true"]\n')
+    record = {"id": "a", "attempt": 1, "final": True, "status": "failed", "command": "true"}
+    joblog = tmp_path / "joblog.jsonl"
+    joblog.write_text(json.dumps(record) + "\n" + json.dumps({**record, **fields}) + "\n")
+    with pytest.raises(JobLogError, match=rf"^line 2: {re.escape(message)}$"):
+        read_joblog(str(joblog))
+    assert main(["run", str(path), "--joblog", str(joblog), "--resume"]) == 2
+    assert capsys.readouterr().err == f"trine: --joblog {joblog}: line 2: {message}\n"
+
+
+def test_limit_beyond_sys_maxsize_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: --limit above sys.maxsize is refused by the option parser (exit 2)."""
+    path = write(tmp_path, '[jobs.a]\ncmd = ["true"]\n')
+    with pytest.raises(SystemExit) as info:
+        main(["run", str(path), "--limit", "99999999999999999999"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        f"argument --limit: must be <= {sys.maxsize}, got 99999999999999999999\n"
+    )
 
 
 # ----------------------------------------------------------------------------

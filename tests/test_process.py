@@ -2,7 +2,8 @@
 
 The subprocesses run on the real clock, so these tests assert outcomes
 (statuses, exit codes, output, which processes still exist), never exact
-durations; each script is short so every test stays well under a second.
+durations of a command (only of waits the autojump clock fakes, as for
+admission); each script is short so every test stays well under a second.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import psutil
@@ -182,6 +183,17 @@ async def test_sigterm_ignoring_command_is_killed_after_the_grace(watch_kind: st
     assert result.status is CommandStatus.TIMED_OUT
     assert result.returncode == -signal.SIGKILL
     assert await gone(int(result.stdout_tail))
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGRTMIN"), reason="no real-time signals here")
+async def test_a_command_killed_by_a_real_time_signal_is_a_failed_result(watch_kind: str) -> None:
+    """Regression: a real-time signal (no Signals member) is a failed result, not a crash."""
+    code = "import os, signal; os.kill(os.getpid(), signal.SIGRTMIN + 6)"
+    results = await trine.run_commands([py(code), py("print('other')")], limit=2)
+    assert [r.status for r in results] == [CommandStatus.FAILED, CommandStatus.SUCCEEDED]
+    assert results[0].returncode == -(signal.SIGRTMIN + 6)
+    assert results[0].error == "killed by SIGRTMIN+6"
+    assert results[1].stdout_tail == "other\n"
 
 
 # The command starts a grandchild that ignores SIGTERM and shares its stdout,
@@ -811,6 +823,11 @@ async def test_malformed_commands_are_refused_before_anything_runs(
         ({"limit": 0}, ValueError, r"^limit must be >= 1, got 0$"),
         ({"limit": 1, "timeout": -1}, ValueError, r"^timeout must be > 0, got -1$"),
         ({"limit": 1, "retries": -1}, ValueError, r"^retries must be >= 0, got -1$"),
+        (
+            {"limit": 1, "retries": sys.maxsize},
+            ValueError,
+            rf"^retries must be <= {sys.maxsize - 1}, got {sys.maxsize}$",
+        ),
         ({"limit": 1, "output_tail": -1}, ValueError, r"^output_tail must be >= 0, got -1$"),
         ({"limit": 1, "kill_grace": -1}, ValueError, r"^kill_grace must be >= 0, got -1$"),
         ({"limit": 1, "admission": 5}, TypeError, r"^admission must be a SystemLoad, got 5$"),
@@ -959,6 +976,18 @@ async def test_run_commands_with_admission_runs_everything_once_admitted() -> No
     assert [r.stdout_tail for r in results] == ["1\n", "2\n"]
     assert probe.readings == 4  # two busy readings, then one per start
     assert load.statistics().delays == 1
+
+
+async def test_duration_leaves_out_the_wait_for_admission(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Regression: duration runs from the first attempt's start, not from the admission wait."""
+    load = SystemLoad(max_cpu_percent=80, interval=0.25, probe=FakeLoad(busy=2))
+    start = trio.current_time()
+    [result] = await trine.run_commands([py("pass")], limit=1, admission=load)
+    [attempt] = result.history
+    assert attempt.started_at - start == 0.5  # two busy readings, 0.25 s apart
+    assert result.duration == attempt.finished_at - attempt.started_at
 
 
 async def test_run_commands_admission_probe_failure_is_that_commands_error() -> None:
@@ -1122,6 +1151,40 @@ async def test_to_process_refuses_async_functions() -> None:
 
     with pytest.raises(TypeError, match=r"^fn must be a sync function, got the async function"):
         await trine.to_process(work)
+
+
+def _numbers() -> Iterator[int]:
+    yield 1
+
+
+async def _async_numbers() -> AsyncIterator[int]:
+    yield 1
+
+
+class _GeneratorCall:
+    def __call__(self) -> Iterator[int]:
+        yield 1
+
+
+class _AsyncGeneratorCall:
+    async def __call__(self) -> AsyncIterator[int]:
+        yield 1
+
+
+@pytest.mark.parametrize(
+    ("fn", "kind"),
+    [
+        (_numbers, "generator function"),
+        (functools.partial(_numbers), "generator function"),
+        (_GeneratorCall(), "generator function"),
+        (_async_numbers, "async function"),
+        (_AsyncGeneratorCall(), "async function"),
+    ],
+)
+async def test_to_process_refuses_generator_functions(fn: object, kind: str) -> None:
+    """Regression: a generator function is refused at the call, not by pickle in the worker."""
+    with pytest.raises(TypeError, match=rf"^fn must be a sync function, got the {kind} "):
+        await trine.to_process(fn)  # type: ignore[arg-type]
 
 
 async def test_to_process_refuses_a_coroutine_object() -> None:

@@ -6,6 +6,7 @@ import functools
 import inspect
 import math
 import re
+import signal
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
@@ -27,6 +28,7 @@ from trine._util import (
     check_sync_result,
     describe,
     exception_matcher,
+    signal_name,
 )
 
 
@@ -402,3 +404,16 @@ def test_check_sync_result_closes_a_returned_coroutine() -> None:
         check_sync_result("cb", coroutine)
     assert coroutine.cr_frame is None
     assert check_sync_result("cb", 3) == 3
+
+
+def test_signal_name_names_every_signal_number() -> None:
+    """A named signal by its name, a real-time one from SIGRTMIN, any other by its number."""
+    assert signal_name(signal.SIGTERM) == "SIGTERM"
+    assert signal_name(999) == "signal 999"
+    if hasattr(signal, "SIGRTMIN"):
+        assert signal_name(signal.SIGRTMIN) == "SIGRTMIN"
+        assert signal_name(signal.SIGRTMIN + 6) == "SIGRTMIN+6"
+        assert signal_name(signal.SIGRTMAX) == "SIGRTMAX"
+        assert (
+            signal_name(signal.SIGRTMAX - 1) == f"SIGRTMIN+{signal.SIGRTMAX - 1 - signal.SIGRTMIN}"
+        )

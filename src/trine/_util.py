@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import signal
 import sys
 import types
 from collections.abc import Awaitable, Callable
@@ -36,6 +37,7 @@ __all__ = [
     "describe",
     "exception_matcher",
     "generator_function_error",
+    "signal_name",
 ]
 
 _T = TypeVar("_T")
@@ -55,6 +57,24 @@ def describe(value: object) -> str:
         sign = "-" if value < 0 else ""
         return f"an int of about {sign}10**{int(abs(value).bit_length() * math.log10(2))}"
     return repr(value)
+
+
+def signal_name(signum: int) -> str:
+    """The name of signal number *signum*, as ``kill -l`` and Python's :mod:`signal` know it.
+
+    ``SIGTERM`` for 15; a real-time signal without a name of its own is
+    counted from ``SIGRTMIN`` (``SIGRTMIN+6`` for 40 on Linux, as
+    ``signal.SIGRTMIN + 6``); any other number is ``signal 99``.
+    """
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        pass
+    first = getattr(signal, "SIGRTMIN", None)
+    last = getattr(signal, "SIGRTMAX", None)
+    if first is not None and last is not None and first < signum < last:
+        return f"SIGRTMIN+{signum - first}"
+    return f"signal {signum}"
 
 
 def check_int(name: str, value: object, *, minimum: int = 1, maximum: int = sys.maxsize) -> int:

@@ -39,6 +39,7 @@ import trio
 
 from .._jobs_file import JobsFile, JobsFileError, load_jobs_file, parse_halt, select
 from .._process import SystemLoad
+from .._util import describe
 from .._version import __version__
 from ._joblog import JobLogError, read_joblog, resumable
 from ._plan import dot_text, plan_text
@@ -233,6 +234,10 @@ def _command_run(args: argparse.Namespace) -> int:
         raise _Invalid(
             ["--progress rich needs the rich package: pip install 'trine[cli]'"]
         ) from None
+    try:
+        runner.open_joblog()
+    except JobLogError as exc:
+        raise _Invalid([f"--joblog {args.joblog}: {exc}"]) from None
     wall_start = time.time()
 
     async def main() -> float:
@@ -253,6 +258,8 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    if value > sys.maxsize:
+        raise argparse.ArgumentTypeError(f"must be <= {sys.maxsize}, got {describe(value)}")
     return value
 
 

@@ -17,21 +17,26 @@ Resuming reads the log's last final line per job: ``--resume`` skips every
 job that reached an outcome (succeeded, up to date, failed, timed out,
 error) with the same command, ``--resume-failed`` only those that succeeded
 or were up to date, so the failed ones run again. Cancelled jobs, jobs not
-in the log and jobs whose command changed always run.
+in the log and jobs whose command changed always run. A last line cut short
+by a killed run is ignored, and dropped before a resumed run appends.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from typing import IO, Any, Literal, final
 
 import attrs
+
+from .._util import describe
 
 __all__ = ["JobLog", "JobLogError", "LoggedJob", "read_joblog", "resumable"]
 
 _FINISHED = ("succeeded", "up_to_date", "failed", "timed_out", "error")
 _SUCCEEDED = ("succeeded", "up_to_date")
 _KEYS = ("id", "attempt", "final", "status", "command")
+_CHUNK = 4096  # bytes read at a time, from the end, to find the start of the last line
 
 
 @final
@@ -55,10 +60,14 @@ class LoggedJob:
 def read_joblog(path: str) -> dict[str, LoggedJob]:
     """The last final line of each job in the log at *path* (nothing if there is no file).
 
-    A last line cut short (the run was killed while writing it) is ignored.
+    A last line cut short (the run was killed while writing it: not JSON, and
+    no newline after it) is ignored; :class:`JobLog` drops it before it
+    appends.
 
     Raises:
-      JobLogError: for a file that cannot be read or a line that is not a job record.
+      JobLogError: for a file that cannot be read, a line that is not a job
+        record, or a record whose ``attempt``, ``exit_code``, ``signal`` or
+        ``error`` is not what the log writes (``line 3: ...``).
     """
     try:
         with open(path, encoding="utf-8") as file:
@@ -67,7 +76,8 @@ def read_joblog(path: str) -> dict[str, LoggedJob]:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise JobLogError(f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    if lines and lines[-1] == "":
+    cut_short = lines[-1] != ""  # a whole line ends with a newline
+    if not cut_short:
         lines.pop()
     jobs: dict[str, LoggedJob] = {}
     for number, line in enumerate(lines, start=1):
@@ -76,25 +86,88 @@ def read_joblog(path: str) -> dict[str, LoggedJob]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
-            if number == len(lines):
+            if cut_short and number == len(lines):
                 break  # cut short by a killed run
             raise JobLogError(f"line {number}: not JSON") from None
         if not isinstance(record, dict) or any(key not in record for key in _KEYS):
             raise JobLogError(f"line {number}: not a job record (needs {', '.join(_KEYS)})")
         if not record["final"]:
             continue
-        returncode = record.get("exit_code")
-        if record.get("signal") is not None:
-            returncode = -int(record["signal"])
+        attempt = _whole_number(number, "attempt", record["attempt"], minimum=0)
+        returncode = _optional_number(number, "exit_code", record.get("exit_code"), minimum=0)
+        signum = _optional_number(number, "signal", record.get("signal"), minimum=1)
+        if signum is not None:
+            returncode = -signum
+        error = record.get("error")
+        if error is not None and not isinstance(error, str):
+            raise JobLogError(f"line {number}: error must be a string or null, got {error!r}")
         jobs[str(record["id"])] = LoggedJob(
             id=str(record["id"]),
             status=str(record["status"]),
-            attempts=int(record["attempt"]),
+            attempts=attempt,
             returncode=returncode,
-            error=record.get("error"),
+            error=error,
             command=str(record["command"]),
         )
     return jobs
+
+
+def _whole_number(line: int, key: str, value: object, *, minimum: int) -> int:
+    """*value*, the record's *key*, if it is an int ``>= minimum`` (not a bool, not a float)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise JobLogError(
+            f"line {line}: {key} must be a whole number >= {minimum}, got {describe(value)}"
+        )
+    return value
+
+
+def _optional_number(line: int, key: str, value: object, *, minimum: int) -> int | None:
+    """As :func:`_whole_number`, or ``None`` for ``null``."""
+    if value is not None and (
+        not isinstance(value, int) or isinstance(value, bool) or value < minimum
+    ):
+        raise JobLogError(
+            f"line {line}: {key} must be null or a whole number >= {minimum}, got {describe(value)}"
+        )
+    return value
+
+
+def _end_last_line(path: str) -> None:
+    """Make the log at *path* end with a whole line, so the next record starts a line of its own.
+
+    A last line without its newline is what a run killed while writing it
+    left: cut short, not JSON, and ignored by :func:`read_joblog`, so it is
+    dropped. One that is whole JSON (killed just before the newline) was read
+    as a record, so it keeps it and gets the newline.
+    """
+    try:
+        file = open(path, "r+b")  # noqa: SIM115  # closed by the with below
+    except FileNotFoundError:
+        return  # appending creates it
+    with file:
+        end = file.seek(0, os.SEEK_END)
+        if end == 0:
+            return
+        file.seek(end - 1)
+        if file.read(1) == b"\n":
+            return
+        start, position = 0, end  # where the last line starts: 0 if it is the only one
+        while position > 0:
+            step = min(_CHUNK, position)
+            position -= step
+            file.seek(position)
+            newline = file.read(step).rfind(b"\n")
+            if newline >= 0:
+                start = position + newline + 1
+                break
+        file.seek(start)
+        try:
+            json.loads(file.read())
+        except ValueError:  # not JSON, or not UTF-8: cut short
+            file.truncate(start)
+        else:
+            file.seek(end)
+            file.write(b"\n")
 
 
 def resumable(logged: LoggedJob, command: str, mode: Literal["all", "failed"]) -> bool:
@@ -109,8 +182,18 @@ class JobLog:
     """The log being written: one flushed line per attempt."""
 
     def __init__(self, path: str, *, append: bool) -> None:
-        # Closed by close(); line-buffered so each line is written as it is made.
-        self._file: IO[str] | None = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
+        """Open the log at *path*, anew or (*append*, to resume) after its last whole line.
+
+        Raises:
+          JobLogError: if the file cannot be opened for writing.
+        """
+        try:
+            if append:
+                _end_last_line(path)
+            # Closed by close(); each line is flushed as it is written.
+            self._file: IO[str] | None = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise JobLogError(f"cannot write: {exc.strerror or exc}") from None
         self.error: str | None = None
 
     def write(

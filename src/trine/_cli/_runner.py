@@ -39,6 +39,7 @@ from .._process._descendants import Batch
 from .._process._output import log_name
 from .._process._run import Settings, _wait_admitted, could_not_start, run_command
 from .._retry import Backoff, Retry
+from .._util import signal_name
 from ._joblog import JobLog, LoggedJob
 from ._progress import Display
 from ._records import (
@@ -216,7 +217,9 @@ class Runner:
                     timeout=job.timeout,
                     shell=job.shell,
                 )
-            except (TypeError, ValueError) as exc:  # e.g. a NUL byte: no program could take it
+            # The jobs file's checks refuse all Command would (a NUL byte, an '=' in an
+            # env name); this is for a JobsFile built some other way.
+            except (TypeError, ValueError) as exc:
                 self._commands[name] = f"cannot start: {exc}"
 
     # ------------------------------------------------------------------ the view
@@ -276,8 +279,7 @@ class Runner:
             if not record.job.after:
                 record.ready_at = 0.0
                 self._ready[record.name] = None
-        if self.options.joblog is not None:
-            self._joblog = JobLog(self.options.joblog, append=self.options.resume is not None)
+        self.open_joblog()
         try:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async with trio.open_nursery() as nursery:
@@ -296,6 +298,18 @@ class Runner:
                 record.status = CANCELLED
                 record.error = record.error or f"stopped: {self.stop_reason}"
                 record.finished_at = now if record.started_at is not None else None
+
+    def open_joblog(self) -> None:
+        """Open ``--joblog`` (if asked, and not open yet): anew, or to append when resuming.
+
+        Called before the run starts, so a log that cannot be written is the
+        command line's error and nothing runs.
+
+        Raises:
+          JobLogError: if the file cannot be opened for writing.
+        """
+        if self.options.joblog is not None and self._joblog is None:
+            self._joblog = JobLog(self.options.joblog, append=self.options.resume is not None)
 
     @property
     def joblog_error(self) -> str | None:
@@ -631,9 +645,9 @@ class Runner:
             now = self.now()
             if self.signal_received is None:
                 self.signal_received = signum
-                self.stop(f"interrupted by {signal.Signals(signum).name}", now)
+                self.stop(f"interrupted by {signal_name(signum)}", now)
             elif not self._killing:
-                self.kill_now(now, f"{signal.Signals(signum).name} again")
+                self.kill_now(now, f"{signal_name(signum)} again")
 
     async def _tick(self) -> None:
         """Every tenth of a second: the display, the waiting jobs, the stop's timers."""
@@ -676,7 +690,7 @@ class Runner:
 
     def outcome(self) -> str:
         if self.signal_received is not None:
-            return f"interrupted by {signal.Signals(self.signal_received).name}"
+            return f"interrupted by {signal_name(self.signal_received)}"
         word = "failed" if self.exit_code() else "succeeded"
         if self.halt_reason is not None:
             return f"{word} (halted: {self.halt_reason})"

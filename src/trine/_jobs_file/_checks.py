@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import difflib
 import math
+import sys
 from collections.abc import Mapping
 from typing import Any
+
+from .._util import describe as describe_int
 
 __all__ = ["Checker", "describe"]
 
@@ -52,14 +55,28 @@ class Checker:
             return None
         return value
 
-    def integer(self, where: str, value: object, minimum: int) -> int | None:
+    def integer(
+        self, where: str, value: object, minimum: int, maximum: int = sys.maxsize
+    ) -> int | None:
+        """*value* if it is an integer in ``[minimum, maximum]``; the default *maximum*,
+        :data:`sys.maxsize`, is what every count and capacity of the runner accepts."""
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(where, f"must be an integer, got {describe(value)}")
             return None
         if value < minimum:
             self.fail(where, f"must be >= {minimum}, got {value}")
             return None
+        if value > maximum:
+            self.fail(where, f"must be <= {maximum}, got {describe_int(value)}")
+            return None
         return value
+
+    def text(self, where: str, value: str) -> bool:
+        """Whether *value* has no NUL byte (no program can be given one); else a problem."""
+        if "\0" in value:
+            self.fail(where, f"must not contain NUL bytes, got {value!r}")
+            return False
+        return True
 
     def seconds(self, where: str, value: object, *, zero: bool = False) -> float | None:
         if isinstance(value, bool) or not isinstance(value, int | float):

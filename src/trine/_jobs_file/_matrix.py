@@ -25,7 +25,7 @@ from ._order import find_cycle
 
 __all__ = ["Template", "expand", "matrix_id", "parse_matrix"]
 
-_MATRIX_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MATRIX_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # fullmatch: "$" passes "a\n"
 _NOT_IN_ID = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -62,9 +62,9 @@ def parse_matrix(check: Checker, where: str, value: object) -> dict[str, list[st
         return {}
     matrix: dict[str, list[str]] = {}
     for key, values in table.items():
-        if not _MATRIX_KEY.match(key):
+        if not _MATRIX_KEY.fullmatch(key):
             check.fail(
-                f"{where}.{key}",
+                f"{where}.{key!r}",  # quoted, as a bad job name: it may hold anything
                 "a matrix key may only contain letters, digits and '_' (not starting with a digit)",
             )
             continue
@@ -82,6 +82,7 @@ def parse_matrix(check: Checker, where: str, value: object) -> dict[str, list[st
             if text in seen:
                 check.fail(f"{where}.{key}", f"value {text!r} is listed twice")
             seen.add(text)
+            check.text(f"{where}.{key}", text)  # it may be put in a command
         matrix[key] = list(dict.fromkeys(text for text in texts if text is not None))
     if math.prod(len(values) for values in matrix.values()) > _MAX_COMBINATIONS:
         check.fail(where, f"makes more than {_MAX_COMBINATIONS:,} jobs")
@@ -211,6 +212,9 @@ def _resolve_after(
 
 def _check_paths(check: Checker, where: str, job: Job) -> None:
     """Before anything runs: the working directory exists; the program is not a directory."""
+    if isinstance(job.argv, tuple) and not job.argv[0]:  # a matrix value put there was empty
+        check.fail(f"{where}.cmd", "the program (the first item) must not be empty")
+        return
     if not os.path.isdir(job.cwd):
         reason = "is not a directory" if os.path.exists(job.cwd) else "does not exist"
         check.fail(f"{where}.cwd", f"{job.cwd!r} {reason}")

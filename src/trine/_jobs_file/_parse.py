@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,7 +16,8 @@ from ._model import HaltPolicy, Job, JobsFile, JobsFileError, RetrySettings, Run
 
 __all__ = ["load_jobs_file", "parse_jobs"]
 
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# fullmatch: with match and "$", a name ending in a newline would pass.
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _TOP_KEYS = ("run", "resources", "jobs")
 _RETRY_KEYS = ("retry_delay", "retry_backoff", "retry_jitter", "retry_max_delay")
 _RUN_KEYS = (
@@ -47,6 +49,8 @@ _JOB_KEYS = (
     "outputs",
 )
 _DEFAULT_MAX_DELAY = 60.0
+# A job runs 1 + retries times, a count that must fit in sys.maxsize (as run_commands').
+_MAX_RETRIES = sys.maxsize - 1
 
 
 def load_jobs_file(path: str | os.PathLike[str]) -> JobsFile:
@@ -78,6 +82,8 @@ def load_jobs_file(path: str | os.PathLike[str]) -> JobsFile:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
+        raise JobsFileError(path, [f"invalid TOML: {exc}"]) from None
+    except ValueError as exc:  # an integer of more digits than int() converts
         raise JobsFileError(path, [f"invalid TOML: {exc}"]) from None
     return parse_jobs(data, path=path, base=Path(path).resolve().parent)
 
@@ -114,7 +120,7 @@ def _parse_run(check: Checker, value: object) -> RunSettings | None:
     timeout = None
     if "timeout" in table:
         timeout = check.seconds("run.timeout", table["timeout"])
-    retries = check.integer("run.retries", table.get("retries", 0), 0)
+    retries = check.integer("run.retries", table.get("retries", 0), 0, _MAX_RETRIES)
     retry = _parse_retry_keys(check, "run", table)
     fail_fast = check.boolean("run.fail_fast", table.get("fail_fast", False))
     halt = None
@@ -198,6 +204,14 @@ def _parse_retry_keys(
                 f"{where}.retry_max_delay",
                 f"must be >= retry_delay ({delay:g}), got {max_delay:g}",
             )
+    elif max_delay is not None and max_delay < delay:
+        # The job's own retry_delay against the [run] table's retry_max_delay: no
+        # delay is longer than the maximum, whichever table set them (any backoff).
+        check.fail(
+            f"{where}.retry_delay",
+            f"must be <= retry_max_delay ({max_delay:g}, from [run]), got {delay:g}; "
+            "give the job its own retry_max_delay",
+        )
     return RetrySettings(delay, backoff, jitter, max_delay)
 
 
@@ -221,7 +235,7 @@ def _parse_template(
 ) -> Template:
     where = f"jobs.{name}"
     before = len(check.problems)
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         check.fail(
             f"jobs.{name!r}",
             "a job name may only contain letters, digits, '_', '-' and '.' "
@@ -239,7 +253,9 @@ def _parse_template(
     timeout = run.timeout if run is not None else None
     if "timeout" in table:
         timeout = check.seconds(f"{where}.timeout", table["timeout"])
-    retries = check.integer(f"{where}.retries", table.get("retries", run.retries if run else 0), 0)
+    retries = check.integer(
+        f"{where}.retries", table.get("retries", run.retries if run else 0), 0, _MAX_RETRIES
+    )
     retry = _parse_retry_keys(check, where, table, run.retry if run is not None else None)
     priority = table.get("priority", 0)
     if isinstance(priority, bool) or not isinstance(priority, int):
@@ -247,14 +263,19 @@ def _parse_template(
     env: dict[str, str] = {}
     raw_env = check.table(f"{where}.env", table.get("env", {}))
     for key, item in (raw_env or {}).items():
-        if isinstance(item, str):
-            env[key] = item
-        else:
+        if not key or "=" in key or "\0" in key:
+            check.fail(
+                f"{where}.env",
+                f"a variable name must be non-empty, without '=' and NUL bytes, got {key!r}",
+            )
+        elif not isinstance(item, str):
             check.fail(f"{where}.env.{key}", f"must be a string, got {describe(item)}")
+        elif check.text(f"{where}.env.{key}", item):
+            env[key] = item
     cwd = str(base)
     if "cwd" in table:
         raw_cwd = check.string(f"{where}.cwd", table["cwd"])
-        if raw_cwd is not None:
+        if raw_cwd is not None and check.text(f"{where}.cwd", raw_cwd):
             cwd = str(base / raw_cwd)
     optional = check.boolean(f"{where}.optional", table.get("optional", False))
     description = None
@@ -313,7 +334,7 @@ def _parse_cmd(
             )
         elif not cmd.strip():
             check.fail(f"{where}.cmd", "must not be empty")
-        elif shell is True:
+        elif shell is True and check.text(f"{where}.cmd", cmd):
             return cmd
         return None
     if isinstance(cmd, list) and cmd and all(isinstance(arg, str) for arg in cmd):
@@ -321,6 +342,9 @@ def _parse_cmd(
             check.fail(f"{where}.cmd", "with shell = true, cmd must be one string")
         elif not cmd[0]:
             check.fail(f"{where}.cmd", "the program (the first item) must not be empty")
+        else:
+            for arg in cmd:
+                check.text(f"{where}.cmd", arg)  # a problem makes the job none
         return tuple(cmd)
     if isinstance(cmd, list) and not cmd:
         check.fail(f"{where}.cmd", "must not be empty")

@@ -214,7 +214,9 @@ class CommandResult:
     stderr_tail: str
     """The same for stderr."""
     duration: float
-    """Seconds on the Trio clock from the first attempt's start to the last one's end."""
+    """Seconds on the Trio clock from the first attempt's start to the last one's end:
+    the wait for ``admission`` before the first attempt is not counted, the
+    backoff (and any admission wait) between attempts is."""
     attempts: int
     """How many times it was started (``1 + retries`` at most)."""
     error: str | None

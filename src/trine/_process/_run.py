@@ -14,6 +14,7 @@ import math
 import os
 import random
 import signal
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, final
 
@@ -21,7 +22,7 @@ import attrs
 import trio
 
 from .._retry import Backoff, Retry
-from .._util import check_int, check_number, check_optional_number
+from .._util import check_int, check_number, check_optional_number, signal_name
 from ._command import (
     Command,
     CommandAttempt,
@@ -317,7 +318,7 @@ async def _run_attempt(
     else:
         status = CommandStatus.FAILED
         if returncode is not None and returncode < 0:
-            error = f"killed by {signal.Signals(-returncode).name}"
+            error = f"killed by {signal_name(-returncode)}"
         else:
             error = f"exited with status {returncode}"
     return _Attempt(status, returncode, stdout.tail.text(), stderr.tail.text(), error)
@@ -345,7 +346,6 @@ async def run_command(
     tag = batch.command_tag()
     env = batch.environment(command.env, tag)
     admission = settings.admission
-    started = trio.current_time()
     history: list[CommandAttempt] = []
 
     async def attempt_once() -> _Attempt:
@@ -380,14 +380,18 @@ async def run_command(
             attempt = await retry.call(attempt_once)
         except _AttemptFailed as exc:
             attempt = exc.attempt
-    return _result(command, attempt, history, started)
+    return _result(command, attempt, history)
 
 
-def _result(
-    command: Command, attempt: _Attempt, history: list[CommandAttempt], started: float
-) -> CommandResult:
-    """The :class:`CommandResult` of *command*, whose last attempt was *attempt*."""
+def _result(command: Command, attempt: _Attempt, history: list[CommandAttempt]) -> CommandResult:
+    """The :class:`CommandResult` of *command*, whose last attempt was *attempt*.
+
+    Its duration runs from the first attempt's start, so the wait for
+    ``admission`` before it is not counted (the waits before later attempts,
+    as their backoff, are).
+    """
     assert command.id is not None
+    started = history[0].started_at
     return CommandResult(
         id=command.id,
         argv=command.argv,
@@ -406,7 +410,7 @@ def could_not_start(command: Command, problem: str) -> CommandResult:
     """The result of *command* when it cannot start at all: one attempt, an error, now."""
     now = trio.current_time()
     history = [CommandAttempt(now, now, CommandStatus.ERROR, None, problem)]
-    return _result(command, _Attempt.could_not_run(problem), history, now)
+    return _result(command, _Attempt.could_not_run(problem), history)
 
 
 async def run_commands(
@@ -454,8 +458,8 @@ async def run_commands(
       timeout: seconds each attempt may run (a command's own ``timeout``
         overrides it), or ``None``.
       retries: how many more times a failed or timed-out command is run
-        (through a :class:`~trine.Retry`). A command that cannot run is not
-        retried.
+        (through a :class:`~trine.Retry`), at most ``sys.maxsize - 1``. A
+        command that cannot run is not retried.
       backoff: the :class:`~trine.Backoff` between a command's attempts;
         default none (run again at once).
       rng: the :class:`random.Random` for the backoff's jitter (seed it to
@@ -493,7 +497,8 @@ async def run_commands(
     """
     check_int("limit", limit)
     timeout = check_optional_number("timeout", timeout, exclusive=True, allow_inf=True)
-    check_int("retries", retries, minimum=0)
+    # Each command runs 1 + retries times, a count that must fit in sys.maxsize.
+    check_int("retries", retries, minimum=0, maximum=sys.maxsize - 1)
     if backoff is not None and not isinstance(backoff, Backoff):
         raise TypeError(f"backoff must be a trine.Backoff, got {backoff!r}")
     if rng is not None and not isinstance(rng, random.Random):

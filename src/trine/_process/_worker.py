@@ -14,7 +14,9 @@ _T = TypeVar("_T")
 
 
 def _check_sync_function(fn: object) -> None:
-    """Refuse what a worker process could not run as a plain call: coroutines, async functions."""
+    """Refuse what a worker process could not run as a plain call: coroutines, async
+    functions, and generator functions (calling one only makes a generator, which
+    cannot be pickled back)."""
     if inspect.isawaitable(fn):
         close_unawaited(fn)
         raise TypeError(
@@ -29,11 +31,18 @@ def _check_sync_function(fn: object) -> None:
         inspect.iscoroutinefunction(fn)
         or inspect.iscoroutinefunction(call)
         or inspect.isasyncgenfunction(fn)
+        or inspect.isasyncgenfunction(call)
     ):
         raise TypeError(
             f"fn must be a sync function, got the async function {fn!r}: "
             "to_process runs a plain function in a worker process; await async functions "
             "directly instead"
+        )
+    if inspect.isgeneratorfunction(fn) or inspect.isgeneratorfunction(call):
+        raise TypeError(
+            f"fn must be a sync function, got the generator function {fn!r}: "
+            "to_process sends back what fn returns, and a generator cannot be; "
+            "return a list instead"
         )
 
 
@@ -51,8 +60,9 @@ async def to_process(fn: Callable[..., _T], *args: Any) -> _T:
 
     Raises:
       ModuleNotFoundError: if trio-parallel is not installed (the ``process`` extra).
-      TypeError: if *fn* is not callable, is an async function, or is a
-        coroutine object (``f(x)`` instead of ``f, x``).
+      TypeError: if *fn* is not callable, is an async function, a generator
+        or async generator function, or is a coroutine object (``f(x)``
+        instead of ``f, x``).
 
     Example::
 
