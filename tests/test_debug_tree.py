@@ -237,6 +237,20 @@ async def test_dump_on_signal_prints_the_tree(autojump_clock: trio.testing.MockC
     assert signal.getsignal(signal.SIGUSR1) == previous
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGRTMIN"), reason="real-time signals are Linux's")
+async def test_dump_on_signal_takes_a_real_time_signal(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A real-time signal has a number but no name in signal.Signals: it is taken all the same."""
+    out = io.StringIO()
+    signum = signal.SIGRTMIN + 6
+    async with trine.debug.dump_on_signal(signum, file=out):
+        os.kill(os.getpid(), signum)
+        while not out.getvalue():
+            await trio.lowlevel.checkpoint()
+    assert out.getvalue().startswith("Trio task tree at t=0\n")
+
+
 async def test_dump_on_signal_lets_the_blocks_exception_out_bare() -> None:
     """An exception from the block is itself, not a group."""
     with pytest.raises(KeyError, match="mine"):

@@ -27,10 +27,10 @@ class _Writable(Protocol):
 def _check_signal(signum: object) -> int:
     if not isinstance(signum, int) or isinstance(signum, bool):
         raise TypeError(f"signum must be a signal number (an int), got {describe(signum)}")
-    try:
-        return signal.Signals(signum)
-    except ValueError:
-        raise ValueError(f"signum must be a signal number, got {describe(signum)}") from None
+    # valid_signals(), not signal.Signals: real-time signals (SIGRTMIN+1, ...) have no name.
+    if signum not in signal.valid_signals():
+        raise ValueError(f"signum must be a signal number, got {describe(signum)}")
+    return signum
 
 
 def dump_on_signal(
