@@ -256,6 +256,7 @@ class ResourcePool(Generic[_R]):
     """
 
     __slots__ = (
+        "__weakref__",
         "_check_after",
         "_close_fn",
         "_closed",
