@@ -343,6 +343,27 @@ def test_assignment_is_validated_too() -> None:
         chaos.fault = 2
 
 
+def test_slow_and_latency_are_checked_as_a_pair_on_assignment() -> None:
+    """slow above zero with no latency is refused when assigned, as at construction (an
+    assignment was taken, and the delayed calls waited no time)."""
+    chaos = trine.Chaos()
+    with pytest.raises(
+        ValueError,
+        match=r"^latency must be > 0 when slow is, got 0.0: say how long a slow call waits$",
+    ):
+        chaos.slow = 0.5
+    assert chaos.slow == 0.0
+    chaos.latency = 2
+    chaos.slow = 0.5
+    with pytest.raises(
+        ValueError, match=r"^latency must be > 0 when slow is, got 0.0: set slow to 0 first$"
+    ):
+        chaos.latency = 0
+    assert (chaos.slow, chaos.latency) == (0.5, 2.0)
+    chaos.slow = 0
+    chaos.latency = 0
+
+
 @given(
     seed=st.integers(0, 2**32),
     fault=st.floats(0, 1),

@@ -121,7 +121,7 @@ async def test_zero_latency_is_a_checkpoint() -> None:
         await service.call()
 
 
-@pytest.mark.parametrize(
+_BAD_ARGUMENTS = pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
         ({"latency": -1}, ValueError, r"latency must be >= 0, got -1"),
@@ -153,10 +153,60 @@ async def test_zero_latency_is_a_checkpoint() -> None:
         ),
     ],
 )
+
+
+@_BAD_ARGUMENTS
 def test_arguments_are_validated(kwargs: dict[str, Any], error: type, message: str) -> None:
     """Bad scripts are refused at construction with a whole, exact message."""
     with pytest.raises(error, match=f"^{message}$"):
         FakeService(**kwargs)
+
+
+@_BAD_ARGUMENTS
+def test_assignments_are_validated(kwargs: dict[str, Any], error: type, message: str) -> None:
+    """A script field assigned mid-test is checked as the constructor checks it, and a
+    refused value leaves the script as it was (any value was taken, unchecked)."""
+    service = FakeService(latency=0.5)
+    [(name, value)] = kwargs.items()
+    before = getattr(service, name)
+    with pytest.raises(error, match=f"^{message}$"):
+        setattr(service, name, value)
+    assert getattr(service, name) == before
+
+
+async def test_changing_the_script_mid_test_changes_the_calls_after_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Assigning latency, outages, fail_calls or retry_after mid-test governs the calls that
+    start after it; a call in flight keeps the script it started under (it was ignored)."""
+    service = FakeService(latency=0.1)
+    assert await service.call() == 1
+    service.latency = 5.0
+    service.outages = [(trio.current_time(), math.inf)]  # the service goes down now
+    with assert_takes(5.0), pytest.raises(FakeServiceError, match=r"^fake service call 2 failed$"):
+        await service.call()
+    service.outages = []
+    service.fail_calls = {4, 5}
+    service.retry_after = 2
+    assert await service.call() == 3
+    with pytest.raises(FakeServiceError) as info:
+        await service.call()
+    assert info.value.retry_after == 2.0
+    assert (service.fail_calls, service.outages, service.retry_after) == (
+        frozenset({4, 5}),
+        (),
+        2.0,
+    )
+
+    async def call_five() -> None:
+        with pytest.raises(FakeServiceError, match=r"^fake service call 5 failed"):
+            await service.call()  # scripted to fail when it started
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(call_five)
+        await trio.sleep(1.0)
+        service.fail_calls = ()
+    assert service.fails(5, 0.0) is False
 
 
 async def test_open_ended_outage(autojump_clock: trio.testing.MockClock) -> None:

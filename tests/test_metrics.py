@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import pathlib
 import re
 import subprocess
@@ -160,3 +161,19 @@ def test_an_exporter_refuses_what_it_cannot_read() -> None:
     ):
         exporter.register(trine.Chaos())
     exporter.register(trine.Policy())  # no guards with figures: nothing to register
+
+
+async def test_register_new_takes_every_type_it_reads() -> None:
+    """Every type with a reader can be made inside register_new() and is held there weakly
+    (a ResourcePool could not be weakly referenced: its constructor raised TypeError)."""
+    exporter = trine.metrics.Exporter()
+    with exporter.register_new():
+        objects = _objects()
+    assert {type(obj) for obj in objects} == set(supported_types())
+    for obj in objects:
+        exporter.unregister(obj)  # raises ValueError if it was not registered
+    with exporter.register_new():
+        objects = _objects()
+    del obj, objects
+    gc.collect()
+    assert not exporter._entries  # held weakly: gone with the objects

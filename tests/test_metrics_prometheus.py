@@ -426,6 +426,29 @@ def test_a_scrape_after_the_run_reads_what_can_be_read() -> None:
     assert value(registry, "trine_breaker_calls_total", name="b", outcome="success") is None
 
 
+def test_an_event_in_a_later_run_switches_the_scrape_to_that_run(
+    registry: prometheus_client.CollectorRegistry, server: str
+) -> None:
+    """A hook event in a second trio.run makes a scrape over HTTP read in that run (it kept
+    the first, finished run and read outside Trio, leaving the open breaker out)."""
+    exporter = trine.metrics.PrometheusExporter(registry=registry)
+    breaker = trine.CircuitBreaker(name="api", failure_threshold=1, hooks=[exporter.hook])
+
+    async def first() -> None:
+        exporter.register(breaker)  # remembers this run
+
+    async def second() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        with pytest.raises(OSError, match="down"):
+            await breaker.call(Flaky(1))  # CircuitStateChanged reaches the hook in this run
+        return await scrape(server)
+
+    trio.run(first)
+    samples = trio.run(second)
+    exporter.close()
+    assert samples[key("trine_breaker_state", name="api", state="open")] == 1
+    assert samples[key("trine_breaker_calls_total", name="api", outcome="failure")] == 1
+
+
 async def test_a_scrape_from_another_thread_reads_in_the_trio_thread(
     exporter: trine.metrics.Exporter, registry: prometheus_client.CollectorRegistry
 ) -> None:

@@ -146,7 +146,7 @@ def _guide_modules() -> list[str]:
 def test_the_testing_guide_has_its_examples() -> None:
     """Each example is a test module (so the test below runs all of them)."""
     modules = _guide_modules()
-    assert len(modules) == 9
+    assert len(modules) == 10
     assert all("async def test_" in module for module in modules)
 
 

@@ -209,6 +209,30 @@ def test_no_waits_nests_and_restores_on_errors() -> None:
     assert not _waits.waits_skipped()
 
 
+async def test_one_no_waits_object_shared_by_concurrent_tasks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """One no_waits() object entered by two overlapping tasks restores each task's own
+    setting (it popped the other task's token, and ContextVar.reset raised ValueError)."""
+    skip = no_waits()
+    after: dict[str, bool] = {}
+
+    async def use(name: str, start: float, hold: float) -> None:
+        await trio.sleep(start)
+        with skip:
+            assert _waits.waits_skipped()
+            await trio.sleep(hold)
+        after[name] = _waits.waits_skipped()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(use, "a", 0.0, 1.0)
+        nursery.start_soon(use, "b", 0.5, 1.0)
+    assert after == {"a": False, "b": False}
+    with skip, skip:
+        assert _waits.waits_skipped()
+    assert not _waits.waits_skipped()
+
+
 def test_no_waits_does_not_leak_into_other_contexts() -> None:
     """A context copied before the block does not see it (tests side by side stay apart)."""
     before = contextvars.copy_context()

@@ -84,6 +84,23 @@ def _check_latency(value: float) -> float:
     return check_number("latency", value)
 
 
+def _check_slow_pair(slow: float, latency: float, *, assigned: str | None = None) -> None:
+    """*slow* above zero needs a *latency*: refused at construction and on assignment."""
+    if slow > 0.0 and latency == 0.0:
+        hint = "set slow to 0 first" if assigned == "latency" else "say how long a slow call waits"
+        raise ValueError(f"latency must be > 0 when slow is, got {latency!r}: {hint}")
+
+
+def _slow_set(chaos: Chaos, attribute: attrs.Attribute[float], value: float) -> float:
+    _check_slow_pair(value, chaos.latency)
+    return value
+
+
+def _latency_set(chaos: Chaos, attribute: attrs.Attribute[float], value: float) -> float:
+    _check_slow_pair(chaos.slow, value, assigned="latency")
+    return value
+
+
 def _check_error(
     error: type[Exception] | Callable[[], BaseException] | None,
 ) -> Callable[[], BaseException] | None:
@@ -202,17 +219,31 @@ class Chaos:
         switched on and off at run time.
       name: a name, for the default error's message.
 
+    Every field may be assigned later (``chaos.fault = 0.5``) and is checked
+    as the constructor checks it, *slow* and *latency* as a pair: set
+    *latency* before *slow*, and *slow* to 0 before *latency*.
+
     Raises:
       TypeError: naming the argument, for a value of the wrong type (an
         exception *instance* as *error* included).
       ValueError: for a rate outside [0, 1] or NaN, a negative *latency*,
-        or *slow* above zero with no *latency*.
+        or *slow* above zero with no *latency* (at construction or when
+        assigned).
     """
 
     fault: float = attrs.field(default=0.0, converter=_check_fault)
     error: Callable[[], BaseException] | None = attrs.field(default=None, converter=_check_error)
-    slow: float = attrs.field(default=0.0, converter=_check_slow)
-    latency: float = attrs.field(default=0.0, converter=_check_latency)
+    # Assigned, slow and latency are converted, then checked as a pair (as in __init__).
+    slow: float = attrs.field(
+        default=0.0,
+        converter=_check_slow,
+        on_setattr=[attrs.setters.convert, _slow_set],
+    )
+    latency: float = attrs.field(
+        default=0.0,
+        converter=_check_latency,
+        on_setattr=[attrs.setters.convert, _latency_set],
+    )
     substitute: float = attrs.field(default=0.0, converter=_check_substitute)
     result: Any = None
     rng: random.Random = attrs.field(default=None, converter=_check_rng)
@@ -224,11 +255,7 @@ class Chaos:
     _counts: _Counts = attrs.field(factory=lambda: _Counts(), init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        if self.slow > 0.0 and self.latency == 0.0:
-            raise ValueError(
-                f"latency must be > 0 when slow is, got {self.latency!r}: "
-                "say how long a slow call waits"
-            )
+        _check_slow_pair(self.slow, self.latency)
 
     def _is_enabled(self) -> bool:
         enabled = self.enabled

@@ -264,6 +264,7 @@ class ResourcePool(Generic[_R]):
     """
 
     __slots__ = (
+        "__weakref__",
         "_arrivals",
         "_check_after",
         "_close_fn",

@@ -24,6 +24,10 @@ from typing import final
 __all__ = ["SkippedWaits", "deliberate", "waits_skipped"]
 
 _SKIPPED: ContextVar[bool] = ContextVar("trine_waits_skipped", default=False)
+# The tokens of the blocks open in this context, innermost last. Held in a ContextVar,
+# not on the SkippedWaits, so one object used by concurrent tasks (each in its own
+# context) restores each task's own setting.
+_OPEN: ContextVar[tuple[Token[bool], ...]] = ContextVar("trine_waits_open", default=())
 
 
 def waits_skipped() -> bool:
@@ -42,17 +46,20 @@ class SkippedWaits:
     """A ``with`` block (not a decorator) inside which deliberate waits take no time.
 
     Built by :func:`trine.testing.no_waits`. Re-entrant: blocks nest, and
-    leaving one restores what the enclosing code had.
+    leaving one restores what the enclosing code had. One object may be used
+    by several tasks at once (a module-level ``skip = no_waits()``): what a
+    block restores is kept per task (per :mod:`contextvars` context), not on
+    the object.
     """
 
-    __slots__ = ("_skip", "_tokens")
+    __slots__ = ("_skip",)
 
     def __init__(self, skip: bool = True) -> None:
         self._skip = skip
-        self._tokens: list[Token[bool]] = []
 
     def __enter__(self) -> None:
-        self._tokens.append(_SKIPPED.set(self._skip))
+        token = _SKIPPED.set(self._skip)
+        _OPEN.set((*_OPEN.get(), token))
 
     def __exit__(
         self,
@@ -60,4 +67,6 @@ class SkippedWaits:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        _SKIPPED.reset(self._tokens.pop())
+        *outer, token = _OPEN.get()
+        _OPEN.set(tuple(outer))
+        _SKIPPED.reset(token)

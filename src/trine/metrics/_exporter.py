@@ -226,8 +226,15 @@ class Exporter:
         handle = self._on_event.get(type(event))
         if handle is None:
             return
-        if self._token is None:
-            self._remember_run()
+        # An event in a later trio.run switches collection to that run (one identity
+        # compare per event; an event outside Trio keeps the run remembered).
+        try:
+            token = trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            pass
+        else:
+            if token is not self._token:
+                self._token = token
         name = _label(getattr(event, "name", None))
         if source is not None:
             if source.from_breaker and type(event) is trine.CallRejected:
@@ -274,7 +281,8 @@ class Exporter:
                 try:
                     return trio.from_thread.run_sync(self._points, owner, trio_token=token)
                 except trio.RunFinishedError:
-                    self._token = None
+                    if self._token is token:  # not replaced by an event of a new run meanwhile
+                        self._token = None
             return self._points(owner, outside_trio=True)
         return self._points(owner)
 

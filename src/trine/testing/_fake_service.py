@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
-from typing import Any, Literal, TypeAlias, final
+from typing import Any, Literal, TypeAlias, cast, final
 
 import attrs
 import trio
@@ -221,6 +221,60 @@ class _Rules:
         return bool(answer)
 
 
+_SCRIPT_FIELDS = ("latency", "fail_calls", "outages", "fail", "error", "retry_after")
+"""The fields of a FakeService that make up its script (its rules)."""
+
+
+def _script(values: Mapping[str, object]) -> tuple[_Rules, dict[str, object]]:
+    """The rules of a service's script fields *values*, checked, and what each field keeps.
+
+    A collection of call numbers is kept as a frozenset and the outages as a tuple, so
+    the fields show what the service follows and cannot be changed in place unseen.
+    """
+    if values["latency"] is None:
+        raise TypeError("latency must be a number or a function, got None")
+    rules = _Rules.build(*(values[name] for name in _SCRIPT_FIELDS))
+    latency, fail_calls = values["latency"], values["fail_calls"]
+    if not callable(fail_calls):
+        fail_calls = frozenset(cast("Collection[int]", fail_calls))  # checked by _Rules.build
+    kept = {
+        "latency": latency if callable(latency) else rules.latency,
+        "fail_calls": fail_calls,
+        "outages": rules.outages,
+        "fail": values["fail"],
+        "error": values["error"],
+        "retry_after": rules.retry_after,
+    }
+    return rules, kept
+
+
+def _check_scripts(value: object) -> dict[Hashable, FakeScript]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"scripts must be a mapping of keys to FakeScripts, got {value!r}")
+    for key, script in value.items():
+        if not isinstance(script, FakeScript):
+            raise TypeError(f"scripts must map keys to FakeScripts, got {script!r} for {key!r}")
+    return dict(value)
+
+
+def _rescript(service: FakeService, attribute: attrs.Attribute[Any], value: object) -> object:
+    """``on_setattr`` of a script field: check the script as the constructor does, and
+    make the calls that start from now on follow it."""
+    values = {name: getattr(service, name) for name in _SCRIPT_FIELDS}
+    values[attribute.name] = value
+    rules, kept = _script(values)
+    object.__setattr__(service, "_rules", rules)
+    return kept[attribute.name]
+
+
+def _set_scripts(service: FakeService, attribute: attrs.Attribute[Any], value: object) -> object:
+    return _check_scripts(value)
+
+
+def _set_key(service: FakeService, attribute: attrs.Attribute[Any], value: object) -> object:
+    return check_sync_callable("key", value)
+
+
 def _seconds(latency: float | Callable[[FakeRequest], float], request: FakeRequest) -> float:
     if not callable(latency):
         return latency
@@ -329,6 +383,17 @@ class FakeService:
             scripts={"/legacy": FakeScript(fail=lambda call: True)},
         )
 
+    The script may be changed mid-test by assigning its fields (*latency*,
+    *fail_calls*, *outages*, *fail*, *error*, *retry_after*, *scripts*,
+    *key*): the value is checked as the constructor checks it, and the calls
+    that start after it follow it (a call already running keeps the script it
+    started under). To take the service down now::
+
+        service.outages = [(trio.current_time(), math.inf)]
+
+    *fail_calls* (a collection) is kept as a ``frozenset`` and *outages* as a
+    tuple, so they are changed by assignment, not in place.
+
     Args:
       latency: seconds each call takes, or a function ``(request) -> seconds``
         of its :class:`FakeRequest` (the older form ``(call_number,
@@ -352,17 +417,30 @@ class FakeService:
         not hashable).
 
     Raises:
-      TypeError, ValueError: for an invalid argument, naming it.
+      TypeError, ValueError: for an invalid argument, naming it (at construction
+        or when a field is assigned).
     """
 
-    latency: Latency = attrs.field(default=0.0, kw_only=True)
-    fail_calls: Collection[int] | Callable[[int], bool] = attrs.field(default=(), kw_only=True)
-    outages: Iterable[tuple[float, float]] = attrs.field(default=(), kw_only=True)
-    fail: Callable[[FakeRequest], object] | None = attrs.field(default=None, kw_only=True)
-    error: Callable[[FakeRequest], BaseException] | None = attrs.field(default=None, kw_only=True)
-    retry_after: float | None = attrs.field(default=None, kw_only=True)
-    scripts: Mapping[Hashable, FakeScript] = attrs.field(factory=dict, kw_only=True)
-    key: Callable[..., Hashable] = attrs.field(default=_first_argument, kw_only=True)
+    latency: Latency = attrs.field(default=0.0, kw_only=True, on_setattr=_rescript)
+    fail_calls: Collection[int] | Callable[[int], bool] = attrs.field(
+        default=(), kw_only=True, on_setattr=_rescript
+    )
+    outages: Iterable[tuple[float, float]] = attrs.field(
+        default=(), kw_only=True, on_setattr=_rescript
+    )
+    fail: Callable[[FakeRequest], object] | None = attrs.field(
+        default=None, kw_only=True, on_setattr=_rescript
+    )
+    error: Callable[[FakeRequest], BaseException] | None = attrs.field(
+        default=None, kw_only=True, on_setattr=_rescript
+    )
+    retry_after: float | None = attrs.field(default=None, kw_only=True, on_setattr=_rescript)
+    scripts: Mapping[Hashable, FakeScript] = attrs.field(
+        factory=dict, kw_only=True, on_setattr=_set_scripts
+    )
+    key: Callable[..., Hashable] = attrs.field(
+        default=_first_argument, kw_only=True, on_setattr=_set_key
+    )
 
     calls: list[FakeCall] = attrs.field(factory=list, init=False)
     """Every finished call, in the order they finished."""
@@ -375,25 +453,13 @@ class FakeService:
     _rules: _Rules = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        if self.latency is None:
-            raise TypeError("latency must be a number or a function, got None")
-        self._rules = _Rules.build(
-            self.latency,
-            self.fail_calls,
-            self.outages,
-            self.fail,
-            self.error,
-            self.retry_after,
-        )
-        self.retry_after = self._rules.retry_after
-        scripts: object = self.scripts
-        if not isinstance(scripts, Mapping):
-            raise TypeError(f"scripts must be a mapping of keys to FakeScripts, got {scripts!r}")
-        for key, script in scripts.items():
-            if not isinstance(script, FakeScript):
-                raise TypeError(f"scripts must map keys to FakeScripts, got {script!r} for {key!r}")
-        self.scripts = dict(scripts)
-        self.key = check_sync_callable("key", self.key)
+        # object.__setattr__: the fields' on_setattr checks are for later assignments.
+        rules, kept = _script({name: getattr(self, name) for name in _SCRIPT_FIELDS})
+        for name, value in kept.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_rules", rules)
+        object.__setattr__(self, "scripts", _check_scripts(self.scripts))
+        object.__setattr__(self, "key", check_sync_callable("key", self.key))
 
     def fails(self, call_number: int, start: float) -> bool:
         """Whether call *call_number*, starting at fake time *start*, fails by the
@@ -440,18 +506,16 @@ class FakeService:
         if service_rules.fails(request.number, request) or (
             script is not None and rules.fails(request.key_number, request)
         ):
-            error = self._error(rules, request)
+            error = self._error(service_rules, rules, request)
             self._record(request, "error", error)
             raise error
         self._record(request, "ok", None)
         return request.number
 
-    def _error(self, rules: _Rules, request: FakeRequest) -> BaseException:
-        build = self._rules.error if rules.error is None else rules.error
+    def _error(self, service: _Rules, rules: _Rules, request: FakeRequest) -> BaseException:
+        build = service.error if rules.error is None else rules.error
         if build is None:
-            retry_after = (
-                self._rules.retry_after if rules.retry_after is None else rules.retry_after
-            )
+            retry_after = service.retry_after if rules.retry_after is None else rules.retry_after
             return FakeServiceError(request.number, retry_after)
         error = check_sync_result("error", build(request))
         if not isinstance(error, BaseException):
